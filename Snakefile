@@ -1,0 +1,24 @@
+# featevo: rebuild "Visualization of Feature Evolution During Convolutional
+# Neural Network Training" (Punjabi & Katsaggelos, 2017) from its inputs.
+#
+#   snakemake --cores 2                              the embedded demo (config.yaml)
+#   snakemake --cores 8 --configfile configs/paper.yaml --config data.imagenet=...
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/visualize.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        figure_targets(),
+    default_target: True

@@ -1,0 +1,68 @@
+"""Checks of the configuration that a JSON schema cannot express.
+
+Run at parse time by the Snakefile, after the schema, so that bad input stops
+the workflow before any job starts, with the config key named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from featevo.standin import DRAW
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Every problem found, each naming its config key and what to do."""
+    errors = []
+    data, exps = cfg["data"], cfg["experiments"]
+    if data["val_per_class"] >= data["images_per_class"]:
+        errors.append(f"data.val_per_class ({data['val_per_class']}) must be below data.images_per_class "
+                      f"({data['images_per_class']})")
+    wnids = [c["wnid"] for c in data["classes"]]
+    if len(set(wnids)) != len(wnids):
+        errors.append(f"data.classes: a wnid is listed twice ({wnids})")
+    if data["source"] == "imagenet":
+        path = data.get("imagenet")
+        if not path:
+            errors.append("data.imagenet: data.source is imagenet but no path is set; point data.imagenet at your "
+                          "ImageNet training folder, folder of <wnid>.tar files, or ILSVRC2012_img_train.tar")
+        elif not Path(path).exists():
+            errors.append(f"data.imagenet: {path} does not exist")
+    else:
+        std = cfg.get("standin", {})
+        unknown = [w for w in wnids + std.get("extra_wnids", []) if w not in DRAW]
+        if unknown:
+            errors.append(f"data.classes / standin.extra_wnids: the stand-in cannot draw {unknown}; it knows "
+                          f"{sorted(DRAW)} (or set data.source: imagenet)")
+        if std.get("images_per_class", 0) < data["images_per_class"]:
+            errors.append(f"standin.images_per_class ({std.get('images_per_class')}) must be at least "
+                          f"data.images_per_class ({data['images_per_class']})")
+        if std.get("images_per_class", 0) < cfg["reference"].get("images_per_class", 0):
+            errors.append("reference.images_per_class must not exceed standin.images_per_class")
+    if cfg["visualize"]["median_size"] % 2 == 0:
+        errors.append(f"visualize.median_size ({cfg['visualize']['median_size']}) must be odd")
+    ref = cfg["reference"]
+    if ref["source"] == "train" and data["source"] != "standin":
+        errors.append("reference.source: train needs data.source: standin (the reference is trained on every "
+                      "stand-in class); use reference.source: torchvision with ImageNet")
+    if ref["source"] == "torchvision":
+        m = cfg["model"]
+        if (m["arch"], m["width_divisor"], m["pool_size"]) != ("vgg16", 1, 7):
+            errors.append("reference.source: torchvision weights are VGG-16's: set model.arch vgg16, "
+                          "model.width_divisor 1, model.pool_size 7")
+        missing = [c["name"] for c in data["classes"] if "imagenet_index" not in c]
+        if missing:
+            errors.append(f"data.classes: {missing} need imagenet_index for the torchvision reference")
+    names = {}
+    for name, exp in exps.items():
+        paper = exp.get("paper")
+        if paper and len(paper["epochs"]) != len(paper["val_acc"]):
+            errors.append(f"experiments.{name}.paper: epochs and val_acc differ in length")
+        for key in ("figure", "table"):
+            if key in exp:
+                if exp[key] in names:
+                    errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
+                names[exp[key]] = f"experiments.{name}.{key}"
+    if "fig3" in names:
+        errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
+    return errors

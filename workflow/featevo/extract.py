@@ -1,0 +1,245 @@
+"""Extract the class subset: pick images, split, decode and resize once.
+
+Reads an ImageNet training set as users have it (``--layout``):
+
+* ``folder``: the extracted ``train/<wnid>/*.JPEG`` folders (the stand-in too);
+* ``synset_tars``: a folder of per-synset tars, ``<wnid>.tar``;
+* ``train_tar``: the official ``ILSVRC2012_img_train.tar``, a tar of per-synset
+  tars, streamed member by member, never unpacked.
+
+Writes ``{train,val}_images.npy`` (uint8, N x H x W x 3), ``{train,val}_labels.npy``
+and ``manifest.csv`` (one row per image: split, label, source member, SHA-256 of
+its bytes).  The same inputs and seed give the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+class ExtractionError(RuntimeError):
+    """Bad input, with the file or config key named and what to do."""
+
+
+# ---- reading the three layouts -------------------------------------------
+
+
+def detect_layout(path: Path) -> str:
+    if path.is_file():
+        return "train_tar"
+    if not path.is_dir():
+        raise ExtractionError(f"data.imagenet: {path} does not exist; point it at the ImageNet training "
+                              "folder, a folder of <wnid>.tar files, or ILSVRC2012_img_train.tar")
+    if any(path.glob("n*.tar")):
+        return "synset_tars"
+    return "folder"
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[str]]:
+    """Image member names per wnid, sorted, without reading any image."""
+    found: dict[str, list[str]] = {}
+    if layout == "folder":
+        for w in wnids:
+            d = path / w
+            found[w] = sorted(p.name for p in d.iterdir() if _is_image(p.name)) if d.is_dir() else []
+    elif layout == "synset_tars":
+        for w in wnids:
+            t = path / f"{w}.tar"
+            if t.is_file():
+                with tarfile.open(t) as tf:
+                    found[w] = sorted(m.name for m in tf if m.isfile() and _is_image(m.name))
+            else:
+                found[w] = []
+    elif layout == "train_tar":
+        wanted = {f"{w}.tar": w for w in wnids}
+        found = {w: [] for w in wnids}
+        with tarfile.open(path, mode="r|") as outer:  # stream: the whole tar is ~140 GB
+            for member in outer:
+                w = wanted.get(Path(member.name).name)
+                if w is None or not member.isfile():
+                    continue
+                with tarfile.open(fileobj=outer.extractfile(member), mode="r|") as inner:
+                    found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
+    else:
+        raise ExtractionError(f"data.layout: unknown {layout!r}; use auto, folder, synset_tars or train_tar")
+    return found
+
+
+def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (wnid, member name, bytes) for the wanted members only."""
+    if layout == "folder":
+        for w, names in wanted.items():
+            for name in sorted(names):
+                yield w, name, (path / w / name).read_bytes()
+    elif layout == "synset_tars":
+        for w, names in wanted.items():
+            with tarfile.open(path / f"{w}.tar", mode="r|") as tf:
+                for m in tf:
+                    if m.name in names:
+                        yield w, m.name, tf.extractfile(m).read()
+    else:
+        by_tar = {f"{w}.tar": w for w in wanted}
+        with tarfile.open(path, mode="r|") as outer:
+            for member in outer:
+                w = by_tar.get(Path(member.name).name)
+                if w is None:
+                    continue
+                with tarfile.open(fileobj=outer.extractfile(member), mode="r|") as inner:
+                    for m in inner:
+                        if m.name in wanted[w]:
+                            yield w, m.name, inner.extractfile(m).read()
+
+
+# ---- decoding ---------------------------------------------------------------
+
+
+def decode(data: bytes, size: int, resize: str = "stretch") -> np.ndarray:
+    """Any JPEG/PNG (RGB, CMYK, grayscale, palette) as uint8 RGB size x size.
+
+    The format is sniffed from the bytes, not the name: ImageNet has a PNG
+    named ``.JPEG``.  ``stretch`` resizes to size x size as the paper did;
+    ``center_crop`` keeps the aspect ratio and crops the longer side.
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it can
+        img = img.convert("RGB")  # CMYK, L, P, RGBA -> RGB
+        if resize == "center_crop":
+            w, h = img.size
+            s = min(w, h)
+            img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        elif resize != "stretch":
+            raise ExtractionError(f"data.resize: unknown {resize!r}; use stretch or center_crop")
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+        return np.asarray(img, dtype=np.uint8)
+
+
+# ---- selection and split ------------------------------------------------------
+
+
+def select_and_split(members: dict[str, list[str]], per_class: int, val_per_class: int,
+                     seed: int) -> pd.DataFrame:
+    """Seeded choice of ``per_class`` images per class and a stratified split.
+
+    Each class draws from its own stream seeded by (seed, wnid), so the choice
+    for one class does not depend on which other classes are asked for.
+    """
+    if not 0 <= val_per_class < per_class:
+        raise ExtractionError(f"data.val_per_class ({val_per_class}) must be at least 0 and below "
+                              f"data.images_per_class ({per_class})")
+    rows = []
+    for label, (wnid, names) in enumerate(members.items()):
+        if not names:
+            raise ExtractionError(f"data.classes: synset {wnid} has no images in the input; check the wnid "
+                                  "and data.imagenet")
+        if len(names) < per_class:
+            raise ExtractionError(f"data.images_per_class: synset {wnid} has only {len(names)} images, "
+                                  f"{per_class} asked for; lower data.images_per_class")
+        rng = np.random.default_rng([seed, int(wnid.lstrip("n") or 0)])
+        chosen = np.sort(rng.choice(len(names), per_class, replace=False))
+        val = set(rng.choice(chosen, val_per_class, replace=False).tolist())
+        for i in chosen:
+            rows.append({"split": "val" if i in val else "train", "label": label, "wnid": wnid,
+                         "member": names[i]})
+    return pd.DataFrame(rows)
+
+
+def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_class: int, size: int,
+            seed: int = 0, layout: str = "auto", resize: str = "stretch", skip_unreadable: bool = False,
+            threads: int = 1, log=print) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise ExtractionError(f"data.imagenet: {path} does not exist")
+    if layout == "auto":
+        layout = detect_layout(path)
+    start = time.monotonic()
+    log(f"[extract] {path} ({layout}): listing {len(wnids)} synsets")
+    table = select_and_split(list_members(path, layout, wnids), per_class, val_per_class, seed)
+    wanted = {w: set(g["member"]) for w, g in table.groupby("wnid", sort=False)}
+    index = {(w, m): i for i, (w, m) in enumerate(zip(table["wnid"], table["member"]))}
+    images = np.zeros((len(table), size, size, 3), np.uint8)
+    digests = [""] * len(table)
+    rejects: list[tuple[str, str, str]] = []
+
+    def work(item):
+        w, name, data = item
+        i = index[(w, name)]
+        digests[i] = hashlib.sha256(data).hexdigest()
+        try:
+            images[i] = decode(data, size, resize)
+        except ExtractionError:
+            raise
+        except Exception as exc:  # truncated, not an image, unsupported mode
+            if not skip_unreadable:
+                raise ExtractionError(f"{path}: {w}/{name} cannot be decoded ({exc}); replace the file, or set "
+                                      "data.skip_unreadable: true to leave such files out") from exc
+            rejects.append((w, name, str(exc)))
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
+        for n, _ in enumerate(pool.map(work, read_members(path, layout, wanted)), 1):
+            if n % 1000 == 0:
+                log(f"[extract] {n}/{len(table)} images, {time.monotonic() - start:.1f} s")
+    table["sha256"] = digests
+    missing = table["sha256"] == ""
+    if missing.any():
+        raise ExtractionError(f"{path}: {int(missing.sum())} listed members could not be read back, e.g. "
+                              f"{table.loc[missing, 'member'].iloc[0]}")
+    bad = {(w, m) for w, m, _ in rejects}
+    table["rejected"] = [(w, m) in bad for w, m in zip(table["wnid"], table["member"])]
+    keep = ~table["rejected"].to_numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        sel = keep & (table["split"] == split).to_numpy()
+        np.save(out / f"{split}_images.npy", images[sel])
+        np.save(out / f"{split}_labels.npy", table.loc[sel, "label"].to_numpy(np.int64))
+    table.to_csv(out / "manifest.csv", index=False)
+    for w, m, why in rejects:
+        log(f"[extract] rejected {w}/{m}: {why}")
+    log(f"[extract] {int(keep.sum())} images ({int((table['split'][keep] == 'val').sum())} val), "
+        f"{len(rejects)} rejected, {size}x{size} px, {time.monotonic() - start:.1f} s")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--wnids", nargs="+", required=True)
+    p.add_argument("--per-class", type=int, required=True)
+    p.add_argument("--val-per-class", type=int, required=True)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--resize", default="stretch")
+    p.add_argument("--skip-unreadable", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    try:
+        extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
+                seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,
+                threads=a.threads, log=lambda m: print(m, flush=True))
+    except ExtractionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""VGG-16 as torchvision builds it, optionally narrowed for the CPU demo.
+
+Parameter names are torchvision's (``features.N.weight``, ``classifier.6.bias``),
+so torchvision's ImageNet weights load into ``width_divisor=1`` unchanged and a
+checkpoint of ours loads into ``torchvision.models.vgg16``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torchvision.models.vgg import VGG, cfgs, make_layers
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a network from a checkpoint."""
+
+    arch: str = "vgg16"
+    num_classes: int = 4
+    width_divisor: int = 1
+    pool_size: int = 7  # side of the adaptive pool before the classifier (7 at 224 px)
+    dropout: float = 0.5
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_CFG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+
+
+def _init_like_torchvision(model: nn.Module) -> None:
+    # torchvision's VGG init: Kaiming for convolutions, N(0, 0.01) for linears.
+    # PyTorch's default init leaves an unnormalized VGG whose logits barely
+    # depend on the input, and it never trains.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
+    """A freshly initialized VGG; the same seed gives the same weights."""
+    if spec.arch not in _CFG:
+        raise ValueError(f"model.arch: unknown {spec.arch!r}; choose one of {sorted(_CFG)}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    layout = [v if v == "M" else max(1, v // spec.width_divisor) for v in cfgs[_CFG[spec.arch]]]
+    model = VGG(make_layers(layout, batch_norm=False), num_classes=spec.num_classes, init_weights=False,
+                dropout=spec.dropout)
+    channels = [v for v in layout if v != "M"][-1]
+    hidden = max(1, 4096 // spec.width_divisor)
+    model.avgpool = nn.AdaptiveAvgPool2d(spec.pool_size)
+    model.classifier = nn.Sequential(  # torchvision's classifier, indices included
+        nn.Linear(channels * spec.pool_size**2, hidden),
+        nn.ReLU(True),
+        nn.Dropout(spec.dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(True),
+        nn.Dropout(spec.dropout),
+        nn.Linear(hidden, spec.num_classes),
+    )
+    _init_like_torchvision(model)
+    return model
+
+
+def last_linear_name(model: nn.Module) -> str:
+    """Name of the output layer (the one cut to the number of classes)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1]
+
+
+def transfer(target: nn.Module, source_state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor whose name and shape match; returns the names not copied.
+
+    The output layer is never copied (its class count differs), which is the
+    paper's "the weights from this layer could not be transferred".
+    """
+    own = target.state_dict()
+    head = last_linear_name(target)
+    missing = []
+    for name, tensor in own.items():
+        src = source_state.get(name)
+        if name.startswith(head + ".") or src is None or src.shape != tensor.shape:
+            missing.append(name)
+        else:
+            tensor.copy_(src)
+    return missing

@@ -1,0 +1,254 @@
+"""Training: epoch 0 (initial weights), one epoch at a time, and the reference net.
+
+``init``      writes epoch 0: random init, or the reference network's weights
+              with the output layer cut to the subset's classes.
+``epoch``     takes the checkpoint of epoch e-1 (and its optimizer state) to e.
+``reference`` trains the demo's "full ImageNet" network on every stand-in class.
+
+Adadelta with the Keras defaults of the paper's time (lr 1.0, rho 0.95,
+eps 1e-8), cross-entropy, shuffling seeded by (seed, epoch), so that an epoch
+rerun from the same checkpoint gives the same weights on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from featevo import checkpoint as ck
+from featevo.device import autocast, configure, pick_device
+from featevo.models import ModelSpec, build_model, transfer
+
+# ImageNet statistics: torchvision's weights expect them, and the stand-in uses
+# them too so that both paths see identically normalized inputs.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class Subset:
+    """The extracted arrays of one split, held in memory as uint8 NHWC."""
+
+    def __init__(self, folder: Path, split: str):
+        path = Path(folder) / f"{split}_images.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing; rerun the extract_subset rule")
+        self.images = np.load(path)
+        self.labels = np.load(Path(folder) / f"{split}_labels.npy")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{folder}: {split} images and labels differ in length")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def to_input(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC -> normalized float NCHW in channels_last memory (no copy of layout)."""
+    x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float) -> torch.optim.Optimizer:
+    return torch.optim.Adadelta(model.parameters(), lr=lr, rho=rho, eps=eps)
+
+
+@torch.no_grad()
+def evaluate(model, data: Subset, device, precision: str, batch_size: int = 256) -> dict[str, float]:
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        x = to_input(data.images[i:i + batch_size], device)
+        y = torch.from_numpy(data.labels[i:i + batch_size]).to(device)
+        with autocast(device, precision):
+            out = model(x)
+        loss += F.cross_entropy(out.float(), y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+    n = max(1, len(data))
+    return {"loss": loss / n, "acc": correct / n}
+
+
+def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, batch_size: int, device,
+                    precision: str, log=print, tag: str = "") -> dict[str, float]:
+    """One pass over the training split in a (seed, epoch)-seeded order."""
+    model.train()
+    order = np.random.default_rng([seed, epoch]).permutation(len(data))
+    torch.manual_seed(seed * 100_003 + epoch)  # dropout masks
+    n_batches = math.ceil(len(order) / batch_size)
+    every = max(1, n_batches // 5)
+    loss_sum, correct, seen, start = 0.0, 0, 0, time.monotonic()
+    for b in range(n_batches):
+        idx = np.sort(order[b * batch_size:(b + 1) * batch_size])  # sorted: faster gather, same batch
+        x = to_input(data.images[idx], device)
+        y = torch.from_numpy(data.labels[idx]).to(device)
+        with autocast(device, precision):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(idx)
+        correct += (out.argmax(1) == y).sum().item()
+        seen += len(idx)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"{tag} epoch {epoch}: the loss became {loss.item()} at batch {b + 1}")
+        if (b + 1) % every == 0 or b + 1 == n_batches:
+            dt = time.monotonic() - start
+            log(f"[train{tag}] epoch {epoch} batch {b + 1}/{n_batches} loss {loss_sum / seen:.4f} "
+                f"acc {correct / seen:.3f} {seen / dt:.0f} img/s")
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
+            "train_seconds": time.monotonic() - start}
+
+
+def _write_metrics(path: Path, metrics: dict) -> None:
+    path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+
+
+def optimizer_path(checkpoint: Path) -> Path:
+    """Optimizer state lives beside its checkpoint until the next epoch consumed it."""
+    return checkpoint.with_name(checkpoint.stem + ".optim.pt")
+
+
+def cmd_init(a) -> None:
+    device = pick_device(a.device)
+    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
+                     pool_size=a.pool_size, dropout=a.dropout)
+    model = build_model(spec, seed=a.seed)
+    source = "random"
+    if a.from_checkpoint:
+        ref = ck.load_checkpoint(a.from_checkpoint)
+        ref_spec = ModelSpec(**ref["spec"])
+        if (ref_spec.arch, ref_spec.width_divisor, ref_spec.pool_size) != (spec.arch, spec.width_divisor,
+                                                                           spec.pool_size):
+            raise ValueError(f"{a.from_checkpoint}: its network ({ref_spec}) does not match model.* in the "
+                             f"config ({spec}); the weights cannot be transferred")
+        not_copied = transfer(model, ref["model"])
+        print(f"[init] transferred {len(model.state_dict()) - len(not_copied)} tensors from "
+              f"{a.from_checkpoint}; kept the fresh init for {not_copied}", flush=True)
+        source = str(a.from_checkpoint)
+    model.to(device, memory_format=torch.channels_last)
+    val = evaluate(model, Subset(a.data, "val"), device, a.precision)
+    metrics = {"epoch": 0, "val_loss": val["loss"], "val_acc": val["acc"], "train_loss": float("nan"),
+               "train_acc": float("nan"), "init": source}
+    ck.save_checkpoint(a.out, model, spec, epoch=0, classes=a.classes, metrics=metrics)
+    _write_metrics(a.metrics, metrics)
+    print(f"[init] epoch 0 ({source}): val acc {val['acc']:.3f} loss {val['loss']:.4f} -> {a.out}", flush=True)
+
+
+def cmd_epoch(a) -> None:
+    device = pick_device(a.device)
+    configure(device, a.threads, a.deterministic)
+    model, prev = ck.load_model(a.previous)
+    epoch = prev["epoch"] + 1
+    spec = ModelSpec(**prev["spec"])
+    model.to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
+    prev_opt = optimizer_path(a.previous)
+    if prev_opt.is_file():
+        optimizer.load_state_dict(torch.load(prev_opt, map_location=device, weights_only=True))
+        state = "continued"
+    elif prev["epoch"] == 0:
+        state = "fresh"
+    else:
+        # consumed by an earlier run of this epoch (train.keep_optimizer_state: false)
+        state = "reset"
+        print(f"[train] WARNING: {prev_opt} is gone, so epoch {epoch} starts from a fresh Adadelta state and "
+              "will not equal the first run bit for bit; set train.keep_optimizer_state: true to keep "
+              "every epoch recomputable", flush=True)
+    train = Subset(a.data, "train")
+    val = Subset(a.data, "val")
+    tag = f" {a.tag}" if a.tag else ""
+    start = time.monotonic()
+    stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
+                            device=device, precision=a.precision, log=lambda m: print(m, flush=True), tag=tag)
+    v = evaluate(model, val, device, a.precision)
+    metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
+               "images_per_s": len(train) / stats["train_seconds"], "device": str(device)}
+    # optimizer first, checkpoint last: a checkpoint on disk always has its state beside it
+    ck.atomic_save(optimizer.state_dict(), optimizer_path(a.out))
+    ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
+    _write_metrics(a.metrics, metrics)
+    if not a.keep_optimizer_state:
+        prev_opt.unlink(missing_ok=True)
+    print(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
+          f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}", flush=True)
+
+
+def cmd_reference(a) -> None:
+    device = pick_device(a.device)
+    configure(device, a.threads, a.deterministic)
+    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
+                     pool_size=a.pool_size, dropout=a.dropout)
+    model = build_model(spec, seed=a.seed).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
+    train, val = Subset(a.data, "train"), Subset(a.data, "val")
+    history = []
+    for epoch in range(1, a.epochs + 1):
+        stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
+                                device=device, precision=a.precision, log=lambda m: print(m, flush=True),
+                                tag=" reference")
+        v = evaluate(model, val, device, a.precision)
+        history.append({"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"]})
+        print(f"[train reference] epoch {epoch}/{a.epochs}: val acc {v['acc']:.3f} on {len(a.classes)} classes",
+              flush=True)
+    ck.save_checkpoint(a.out, model, spec, epoch=a.epochs, classes=a.classes, metrics=history[-1],
+                       extra={"history": history})
+    _write_metrics(a.metrics, history[-1])
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder written by featevo.extract")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True, help="JSON file for this checkpoint's metrics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--deterministic", action="store_true")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", nargs="+", required=True, help="wnids, in label order")
+    p.add_argument("--arch", default="vgg16")
+    p.add_argument("--width-divisor", type=int, default=1)
+    p.add_argument("--pool-size", type=int, default=7)
+    p.add_argument("--dropout", type=float, default=0.5)
+
+
+def _optim_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1.0)
+    p.add_argument("--rho", type=float, default=0.95)
+    p.add_argument("--eps", type=float, default=1e-8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    init = sub.add_parser("init", help="write epoch 0")
+    _common(init), _model_args(init)
+    init.add_argument("--from-checkpoint", type=Path, help="initialize from this network (all but the head)")
+    ep = sub.add_parser("epoch", help="train checkpoint e-1 for one epoch")
+    _common(ep), _optim_args(ep)
+    ep.add_argument("--previous", type=Path, required=True)
+    ep.add_argument("--keep-optimizer-state", action="store_true")
+    ep.add_argument("--tag", default="")
+    ref = sub.add_parser("reference", help="train the demo's reference network on every class")
+    _common(ref), _model_args(ref), _optim_args(ref)
+    ref.add_argument("--epochs", type=int, required=True)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads) if a.threads else None
+    {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+# Configuration checks, paths and helpers shared by every stage.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate, min_version
+
+min_version("9.0")
+
+# The package the rules call lives beside the rules; jobs find it (and the
+# interpreter that runs Snakemake) without an install step.
+_PKG = str(Path(workflow.basedir) / "workflow")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG, os.environ.get("PYTHONPATH")) if p)
+os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+sys.path.insert(0, _PKG)
+
+from featevo.config_checks import check_config  # noqa: E402
+
+
+validate(config, "../schemas/config.schema.yaml")
+_errors = check_config(config)
+if _errors:
+    raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
+
+ENV = "../../envs/featevo.yaml"
+RUN = f"results/{config['run_name']}"
+CLASSES = config["data"]["classes"]
+WNIDS = [c["wnid"] for c in CLASSES]
+NAMES = [c["name"] for c in CLASSES]
+EXPERIMENTS = config["experiments"]
+STANDIN = config["data"]["source"] == "standin"
+
+
+def logfile(name):
+    return f"{RUN}/logs/{name}.log"
+
+
+def checkpoint(exp, epoch):
+    return f"{RUN}/train/{exp}/epoch_{int(epoch):03d}.pt"
+
+
+def metrics(exp, epoch):
+    return f"{RUN}/train/{exp}/epoch_{int(epoch):03d}.json"
+
+
+def composite(exp, epoch):
+    return f"{RUN}/viz/{exp}/epoch_{int(epoch):03d}/composite.png"
+
+
+def epochs(exp):
+    return range(EXPERIMENTS[exp]["epochs"] + 1)
+
+
+def reference_wnids():
+    return WNIDS + [w for w in config.get("standin", {}).get("extra_wnids", []) if w not in WNIDS]
+
+
+def reference_units():
+    """Output unit of each class in the reference network (Fig. 3)."""
+    if config["reference"]["source"] == "torchvision":
+        return [c["imagenet_index"] for c in CLASSES]
+    return [reference_wnids().index(w) for w in WNIDS]
+
+
+def subset_spec(subset):
+    d = config["data"]
+    if subset == "main":
+        return WNIDS, d["images_per_class"], d["val_per_class"]
+    r = config["reference"]
+    return reference_wnids(), r["images_per_class"], r["val_per_class"]
+
+
+def imagenet_input():
+    return f"{RUN}/standin" if STANDIN else config["data"]["imagenet"]
+
+
+def figure_targets():
+    out = []
+    for exp, spec in EXPERIMENTS.items():
+        if "figure" in spec:
+            out += expand(f"{RUN}/figures/{spec['figure']}.{{ext}}", ext=["png", "pdf"])
+        if "table" in spec:
+            out += expand(f"{RUN}/tables/{spec['table']}.{{ext}}", ext=["csv", "md", "tex"])
+    out += expand(f"{RUN}/figures/{{name}}.{{ext}}", name=["fig3", "learning_curves"], ext=["png", "pdf"])
+    return out
+
+
+def experiment_of(kind, name):
+    """The experiment whose `figure` (or `table`) is called name."""
+    for exp, spec in EXPERIMENTS.items():
+        if spec.get(kind) == name:
+            return exp
+    raise ValueError(f"no experiment has {kind}: {name}")
+
+
+def paper_args(exp):
+    paper = EXPERIMENTS[exp].get("paper")
+    if not paper:
+        return ""
+    return "--paper-epochs {} --paper-acc {}".format(
+        " ".join(map(str, paper["epochs"])), " ".join(map(str, paper["val_acc"]))
+    )

@@ -1,0 +1,136 @@
+# Stage 2: epoch 0, then one job per epoch (e-1 -> e), and the reference network.
+# Chained per-epoch jobs: a killed job loses at most one epoch, epoch e is
+# visualized while e+1 trains, and raising `epochs` continues a finished run.
+
+T = config["train"]
+M = config["model"]
+MODEL_ARGS = (
+    f"--arch {M['arch']} --width-divisor {M['width_divisor']} --pool-size {M['pool_size']}"
+    f" --dropout {M['dropout']}"
+)
+OPTIM_ARGS = f"--batch-size {T['batch_size']} --lr {T['lr']} --rho {T['rho']} --eps {T['eps']}"
+RUNTIME_ARGS = (
+    f"--device {T['device']} --precision {T['precision']}"
+    + (" --deterministic" if T["deterministic"] else "")
+)
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS),
+    epoch="(?!000)[0-9]{3}",
+
+
+if config["reference"]["source"] == "train":
+
+    rule train_reference:
+        input:
+            rules.extract_subset.output.train.format(RUN=RUN, subset="reference"),
+        output:
+            ckpt=f"{RUN}/reference/model.pt",
+            metrics=f"{RUN}/reference/model.json",
+        log:
+            logfile("train_reference"),
+        conda:
+            ENV
+        threads: config["reference"]["threads"]
+        params:
+            data=f"{RUN}/data/reference",
+            classes=reference_wnids(),
+            epochs=config["reference"]["epochs"],
+            seed=T["seed"],
+            model=MODEL_ARGS,
+            optim=OPTIM_ARGS,
+            runtime=RUNTIME_ARGS,
+        shell:
+            "python -m featevo.train reference --data {params.data} --out {output.ckpt}"
+            " --metrics {output.metrics} --classes {params.classes} --epochs {params.epochs}"
+            " --seed {params.seed} {params.model} {params.optim} {params.runtime}"
+            " --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule import_reference:
+        output:
+            ckpt=f"{RUN}/reference/model.pt",
+            metrics=f"{RUN}/reference/model.json",
+        log:
+            logfile("import_reference"),
+        localrule: True
+        conda:
+            ENV
+        params:
+            weights=config["reference"].get("weights") or "",
+        shell:
+            "python -m featevo.weights --weights '{params.weights}' --out {output.ckpt}"
+            " --metrics {output.metrics} > {log} 2>&1"
+
+
+def init_inputs(wildcards):
+    inputs = {"val": f"{RUN}/data/main/val_images.npy"}
+    if EXPERIMENTS[wildcards.exp]["init"] == "reference":
+        inputs["reference"] = f"{RUN}/reference/model.pt"
+    return inputs
+
+
+rule init_model:
+    input:
+        unpack(init_inputs),
+    output:
+        ckpt=f"{RUN}/train/{{exp}}/epoch_000.pt",
+        metrics=f"{RUN}/train/{{exp}}/epoch_000.json",
+    log:
+        logfile("train/{exp}/epoch_000"),
+    conda:
+        ENV
+    threads: T["threads"]
+    params:
+        data=f"{RUN}/data/main",
+        classes=WNIDS,
+        source=lambda w, input: f"--from-checkpoint {input.reference}" if "reference" in input.keys() else "",
+        seed=T["seed"],
+        model=MODEL_ARGS,
+        runtime=RUNTIME_ARGS,
+    shell:
+        "python -m featevo.train init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
+        " --classes {params.classes} --seed {params.seed} {params.source} {params.model} {params.runtime}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule train_epoch:
+    input:
+        previous=lambda w: checkpoint(w.exp, int(w.epoch) - 1),
+        train=f"{RUN}/data/main/train_images.npy",
+    output:
+        ckpt=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt",
+        metrics=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.json",
+    log:
+        logfile("train/{exp}/epoch_{epoch}"),
+    conda:
+        ENV
+    threads: T["threads"]
+    params:
+        data=f"{RUN}/data/main",
+        seed=T["seed"],
+        optim=OPTIM_ARGS,
+        runtime=RUNTIME_ARGS,
+        keep="--keep-optimizer-state" if T["keep_optimizer_state"] else "",
+    shell:
+        "python -m featevo.train epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
+        " --metrics {output.metrics} --seed {params.seed} {params.optim} {params.runtime} {params.keep}"
+        " --tag {wildcards.exp} --threads {threads} > {log} 2>&1"
+
+
+rule history:
+    input:
+        lambda w: [metrics(w.exp, e) for e in epochs(w.exp)],
+    output:
+        report(
+            f"{RUN}/train/{{exp}}/history.csv",
+            caption="../report/history.rst",
+            category="Training",
+        ),
+    log:
+        logfile("train/{exp}/history"),
+    conda:
+        ENV
+    shell:
+        "python -m featevo.tables history --metrics {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,51 @@
+# Stage 3: activation maximization, one job per checkpoint, every class in one batch.
+
+V = config["visualize"]
+VIZ_ARGS = (
+    f"--image-size {config['data']['image_size']} --steps {V['steps']} --step-size {V['step_size']}"
+    f" --normalize {V['normalize']} --median-every {V['median_every']} --median-size {V['median_size']}"
+    f" --objective {V['objective']} --init {V['init']} --init-std {V['init_std']} --seed {V['seed']}"
+    f" --device {V['device']} --precision {V['precision']}"
+)
+
+
+rule visualize:
+    input:
+        f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt",
+    output:
+        png=f"{RUN}/viz/{{exp}}/epoch_{{epoch}}/composite.png",
+        npz=f"{RUN}/viz/{{exp}}/epoch_{{epoch}}/classes.npz",
+    log:
+        logfile("viz/{exp}/epoch_{epoch}"),
+    conda:
+        ENV
+    threads: V["threads"]
+    wildcard_constraints:
+        epoch="[0-9]{3}",
+    params:
+        units=list(range(len(CLASSES))),
+        names=NAMES,
+        args=VIZ_ARGS,
+    shell:
+        "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
+        " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
+
+
+rule visualize_reference:
+    input:
+        f"{RUN}/reference/model.pt",
+    output:
+        png=f"{RUN}/viz/reference/composite.png",
+        npz=f"{RUN}/viz/reference/classes.npz",
+    log:
+        logfile("viz/reference"),
+    conda:
+        ENV
+    threads: V["threads"]
+    params:
+        units=reference_units(),
+        names=NAMES,
+        args=VIZ_ARGS,
+    shell:
+        "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
+        " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
