@@ -1,8 +1,11 @@
 """VGG-16 as torchvision builds it, optionally narrowed for the CPU demo.
 
-Parameter names are torchvision's (``features.N.weight``, ``classifier.6.bias``),
-so torchvision's ImageNet weights load into ``width_divisor=1`` unchanged and a
-checkpoint of ours loads into ``torchvision.models.vgg16``.
+Module and parameter names are torchvision's (``features.N.weight``,
+``classifier.6.bias``), so torchvision's ImageNet weights load into
+``width_divisor=1`` unchanged and a checkpoint of ours loads into
+``torchvision.models.vgg16`` (a test holds both to it).  The layout is built
+here rather than imported: ``import torchvision`` costs about 3 s, paid by every
+one of the workflow's per-epoch and per-checkpoint jobs.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torchvision.models.vgg import VGG, cfgs, make_layers
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,38 @@ class ModelSpec:
         return asdict(self)
 
 
-_CFG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+# torchvision.models.vgg.cfgs: conv widths, "M" = 2 x 2 max pool
+_LAYOUTS: dict[str, list] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    """torchvision's VGG: ``features``, ``avgpool``, ``classifier``, same indices."""
+
+    def __init__(self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential):
+        super().__init__()
+        self.features = features
+        self.avgpool = avgpool
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _features(layout: list) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = 3
+    for v in layout:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = v
+    return nn.Sequential(*layers)
 
 
 def _init_like_torchvision(model: nn.Module) -> None:
@@ -46,17 +79,14 @@ def _init_like_torchvision(model: nn.Module) -> None:
 
 def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
     """A freshly initialized VGG; the same seed gives the same weights."""
-    if spec.arch not in _CFG:
-        raise ValueError(f"model.arch: unknown {spec.arch!r}; choose one of {sorted(_CFG)}")
+    if spec.arch not in _LAYOUTS:
+        raise ValueError(f"model.arch: unknown {spec.arch!r}; choose one of {sorted(_LAYOUTS)}")
     if seed is not None:
         torch.manual_seed(seed)
-    layout = [v if v == "M" else max(1, v // spec.width_divisor) for v in cfgs[_CFG[spec.arch]]]
-    model = VGG(make_layers(layout, batch_norm=False), num_classes=spec.num_classes, init_weights=False,
-                dropout=spec.dropout)
+    layout = [v if v == "M" else max(1, v // spec.width_divisor) for v in _LAYOUTS[spec.arch]]
     channels = [v for v in layout if v != "M"][-1]
     hidden = max(1, 4096 // spec.width_divisor)
-    model.avgpool = nn.AdaptiveAvgPool2d(spec.pool_size)
-    model.classifier = nn.Sequential(  # torchvision's classifier, indices included
+    classifier = nn.Sequential(  # torchvision's classifier, indices included
         nn.Linear(channels * spec.pool_size**2, hidden),
         nn.ReLU(True),
         nn.Dropout(spec.dropout),
@@ -65,6 +95,7 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
         nn.Dropout(spec.dropout),
         nn.Linear(hidden, spec.num_classes),
     )
+    model = VGG(_features(layout), nn.AdaptiveAvgPool2d(spec.pool_size), classifier)
     _init_like_torchvision(model)
     return model
 

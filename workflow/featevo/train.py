@@ -57,8 +57,14 @@ def to_input(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float) -> torch.optim.Optimizer:
-    return torch.optim.Adadelta(model.parameters(), lr=lr, rho=rho, eps=eps)
+def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float,
+                   name: str = "adadelta") -> torch.optim.Optimizer:
+    """Adadelta as in the paper; Adam only for the demo's reference network."""
+    if name == "adadelta":
+        return torch.optim.Adadelta(model.parameters(), lr=lr, rho=rho, eps=eps)
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; use adadelta or adam")
 
 
 @torch.no_grad()
@@ -188,7 +194,7 @@ def cmd_reference(a) -> None:
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
                      pool_size=a.pool_size, dropout=a.dropout)
     model = build_model(spec, seed=a.seed).to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
+    optimizer = make_optimizer(model, a.lr, a.rho, a.eps, a.optimizer)
     train, val = Subset(a.data, "train"), Subset(a.data, "val")
     history = []
     for epoch in range(1, a.epochs + 1):
@@ -244,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = sub.add_parser("reference", help="train the demo's reference network on every class")
     _common(ref), _model_args(ref), _optim_args(ref)
     ref.add_argument("--epochs", type=int, required=True)
+    ref.add_argument("--optimizer", default="adadelta", choices=["adadelta", "adam"])
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads) if a.threads else None
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)

@@ -1,6 +1,7 @@
 # Stage 2: epoch 0, then one job per epoch (e-1 -> e), and the reference network.
 # Chained per-epoch jobs: a killed job loses at most one epoch, epoch e is
 # visualized while e+1 trains, and raising `epochs` continues a finished run.
+# Training is the critical path, so it has priority over visualization.
 
 T = config["train"]
 M = config["model"]
@@ -32,13 +33,17 @@ if config["reference"]["source"] == "train":
         conda:
             ENV
         threads: config["reference"]["threads"]
+        priority: 20
         params:
             data=f"{RUN}/data/reference",
             classes=reference_wnids(),
             epochs=config["reference"]["epochs"],
             seed=T["seed"],
             model=MODEL_ARGS,
-            optim=OPTIM_ARGS,
+            optim=(
+                f"--batch-size {T['batch_size']} --optimizer {config['reference']['optimizer']}"
+                f" --lr {config['reference']['lr']} --rho {T['rho']} --eps {T['eps']}"
+            ),
             runtime=RUNTIME_ARGS,
         shell:
             "python -m featevo.train reference --data {params.data} --out {output.ckpt}"
@@ -82,6 +87,7 @@ rule init_model:
     conda:
         ENV
     threads: T["threads"]
+    priority: 10
     params:
         data=f"{RUN}/data/main",
         classes=WNIDS,
@@ -107,6 +113,7 @@ rule train_epoch:
     conda:
         ENV
     threads: T["threads"]
+    priority: 10
     params:
         data=f"{RUN}/data/main",
         seed=T["seed"],

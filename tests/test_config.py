@@ -1,0 +1,75 @@
+import shutil
+
+import pytest
+import yaml
+
+from featevo.config_checks import check_config
+from snakemake_helpers import ROOT, snakemake
+
+
+def demo_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def dry_run_with(workdir, override: dict):
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(override))
+    return snakemake(workdir, "-n", configs=[workdir / "bad.yaml"], check=False)
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"visualize": {"stepz": 10}}, "stepz"),
+    ({"train": {"batch_size": "big"}}, "batch_size"),
+    ({"visualize": {"objective": "max"}}, "objective"),
+    ({"data": {"classes": [{"name": "frog", "wnid": "frog"}, {"name": "x", "wnid": "n01234567"}]}}, "wnid"),
+    ({"data": {"source": "imagenet"}}, "data.imagenet"),
+    ({"data": {"val_per_class": 400}}, "data.val_per_class"),
+    ({"visualize": {"median_size": 4}}, "visualize.median_size"),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
+    proc = dry_run_with(workdir, override)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert key in out, out[-2000:]
+    assert not (workdir / "results").exists()
+
+
+def test_demo_config_is_clean():
+    assert check_config(demo_config()) == []
+
+
+def test_semantic_checks():
+    cfg = demo_config()
+    cfg["reference"]["source"] = "torchvision"
+    cfg["experiments"]["scratch"]["paper"]["val_acc"].pop()
+    cfg["experiments"]["pretrained"]["figure"] = "fig1"
+    errors = "\n".join(check_config(cfg))
+    assert "model.width_divisor 1" in errors
+    assert "experiments.scratch.paper" in errors
+    assert "experiments.pretrained.figure" in errors
+
+
+def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
+    """configs/paper.yaml: 23 + 20 epochs, a visualization per checkpoint, figures and tables."""
+    from snakemake_helpers import job_counts
+
+    imagenet = tmp_path / "imagenet"
+    for c in demo_config()["data"]["classes"]:
+        (imagenet / c["wnid"]).mkdir(parents=True)
+    weights = tmp_path / "vgg16-397923af.pth"
+    weights.write_bytes(b"")
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--config", f"data={{imagenet: {imagenet}}}", f"reference={{weights: {weights}}}",
+                     configs=[ROOT / "configs" / "paper.yaml"])
+    counts = job_counts(proc.stdout)
+    assert counts["train_epoch"] == 23 + 20
+    assert counts["init_model"] == 2
+    assert counts["visualize"] == 24 + 21
+    assert counts["visualize_reference"] == 1 and counts["import_reference"] == 1
+    assert counts["evolution_figure"] == 2 and counts["accuracy_table"] == 2
+    assert "standin" not in counts and counts["extract_subset"] == 1

@@ -1,0 +1,129 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from featevo import train
+from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
+from featevo.models import ModelSpec, build_model, transfer
+
+SPEC = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A tiny extracted subset: 3 classes told apart by colour."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split, n in (("train", 24), ("val", 9)):
+        labels = np.arange(n) % 3
+        imgs = rng.integers(0, 60, (n, 32, 32, 3)).astype(np.uint8)
+        imgs[np.arange(n), :, :, labels] += 150
+        np.save(folder / f"{split}_images.npy", imgs)
+        np.save(folder / f"{split}_labels.npy", labels.astype(np.int64))
+    return folder
+
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    model = build_model(SPEC, seed=1)
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, SPEC, epoch=3, classes=["n1", "n2", "n3"], metrics={"val_acc": 0.5})
+    raw = torch.load(path, weights_only=True)  # no pickled classes
+    assert raw["epoch"] == 3 and raw["classes"] == ["n1", "n2", "n3"] and raw["metrics"] == {"val_acc": 0.5}
+    loaded, _ = load_model(path)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(model.eval()(x), loaded(x))
+
+
+def test_checkpoint_loads_into_torchvision_vgg16(tmp_path):
+    import torchvision
+
+    spec = ModelSpec(num_classes=4)
+    path = tmp_path / "full.pt"
+    save_checkpoint(path, build_model(spec, seed=0), spec, epoch=0, classes=[])
+    tv = torchvision.models.vgg16(num_classes=4)
+    tv.load_state_dict(load_checkpoint(path)["model"])  # same names and shapes as torchvision
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "c.pt"
+    atomic_save({"a": torch.zeros(1)}, path)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        atomic_save({"f": lambda: 0}, path)  # cannot be pickled
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_unreadable_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "epoch_003.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="epoch_003.pt cannot be read"):
+        load_checkpoint(bad)
+
+
+def test_transfer_copies_all_but_the_head():
+    ref = build_model(ModelSpec(num_classes=10, width_divisor=16, pool_size=1), seed=1)
+    new = build_model(SPEC, seed=2)
+    head_before = new.classifier[6].weight.clone()
+    missing = transfer(new, ref.state_dict())
+    assert missing == ["classifier.6.weight", "classifier.6.bias"]
+    assert torch.equal(new.features[0].weight, ref.features[0].weight)
+    assert torch.equal(new.classifier[3].weight, ref.classifier[3].weight)
+    assert torch.equal(new.classifier[6].weight, head_before)
+
+
+def run_init(data, out, *extra):
+    train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
+                "--classes", "n1", "n2", "n3", "--width-divisor", "16", "--pool-size", "1", *extra])
+
+
+def run_epoch(data, prev, out, *extra):
+    train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out),
+                "--metrics", str(out.with_suffix(".json")), "--batch-size", "8", *extra])
+
+
+def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        run.mkdir()
+        run_init(data, run / "epoch_000.pt")
+        run_epoch(data, run / "epoch_000.pt", run / "epoch_001.pt")
+        run_epoch(data, run / "epoch_001.pt", run / "epoch_002.pt")
+    wa, wb = load_checkpoint(a / "epoch_002.pt")["model"], load_checkpoint(b / "epoch_002.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    w0 = load_checkpoint(a / "epoch_000.pt")["model"]
+    assert not torch.equal(wa["features.0.weight"], w0["features.0.weight"])  # it trained
+    # optimizer state: only the newest epoch keeps it
+    assert sorted(p.name for p in a.glob("*.optim.pt")) == ["epoch_002.optim.pt"]
+    m = json.loads((a / "epoch_002.json").read_text())
+    assert m["epoch"] == 2 and m["optimizer_state"] == "continued" and 0 <= m["val_acc"] <= 1
+
+
+def test_rerun_of_an_epoch_whose_state_was_consumed_resets_it_and_says_so(tmp_path, data, capsys):
+    run_init(data, tmp_path / "epoch_000.pt")
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt")
+    assert "WARNING" in capsys.readouterr().out
+    assert json.loads((tmp_path / "again.json").read_text())["optimizer_state"] == "reset"
+
+
+def test_keep_optimizer_state_makes_an_epoch_recomputable(tmp_path, data):
+    run_init(data, tmp_path / "epoch_000.pt")
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--keep-optimizer-state")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--keep-optimizer-state")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt", "--keep-optimizer-state")
+    w2, again = load_checkpoint(tmp_path / "epoch_002.pt")["model"], load_checkpoint(tmp_path / "again.pt")["model"]
+    assert all(torch.equal(w2[k], again[k]) for k in w2)
+
+
+def test_init_from_reference_transfers(tmp_path, data):
+    ref_spec = ModelSpec(num_classes=7, width_divisor=16, pool_size=1)
+    save_checkpoint(tmp_path / "ref.pt", build_model(ref_spec, seed=5), ref_spec, epoch=1, classes=[])
+    run_init(data, tmp_path / "epoch_000.pt", "--from-checkpoint", str(tmp_path / "ref.pt"))
+    ours, ref = load_checkpoint(tmp_path / "epoch_000.pt")["model"], load_checkpoint(tmp_path / "ref.pt")["model"]
+    assert torch.equal(ours["features.0.weight"], ref["features.0.weight"])
+    assert ours["classifier.6.weight"].shape == (3, 256)
