@@ -19,6 +19,6 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         figure_targets(),
-    default_target: True

@@ -26,28 +26,53 @@ def tiny_model(classes=4, seed=0):
     return build_model(ModelSpec(num_classes=classes, width_divisor=16, pool_size=1), seed=seed).eval()
 
 
-@pytest.mark.parametrize("objective", ["logit", "log_softmax", "softmax"])
-def test_activation_maximization_raises_each_objective(objective):
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny VGG trained briefly to tell which quadrant is bright.
+
+    An untrained VGG's logits barely depend on the input, and its input
+    gradients are noise that the median filter removes: nothing to maximize.
+    """
+    torch.manual_seed(0)
     model = tiny_model()
-    units = [0, 1, 2, 3]
-    result = activation_maximization(model, units, image_size=32, steps=24, step_size=0.05, objective=objective,
-                                     median_every=4)
-    trace = result["trace"]
-    assert trace.shape == (24, 4)
-    # the median filter can cost a little at single steps; over the run every class unit must rise
-    assert (trace[-1] > trace[0]).all(), trace[[0, -1]]
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        y = torch.randint(0, 4, (32,), generator=gen)
+        x = torch.rand(32, 3, 32, 32, generator=gen) * 0.3
+        for i, k in enumerate(y.tolist()):
+            r, c = divmod(k, 2)
+            x[i, :, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16] += 0.7  # a bright quadrant per class
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("objective", ["logit", "log_softmax", "softmax"])
+def test_activation_maximization_raises_each_objective(trained, objective):
+    # projected gradient ascent alone (the median filter is a regularizer and may cost a
+    # little objective for a class; the logit test below runs with it)
+    result = activation_maximization(trained, [0, 1, 2, 3], image_size=32, steps=24, step_size=0.02,
+                                     objective=objective, median_every=0)
+    first, last = result["trace"][0], result["trace"][-1]
+    assert result["trace"].shape == (24, 4)
+    # every unit ends at least where it started (log-softmax and softmax can start saturated) ...
+    assert (last >= first - 1e-6).all(), (first, last)
+    # ... and the objective rises over the run
+    assert last.sum() > first.sum() + 1e-3
     imgs = result["images"]
     assert imgs.shape == (4, 3, 32, 32) and imgs.min() >= 0 and imgs.max() <= 1  # clipped
 
 
-def test_activation_maximization_raises_logits_against_start():
-    model = tiny_model(seed=3)
-    result = activation_maximization(model, [2, 0], image_size=32, steps=30, step_size=0.05, objective="logit",
-                                     seed=1)
-    start = activation_maximization(model, [2, 0], image_size=32, steps=0, seed=1)
-    final = result["logits"][torch.arange(2), torch.tensor([2, 0])]
-    first = start["logits"][torch.arange(2), torch.tensor([2, 0])]
-    assert (final > first).all()
+def test_activation_maximization_raises_every_logit_with_median_and_clipping(trained):
+    units = torch.tensor([2, 0, 3, 1])
+    start = activation_maximization(trained, units.tolist(), image_size=32, steps=0, seed=1)
+    result = activation_maximization(trained, units.tolist(), image_size=32, steps=30, step_size=0.05,
+                                     objective="logit", seed=1)
+    pick = torch.arange(4)
+    assert (result["logits"][pick, units] > start["logits"][pick, units]).all()
 
 
 def test_activation_maximization_is_seeded():

@@ -37,8 +37,6 @@ def check_config(cfg: dict) -> list[str]:
         if std.get("images_per_class", 0) < data["images_per_class"]:
             errors.append(f"standin.images_per_class ({std.get('images_per_class')}) must be at least "
                           f"data.images_per_class ({data['images_per_class']})")
-        if std.get("images_per_class", 0) < cfg["reference"].get("images_per_class", 0):
-            errors.append("reference.images_per_class must not exceed standin.images_per_class")
     if cfg["visualize"]["median_size"] % 2 == 0:
         errors.append(f"visualize.median_size ({cfg['visualize']['median_size']}) must be odd")
     ref = cfg["reference"]

@@ -9,13 +9,17 @@ min_version("9.0")
 
 # The package the rules call lives beside the rules; jobs find it (and the
 # interpreter that runs Snakemake) without an install step.
+# (A conda environment, with --sdm conda, comes first on the job's PATH.)
 _PKG = str(Path(workflow.basedir) / "workflow")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG, os.environ.get("PYTHONPATH")) if p)
-os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_PKG, os.environ.get("PYTHONPATH")) if p),
+    PATH=os.pathsep.join(
+        (str(Path(sys.executable).parent), os.environ.get("PATH", ""))
+    ),
+)
 sys.path.insert(0, _PKG)
 
 from featevo.config_checks import check_config  # noqa: E402
-
 
 validate(config, "../schemas/config.schema.yaml")
 _errors = check_config(config)
@@ -52,7 +56,9 @@ def epochs(exp):
 
 
 def reference_wnids():
-    return WNIDS + [w for w in config.get("standin", {}).get("extra_wnids", []) if w not in WNIDS]
+    return WNIDS + [
+        w for w in config.get("standin", {}).get("extra_wnids", []) if w not in WNIDS
+    ]
 
 
 def reference_units():
@@ -70,8 +76,17 @@ def subset_spec(subset):
     return reference_wnids(), r["images_per_class"], r["val_per_class"]
 
 
-def imagenet_input():
-    return f"{RUN}/standin" if STANDIN else config["data"]["imagenet"]
+STANDIN_CFG = config.get("standin", {})
+
+
+def imagenet_input(subset):
+    return f"{RUN}/standin/{subset}" if STANDIN else config["data"]["imagenet"]
+
+
+def standin_count(pool):
+    if pool == "main":
+        return STANDIN_CFG.get("images_per_class", config["data"]["images_per_class"])
+    return config["reference"]["images_per_class"]
 
 
 def figure_targets():
@@ -80,8 +95,14 @@ def figure_targets():
         if "figure" in spec:
             out += expand(f"{RUN}/figures/{spec['figure']}.{{ext}}", ext=["png", "pdf"])
         if "table" in spec:
-            out += expand(f"{RUN}/tables/{spec['table']}.{{ext}}", ext=["csv", "md", "tex"])
-    out += expand(f"{RUN}/figures/{{name}}.{{ext}}", name=["fig3", "learning_curves"], ext=["png", "pdf"])
+            out += expand(
+                f"{RUN}/tables/{spec['table']}.{{ext}}", ext=["csv", "md", "tex"]
+            )
+    out += expand(
+        f"{RUN}/figures/{{name}}.{{ext}}",
+        name=["fig3", "learning_curves"],
+        ext=["png", "pdf"],
+    )
     return out
 
 
@@ -100,3 +121,16 @@ def paper_args(exp):
     return "--paper-epochs {} --paper-acc {}".format(
         " ".join(map(str, paper["epochs"])), " ".join(map(str, paper["val_acc"]))
     )
+
+
+def init_inputs(wildcards):
+    """Epoch 0 needs the validation split, and the reference for `init: reference`."""
+    inputs = {"val": f"{RUN}/data/main/val_images.npy"}
+    if EXPERIMENTS[wildcards.exp]["init"] == "reference":
+        inputs["reference"] = f"{RUN}/reference/model.pt"
+    return inputs
+
+
+def folder_of(name):
+    """A param: the folder of one named input (not a hard-coded path prefix)."""
+    return lambda wildcards, input: os.path.dirname(input[name])

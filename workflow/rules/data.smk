@@ -1,29 +1,37 @@
 # Stage 1: the class subset, from ImageNet or from the embedded stand-in.
+# Highest priority: everything waits on it.  One stand-in job writes both pools
+# before anything else can start; a two-thread job queued later would starve
+# behind the single-thread training and visualization jobs (Snakemake reserves
+# no cores), so extraction takes one thread (a few seconds).
 
 
 rule standin:
     output:
-        directory(f"{RUN}/standin"),
+        main=directory(f"{RUN}/standin/main"),
+        reference=directory(f"{RUN}/standin/reference"),
     log:
         logfile("standin"),
+    priority: 30
     conda:
         ENV
     threads: 2
     params:
-        wnids=reference_wnids(),
-        per_class=config.get("standin", {}).get("images_per_class"),
-        size=config.get("standin", {}).get("image_size"),
-        clutter=config.get("standin", {}).get("clutter"),
-        seed=config.get("standin", {}).get("seed"),
+        main=f"--wnids {' '.join(WNIDS)} --per-class {standin_count('main')} --seed {STANDIN_CFG.get('seed', 0)}",
+        # the reference draws images of its own: it never sees the subset's validation images
+        reference=(
+            f"--wnids {' '.join(reference_wnids())} --per-class {standin_count('reference')}"
+            f" --seed {STANDIN_CFG.get('seed', 0) + 1_000_003}"
+        ),
+        look=f"--size {STANDIN_CFG.get('image_size')} --clutter {STANDIN_CFG.get('clutter')}",
     shell:
-        "python -m featevo.standin --out {output} --wnids {params.wnids} --per-class {params.per_class}"
-        " --size {params.size} --clutter {params.clutter} --seed {params.seed} --processes {threads}"
-        " > {log} 2>&1"
+        "(python -m featevo.standin --out {output.main} {params.main} {params.look} --processes {threads}"
+        " && python -m featevo.standin --out {output.reference} {params.reference} {params.look}"
+        " --processes {threads}) > {log} 2>&1"
 
 
 rule extract_subset:
     input:
-        imagenet_input(),
+        lambda w: imagenet_input(w.subset),
     output:
         train=f"{RUN}/data/{{subset}}/train_images.npy",
         train_labels=f"{RUN}/data/{{subset}}/train_labels.npy",
@@ -36,11 +44,11 @@ rule extract_subset:
         ),
     log:
         logfile("extract_{subset}"),
+    wildcard_constraints:
+        subset="main|reference",
     conda:
         ENV
     threads: 2
-    wildcard_constraints:
-        subset="main|reference",
     params:
         wnids=lambda w: subset_spec(w.subset)[0],
         per_class=lambda w: subset_spec(w.subset)[1],

@@ -4,7 +4,10 @@
 rule evolution_figure:
     input:
         history=lambda w: f"{RUN}/train/{experiment_of('figure', w.fig)}/history.csv",
-        composites=lambda w: [composite(experiment_of("figure", w.fig), e) for e in epochs(experiment_of("figure", w.fig))],
+        composites=lambda w: [
+            composite(experiment_of("figure", w.fig), e)
+            for e in epochs(experiment_of("figure", w.fig))
+        ],
     output:
         png=report(
             f"{RUN}/figures/{{fig}}.png",
@@ -14,10 +17,13 @@ rule evolution_figure:
         pdf=f"{RUN}/figures/{{fig}}.pdf",
     log:
         logfile("figures/{fig}"),
+    wildcard_constraints:
+        fig="|".join(
+            spec["figure"] for spec in EXPERIMENTS.values() if "figure" in spec
+        )
+        or "^$",
     conda:
         ENV
-    wildcard_constraints:
-        fig="|".join(spec["figure"] for spec in EXPERIMENTS.values() if "figure" in spec) or "^$",
     params:
         exp=lambda w: experiment_of("figure", w.fig),
         viz=f"{RUN}/viz",
@@ -84,10 +90,13 @@ rule accuracy_table:
         tex=f"{RUN}/tables/{{table}}.tex",
     log:
         logfile("tables/{table}"),
+    wildcard_constraints:
+        table="|".join(
+            spec["table"] for spec in EXPERIMENTS.values() if "table" in spec
+        )
+        or "^$",
     conda:
         ENV
-    wildcard_constraints:
-        table="|".join(spec["table"] for spec in EXPERIMENTS.values() if "table" in spec) or "^$",
     params:
         exp=lambda w: experiment_of("table", w.table),
         paper=lambda w: paper_args(experiment_of("table", w.table)),

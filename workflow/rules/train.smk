@@ -9,11 +9,13 @@ MODEL_ARGS = (
     f"--arch {M['arch']} --width-divisor {M['width_divisor']} --pool-size {M['pool_size']}"
     f" --dropout {M['dropout']}"
 )
-OPTIM_ARGS = f"--batch-size {T['batch_size']} --lr {T['lr']} --rho {T['rho']} --eps {T['eps']}"
-RUNTIME_ARGS = (
-    f"--device {T['device']} --precision {T['precision']}"
-    + (" --deterministic" if T["deterministic"] else "")
+OPTIM_ARGS = (
+    f"--batch-size {T['batch_size']} --lr {T['lr']} --rho {T['rho']} --eps {T['eps']}"
 )
+RUNTIME_ARGS = f"--device {T['device']} --precision {T['precision']}" + (
+    " --deterministic" if T["deterministic"] else ""
+)
+
 
 wildcard_constraints:
     exp="|".join(EXPERIMENTS),
@@ -24,18 +26,18 @@ if config["reference"]["source"] == "train":
 
     rule train_reference:
         input:
-            rules.extract_subset.output.train.format(RUN=RUN, subset="reference"),
+            train=f"{RUN}/data/reference/train_images.npy",
         output:
             ckpt=f"{RUN}/reference/model.pt",
             metrics=f"{RUN}/reference/model.json",
         log:
             logfile("train_reference"),
+        priority: 20
         conda:
             ENV
         threads: config["reference"]["threads"]
-        priority: 20
         params:
-            data=f"{RUN}/data/reference",
+            data=folder_of("train"),
             classes=reference_wnids(),
             epochs=config["reference"]["epochs"],
             seed=T["seed"],
@@ -69,13 +71,6 @@ else:
             " --metrics {output.metrics} > {log} 2>&1"
 
 
-def init_inputs(wildcards):
-    inputs = {"val": f"{RUN}/data/main/val_images.npy"}
-    if EXPERIMENTS[wildcards.exp]["init"] == "reference":
-        inputs["reference"] = f"{RUN}/reference/model.pt"
-    return inputs
-
-
 rule init_model:
     input:
         unpack(init_inputs),
@@ -84,14 +79,18 @@ rule init_model:
         metrics=f"{RUN}/train/{{exp}}/epoch_000.json",
     log:
         logfile("train/{exp}/epoch_000"),
+    priority: 10
     conda:
         ENV
     threads: T["threads"]
-    priority: 10
     params:
-        data=f"{RUN}/data/main",
+        data=folder_of("val"),
         classes=WNIDS,
-        source=lambda w, input: f"--from-checkpoint {input.reference}" if "reference" in input.keys() else "",
+        source=lambda w, input: (
+            f"--from-checkpoint {input.reference}"
+            if "reference" in input.keys()
+            else ""
+        ),
         seed=T["seed"],
         model=MODEL_ARGS,
         runtime=RUNTIME_ARGS,
@@ -110,12 +109,12 @@ rule train_epoch:
         metrics=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.json",
     log:
         logfile("train/{exp}/epoch_{epoch}"),
+    priority: 10
     conda:
         ENV
     threads: T["threads"]
-    priority: 10
     params:
-        data=f"{RUN}/data/main",
+        data=folder_of("train"),
         seed=T["seed"],
         optim=OPTIM_ARGS,
         runtime=RUNTIME_ARGS,

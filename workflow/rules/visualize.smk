@@ -17,11 +17,11 @@ rule visualize:
         npz=f"{RUN}/viz/{{exp}}/epoch_{{epoch}}/classes.npz",
     log:
         logfile("viz/{exp}/epoch_{epoch}"),
+    wildcard_constraints:
+        epoch="[0-9]{3}",
     conda:
         ENV
     threads: V["threads"]
-    wildcard_constraints:
-        epoch="[0-9]{3}",
     params:
         units=list(range(len(CLASSES))),
         names=NAMES,
