@@ -46,9 +46,10 @@ rule extract_subset:
         logfile("extract_{subset}"),
     wildcard_constraints:
         subset="main|reference",
+    priority: 30
     conda:
         ENV
-    threads: 2
+    threads: 1
     params:
         wnids=lambda w: subset_spec(w.subset)[0],
         per_class=lambda w: subset_spec(w.subset)[1],
