@@ -89,7 +89,7 @@ def standin_count(pool):
     return config["reference"]["images_per_class"]
 
 
-def figure_targets():
+def final_targets():
     out = []
     for exp, spec in EXPERIMENTS.items():
         if "figure" in spec:
@@ -103,6 +103,8 @@ def figure_targets():
         name=["fig3", "learning_curves"],
         ext=["png", "pdf"],
     )
+    # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
+    out += [checkpoint(exp, e) for exp in EXPERIMENTS for e in epochs(exp)]
     return out
 
 
