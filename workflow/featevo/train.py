@@ -125,6 +125,7 @@ def optimizer_path(checkpoint: Path) -> Path:
 
 def cmd_init(a) -> None:
     device = pick_device(a.device)
+    configure(device, a.threads, a.deterministic)
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
                      pool_size=a.pool_size, dropout=a.dropout)
     model = build_model(spec, seed=a.seed)
@@ -252,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--epochs", type=int, required=True)
     ref.add_argument("--optimizer", default="adadelta", choices=["adadelta", "adam"])
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads) if a.threads else None
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)
     return 0
 

@@ -28,6 +28,7 @@ from PIL import Image
 
 from featevo.checkpoint import load_model
 from featevo.device import autocast, configure, pick_device
+from featevo.models import last_linear_name
 from featevo.train import MEAN, STD
 
 OBJECTIVES = ("logit", "log_softmax", "softmax")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(a.device)
     configure(device, a.threads)
     model, ckpt = load_model(a.checkpoint)
-    out_dim = model.state_dict()[[k for k in model.state_dict() if k.endswith("weight")][-1]].shape[0]
+    out_dim = model.get_submodule(last_linear_name(model)).out_features
     bad = [u for u in a.units if not 0 <= u < out_dim]
     if bad:
         raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
