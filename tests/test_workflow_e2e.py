@@ -66,3 +66,19 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1,
                       "evolution_figure": 1, "learning_curves": 1, "all": 1}, counts
+
+
+def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):
+    """train.keep_checkpoints: false, the README's way to keep the paper run's disk small."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "temp.yaml").write_text("train: {keep_checkpoints: false}\nexperiments: {pretrained: {epochs: 1}}\n")
+    snakemake(tmp_path, configs=[TINY, tmp_path / "temp.yaml"])
+    run = tmp_path / "results" / "tiny"
+    assert list((run / "train").glob("*/epoch_*[0-9].pt")) == []
+    for exp, last in (("scratch", 2), ("pretrained", 1)):
+        assert (run / "train" / exp / f"epoch_{last:03d}.json").is_file()
+        assert all((run / "viz" / exp / f"epoch_{e:03d}" / "composite.png").is_file() for e in range(last + 1))
+    assert (run / "figures" / "fig1.pdf").is_file() and (run / "tables" / "table2.md").is_file()
+    # missing temporary files are not missing outputs: a second run has nothing to do
+    proc = snakemake(tmp_path, "-n", configs=[TINY, tmp_path / "temp.yaml"])
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -22,6 +22,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,13 @@ def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterat
                             yield w, m.name, inner.extractfile(m).read()
 
 
+def batched(items, n: int):
+    """Lists of up to n items (itertools.batched arrives in Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
 # ---- decoding ---------------------------------------------------------------
 
 
@@ -192,10 +200,15 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
                                       "data.skip_unreadable: true to leave such files out") from exc
             rejects.append((w, name, str(exc)))
 
+    done = 0
     with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
-        for n, _ in enumerate(pool.map(work, read_members(path, layout, wanted)), 1):
-            if n % 1000 == 0:
-                log(f"[extract] {n}/{len(table)} images, {time.monotonic() - start:.1f} s")
+        # in bounded chunks: Executor.map takes its whole input at once, and the
+        # paper's subset is over half a gigabyte of JPEG bytes
+        for chunk in batched(read_members(path, layout, wanted), 64 * max(1, threads)):
+            list(pool.map(work, chunk))
+            if (done + len(chunk)) // 1000 > done // 1000:
+                log(f"[extract] {done + len(chunk)}/{len(table)} images, {time.monotonic() - start:.1f} s")
+            done += len(chunk)
     table["sha256"] = digests
     missing = table["sha256"] == ""
     if missing.any():

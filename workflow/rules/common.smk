@@ -33,6 +33,14 @@ WNIDS = [c["wnid"] for c in CLASSES]
 NAMES = [c["name"] for c in CLASSES]
 EXPERIMENTS = config["experiments"]
 STANDIN = config["data"]["source"] == "standin"
+KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
+TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
+
+
+def checkpoint_output(path):
+    """With train.keep_checkpoints false, a checkpoint is deleted once its
+    visualization and the next epoch have used it (Snakemake's temp())."""
+    return path if KEEP_CHECKPOINTS else temp(path)
 
 
 def logfile(name):
@@ -104,7 +112,8 @@ def final_targets():
         ext=["png", "pdf"],
     )
     # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
-    out += [checkpoint(exp, e) for exp in EXPERIMENTS for e in epochs(exp)]
+    if KEEP_CHECKPOINTS:
+        out += [checkpoint(exp, e) for exp in EXPERIMENTS for e in epochs(exp)]
     return out
 
 

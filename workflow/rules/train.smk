@@ -1,7 +1,8 @@
 # Stage 2: epoch 0, then one job per epoch (e-1 -> e), and the reference network.
 # Chained per-epoch jobs: a killed job loses at most one epoch, epoch e is
 # visualized while e+1 trains, and raising `epochs` continues a finished run.
-# Training is the critical path, so it has priority over visualization.
+# Training is the critical path, so it has priority over visualization, unless
+# checkpoints are temporary: then visualizing (and deleting) them keeps pace.
 
 T = config["train"]
 M = config["model"]
@@ -75,11 +76,11 @@ rule init_model:
     input:
         unpack(init_inputs),
     output:
-        ckpt=f"{RUN}/train/{{exp}}/epoch_000.pt",
+        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/epoch_000.pt"),
         metrics=f"{RUN}/train/{{exp}}/epoch_000.json",
     log:
         logfile("train/{exp}/epoch_000"),
-    priority: 10
+    priority: TRAIN_PRIORITY
     conda:
         ENV
     threads: T["threads"]
@@ -105,11 +106,11 @@ rule train_epoch:
         previous=lambda w: checkpoint(w.exp, int(w.epoch) - 1),
         train=f"{RUN}/data/main/train_images.npy",
     output:
-        ckpt=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt",
+        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt"),
         metrics=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.json",
     log:
         logfile("train/{exp}/epoch_{epoch}"),
-    priority: 10
+    priority: TRAIN_PRIORITY
     conda:
         ENV
     threads: T["threads"]

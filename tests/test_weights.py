@@ -1,0 +1,68 @@
+"""torchvision's ImageNet VGG-16 weights: a fake file with the real shapes and names."""
+
+import hashlib
+import shutil
+
+import pytest
+import torch
+
+from featevo.checkpoint import load_model
+from featevo.models import build_model
+from featevo.weights import IMAGENET_SPEC, WeightsError, import_weights
+
+
+@pytest.fixture(scope="module")
+def fake_weights(tmp_path_factory):
+    """A VGG-16 state dict (138 M parameters, ~528 MiB) named as torchvision names it."""
+    folder = tmp_path_factory.mktemp("weights")
+    model = build_model(IMAGENET_SPEC, seed=0)
+    tmp = folder / "vgg16.pth"
+    torch.save(model.state_dict(), tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    path = folder / f"vgg16-{digest[:8]}.pth"
+    tmp.rename(path)
+    return path, model
+
+
+def test_fake_weights_load_as_a_1000_class_checkpoint(fake_weights, tmp_path):
+    path, model = fake_weights
+    info = import_weights(str(path), tmp_path / "ref.pt")
+    assert info["sha256"].startswith(path.stem.split("-")[1])
+    loaded, ckpt = load_model(tmp_path / "ref.pt")
+    assert ckpt["spec"]["num_classes"] == 1000
+    x = torch.rand(1, 3, 224, 224)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_tampered_file_is_refused(fake_weights, tmp_path):
+    path, _ = fake_weights
+    bad = tmp_path / path.name  # same published name, one byte changed
+    shutil.copy(path, bad)
+    with open(bad, "r+b") as fh:
+        fh.seek(-100, 2)
+        byte = fh.read(1)
+        fh.seek(-100, 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(WeightsError, match="corrupt or not the published file"):
+        import_weights(str(bad), tmp_path / "ref.pt")
+    assert not (tmp_path / "ref.pt").exists()
+
+
+def test_file_without_hash_in_name_or_missing_is_refused(fake_weights, tmp_path):
+    path, _ = fake_weights
+    renamed = tmp_path / "vgg16.pth"
+    renamed.symlink_to(path)
+    with pytest.raises(WeightsError, match="no hash in its name"):
+        import_weights(str(renamed), tmp_path / "ref.pt")
+    with pytest.raises(WeightsError, match="does not exist"):
+        import_weights(str(tmp_path / "vgg16-397923af.pth"), tmp_path / "ref.pt")
+
+
+def test_other_network_with_a_valid_hash_is_refused(tmp_path):
+    state = {"features.0.weight": torch.zeros(2, 3, 3, 3)}
+    tmp = tmp_path / "x.pth"
+    torch.save(state, tmp)
+    path = tmp_path / f"vgg16-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
+    tmp.rename(path)
+    with pytest.raises(WeightsError, match="is not torchvision's VGG-16"):
+        import_weights(str(path), tmp_path / "ref.pt")
