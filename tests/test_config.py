@@ -59,8 +59,10 @@ def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
     from snakemake_helpers import job_counts
 
     imagenet = tmp_path / "imagenet"
-    for c in demo_config()["data"]["classes"]:
+    for c in demo_config()["data"]["classes"]:  # listed at parse time: 1300 per synset
         (imagenet / c["wnid"]).mkdir(parents=True)
+        for i in range(1300):
+            (imagenet / c["wnid"] / f"{c['wnid']}_{i}.JPEG").touch()
     weights = tmp_path / "vgg16-397923af.pth"
     weights.write_bytes(b"")
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
@@ -73,3 +75,19 @@ def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
     assert counts["visualize_reference"] == 1 and counts["import_reference"] == 1
     assert counts["evolution_figure"] == 2 and counts["accuracy_table"] == 2
     assert "standin" not in counts and counts["extract_subset"] == 1
+
+
+def test_missing_or_short_synsets_fail_at_parse_time(tmp_path):
+    cfg = demo_config()
+    cfg["data"].update(source="imagenet", imagenet=str(tmp_path), images_per_class=3, val_per_class=1)
+    cfg["reference"]["source"] = "torchvision"
+    cfg["model"].update(width_divisor=1, pool_size=7)
+    wnids = [c["wnid"] for c in cfg["data"]["classes"]]
+    for w in wnids[:3]:
+        (tmp_path / w).mkdir()
+        for i in range(3 if w != wnids[2] else 2):
+            (tmp_path / w / f"{w}_{i}.JPEG").write_bytes(b"")
+    errors = "\n".join(check_config(cfg))
+    assert f"synset {wnids[3]} is not in" in errors
+    assert f"data.images_per_class: synset {wnids[2]} has only 2 images" in errors
+    assert wnids[0] not in errors and wnids[1] not in errors

@@ -8,7 +8,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from featevo.extract import detect_layout, list_members
 from featevo.standin import DRAW
+
+
+def _check_imagenet(path: Path, data: dict) -> list[str]:
+    """Missing synsets and short synsets, where finding them is cheap.
+
+    The extracted folder is listed here; for a folder of synset tars only their
+    presence is checked, and the official train tar (a 140 GB stream) is
+    checked by the extraction job as it reads it.
+    """
+    layout = data.get("layout", "auto")
+    layout = detect_layout(path) if layout == "auto" else layout
+    wnids = [c["wnid"] for c in data["classes"]]
+    errors = []
+    if layout == "folder":
+        counts = {w: len(names) for w, names in list_members(path, "folder", wnids).items()}
+    elif layout == "synset_tars":
+        counts = {w: None for w in wnids if (path / f"{w}.tar").is_file()}
+        counts.update({w: 0 for w in wnids if w not in counts})
+    else:
+        return errors
+    for w, n in counts.items():
+        if n == 0:
+            errors.append(f"data.classes: synset {w} is not in {path} ({layout} layout); check the wnid and "
+                          "data.imagenet")
+        elif n is not None and n < data["images_per_class"]:
+            errors.append(f"data.images_per_class: synset {w} has only {n} images in {path}, "
+                          f"{data['images_per_class']} asked for; lower data.images_per_class")
+    return errors
 
 
 def check_config(cfg: dict) -> list[str]:
@@ -28,6 +57,8 @@ def check_config(cfg: dict) -> list[str]:
                           "ImageNet training folder, folder of <wnid>.tar files, or ILSVRC2012_img_train.tar")
         elif not Path(path).exists():
             errors.append(f"data.imagenet: {path} does not exist")
+        else:
+            errors += _check_imagenet(Path(path), data)
     else:
         std = cfg.get("standin", {})
         unknown = [w for w in wnids + std.get("extra_wnids", []) if w not in DRAW]
