@@ -34,6 +34,9 @@ NAMES = [c["name"] for c in CLASSES]
 EXPERIMENTS = config["experiments"]
 STANDIN = config["data"]["source"] == "standin"
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
+# portable GPU request of the rules that can use one (SLURM and workstation profiles)
+TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
+VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 
 

@@ -37,6 +37,8 @@ if config["reference"]["source"] == "train":
         conda:
             ENV
         threads: config["reference"]["threads"]
+        resources:
+            gpu=TRAIN_GPUS,
         params:
             data=folder_of("train"),
             classes=reference_wnids(),
@@ -84,6 +86,8 @@ rule init_model:
     conda:
         ENV
     threads: T["threads"]
+    resources:
+        gpu=TRAIN_GPUS,
     params:
         data=folder_of("val"),
         classes=WNIDS,
@@ -114,6 +118,8 @@ rule train_epoch:
     conda:
         ENV
     threads: T["threads"]
+    resources:
+        gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
         seed=T["seed"],

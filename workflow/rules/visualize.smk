@@ -22,6 +22,8 @@ rule visualize:
     conda:
         ENV
     threads: V["threads"]
+    resources:
+        gpu=VIZ_GPUS,
     params:
         units=list(range(len(CLASSES))),
         names=NAMES,
@@ -42,6 +44,8 @@ rule visualize_reference:
     conda:
         ENV
     threads: V["threads"]
+    resources:
+        gpu=VIZ_GPUS,
     params:
         units=reference_units(),
         names=NAMES,

@@ -1,0 +1,63 @@
+"""The tiny DAG through profiles/slurm on a real single-node SLURM.
+
+.ci/run installs Debian's SLURM, munge and MariaDB; tests/slurm/start.sh starts
+them on loopback (as root) and stop.sh stops them by pid.  Where they are not
+installed (a developer's machine), the test is skipped with the reason.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from snakemake_helpers import ROOT, snakemake
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("slurmctld") is None or os.geteuid() != 0,
+    reason="needs root and Debian's slurmctld slurmd slurm-client slurmdbd munge mariadb-server (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("slurm")
+    start = subprocess.run([str(ROOT / "tests" / "slurm" / "start.sh"), str(folder)], capture_output=True, text=True,
+                           timeout=180)
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        old = os.environ.get("SLURM_CONF")
+        os.environ["SLURM_CONF"] = str(folder / "slurm.conf")  # sbatch, sacct, squeue read it
+        yield folder
+    finally:
+        if old := locals().get("old"):
+            os.environ["SLURM_CONF"] = old
+        else:
+            os.environ.pop("SLURM_CONF", None)
+        subprocess.run([str(ROOT / "tests" / "slurm" / "stop.sh"), str(folder)], timeout=60)
+
+
+def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "cpu.yaml").write_text("train: {device: cpu}\nvisualize: {device: cpu}\n")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")  # accounting keeps earlier runs' jobs
+    proc = snakemake(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"),
+                     "--slurm-init-seconds-before-status-checks", "1", "--jobs", "4",
+                     configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "cpu.yaml"], check=False)
+    log = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, log
+    run = tmp_path / "results" / "tiny"
+    for name in ("fig1.png", "fig2.png", "fig3.png", "learning_curves.pdf"):
+        assert (run / "figures" / name).is_file()
+    # every job ran as a SLURM job and ended COMPLETED (the plugin names jobs after the
+    # workflow run and puts the rule in the job's comment)
+    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,State,Comment"],
+                          capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|") for line in acct.splitlines() if line]
+    assert len(rows) >= 20, acct
+    assert {state for _, state, _ in rows} == {"COMPLETED"}, acct
+    rules = {comment.split("_wildcards")[0].removeprefix("rule_") for _, _, comment in rows}
+    assert {"standin", "extract_subset", "train_epoch", "visualize", "evolution_figure"} <= rules, rules
+    # job logs in the profile's known place
+    assert list((tmp_path / "results" / "slurm_logs").rglob("*.log"))
