@@ -5,26 +5,17 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
+from conftest import write_subset
 from featevo import train
 from featevo.checkpoint import load_checkpoint
 
 
 @pytest.fixture
 def data(tmp_path):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for split, n in (("train", 480), ("val", 12)):
-        labels = np.arange(n) % 3
-        imgs = rng.integers(0, 60, (n, 32, 32, 3)).astype(np.uint8)
-        imgs[np.arange(n), :, :, labels] += 150
-        np.save(folder / f"{split}_images.npy", imgs)
-        np.save(folder / f"{split}_labels.npy", labels.astype(np.int64))
-    return folder
+    return write_subset(tmp_path / "data", n_train=480, n_val=12)
 
 
 def epoch_args(data, prev, out):

@@ -1,9 +1,9 @@
 import json
 
-import numpy as np
 import pytest
 import torch
 
+from conftest import write_subset
 from featevo import train
 from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
 from featevo.models import ModelSpec, build_model, transfer
@@ -13,17 +13,7 @@ SPEC = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
 
 @pytest.fixture
 def data(tmp_path):
-    """A tiny extracted subset: 3 classes told apart by colour."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for split, n in (("train", 24), ("val", 9)):
-        labels = np.arange(n) % 3
-        imgs = rng.integers(0, 60, (n, 32, 32, 3)).astype(np.uint8)
-        imgs[np.arange(n), :, :, labels] += 150
-        np.save(folder / f"{split}_images.npy", imgs)
-        np.save(folder / f"{split}_labels.npy", labels.astype(np.int64))
-    return folder
+    return write_subset(tmp_path / "data", n_train=24, n_val=9)
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
