@@ -61,3 +61,26 @@ def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     assert {"standin", "extract_subset", "train_epoch", "visualize", "evolution_figure"} <= rules, rules
     # job logs in the profile's known place
     assert list((tmp_path / "results" / "slurm_logs").rglob("*.log"))
+
+
+def test_paper_dry_run_through_the_profile_asks_gpus_for_gpu_rules_only(slurm, tmp_path):
+    imagenet = tmp_path / "imagenet"
+    for wnid in ("n01644373", "n02007558", "n07697313", "n03982430"):
+        (imagenet / wnid).mkdir(parents=True)
+        for i in range(1300):
+            (imagenet / wnid / f"{wnid}_{i}.JPEG").touch()
+    weights = tmp_path / "vgg16-397923af.pth"
+    weights.touch()
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--config",
+                     f"data={{imagenet: {imagenet}}}", f"reference={{weights: {weights}}}",
+                     configs=[ROOT / "configs" / "paper.yaml"])
+    gpu_of = {}
+    for block in proc.stdout.split("\n\n"):
+        rule = next((line.split()[-1].rstrip(":") for line in block.splitlines()
+                     if line.startswith(("rule ", "localrule "))), None)
+        res = next((line for line in block.splitlines() if "resources:" in line), "")
+        if rule:
+            gpu_of.setdefault(rule, set()).add("gpu=1" in res)
+    assert gpu_of["train_epoch"] == gpu_of["visualize"] == gpu_of["init_model"] == {True}
+    assert gpu_of["extract_subset"] == gpu_of["accuracy_table"] == gpu_of["import_reference"] == {False}

@@ -117,3 +117,25 @@ def test_init_from_reference_transfers(tmp_path, data):
     ours, ref = load_checkpoint(tmp_path / "epoch_000.pt")["model"], load_checkpoint(tmp_path / "ref.pt")["model"]
     assert torch.equal(ours["features.0.weight"], ref["features.0.weight"])
     assert ours["classifier.6.weight"].shape == (3, 256)
+
+
+def test_hflip_augmentation_mirrors_a_seeded_half_and_none_changes_nothing():
+    x = torch.arange(2 * 64 * 3 * 4, dtype=torch.float32).view(64, 3, 2, 4)
+    assert torch.equal(train.augment_batch(x, "none", torch.Generator().manual_seed(0)), x)
+    a = train.augment_batch(x, "hflip", torch.Generator().manual_seed(0))
+    b = train.augment_batch(x, "hflip", torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)  # seeded: a rerun of the epoch sees the same flips
+    flipped = [torch.equal(a[i], x[i].flip(2)) for i in range(64)]
+    kept = [torch.equal(a[i], x[i]) for i in range(64)]
+    assert all(f != k for f, k in zip(flipped, kept)) and 16 < sum(flipped) < 48
+    with pytest.raises(ValueError, match="train.augment"):
+        train.augment_batch(x, "rotate", torch.Generator())
+
+
+def test_epoch_with_augmentation_trains_deterministically(tmp_path, data):
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        run_init(data, tmp_path / run / "epoch_000.pt")
+        run_epoch(data, tmp_path / run / "epoch_000.pt", tmp_path / run / "epoch_001.pt", "--augment", "hflip")
+    wa, wb = (load_checkpoint(tmp_path / r / "epoch_001.pt")["model"] for r in ("a", "b"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -82,18 +82,29 @@ def evaluate(model, data: Subset, device, precision: str, batch_size: int = 256)
     return {"loss": loss / n, "acc": correct / n}
 
 
+def augment_batch(x: torch.Tensor, augment: str, gen: torch.Generator) -> torch.Tensor:
+    """``none`` (the paper) or ``hflip``: each image mirrored left-right with probability 1/2."""
+    if augment == "none":
+        return x
+    if augment == "hflip":
+        flip = (torch.rand(len(x), generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        return torch.where(flip, x.flip(3), x)
+    raise ValueError(f"train.augment: unknown {augment!r}; use none or hflip")
+
+
 def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, batch_size: int, device,
-                    precision: str, log=print, tag: str = "") -> dict[str, float]:
+                    precision: str, log=print, tag: str = "", augment: str = "none") -> dict[str, float]:
     """One pass over the training split in a (seed, epoch)-seeded order."""
     model.train()
     order = np.random.default_rng([seed, epoch]).permutation(len(data))
+    flips = torch.Generator().manual_seed(seed * 100_003 + epoch)
     torch.manual_seed(seed * 100_003 + epoch)  # dropout masks
     n_batches = math.ceil(len(order) / batch_size)
     every = max(1, n_batches // 5)
     loss_sum, correct, seen, start = 0.0, 0, 0, time.monotonic()
     for b in range(n_batches):
         idx = np.sort(order[b * batch_size:(b + 1) * batch_size])  # sorted: faster gather, same batch
-        x = to_input(data.images[idx], device)
+        x = augment_batch(to_input(data.images[idx], device), augment, flips)
         y = torch.from_numpy(data.labels[idx]).to(device)
         with autocast(device, precision):
             out = model(x)
@@ -175,7 +186,8 @@ def cmd_epoch(a) -> None:
     tag = f" {a.tag}" if a.tag else ""
     start = time.monotonic()
     stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
-                            device=device, precision=a.precision, log=lambda m: print(m, flush=True), tag=tag)
+                            device=device, precision=a.precision, log=lambda m: print(m, flush=True), tag=tag,
+                            augment=a.augment)
     v = evaluate(model, val, device, a.precision)
     metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
                "images_per_s": len(train) / stats["train_seconds"], "device": str(device)}
@@ -247,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     _common(ep), _optim_args(ep)
     ep.add_argument("--previous", type=Path, required=True)
     ep.add_argument("--keep-optimizer-state", action="store_true")
+    ep.add_argument("--augment", default="none", choices=["none", "hflip"])
     ep.add_argument("--tag", default="")
     ref = sub.add_parser("reference", help="train the demo's reference network on every class")
     _common(ref), _model_args(ref), _optim_args(ref)

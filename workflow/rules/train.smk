@@ -126,9 +126,11 @@ rule train_epoch:
         optim=OPTIM_ARGS,
         runtime=RUNTIME_ARGS,
         keep="--keep-optimizer-state" if T["keep_optimizer_state"] else "",
+        augment=T["augment"],
     shell:
         "python -m featevo.train epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
         " --metrics {output.metrics} --seed {params.seed} {params.optim} {params.runtime} {params.keep}"
+        " --augment {params.augment}"
         " --tag {wildcards.exp} --threads {threads} > {log} 2>&1"
 
 
