@@ -32,6 +32,10 @@ def test_every_paper_artifact_is_written(tiny_run):
     md = (run / "tables" / "table1.md").read_text()
     assert "60%" in md and "| 1 |" in md  # the paper's value for epoch 1 beside ours
     assert "Validation Accuracy" in (run / "tables" / "table1.tex").read_text()
+    for exp, epochs in (("scratch", 3), ("pretrained", 3)):
+        m = pd.read_csv(run / "metrics" / f"{exp}.csv")
+        assert len(m) == epochs * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
+        assert (run / "figures" / f"metrics_{exp}.png").stat().st_size > 1000
 
 
 def test_checkpoints_histories_and_visualizations(tiny_run):
@@ -65,7 +69,7 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     (run / "train" / "scratch" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1,
-                      "evolution_figure": 1, "learning_curves": 1, "all": 1}, counts
+                      "evolution_figure": 1, "learning_curves": 1, "feature_metrics": 1, "all": 1}, counts
 
 
 def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):

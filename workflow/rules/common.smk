@@ -114,6 +114,10 @@ def final_targets():
         name=["fig3", "learning_curves"],
         ext=["png", "pdf"],
     )
+    out += expand(f"{RUN}/metrics/{{exp}}.csv", exp=EXPERIMENTS)
+    out += expand(
+        f"{RUN}/figures/metrics_{{exp}}.{{ext}}", exp=EXPERIMENTS, ext=["png", "pdf"]
+    )
     # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
     if KEEP_CHECKPOINTS:
         out += [checkpoint(exp, e) for exp in EXPERIMENTS for e in epochs(exp)]

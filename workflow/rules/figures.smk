@@ -103,3 +103,30 @@ rule accuracy_table:
     shell:
         "python -m featevo.tables table --history {input} --experiment {params.exp} {params.paper}"
         " --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
+
+
+rule feature_metrics:
+    input:
+        history=f"{RUN}/train/{{exp}}/history.csv",
+        viz=lambda w: [composite(w.exp, e) for e in epochs(w.exp)],
+    output:
+        csv=report(
+            f"{RUN}/metrics/{{exp}}.csv",
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        png=report(
+            f"{RUN}/figures/metrics_{{exp}}.png",
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        pdf=f"{RUN}/figures/metrics_{{exp}}.pdf",
+    log:
+        logfile("metrics/{exp}"),
+    conda:
+        ENV
+    params:
+        viz=lambda w: f"{RUN}/viz/{w.exp}",
+    shell:
+        "python -m featevo.metrics --viz {params.viz} --history {input.history} --experiment {wildcards.exp}"
+        " --csv {output.csv} --figure {output.png} {output.pdf} > {log} 2>&1"
