@@ -49,12 +49,15 @@ class Subset:
         return len(self.labels)
 
 
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1] (N, 3, H, W) -> the network's input (ImageNet statistics)."""
+    return (x - x.new_tensor(MEAN).view(1, 3, 1, 1)) / x.new_tensor(STD).view(1, 3, 1, 1)
+
+
 def to_input(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 NHWC -> normalized float NCHW in channels_last memory (no copy of layout)."""
     x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    return imagenet_normalize(x).contiguous(memory_format=torch.channels_last)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float,
@@ -97,8 +100,9 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
     """One pass over the training split in a (seed, epoch)-seeded order."""
     model.train()
     order = np.random.default_rng([seed, epoch]).permutation(len(data))
-    flips = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    torch.manual_seed(seed * 100_003 + epoch)  # dropout masks
+    epoch_seed = seed * 100_003 + epoch
+    flips = torch.Generator().manual_seed(epoch_seed)
+    torch.manual_seed(epoch_seed)  # dropout masks
     n_batches = math.ceil(len(order) / batch_size)
     every = max(1, n_batches // 5)
     loss_sum, correct, seen, start = 0.0, 0, 0, time.monotonic()

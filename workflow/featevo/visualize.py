@@ -29,7 +29,7 @@ from PIL import Image
 from featevo.checkpoint import load_model
 from featevo.device import autocast, configure, pick_device
 from featevo.models import last_linear_name
-from featevo.train import MEAN, STD
+from featevo.train import imagenet_normalize
 
 OBJECTIVES = ("logit", "log_softmax", "softmax")
 
@@ -90,14 +90,12 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
         raise ValueError(f"visualize.init: unknown {init!r}; choose noise, uniform or gray")
     x = x.clamp_(0, 1).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     trace = []
     start = time.monotonic()
     for step in range(1, steps + 1):
         x.requires_grad_(True)
         with autocast(device, precision):
-            logits = model((x - mean) / std)
+            logits = model(imagenet_normalize(x))
         value = objective_values(logits, target, objective)
         (grad,) = torch.autograd.grad(value.sum(), x)  # images are independent: one backward for all
         with torch.no_grad():
@@ -113,7 +111,7 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
             log(f"[visualize] step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"{step / (time.monotonic() - start):.1f} steps/s")
     with torch.no_grad(), autocast(device, precision):
-        final = model((x - mean) / std).float()
+        final = model(imagenet_normalize(x)).float()
     return {
         "images": x.detach().float().cpu(),
         "probs": final.softmax(dim=1).cpu(),
