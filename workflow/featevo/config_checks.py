@@ -16,8 +16,9 @@ def _check_imagenet(path: Path, data: dict) -> list[str]:
     """Missing synsets and short synsets, where finding them is cheap.
 
     The extracted folder is listed here; for a folder of synset tars only their
-    presence is checked, and the official train tar (a 140 GB stream) is
-    checked by the extraction job as it reads it.
+    presence is checked.  The official train tar is left to the extraction job:
+    listing it means opening the 140 GB file, and every SLURM job re-parses
+    the Snakefile.
     """
     layout = data.get("layout", "auto")
     layout = detect_layout(path) if layout == "auto" else layout

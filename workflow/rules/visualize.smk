@@ -7,6 +7,11 @@ VIZ_ARGS = (
     f" --objective {V['objective']} --init {V['init']} --init-std {V['init_std']} --seed {V['seed']}"
     f" --device {V['device']} --precision {V['precision']}"
 )
+# one command for the checkpoints and for the reference network
+VIZ_SHELL = (
+    "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
+    " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
+)
 
 
 rule visualize:
@@ -29,8 +34,7 @@ rule visualize:
         names=NAMES,
         args=VIZ_ARGS,
     shell:
-        "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
-        " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
+        VIZ_SHELL
 
 
 rule visualize_reference:
@@ -51,5 +55,4 @@ rule visualize_reference:
         names=NAMES,
         args=VIZ_ARGS,
     shell:
-        "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
-        " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
+        VIZ_SHELL
