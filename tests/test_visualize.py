@@ -17,6 +17,15 @@ def test_median_filter_matches_scipy_mirror(size, shape):
     np.testing.assert_array_equal(ours, ref)
 
 
+@pytest.mark.parametrize("size", [3, 5, 9])
+def test_median_filter_with_ties_and_channels_last_matches_scipy(size):
+    # few distinct values: the selection network must still pick the middle one
+    x = torch.randint(0, 4, (2, 3, 19, 16), generator=torch.Generator().manual_seed(0)).float() / 3
+    ours = median_filter(x.contiguous(memory_format=torch.channels_last), size).numpy()
+    ref = ndimage.median_filter(x.numpy(), size=(1, 1, size, size), mode="mirror")
+    np.testing.assert_array_equal(ours, ref)
+
+
 def test_median_filter_rejects_even_size():
     with pytest.raises(ValueError, match="odd"):
         median_filter(torch.rand(1, 3, 8, 8), 4)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from featevo import checkpoint as ck
+from featevo.adadelta import Adadelta
 from featevo.device import autocast, configure, pick_device
 from featevo.models import ModelSpec, build_model, transfer
 
@@ -60,11 +61,10 @@ def to_input(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return imagenet_normalize(x).contiguous(memory_format=torch.channels_last)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float,
-                   name: str = "adadelta") -> torch.optim.Optimizer:
-    """Adadelta as in the paper; Adam only for the demo's reference network."""
+def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str = "adadelta"):
+    """Adadelta as in the paper (featevo.adadelta); Adam only for the demo's reference network."""
     if name == "adadelta":
-        return torch.optim.Adadelta(model.parameters(), lr=lr, rho=rho, eps=eps)
+        return Adadelta(model.named_parameters(), lr=lr, rho=rho, eps=eps)
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; use adadelta or adam")
@@ -166,6 +166,7 @@ def cmd_init(a) -> None:
 
 
 def cmd_epoch(a) -> None:
+    t0 = time.monotonic()
     device = pick_device(a.device)
     configure(device, a.threads, a.deterministic)
     model, prev = ck.load_model(a.previous)
@@ -175,7 +176,11 @@ def cmd_epoch(a) -> None:
     optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
     prev_opt = optimizer_path(a.previous)
     if prev_opt.is_file():
-        optimizer.load_state_dict(torch.load(prev_opt, map_location=device, weights_only=True))
+        try:
+            optimizer.load_state_dict(torch.load(prev_opt, map_location=device, weights_only=True))
+        except Exception as exc:
+            raise SystemExit(f"error: {prev_opt} cannot be used ({exc}); delete it to restart the optimizer "
+                             "state at this epoch") from exc
         state = "continued"
     elif prev["epoch"] == 0:
         state = "fresh"
@@ -189,16 +194,21 @@ def cmd_epoch(a) -> None:
     val = Subset(a.data, "val")
     tag = f" {a.tag}" if a.tag else ""
     start = time.monotonic()
+    load_s = start - t0
     stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
                             device=device, precision=a.precision, log=lambda m: print(m, flush=True), tag=tag,
                             augment=a.augment)
+    t_eval = time.monotonic()
     v = evaluate(model, val, device, a.precision)
     metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
-               "images_per_s": len(train) / stats["train_seconds"], "device": str(device)}
+               "images_per_s": len(train) / stats["train_seconds"], "device": str(device),
+               "eval_seconds": time.monotonic() - t_eval, "load_seconds": load_s}
+    t_save = time.monotonic()
     # optimizer first, checkpoint last: a checkpoint on disk always has its state beside it
     ck.atomic_save(optimizer.state_dict(), optimizer_path(a.out))
     ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
-    _write_metrics(a.metrics, metrics)
+    # the job's fixed costs (loading, saving) beside its work, for featevo.bench
+    _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
     if not a.keep_optimizer_state:
         prev_opt.unlink(missing_ok=True)
     print(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "

@@ -1,0 +1,43 @@
+import json
+
+import torch
+
+from featevo import bench
+from featevo.models import ModelSpec, build_model
+from featevo.visualize import activation_maximization
+
+
+def test_naive_baseline_computes_what_ours_computes():
+    # a baseline that did other work would make the ratio meaningless
+    spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
+    ours = activation_maximization(build_model(spec, seed=0), [0, 1, 2], image_size=32, steps=6, step_size=0.05,
+                                   median_every=3, median_size=3)["images"]
+    naive = bench.naive_visualization(build_model(spec, seed=0), [0, 1, 2], 32, 6, 0.05, 3, 3, torch.device("cpu"))
+    assert naive.shape == ours.shape
+    torch.testing.assert_close(naive, ours, atol=1e-4, rtol=0)
+    assert not torch.allclose(ours, bench.initial_images(3, 32))  # the images did move
+
+
+def test_step_flops_counts_forward_and_backward():
+    spec = ModelSpec(num_classes=4, width_divisor=8, pool_size=1)
+    train, viz = bench.step_flops(spec, 32, 1, train=True), bench.step_flops(spec, 32, 1, train=False)
+    # training also computes the weights' gradients; visualization only the input's
+    assert train > viz > 0
+    first_conv = 2 * 3 * 9 * 8 * 32 * 32  # multiply-adds of conv1 alone, forward
+    assert viz > 2 * first_conv
+
+
+def test_bench_writes_every_row(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert bench.main(["--out", str(out), "--no-lucent", "--no-dag", "--no-full", "--viz-steps", "2",
+                       "--per-class", "12", "--rounds", "1"]) == 0
+    table = (out / "bench.md").read_text()
+    for row in ("visualization, ours", "naive per-class loop", "ImageFolder", "matrix product",
+                "training step, achieved", "demo epoch job: fixed cost"):
+        assert row in table, row
+    assert "Machine: cpu" in table
+    r = json.loads((out / "bench.json").read_text())
+    e = r["epoch_job_demo"]
+    assert 0 < e["fixed_s"] < e["wall_s"] and 0 < e["fixed_fraction"] < 1
+    assert r["training"]["ours_img_s"] > 0 and r["training"]["imagefolder_img_s"] > 0
+    assert "| measure | value | ratio | target |" in capsys.readouterr().out
