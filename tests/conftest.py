@@ -31,3 +31,17 @@ def write_subset(folder: Path, n_train: int, n_val: int) -> Path:
         np.save(folder / f"{split}_images.npy", imgs)
         np.save(folder / f"{split}_labels.npy", labels.astype(np.int64))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole DAG at toy size (tests/configs/tiny.yaml), run once per session:
+    (workdir, run folder, the snakemake process)."""
+    import shutil
+
+    from snakemake_helpers import snakemake
+
+    workdir = tmp_path_factory.mktemp("tiny")
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    proc = snakemake(workdir, configs=[ROOT / "tests" / "configs" / "tiny.yaml"])
+    return workdir, workdir / "results" / "tiny", proc

@@ -30,6 +30,12 @@ def dry_run_with(workdir, override: dict):
     ({"data": {"source": "imagenet"}}, "data.imagenet"),
     ({"data": {"val_per_class": 400}}, "data.val_per_class"),
     ({"visualize": {"median_size": 4}}, "visualize.median_size"),
+    ({"seeds": []}, "seeds"),
+    ({"seeds": [1, 1]}, "seeds"),
+    ({"experiments": {"frozen": {"freeze": "conv"}}}, "freeze"),
+    ({"methods": {"inversion": {"layers": ["features.31"]}}}, "methods.inversion.layers"),
+    ({"methods": {"inversion": {"layers": ["conv5_3"]}}}, "methods.inversion.layers"),
+    ({"methods": {"images_per_class": 101}}, "methods.images_per_class"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
     proc = dry_run_with(workdir, override)
@@ -55,7 +61,8 @@ def test_semantic_checks():
 
 
 def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
-    """configs/paper.yaml: 23 + 20 epochs, a visualization per checkpoint, figures and tables."""
+    """configs/paper.yaml: 23 + 20 + 20 epochs (scratch, pretrained, frozen), one seed, a
+    visualization and the optional methods per checkpoint, figures and tables."""
     from snakemake_helpers import job_counts
 
     imagenet = tmp_path / "imagenet"
@@ -69,11 +76,12 @@ def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
     proc = snakemake(tmp_path, "-n", "--config", f"data={{imagenet: {imagenet}}}", f"reference={{weights: {weights}}}",
                      configs=[ROOT / "configs" / "paper.yaml"])
     counts = job_counts(proc.stdout)
-    assert counts["train_epoch"] == 23 + 20
-    assert counts["init_model"] == 2
-    assert counts["visualize"] == 24 + 21
+    assert counts["train_epoch"] == 23 + 20 + 20
+    assert counts["init_model"] == 3
+    assert counts["visualize"] == counts["explain"] == 24 + 21 + 21
     assert counts["visualize_reference"] == 1 and counts["import_reference"] == 1
-    assert counts["evolution_figure"] == 2 and counts["accuracy_table"] == 2
+    assert counts["evolution_figure"] == 3 and counts["accuracy_table"] == 3
+    assert counts["feature_metrics"] == counts["animation"] == 3 and counts["method_figure"] == 9
     assert "standin" not in counts and counts["extract_subset"] == 1
 
 
@@ -91,3 +99,12 @@ def test_missing_or_short_synsets_fail_at_parse_time(tmp_path):
     assert f"synset {wnids[3]} is not in" in errors
     assert f"data.images_per_class: synset {wnids[2]} has only 2 images" in errors
     assert wnids[0] not in errors and wnids[1] not in errors
+
+
+def test_layer_counts_known_at_parse_time_match_the_models():
+    from featevo.config_checks import CLASSIFIER_MODULES, FEATURE_MODULES
+    from featevo.models import ModelSpec, build_model
+
+    for arch, n in FEATURE_MODULES.items():
+        model = build_model(ModelSpec(arch=arch, width_divisor=64, pool_size=1))
+        assert (len(model.features), len(model.classifier)) == (n, CLASSIFIER_MODULES), arch

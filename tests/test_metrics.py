@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from featevo.metrics import checkpoint_rows, hf_energy, png_ratio, total_variation
 
@@ -28,3 +29,33 @@ def test_confusion_reads_own_and_leak_probabilities(tmp_path):
     assert [r["own_prob"] for r in rows] == [0.9, 0.2, 1.0]
     assert [r["leak_prob"] for r in rows] == [0.1, 0.7, 0.0]  # b's image is more "a" than b
     assert {r["epoch"] for r in rows} == {5}
+
+
+def test_fixed_network_measures_find_shared_features():
+    import torch
+
+    from featevo.metrics import fixed_network_measures
+    from featevo.models import ModelSpec, build_model
+    from featevo.train import imagenet_normalize
+
+    flat, ramp, noise = images()
+    net = build_model(ModelSpec(num_classes=5, width_divisor=16, pool_size=1), seed=0).eval()
+    # epoch 0: classes 0 and 1 drew the same image; epoch 1: all differ
+    batch = np.stack([np.stack([noise, noise, flat]), np.stack([noise, ramp, flat])])
+    m = fixed_network_measures(batch, net, units=[4, 2, 0])
+    assert m["ref_similarity"].shape == (2, 3)
+    assert m["ref_similarity"][0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert m["ref_similarity"][0, 1] == pytest.approx(1.0, abs=1e-5)
+    assert m["ref_similarity"][1, 0] < 1 - 1e-4
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack([noise, ramp, flat])).permute(0, 3, 1, 2).float() / 255
+        p = net(imagenet_normalize(x)).softmax(1)
+    np.testing.assert_allclose(m["ref_prob"][1], [p[0, 4], p[1, 2], p[2, 0]], rtol=1e-5)
+
+
+def test_confusion_figure_is_written(tmp_path):
+    from featevo.metrics import plot_confusion
+
+    mats = {e: np.eye(3) * (e / 4) + (1 - e / 4) / 3 for e in range(5)}
+    plot_confusion(mats, ["a", "b", "c"], "x", [tmp_path / "c.png"])
+    assert (tmp_path / "c.png").stat().st_size > 2000

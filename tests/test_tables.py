@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from featevo.tables import accuracy_table, markdown, table_epochs
@@ -38,3 +39,26 @@ def test_markdown_puts_paper_beside_ours():
     assert "| 1 | 60.0% | * | 60% |" in md
     assert "| 2 | 70.0% | * | – |" in md
     assert "| 3 | – |  | 83% |" in md
+
+
+def test_several_seeds_give_mean_spread_and_each_value():
+    from featevo.tables import across_seeds, latex
+
+    a, b = history([0.25, 0.5, 0.7, 0.6]), history([0.25, 0.7, 0.7, 0.8])
+    h = across_seeds([a, b], [3, 7])
+    assert h["val_acc"].round(3).tolist() == [0.25, 0.6, 0.7, 0.7]
+    assert h.loc[1, "val_acc_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert (h.loc[3, "val_acc_min"], h.loc[3, "val_acc_max"]) == (0.6, 0.8)
+    t = accuracy_table(h)
+    assert t["epoch"].tolist() == [1, 2]  # chosen on the mean; 0.7 at epoch 3 ties, not a new maximum
+    assert t["val_acc_seed7"].tolist() == [0.7, 0.7]
+    md = markdown(t, h, "scratch", None)
+    assert "| 1 | 60.0 ± 14.1% (50.0 / 70.0) | * |" in md and "seeds 3, 7" in md
+    assert "$\\pm$" in latex(t, "x")
+
+
+def test_seeds_must_cover_the_same_epochs():
+    from featevo.tables import across_seeds
+
+    with pytest.raises(ValueError, match="different epochs"):
+        across_seeds([history([0.2, 0.5]), history([0.2, 0.5, 0.6])], [0, 1])

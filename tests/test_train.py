@@ -139,3 +139,18 @@ def test_epoch_with_augmentation_trains_deterministically(tmp_path, data):
         run_epoch(data, tmp_path / run / "epoch_000.pt", tmp_path / run / "epoch_001.pt", "--augment", "hflip")
     wa, wb = (load_checkpoint(tmp_path / r / "epoch_001.pt")["model"] for r in ("a", "b"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_frozen_features_keep_their_weights_and_the_classifier_trains(tmp_path, data):
+    run_init(data, tmp_path / "epoch_000.pt")
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--freeze", "features")
+    w0, w1 = (load_checkpoint(tmp_path / f"epoch_00{e}.pt")["model"] for e in (0, 1))
+    for name in w0:
+        same = torch.equal(w0[name], w1[name])
+        assert same if name.startswith("features.") else not same, name
+    state = torch.load(tmp_path / "epoch_001.optim.pt", weights_only=True)
+    assert sorted(state["square_avg"]) == sorted(n for n in w0 if n.startswith("classifier."))
+    assert json.loads((tmp_path / "epoch_001.json").read_text())["frozen"] == "features"
+    # the next epoch continues with the classifier-only state
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--freeze", "features")
+    assert json.loads((tmp_path / "epoch_002.json").read_text())["optimizer_state"] == "continued"

@@ -13,39 +13,67 @@ pytestmark = pytest.mark.e2e
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    proc = snakemake(workdir, configs=[TINY])
-    return workdir, workdir / "results" / "tiny", proc
+EPOCHS = {"scratch": 2, "pretrained": 2, "frozen": 1}  # tests/configs/tiny.yaml
+SEEDS = (0, 1)  # config.yaml
 
 
 def test_every_paper_artifact_is_written(tiny_run):
     _, run, _ = tiny_run
-    for name in ("fig1", "fig2", "fig3", "learning_curves"):
+    for name in ("fig1", "fig2", "fig_frozen", "fig3", "learning_curves"):
         for ext in ("png", "pdf"):
             assert (run / "figures" / f"{name}.{ext}").stat().st_size > 1000
-    for name in ("table1", "table2"):
+    for name in ("table1", "table2", "table_frozen"):
         for ext in ("csv", "md", "tex"):
             assert (run / "tables" / f"{name}.{ext}").is_file()
     md = (run / "tables" / "table1.md").read_text()
     assert "60%" in md and "| 1 |" in md  # the paper's value for epoch 1 beside ours
+    assert "seeds 0, 1" in md  # mean and spread over the seeds
+    t = pd.read_csv(run / "tables" / "table1.csv")
+    assert {"val_acc_std", "val_acc_seed0", "val_acc_seed1"} <= set(t.columns)
     assert "Validation Accuracy" in (run / "tables" / "table1.tex").read_text()
-    for exp, epochs in (("scratch", 3), ("pretrained", 3)):
-        m = pd.read_csv(run / "metrics" / f"{exp}.csv")
-        assert len(m) == epochs * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
-        assert (run / "figures" / f"metrics_{exp}.png").stat().st_size > 1000
+
+
+def test_metrics_for_every_experiment_and_seed(tiny_run):
+    _, run, _ = tiny_run
+    for exp, last in EPOCHS.items():
+        for seed in SEEDS:
+            m = pd.read_csv(run / "metrics" / f"{exp}_seed{seed}.csv")
+            assert len(m) == (last + 1) * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
+            assert m["ref_prob"].between(0, 1).all() and m["ref_similarity"].between(-1, 1.0001).all()
+            for kind in ("metrics", "confusion"):
+                assert (run / "figures" / f"{kind}_{exp}_seed{seed}.png").stat().st_size > 1000
+
+
+def test_animation_and_optional_methods(tiny_run):
+    _, run, _ = tiny_run
+    for exp, last in EPOCHS.items():
+        with Image.open(run / "figures" / f"evolution_{exp}.gif") as gif:
+            assert gif.n_frames == last + 1  # every epoch, from the untrained network on
+        for method in ("saliency", "occlusion", "inversion"):
+            assert (run / "figures" / f"{method}_{exp}.png").stat().st_size > 1000
+        d = np.load(run / "explain" / exp / f"epoch_{last:03d}.npz")
+        assert d["saliency"].shape == (4, 32, 32) and d["inversion"].shape == (3, 4, 32, 32, 3)
+
+
+def test_frozen_experiment_trains_only_its_classifier(tiny_run):
+    _, run, _ = tiny_run
+    import torch
+
+    before, after = (torch.load(run / "train" / "frozen" / "seed0" / f"epoch_00{e}.pt", weights_only=True)["model"]
+                     for e in (0, 1))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("features."))
+    assert not torch.equal(before["classifier.6.weight"], after["classifier.6.weight"])
 
 
 def test_checkpoints_histories_and_visualizations(tiny_run):
     _, run, _ = tiny_run
     for exp in ("scratch", "pretrained"):
-        h = pd.read_csv(run / "train" / exp / "history.csv")
-        assert h["epoch"].tolist() == [0, 1, 2]
-        assert h["val_acc"].between(0, 1).all() and h.loc[1:, "train_loss"].notna().all()
+        for seed in SEEDS:
+            h = pd.read_csv(run / "train" / exp / f"seed{seed}" / "history.csv")
+            assert h["epoch"].tolist() == [0, 1, 2]
+            assert h["val_acc"].between(0, 1).all() and h.loc[1:, "train_loss"].notna().all()
         for e in range(3):
-            viz = run / "viz" / exp / f"epoch_{e:03d}"
+            viz = run / "viz" / exp / "seed0" / f"epoch_{e:03d}"
             img = np.asarray(Image.open(viz / "composite.png"))
             assert img.shape == (64, 64, 3)  # 2 x 2 of 32 px
             assert (viz / "tree_frog.png").is_file() and (viz / "pool_table.png").is_file()
@@ -53,9 +81,20 @@ def test_checkpoints_histories_and_visualizations(tiny_run):
             assert d["probs"].shape == (4, 4) and np.allclose(d["probs"].sum(1), 1, atol=1e-4)
             # the composite's lower-left quadrant is the pool table's image (clockwise from upper left)
             assert np.array_equal(img[32:, :32], d["images"][3])
+    # the seeds are different runs: other initial weights
+    w0, w1 = (torch_load(run / "train" / "scratch" / f"seed{s}" / "epoch_000.pt") for s in SEEDS)
+    assert not np.array_equal(w0, w1)
     # optimizer state only for the newest epoch
-    assert sorted(p.name for p in (run / "train" / "scratch").glob("*.optim.pt")) == ["epoch_002.optim.pt"]
-    assert (run / "logs" / "train" / "scratch" / "epoch_002.log").read_text().count("[train scratch]") >= 2
+    folder = run / "train" / "scratch" / "seed0"
+    assert sorted(p.name for p in folder.glob("*.optim.pt")) == ["epoch_002.optim.pt"]
+    assert (run / "logs" / "train" / "scratch" / "seed0" / "epoch_002.log").read_text().count(
+        "[train scratch seed 0]") >= 2
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)["model"]["features.0.weight"].numpy()
 
 
 def test_rerun_does_nothing(tiny_run):
@@ -66,23 +105,35 @@ def test_rerun_does_nothing(tiny_run):
 
 def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     workdir, run, _ = tiny_run
-    (run / "train" / "scratch" / "epoch_002.pt").unlink()
+    (run / "train" / "scratch" / "seed1" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
+    # seed 1 is not in the figures, GIF or methods (seed 0's): only its own chain and the summaries
     assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1,
-                      "evolution_figure": 1, "learning_curves": 1, "feature_metrics": 1, "all": 1}, counts
+                      "learning_curves": 1, "feature_metrics": 1, "all": 1}, counts
+    (run / "train" / "scratch" / "seed0" / "epoch_002.pt").unlink()
+    counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
+    assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,
+                      "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
+                      "method_figure": 3, "all": 1}, counts
+    # rebuilt, the run is complete again (and the session's other tests see it whole)
+    snakemake(workdir, configs=[TINY])
+    assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(workdir, "-n", configs=[TINY]))
 
 
 def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):
     """train.keep_checkpoints: false, the README's way to keep the paper run's disk small."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "temp.yaml").write_text("train: {keep_checkpoints: false}\nexperiments: {pretrained: {epochs: 1}}\n")
+    (tmp_path / "temp.yaml").write_text("seeds: [1]\ntrain: {keep_checkpoints: false}\nexperiments: {pretrained: {epochs: 1}}\n")
     snakemake(tmp_path, configs=[TINY, tmp_path / "temp.yaml"])
     run = tmp_path / "results" / "tiny"
-    assert list((run / "train").glob("*/epoch_*[0-9].pt")) == []
+    assert list((run / "train").glob("*/*/epoch_*[0-9].pt")) == []
     for exp, last in (("scratch", 2), ("pretrained", 1)):
-        assert (run / "train" / exp / f"epoch_{last:03d}.json").is_file()
-        assert all((run / "viz" / exp / f"epoch_{e:03d}" / "composite.png").is_file() for e in range(last + 1))
+        assert (run / "train" / exp / "seed1" / f"epoch_{last:03d}.json").is_file()
+        assert all((run / "viz" / exp / "seed1" / f"epoch_{e:03d}" / "composite.png").is_file()
+                   for e in range(last + 1))
     assert (run / "figures" / "fig1.pdf").is_file() and (run / "tables" / "table2.md").is_file()
+    assert (run / "explain" / "scratch" / "epoch_002.npz").is_file()  # methods ran before the deletion
     # missing temporary files are not missing outputs: a second run has nothing to do
     proc = snakemake(tmp_path, "-n", configs=[TINY, tmp_path / "temp.yaml"])
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -41,6 +41,33 @@ def _check_imagenet(path: Path, data: dict) -> list[str]:
     return errors
 
 
+# modules in VGG's `features` (two per convolution, one per pool) and `classifier`;
+# kept here so that parsing the Snakefile does not import torch (a test holds it
+# to featevo.models)
+FEATURE_MODULES = {"vgg11": 21, "vgg13": 25, "vgg16": 31, "vgg19": 37}
+CLASSIFIER_MODULES = 7
+
+
+def _check_methods(cfg: dict) -> list[str]:
+    m, errors = cfg.get("methods", {}), []
+    if not m:
+        return errors
+    if m["images_per_class"] > cfg["data"]["val_per_class"]:
+        errors.append(f"methods.images_per_class ({m['images_per_class']}) must be at most data.val_per_class "
+                      f"({cfg['data']['val_per_class']})")
+    inv = m["inversion"]
+    if inv["enabled"]:
+        sizes = {"features": FEATURE_MODULES[cfg["model"]["arch"]], "classifier": CLASSIFIER_MODULES}
+        if not inv["layers"]:
+            errors.append("methods.inversion.layers is empty; name at least one layer, e.g. features.15")
+        for layer in inv["layers"]:
+            part, _, index = layer.partition(".")
+            if part not in sizes or not index.isdigit() or int(index) >= sizes[part]:
+                errors.append(f"methods.inversion.layers: {layer!r} is not a layer of {cfg['model']['arch']}; use "
+                              f"features.0 to features.{sizes['features'] - 1} or classifier.0 to classifier.6")
+    return errors
+
+
 def check_config(cfg: dict) -> list[str]:
     """Every problem found, each naming its config key and what to do."""
     errors = []
@@ -93,6 +120,7 @@ def check_config(cfg: dict) -> list[str]:
                 if exp[key] in names:
                     errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
                 names[exp[key]] = f"experiments.{name}.{key}"
+    errors += _check_methods(cfg)
     if "fig3" in names:
         errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
     return errors

@@ -70,18 +70,115 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path]) -> 
 
 
 def curves(histories: list[pd.DataFrame], experiments: list[str], outputs: list[Path]) -> None:
+    """Loss and accuracy per epoch; with several seeds per experiment (its name
+    repeated), the mean and the band from the lowest to the highest seed."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for h, name, colour in zip(histories, experiments, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        t = h[h["epoch"] >= 1]
-        ax_loss.plot(t["epoch"], t["train_loss"], "--", color=colour, label=f"{name} train")
-        ax_loss.plot(h["epoch"], h["val_loss"], "-o", ms=3, color=colour, label=f"{name} validation")
-        ax_acc.plot(t["epoch"], t["train_acc"] * 100, "--", color=colour, label=f"{name} train")
-        ax_acc.plot(h["epoch"], h["val_acc"] * 100, "-o", ms=3, color=colour, label=f"{name} validation")
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for h, name in zip(histories, experiments):
+        groups.setdefault(name, []).append(h.set_index("epoch"))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, hs), colour in zip(groups.items(), colours):
+        n = f" ({len(hs)} seeds)" if len(hs) > 1 else ""
+        for ax, col, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
+            for split, style in (("train", "--"), ("val", "-o")):
+                both = pd.concat([h[f"{split}_{col}"] for h in hs], axis=1) * scale
+                if split == "train":
+                    both = both[both.index >= 1]
+                mean = both.mean(axis=1)
+                label = f"{name} {'train' if split == 'train' else 'validation'}{n}"
+                ax.plot(mean.index, mean, style, ms=3, color=colour, label=label)
+                if len(hs) > 1:
+                    ax.fill_between(mean.index, both.min(axis=1), both.max(axis=1), color=colour, alpha=0.15,
+                                    lw=0)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    if any(len(hs) > 1 for hs in groups.values()):
+        fig.suptitle("Lines: mean over seeds; bands: lowest to highest seed", fontsize=9)
+    _save(fig, outputs)
+
+
+def gif(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str], out: Path,
+        scale: int = 3, ms_per_frame: int = 400) -> int:
+    """The composite at every epoch, one frame each, labelled with epoch and
+    validation accuracy; the last frame is held longer.  Returns the frame count."""
+    from PIL import ImageDraw
+
+    acc = history.set_index("epoch")["val_acc"]
+    frames = []
+    for path in composites:
+        epoch = int(Path(path).parent.name.removeprefix("epoch_"))
+        img = Image.open(path).convert("RGB")
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        frame = Image.new("RGB", (img.width, img.height + 28), "white")
+        frame.paste(img, (0, 28))
+        ImageDraw.Draw(frame).text((4, 2), f"{experiment}  epoch {epoch}  val. acc. {acc[epoch] * 100:.1f}%\n"
+                                   f"{_order_note(names)}", fill="black")
+        frames.append(frame)
+    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 5]
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return len(frames)
+
+
+def gif_page(gif_path: Path, title: str, out: Path) -> None:
+    """A self-contained HTML page showing the GIF: Snakemake's report shows HTML
+    inline but offers a GIF only as a download."""
+    import base64
+    import html
+
+    data = base64.b64encode(Path(gif_path).read_bytes()).decode()
+    out.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+                   f"<body style='margin:0;background:white'><img alt='{html.escape(title)}' "
+                   f"style='image-rendering:pixelated;max-width:100%' src='data:image/gif;base64,{data}'>"
+                   "</body></html>\n")
+
+
+def _heat(ax, img: np.ndarray, heat: np.ndarray, signed: bool) -> None:
+    ax.imshow(img, interpolation="nearest")
+    if signed:  # occlusion: red where hiding the square lowers the class score
+        lim = float(np.abs(heat).max()) or 1.0
+        ax.imshow(heat, cmap="bwr", vmin=-lim, vmax=lim, alpha=0.6, interpolation="nearest")
+    else:
+        ax.imshow(heat / (heat.max() or 1.0), cmap="inferno", alpha=0.6, interpolation="nearest")
+
+
+def method(npzs: list[Path], name: str, experiment: str, names: list[str], outputs: list[Path]) -> None:
+    """One row per explained epoch, one column per fixed image (per layer, for
+    inversion); the top row shows the images themselves."""
+    data = sorted((np.load(p) for p in npzs), key=lambda d: int(d["epoch"]))
+    if name not in data[0]:
+        raise ValueError(f"{npzs[0]} has no {name} maps; enable methods.{name} and rerun its explain jobs")
+    images, labels = data[0]["images"], data[0]["labels"]
+    layers = list(data[0]["inversion_layers"]) if name == "inversion" else [None]
+    cols = len(images) * len(layers)
+    fig, axes = plt.subplots(len(data) + 1, cols, figsize=(1.3 * cols, 1.35 * (len(data) + 1) + 0.5),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    for j in range(cols):
+        i, k = divmod(j, len(layers))
+        axes[0, j].imshow(images[i], interpolation="nearest")
+        title = names[labels[i]] if labels[i] < len(names) else str(labels[i])
+        axes[0, j].set_title(title + (f"\n{layers[k]}" if layers[k] else ""), fontsize=6)
+    axes[0, 0].set_ylabel("image", fontsize=7)
+    for r, d in enumerate(data, 1):
+        probs = d["probs"]
+        for j in range(cols):
+            i, k = divmod(j, len(layers))
+            ax = axes[r, j]
+            if name == "inversion":
+                ax.imshow(d["inversion"][k, i], interpolation="nearest")
+            else:
+                _heat(ax, images[i], d[name][i], signed=name == "occlusion")
+            if k == 0:
+                ax.set_xlabel(f"p={probs[i, labels[i]]:.2f}", fontsize=6, labelpad=1)
+        axes[r, 0].set_ylabel(f"epoch {int(d['epoch'])}", fontsize=7)
+    what = {"saliency": "saliency |d logit / d pixel|", "occlusion": "occlusion (red: hiding it lowers the class "
+            "score)", "inversion": "feature inversion at each layer"}[name]
+    fig.suptitle(f"{experiment}: {what}, per epoch (p: the checkpoint's probability of the true class)", fontsize=8)
+    fig.tight_layout()
     _save(fig, outputs)
 
 
@@ -103,8 +200,29 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--history", type=Path, nargs="+", required=True)
     c.add_argument("--experiments", nargs="+", required=True)
     c.add_argument("--out", type=Path, nargs="+", required=True)
+    g = sub.add_parser("gif", help="animation of the composite over epochs")
+    g.add_argument("--history", type=Path, required=True)
+    g.add_argument("--composites", type=Path, nargs="+", required=True)
+    g.add_argument("--experiment", required=True)
+    g.add_argument("--names", nargs="+", required=True)
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--html", type=Path, help="also an HTML page holding the GIF (for the report)")
+    m = sub.add_parser("method", help="epoch-by-epoch figure of one optional method")
+    m.add_argument("--method", required=True, choices=["saliency", "occlusion", "inversion"])
+    m.add_argument("--npz", type=Path, nargs="+", required=True)
+    m.add_argument("--experiment", required=True)
+    m.add_argument("--names", nargs="+", required=True)
+    m.add_argument("--out", type=Path, nargs="+", required=True)
     a = p.parse_args(argv)
-    if a.cmd == "evolution":
+    if a.cmd == "gif":
+        n = gif(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out)
+        if a.html:
+            gif_page(a.out, f"{a.experiment}: class visualizations per epoch", a.html)
+        print(f"[figures] {a.experiment}: {n} frames -> {a.out}")
+    elif a.cmd == "method":
+        method(a.npz, a.method, a.experiment, a.names, a.out)
+        print(f"[figures] {a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
+    elif a.cmd == "evolution":
         shown = evolution(pd.read_csv(a.history), a.viz, a.experiment, a.names, a.out)
         print(f"[figures] {a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":

@@ -11,7 +11,15 @@ For every checkpoint's class visualizations (``classes.npz``):
     [0, 1] units (edges and texture);
 * confusion: the checkpoint's own probability of the image's class
   (``own_prob``) and the largest probability it gives any other class
-  (``leak_prob``), from the saved class-by-class probability matrix.
+  (``leak_prob``), from the saved class-by-class probability matrix (drawn
+  per epoch in the confusion figure);
+* against a fixed network (the reference: Fig. 3's network), which does not
+  change during training:
+  - ``ref_prob``: its probability of the image's class, i.e. whether the
+    features drawn are recognizable to a network that was not trained here;
+  - ``ref_similarity``: the largest cosine similarity, in its penultimate
+    features, between this class's image and another class's image of the
+    same epoch (features shared between classes).
 """
 
 from __future__ import annotations
@@ -64,17 +72,82 @@ def checkpoint_rows(npz: Path, epoch: int) -> list[dict]:
     return rows
 
 
-def feature_metrics(viz_dir: Path, history: pd.DataFrame) -> pd.DataFrame:
-    rows = []
+def fixed_network_measures(images: np.ndarray, reference, units: list[int], batch: int = 64) -> dict:
+    """``ref_prob`` and ``ref_similarity`` of (epochs, classes, H, W, 3) uint8 images."""
+    import torch
+
+    from featevo.models import last_linear_name
+    from featevo.train import imagenet_normalize
+
+    e, n = images.shape[:2]
+    head = reference.get_submodule(last_linear_name(reference))
+    feats, probs = [], []
+    store = {}
+    handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
+    flat = images.reshape(e * n, *images.shape[2:])
+    try:
+        with torch.no_grad():
+            for i in range(0, len(flat), batch):
+                x = torch.from_numpy(flat[i:i + batch]).permute(0, 3, 1, 2).float().div(255)
+                probs.append(reference(imagenet_normalize(x)).softmax(1))
+                feats.append(torch.nn.functional.normalize(store["x"], dim=1))
+    finally:
+        handle.remove()
+    probs = torch.cat(probs).view(e, n, -1)
+    f = torch.cat(feats).view(e, n, -1)
+    sim = f @ f.transpose(1, 2)  # (epochs, classes, classes) cosine similarities
+    sim.diagonal(dim1=1, dim2=2).fill_(-1.0)
+    own = probs[:, torch.arange(n), torch.tensor(units)]
+    return {"ref_prob": own.numpy(), "ref_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
+
+
+def feature_metrics(viz_dir: Path, history: pd.DataFrame, reference=None, units: list[int] | None = None,
+                    ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """The measures per (epoch, class), and each epoch's probability matrix."""
+    rows, matrices, images = [], {}, []
     for epoch in history["epoch"]:
-        rows += checkpoint_rows(viz_dir / f"epoch_{int(epoch):03d}" / "classes.npz", int(epoch))
+        npz = viz_dir / f"epoch_{int(epoch):03d}" / "classes.npz"
+        rows += checkpoint_rows(npz, int(epoch))
+        d = np.load(npz)
+        matrices[int(epoch)] = d["probs"]
+        images.append(d["images"])
     df = pd.DataFrame(rows)
-    return df.merge(history[["epoch", "val_acc"]], on="epoch")
+    if reference is not None:
+        fixed = fixed_network_measures(np.stack(images), reference, units)
+        for col, values in fixed.items():
+            df[col] = values.reshape(-1)  # rows are epoch-major, classes in order, like checkpoint_rows
+    return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices
+
+
+def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment: str, outputs: list[Path],
+                   max_cols: int = 8) -> None:
+    """Per epoch: the checkpoint's class probabilities (columns) on each class's
+    visualization (rows).  A perfect visualization set is the identity."""
+    epochs = sorted(matrices)
+    cols = min(max_cols, len(epochs))
+    rows = -(-len(epochs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows + 0.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, e in zip(axes.flat, epochs):
+        m = matrices[e]
+        ax.imshow(m[:, :len(names)] if m.shape[1] >= len(names) else m, vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(f"epoch {e}", fontsize=7)
+    short = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
+    fig.suptitle(f"{experiment}: the checkpoint's probabilities (columns) on each class's visualization (rows)"
+                 f"\n{short}; bright diagonal = each image is its own class", fontsize=8)
+    fig.tight_layout()
+    for out in outputs:
+        fig.savefig(out, dpi=130, bbox_inches="tight")
+    plt.close(fig)
 
 
 def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
-    panels = [*MEASURES, "own_prob", "leak_prob"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2))
+    panels = [*MEASURES, "own_prob", "leak_prob", *[c for c in ("ref_prob", "ref_similarity") if c in df]]
+    fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.2 * -(-len(panels) // 2), 6.2), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes = axes.flat
     for ax, col in zip(axes, panels):
         for name, g in df.groupby("class", sort=False):
             ax.plot(g["epoch"], g[col], "-o", ms=2, lw=1, label=name)
@@ -101,10 +174,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--figure", type=Path, nargs="+", required=True)
+    p.add_argument("--confusion", type=Path, nargs="+", help="figure of the per-epoch probability matrices")
+    p.add_argument("--reference", type=Path, help="the fixed network's checkpoint (ref_prob, ref_similarity)")
+    p.add_argument("--reference-units", type=int, nargs="+", help="its output unit of each class")
+    p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
-    df = feature_metrics(a.viz, pd.read_csv(a.history))
+    reference = None
+    if a.reference:
+        import torch
+
+        from featevo.checkpoint import load_model
+
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        reference, _ = load_model(a.reference)
+        if not a.reference_units:
+            p.error("--reference needs --reference-units")
+    df, matrices = feature_metrics(a.viz, pd.read_csv(a.history), reference, a.reference_units)
     df.to_csv(a.csv, index=False)
     plot(df, a.experiment, a.figure)
+    if a.confusion:
+        names = list(dict.fromkeys(df["class"]))
+        plot_confusion(matrices, names, a.experiment, a.confusion)
     last = df[df["epoch"] == df["epoch"].max()]
     print(f"[metrics] {a.experiment}: {df['epoch'].nunique()} epochs; last epoch own_prob "
           f"{last['own_prob'].round(3).tolist()} -> {a.csv}")

@@ -28,6 +28,25 @@ def read_history(metrics_files: list[Path]) -> pd.DataFrame:
     return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
 
 
+def across_seeds(histories: list[pd.DataFrame], seeds: list[int]) -> pd.DataFrame:
+    """One history per epoch: the mean validation accuracy over the seeds (the
+    table's epochs are chosen on it), its spread, and each seed's value."""
+    if len(histories) != len(seeds):
+        raise ValueError(f"{len(histories)} histories for {len(seeds)} seeds")
+    epochs = [set(h["epoch"]) for h in histories]
+    if any(e != epochs[0] for e in epochs):
+        raise ValueError("the seeds' histories cover different epochs")
+    acc = pd.concat([h.set_index("epoch")["val_acc"].rename(f"val_acc_seed{s}") for h, s in zip(histories, seeds)],
+                    axis=1).sort_index()
+    # the other columns (train loss and accuracy, validation loss): averaged too
+    cols = {c: pd.concat([h.set_index("epoch")[c] for h in histories], axis=1).mean(axis=1)
+            for c in COLUMNS if c not in ("epoch", "val_acc")}
+    out = pd.DataFrame({"val_acc": acc.mean(axis=1), "val_acc_std": acc.std(axis=1, ddof=1).fillna(0.0),
+                        "val_acc_min": acc.min(axis=1), "val_acc_max": acc.max(axis=1), **cols})
+    out = pd.concat([out, acc], axis=1).rename_axis("epoch").reset_index()
+    return out
+
+
 def table_epochs(history: pd.DataFrame) -> list[int]:
     """Epochs (from 1) where val_acc beat every earlier epoch, plus the last if lower."""
     h = history[history["epoch"] >= 1].sort_values("epoch")
@@ -45,27 +64,44 @@ def accuracy_table(history: pd.DataFrame) -> pd.DataFrame:
     epochs = table_epochs(history)
     h = history.set_index("epoch").loc[epochs]
     best = h["val_acc"].cummax()
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "epoch": epochs,
         "val_acc": h["val_acc"].to_numpy(),
         "val_acc_percent": (h["val_acc"] * 100).round(1).to_numpy(),
         "why": ["new maximum" if a >= b else "last epoch" for a, b in zip(h["val_acc"], best)],
     })
+    spread = [c for c in h.columns if c.startswith("val_acc_")]  # across seeds, when there are several
+    for c in spread:
+        table[c] = h[c].to_numpy()
+    return table
+
+
+def _cell(history: pd.DataFrame, epoch: int) -> str:
+    """'93.5%', or with several seeds '93.5 ± 1.2% (92.7 / 94.3)'."""
+    row = history.set_index("epoch").loc[epoch]
+    seeds = [c for c in history.columns if c.startswith("val_acc_seed")]
+    if len(seeds) < 2:
+        return f"{row['val_acc'] * 100:.1f}%"
+    each = " / ".join(f"{row[c] * 100:.1f}" for c in seeds)
+    return f"{row['val_acc'] * 100:.1f} ± {row['val_acc_std'] * 100:.1f}% ({each})"
 
 
 def markdown(table: pd.DataFrame, history: pd.DataFrame, experiment: str,
              paper: dict[int, float] | None) -> str:
     ours = history.set_index("epoch")["val_acc"] * 100
+    seeds = [c.removeprefix("val_acc_seed") for c in history.columns if c.startswith("val_acc_seed")]
+    over = (f" Mean ± standard deviation over seeds {', '.join(seeds)} (each seed's value in brackets); the "
+            "epochs are chosen on the mean." if len(seeds) > 1 else "")
     lines = [f"## Validation accuracy: {experiment}", "",
              "Epochs where validation accuracy reached a new maximum, and the last epoch if it ended lower "
-             "(marked *). "
+             "(marked *)." + over + " "
              + ("The paper's value is shown at the epochs its table lists." if paper else ""), ""]
     rows = sorted(set(table["epoch"]) | set(paper or {}))
     head = "| epoch | ours | in our table |" + (" paper |" if paper else "")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     chosen = set(table["epoch"])
     for e in rows:
-        cell = f"{ours[e]:.1f}%" if e in ours.index else "–"
+        cell = _cell(history, e) if e in ours.index else "–"
         mark = "*" if e in chosen else ""
         row = f"| {e} | {cell} | {mark} |"
         if paper:
@@ -75,7 +111,11 @@ def markdown(table: pd.DataFrame, history: pd.DataFrame, experiment: str,
 
 
 def latex(table: pd.DataFrame, caption: str) -> str:
-    wide = pd.DataFrame([[f"{v:.0f}\\%" for v in table["val_acc_percent"]]],
+    if "val_acc_std" in table and table.filter(like="val_acc_seed").shape[1] > 1:
+        cells = [f"{v:.0f}$\\pm${sd * 100:.0f}\\%" for v, sd in zip(table["val_acc_percent"], table["val_acc_std"])]
+    else:
+        cells = [f"{v:.0f}\\%" for v in table["val_acc_percent"]]
+    wide = pd.DataFrame([cells],
                         columns=[str(e) for e in table["epoch"]], index=["Validation Accuracy"])
     wide.columns.name = "Epoch"
     return wide.to_latex(caption=caption, position="h", column_format="l" + "c" * len(table))
@@ -88,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--metrics", type=Path, nargs="+", required=True)
     h.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("table", help="the paper's table from a history CSV")
-    t.add_argument("--history", type=Path, required=True)
+    t.add_argument("--history", type=Path, nargs="+", required=True, help="one per seed")
+    t.add_argument("--seeds", type=int, nargs="+", help="the seed of each history (default 0, 1, ...)")
     t.add_argument("--experiment", required=True)
     t.add_argument("--paper-epochs", type=int, nargs="*", default=[])
     t.add_argument("--paper-acc", type=float, nargs="*", default=[])
@@ -101,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if len(a.paper_epochs) != len(a.paper_acc):
         p.error("--paper-epochs and --paper-acc differ in length")
-    history = pd.read_csv(a.history)
+    seeds = a.seeds or list(range(len(a.history)))
+    history = across_seeds([pd.read_csv(h) for h in a.history], seeds)
     table = accuracy_table(history)
     paper = dict(zip(a.paper_epochs, a.paper_acc)) or None
     csv, md, tex = a.out

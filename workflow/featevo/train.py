@@ -129,6 +129,16 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
             "train_seconds": time.monotonic() - start}
 
 
+def freeze(model: torch.nn.Module, what: str) -> None:
+    """``features``: the convolutional layers keep their weights (the paper's
+    future-work case); autograd then skips their backward pass entirely."""
+    if what == "features":
+        for p in model.features.parameters():
+            p.requires_grad_(False)
+    elif what != "none":
+        raise ValueError(f"experiments.*.freeze: unknown {what!r}; use none or features")
+
+
 def _write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
 
@@ -173,6 +183,7 @@ def cmd_epoch(a) -> None:
     epoch = prev["epoch"] + 1
     spec = ModelSpec(**prev["spec"])
     model.to(device, memory_format=torch.channels_last)
+    freeze(model, a.freeze)
     optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
     prev_opt = optimizer_path(a.previous)
     if prev_opt.is_file():
@@ -201,6 +212,7 @@ def cmd_epoch(a) -> None:
     t_eval = time.monotonic()
     v = evaluate(model, val, device, a.precision)
     metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
+               "frozen": a.freeze,
                "images_per_s": len(train) / stats["train_seconds"], "device": str(device),
                "eval_seconds": time.monotonic() - t_eval, "load_seconds": load_s}
     t_save = time.monotonic()
@@ -274,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     ep.add_argument("--previous", type=Path, required=True)
     ep.add_argument("--keep-optimizer-state", action="store_true")
     ep.add_argument("--augment", default="none", choices=["none", "hflip"])
+    ep.add_argument("--freeze", default="none", choices=["none", "features"])
     ep.add_argument("--tag", default="")
     ref = sub.add_parser("reference", help="train the demo's reference network on every class")
     _common(ref), _model_args(ref), _optim_args(ref)

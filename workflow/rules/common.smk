@@ -32,6 +32,12 @@ CLASSES = config["data"]["classes"]
 WNIDS = [c["wnid"] for c in CLASSES]
 NAMES = [c["name"] for c in CLASSES]
 EXPERIMENTS = config["experiments"]
+SEEDS = config["seeds"]
+FIRST_SEED = SEEDS[0]  # the seed the figures show
+METHODS_CFG = config["methods"]
+METHODS = [
+    m for m in ("saliency", "occlusion", "inversion") if METHODS_CFG[m]["enabled"]
+]
 STANDIN = config["data"]["source"] == "standin"
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 # portable GPU request of the rules that can use one (SLURM and workstation profiles)
@@ -50,16 +56,30 @@ def logfile(name):
     return f"{RUN}/logs/{name}.log"
 
 
-def checkpoint(exp, epoch):
-    return f"{RUN}/train/{exp}/epoch_{int(epoch):03d}.pt"
+def checkpoint_file(exp, epoch, seed):
+    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.pt"
 
 
-def metrics(exp, epoch):
-    return f"{RUN}/train/{exp}/epoch_{int(epoch):03d}.json"
+def metrics(exp, epoch, seed):
+    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.json"
 
 
-def composite(exp, epoch):
-    return f"{RUN}/viz/{exp}/epoch_{int(epoch):03d}/composite.png"
+def history(exp, seed):
+    return f"{RUN}/train/{exp}/seed{seed}/history.csv"
+
+
+def composite(exp, epoch, seed):
+    return f"{RUN}/viz/{exp}/seed{seed}/epoch_{int(epoch):03d}/composite.png"
+
+
+def explained(exp, epoch):
+    return f"{RUN}/explain/{exp}/epoch_{int(epoch):03d}.npz"
+
+
+def explain_epochs(exp):
+    """Every `methods.every`-th epoch from 0, and the last."""
+    last = EXPERIMENTS[exp]["epochs"]
+    return sorted(set(range(0, last + 1, METHODS_CFG["every"])) | {last})
 
 
 def epochs(exp):
@@ -114,13 +134,33 @@ def final_targets():
         name=["fig3", "learning_curves"],
         ext=["png", "pdf"],
     )
-    out += expand(f"{RUN}/metrics/{{exp}}.csv", exp=EXPERIMENTS)
     out += expand(
-        f"{RUN}/figures/metrics_{{exp}}.{{ext}}", exp=EXPERIMENTS, ext=["png", "pdf"]
+        f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv", exp=EXPERIMENTS, seed=SEEDS
+    )
+    out += expand(
+        f"{RUN}/figures/{{kind}}_{{exp}}_seed{{seed}}.{{ext}}",
+        kind=["metrics", "confusion"],
+        exp=EXPERIMENTS,
+        seed=SEEDS,
+        ext=["png", "pdf"],
+    )
+    out += expand(
+        f"{RUN}/figures/evolution_{{exp}}.{{ext}}", exp=EXPERIMENTS, ext=["gif", "html"]
+    )
+    out += expand(
+        f"{RUN}/figures/{{method}}_{{exp}}.{{ext}}",
+        method=METHODS,
+        exp=EXPERIMENTS,
+        ext=["png", "pdf"],
     )
     # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
     if KEEP_CHECKPOINTS:
-        out += [checkpoint(exp, e) for exp in EXPERIMENTS for e in epochs(exp)]
+        out += [
+            checkpoint_file(exp, e, seed)
+            for exp in EXPERIMENTS
+            for seed in SEEDS
+            for e in epochs(exp)
+        ]
     return out
 
 

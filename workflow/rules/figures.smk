@@ -1,11 +1,12 @@
-# Stage 4: the paper's figures and tables, and the learning curves.
+# Stage 4: the paper's figures and tables, the learning curves, the measured
+# claims (metrics), the animations and the optional methods' figures.
 
 
 rule evolution_figure:
     input:
-        history=lambda w: f"{RUN}/train/{experiment_of('figure', w.fig)}/history.csv",
+        history=lambda w: history(experiment_of("figure", w.fig), FIRST_SEED),
         composites=lambda w: [
-            composite(experiment_of("figure", w.fig), e)
+            composite(experiment_of("figure", w.fig), e, FIRST_SEED)
             for e in epochs(experiment_of("figure", w.fig))
         ],
     output:
@@ -13,6 +14,7 @@ rule evolution_figure:
             f"{RUN}/figures/{{fig}}.png",
             caption="../report/evolution.rst",
             category="Figures",
+            labels={"figure": "{fig}"},
         ),
         pdf=f"{RUN}/figures/{{fig}}.pdf",
     log:
@@ -26,11 +28,15 @@ rule evolution_figure:
         ENV
     params:
         exp=lambda w: experiment_of("figure", w.fig),
-        viz=f"{RUN}/viz",
+        viz=lambda w: os.path.dirname(
+            os.path.dirname(composite(experiment_of("figure", w.fig), 0, FIRST_SEED))
+        ),
         names=NAMES,
+        seed=FIRST_SEED,
     shell:
-        "python -m featevo.figures evolution --history {input.history} --viz {params.viz}/{params.exp}"
-        " --experiment {params.exp} --names {params.names:q} --out {output.png} {output.pdf} > {log} 2>&1"
+        "python -m featevo.figures evolution --history {input.history} --viz {params.viz}"
+        " --experiment '{params.exp} (seed {params.seed})' --names {params.names:q}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule reference_figure:
@@ -42,6 +48,7 @@ rule reference_figure:
             f"{RUN}/figures/fig3.png",
             caption="../report/fig3.rst",
             category="Figures",
+            labels={"figure": "fig3"},
         ),
         pdf=f"{RUN}/figures/fig3.pdf",
     log:
@@ -58,12 +65,13 @@ rule reference_figure:
 
 rule learning_curves:
     input:
-        expand(f"{RUN}/train/{{exp}}/history.csv", exp=EXPERIMENTS),
+        [history(exp, seed) for exp in EXPERIMENTS for seed in SEEDS],
     output:
         png=report(
             f"{RUN}/figures/learning_curves.png",
             caption="../report/learning_curves.rst",
             category="Figures",
+            labels={"figure": "learning curves"},
         ),
         pdf=f"{RUN}/figures/learning_curves.pdf",
     log:
@@ -71,7 +79,7 @@ rule learning_curves:
     conda:
         ENV
     params:
-        names=list(EXPERIMENTS),
+        names=[exp for exp in EXPERIMENTS for seed in SEEDS],
     shell:
         "python -m featevo.figures curves --history {input} --experiments {params.names}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
@@ -79,12 +87,13 @@ rule learning_curves:
 
 rule accuracy_table:
     input:
-        lambda w: f"{RUN}/train/{experiment_of('table', w.table)}/history.csv",
+        lambda w: [history(experiment_of("table", w.table), s) for s in SEEDS],
     output:
         csv=report(
             f"{RUN}/tables/{{table}}.csv",
             caption="../report/table.rst",
             category="Tables",
+            labels={"table": "{table}"},
         ),
         md=f"{RUN}/tables/{{table}}.md",
         tex=f"{RUN}/tables/{{table}}.tex",
@@ -100,33 +109,105 @@ rule accuracy_table:
     params:
         exp=lambda w: experiment_of("table", w.table),
         paper=lambda w: paper_args(experiment_of("table", w.table)),
+        seeds=SEEDS,
     shell:
-        "python -m featevo.tables table --history {input} --experiment {params.exp} {params.paper}"
+        "python -m featevo.tables table --history {input} --seeds {params.seeds} --experiment {params.exp}"
+        " {params.paper}"
         " --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
 
 
 rule feature_metrics:
     input:
-        history=f"{RUN}/train/{{exp}}/history.csv",
-        viz=lambda w: [composite(w.exp, e) for e in epochs(w.exp)],
+        history=lambda w: history(w.exp, w.seed),
+        viz=lambda w: [composite(w.exp, e, w.seed) for e in epochs(w.exp)],
+        reference=f"{RUN}/reference/model.pt",
     output:
         csv=report(
-            f"{RUN}/metrics/{{exp}}.csv",
+            f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
             caption="../report/metrics.rst",
             category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "table"},
         ),
         png=report(
-            f"{RUN}/figures/metrics_{{exp}}.png",
+            f"{RUN}/figures/metrics_{{exp}}_seed{{seed}}.png",
             caption="../report/metrics.rst",
             category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "measures"},
         ),
-        pdf=f"{RUN}/figures/metrics_{{exp}}.pdf",
+        pdf=f"{RUN}/figures/metrics_{{exp}}_seed{{seed}}.pdf",
+        confusion=report(
+            f"{RUN}/figures/confusion_{{exp}}_seed{{seed}}.png",
+            caption="../report/confusion.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
+        ),
+        confusion_pdf=f"{RUN}/figures/confusion_{{exp}}_seed{{seed}}.pdf",
     log:
-        logfile("metrics/{exp}"),
+        logfile("metrics/{exp}_seed{seed}"),
+    conda:
+        ENV
+    threads: V["threads"]
+    params:
+        viz=lambda w: os.path.dirname(os.path.dirname(composite(w.exp, 0, w.seed))),
+        units=reference_units(),
+    shell:
+        "python -m featevo.metrics --viz {params.viz} --history {input.history}"
+        " --experiment '{wildcards.exp} (seed {wildcards.seed})' --reference {input.reference}"
+        " --reference-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
+        " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
+
+
+rule animation:
+    input:
+        history=lambda w: history(w.exp, FIRST_SEED),
+        composites=lambda w: [composite(w.exp, e, FIRST_SEED) for e in epochs(w.exp)],
+    output:
+        gif=f"{RUN}/figures/evolution_{{exp}}.gif",
+        html=report(
+            f"{RUN}/figures/evolution_{{exp}}.html",
+            caption="../report/animation.rst",
+            category="Animations",
+            labels={"experiment": "{exp}"},
+        ),
+    log:
+        logfile("figures/evolution_{exp}"),
     conda:
         ENV
     params:
-        viz=lambda w: f"{RUN}/viz/{w.exp}",
+        names=NAMES,
+        seed=FIRST_SEED,
     shell:
-        "python -m featevo.metrics --viz {params.viz} --history {input.history} --experiment {wildcards.exp}"
-        " --csv {output.csv} --figure {output.png} {output.pdf} > {log} 2>&1"
+        "python -m featevo.figures gif --history {input.history} --composites {input.composites}"
+        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q} --out {output.gif}"
+        " --html {output.html}"
+        " > {log} 2>&1"
+
+
+rule method_figure:
+    input:
+        lambda w: [explained(w.exp, e) for e in explain_epochs(w.exp)],
+    output:
+        png=report(
+            f"{RUN}/figures/{{method}}_{{exp}}.png",
+            caption="../report/methods.rst",
+            category="Methods",
+            subcategory="{method}",
+            labels={"method": "{method}", "experiment": "{exp}"},
+        ),
+        pdf=f"{RUN}/figures/{{method}}_{{exp}}.pdf",
+    log:
+        logfile("figures/{method}_{exp}"),
+    wildcard_constraints:
+        method="saliency|occlusion|inversion",
+    conda:
+        ENV
+    params:
+        names=NAMES,
+        seed=FIRST_SEED,
+    shell:
+        "python -m featevo.figures method --method {wildcards.method} --npz {input}"
+        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"

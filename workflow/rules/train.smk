@@ -21,6 +21,7 @@ RUNTIME_ARGS = f"--device {T['device']} --precision {T['precision']}" + (
 wildcard_constraints:
     exp="|".join(EXPERIMENTS),
     epoch="(?!000)[0-9]{3}",
+    seed="[0-9]+",
 
 
 if config["reference"]["source"] == "train":
@@ -43,7 +44,7 @@ if config["reference"]["source"] == "train":
             data=folder_of("train"),
             classes=reference_wnids(),
             epochs=config["reference"]["epochs"],
-            seed=T["seed"],
+            seed=FIRST_SEED,
             model=MODEL_ARGS,
             optim=(
                 f"--batch-size {T['batch_size']} --optimizer {config['reference']['optimizer']}"
@@ -78,10 +79,10 @@ rule init_model:
     input:
         unpack(init_inputs),
     output:
-        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/epoch_000.pt"),
-        metrics=f"{RUN}/train/{{exp}}/epoch_000.json",
+        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_000.pt"),
+        metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_000.json",
     log:
-        logfile("train/{exp}/epoch_000"),
+        logfile("train/{exp}/seed{seed}/epoch_000"),
     priority: TRAIN_PRIORITY
     conda:
         ENV
@@ -96,24 +97,23 @@ rule init_model:
             if "reference" in input.keys()
             else ""
         ),
-        seed=T["seed"],
         model=MODEL_ARGS,
         runtime=RUNTIME_ARGS,
     shell:
         "python -m featevo.train init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
-        " --classes {params.classes} --seed {params.seed} {params.source} {params.model} {params.runtime}"
+        " --classes {params.classes} --seed {wildcards.seed} {params.source} {params.model} {params.runtime}"
         " --threads {threads} > {log} 2>&1"
 
 
 rule train_epoch:
     input:
-        previous=lambda w: checkpoint(w.exp, int(w.epoch) - 1),
+        previous=lambda w: checkpoint_file(w.exp, int(w.epoch) - 1, w.seed),
         train=f"{RUN}/data/main/train_images.npy",
     output:
-        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt"),
-        metrics=f"{RUN}/train/{{exp}}/epoch_{{epoch}}.json",
+        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt"),
+        metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.json",
     log:
-        logfile("train/{exp}/epoch_{epoch}"),
+        logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     priority: TRAIN_PRIORITY
     conda:
         ENV
@@ -122,29 +122,31 @@ rule train_epoch:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
-        seed=T["seed"],
         optim=OPTIM_ARGS,
         runtime=RUNTIME_ARGS,
         keep="--keep-optimizer-state" if T["keep_optimizer_state"] else "",
         augment=T["augment"],
+        freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
         "python -m featevo.train epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
-        " --metrics {output.metrics} --seed {params.seed} {params.optim} {params.runtime} {params.keep}"
-        " --augment {params.augment}"
-        " --tag {wildcards.exp} --threads {threads} > {log} 2>&1"
+        " --metrics {output.metrics} --seed {wildcards.seed} {params.optim} {params.runtime} {params.keep}"
+        " --augment {params.augment} --freeze {params.freeze}"
+        " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
 
 
 rule history:
     input:
-        lambda w: [metrics(w.exp, e) for e in epochs(w.exp)],
+        lambda w: [metrics(w.exp, e, w.seed) for e in epochs(w.exp)],
     output:
         report(
-            f"{RUN}/train/{{exp}}/history.csv",
+            f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
             caption="../report/history.rst",
             category="Training",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}"},
         ),
     log:
-        logfile("train/{exp}/history"),
+        logfile("train/{exp}/seed{seed}/history"),
     conda:
         ENV
     shell:

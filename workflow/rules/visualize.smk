@@ -16,12 +16,12 @@ VIZ_SHELL = (
 
 rule visualize:
     input:
-        f"{RUN}/train/{{exp}}/epoch_{{epoch}}.pt",
+        f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt",
     output:
-        png=f"{RUN}/viz/{{exp}}/epoch_{{epoch}}/composite.png",
-        npz=f"{RUN}/viz/{{exp}}/epoch_{{epoch}}/classes.npz",
+        png=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
+        npz=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
     log:
-        logfile("viz/{exp}/epoch_{epoch}"),
+        logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     wildcard_constraints:
         epoch="[0-9]{3}",
     conda:
@@ -56,3 +56,38 @@ rule visualize_reference:
         args=VIZ_ARGS,
     shell:
         VIZ_SHELL
+
+
+# The paper's future work (methods.*): saliency, occlusion and feature inversion
+# on fixed validation images, every `methods.every`-th checkpoint of the first seed.
+MC = config["methods"]
+EXPLAIN_ARGS = (
+    f"--images-per-class {MC['images_per_class']} --window {MC['occlusion']['window']}"
+    f" --stride {MC['occlusion']['stride']} --layers {' '.join(MC['inversion']['layers'])}"
+    f" --steps {MC['inversion']['steps']} --lr {MC['inversion']['lr']}"
+    f" --tv-weight {MC['inversion']['tv_weight']} --device {MC['device']}"
+)
+
+
+rule explain:
+    input:
+        ckpt=lambda w: checkpoint_file(w.exp, w.epoch, FIRST_SEED),
+        val=f"{RUN}/data/main/val_images.npy",
+    output:
+        f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
+    log:
+        logfile("explain/{exp}/epoch_{epoch}"),
+    wildcard_constraints:
+        epoch="[0-9]{3}",
+    conda:
+        ENV
+    threads: MC["threads"]
+    resources:
+        gpu=0 if MC["device"] == "cpu" else 1,
+    params:
+        data=folder_of("val"),
+        methods=METHODS,
+        args=EXPLAIN_ARGS,
+    shell:
+        "python -m featevo.explain --checkpoint {input.ckpt} --data {params.data} --out {output}"
+        " --methods {params.methods} {params.args} --threads {threads} > {log} 2>&1"
