@@ -33,11 +33,12 @@ def test_bench_writes_every_row(tmp_path, capsys):
                        "--per-class", "12", "--rounds", "1"]) == 0
     table = (out / "bench.md").read_text()
     for row in ("visualization, ours", "naive per-class loop", "ImageFolder", "matrix product",
-                "training step, achieved", "demo epoch job: fixed cost"):
+                "training step, achieved", "demo epoch job, own process", "demo epoch job, preload"):
         assert row in table, row
     assert "Machine: cpu" in table
     r = json.loads((out / "bench.json").read_text())
-    e = r["epoch_job_demo"]
-    assert 0 < e["fixed_s"] < e["wall_s"] and 0 < e["fixed_fraction"] < 1
+    for key in ("epoch_job_demo", "epoch_job_demo_preload"):
+        e = r[key]
+        assert 0 < e["fixed_s"] < e["wall_s"] and 0 < e["fixed_fraction"] < 1
     assert r["training"]["ours_img_s"] > 0 and r["training"]["imagefolder_img_s"] > 0
     assert "| measure | value | ratio | target |" in capsys.readouterr().out

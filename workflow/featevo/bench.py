@@ -269,16 +269,23 @@ def matmul_peak(device, dtype: torch.dtype, n: int) -> float:
 # ---- 4. per-epoch fixed cost --------------------------------------------------------
 
 
-def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: int, batch_size: int) -> dict:
-    """Runs ``featevo.train epoch`` as the workflow does and splits its wall time."""
+def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: int, batch_size: int,
+              preload: bool = False) -> dict:
+    """Runs ``featevo.train epoch`` as the workflow does and splits its wall time;
+    ``preload``: through a warm featevo.preload server (the demo's setting)."""
     prev = work / "epoch_000.pt"
     ck.save_checkpoint(prev, build_model(spec, seed=0), spec, epoch=0, classes=DEMO_WNIDS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")]),
+           "FEATEVO_PRELOAD_DIR": str(work / "preload"), "FEATEVO_PRELOAD_IDLE": "30"}
+    runner = [sys.executable, "-m", "featevo.preload", "featevo.train"] if preload else \
+        [sys.executable, "-m", "featevo.train"]
+    cmd = runner + ["epoch", "--data", str(subset), "--previous", str(prev), "--out", str(work / "epoch_001.pt"),
+                    "--metrics", str(work / "epoch_001.json"), "--device", device, "--threads", str(threads),
+                    "--batch-size", str(batch_size)]
+    if preload:  # the server starts with the first job of a run; measure a later one
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "featevo.train", "epoch", "--data", str(subset), "--previous", str(prev),
-                    "--out", str(work / "epoch_001.pt"), "--metrics", str(work / "epoch_001.json"),
-                    "--device", device, "--threads", str(threads), "--batch-size", str(batch_size)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
     wall = time.perf_counter() - start
     m = json.loads((work / "epoch_001.json").read_text())
     work_s = m["train_seconds"] + m["eval_seconds"]
@@ -396,8 +403,12 @@ def rows(r: dict, device: torch.device) -> list[tuple[str, str, str, str]]:
     out.append(("visualization step, achieved", f"{f['viz'] / 1e9:.1f} GFLOP/s", f"{f['viz_fraction']:.1%} of limit",
                 ""))
     e = r["epoch_job_demo"]
-    out.append(("demo epoch job: fixed cost (start, load, save)", f"{e['fixed_s']:.2f} s of {e['wall_s']:.2f} s",
-                f"{e['fixed_fraction']:.1%}", f"<= 15%: {verdict(e['fixed_fraction'], FIXED_COST_TARGET, False)}"))
+    out.append(("demo epoch job, own process: fixed cost (start, load, save)",
+                f"{e['fixed_s']:.2f} s of {e['wall_s']:.2f} s", f"{e['fixed_fraction']:.1%}", ""))
+    e = r["epoch_job_demo_preload"]
+    out.append(("demo epoch job, preload (the demo's setting): fixed cost", f"{e['fixed_s']:.2f} s of "
+                f"{e['wall_s']:.2f} s", f"{e['fixed_fraction']:.1%}",
+                f"<= 15%: {verdict(e['fixed_fraction'], FIXED_COST_TARGET, False)}"))
     if "epoch_job_full" in r:
         e = r["epoch_job_full"]
         out.append(("full VGG-16 epoch job: fixed cost", f"{e['fixed_s']:.1f} s of {e['fixed_s'] + e['epoch_work_s']:.0f} s",
@@ -489,11 +500,11 @@ def main(argv: list[str] | None = None) -> int:
                       "viz_fraction": viz_flops / peak}
         log(f"[bench] matrix product {peak / 1e9:.1f} GFLOP/s; training {train_flops / 1e9:.1f} GFLOP/s")
         # the demo's epoch job as the DAG runs it (one thread per job on the CPU)
-        r["epoch_job_demo"] = epoch_job(demo_data, ModelSpec(num_classes=4, width_divisor=8, pool_size=2),
-                                        work / "epoch_demo", str(device), 1 if device.type == "cpu" else a.threads,
-                                        32)
-        log(f"[bench] demo epoch job: {r['epoch_job_demo']['fixed_s']:.2f} s fixed of "
-            f"{r['epoch_job_demo']['wall_s']:.2f} s")
+        for key, preload in (("epoch_job_demo", False), ("epoch_job_demo_preload", True)):
+            r[key] = epoch_job(demo_data, ModelSpec(num_classes=4, width_divisor=8, pool_size=2),
+                               work / key, str(device), 1 if device.type == "cpu" else a.threads, 32, preload)
+            log(f"[bench] demo epoch job{' (preload)' if preload else ''}: {r[key]['fixed_s']:.2f} s fixed of "
+                f"{r[key]['wall_s']:.2f} s")
         if not a.no_full:
             r["epoch_job_full"] = full_size_fixed_cost(224, device, precision, 4 * 900, work, log)
         if device.type == "cuda":  # the paper's visualization job (hours on a CPU)

@@ -44,6 +44,17 @@ KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
 VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
+PRELOAD = config["preload"]
+
+
+def stage(name):
+    """The command that runs featevo.<name>: through the warm server that has
+    torch imported (featevo.preload) when `preload` is true."""
+    return (
+        f"python -m featevo.preload featevo.{name}"
+        if PRELOAD
+        else f"python -m featevo.{name}"
+    )
 
 
 def checkpoint_output(path):

@@ -61,7 +61,7 @@ rule extract_subset:
         skip="--skip-unreadable" if config["data"]["skip_unreadable"] else "",
         out=lambda w: f"{RUN}/data/{w.subset}",
     shell:
-        "python -m featevo.extract --input {input} --out {params.out} --wnids {params.wnids}"
+        stage("extract") + " --input {input} --out {params.out} --wnids {params.wnids}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
         " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}"
         " --threads {threads} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule evolution_figure:
         names=NAMES,
         seed=FIRST_SEED,
     shell:
-        "python -m featevo.figures evolution --history {input.history} --viz {params.viz}"
+        stage("figures") + " evolution --history {input.history} --viz {params.viz}"
         " --experiment '{params.exp} (seed {params.seed})' --names {params.names:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
@@ -59,7 +59,7 @@ rule reference_figure:
         names=NAMES,
         source=config["reference"]["source"],
     shell:
-        "python -m featevo.figures reference --npz {input.npz} --names {params.names:q}"
+        stage("figures") + " reference --npz {input.npz} --names {params.names:q}"
         " --source {params.source} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
@@ -81,7 +81,7 @@ rule learning_curves:
     params:
         names=[exp for exp in EXPERIMENTS for seed in SEEDS],
     shell:
-        "python -m featevo.figures curves --history {input} --experiments {params.names}"
+        stage("figures") + " curves --history {input} --experiments {params.names}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
@@ -111,7 +111,8 @@ rule accuracy_table:
         paper=lambda w: paper_args(experiment_of("table", w.table)),
         seeds=SEEDS,
     shell:
-        "python -m featevo.tables table --history {input} --seeds {params.seeds} --experiment {params.exp}"
+        stage("tables")
+        + " table --history {input} --seeds {params.seeds} --experiment {params.exp}"
         " {params.paper}"
         " --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
 
@@ -154,7 +155,7 @@ rule feature_metrics:
         viz=lambda w: os.path.dirname(os.path.dirname(composite(w.exp, 0, w.seed))),
         units=reference_units(),
     shell:
-        "python -m featevo.metrics --viz {params.viz} --history {input.history}"
+        stage("metrics") + " --viz {params.viz} --history {input.history}"
         " --experiment '{wildcards.exp} (seed {wildcards.seed})' --reference {input.reference}"
         " --reference-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
         " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
@@ -180,7 +181,8 @@ rule animation:
         names=NAMES,
         seed=FIRST_SEED,
     shell:
-        "python -m featevo.figures gif --history {input.history} --composites {input.composites}"
+        stage("figures")
+        + " gif --history {input.history} --composites {input.composites}"
         " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q} --out {output.gif}"
         " --html {output.html}"
         " > {log} 2>&1"
@@ -208,6 +210,6 @@ rule method_figure:
         names=NAMES,
         seed=FIRST_SEED,
     shell:
-        "python -m featevo.figures method --method {wildcards.method} --npz {input}"
+        stage("figures") + " method --method {wildcards.method} --npz {input}"
         " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"

@@ -52,7 +52,7 @@ if config["reference"]["source"] == "train":
             ),
             runtime=RUNTIME_ARGS,
         shell:
-            "python -m featevo.train reference --data {params.data} --out {output.ckpt}"
+            stage("train") + " reference --data {params.data} --out {output.ckpt}"
             " --metrics {output.metrics} --classes {params.classes} --epochs {params.epochs}"
             " --seed {params.seed} {params.model} {params.optim} {params.runtime}"
             " --threads {threads} > {log} 2>&1"
@@ -71,7 +71,7 @@ else:
         params:
             weights=config["reference"].get("weights") or "",
         shell:
-            "python -m featevo.weights --weights '{params.weights}' --out {output.ckpt}"
+            stage("weights") + " --weights '{params.weights}' --out {output.ckpt}"
             " --metrics {output.metrics} > {log} 2>&1"
 
 
@@ -100,7 +100,8 @@ rule init_model:
         model=MODEL_ARGS,
         runtime=RUNTIME_ARGS,
     shell:
-        "python -m featevo.train init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
+        stage("train")
+        + " init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
         " --classes {params.classes} --seed {wildcards.seed} {params.source} {params.model} {params.runtime}"
         " --threads {threads} > {log} 2>&1"
 
@@ -128,7 +129,8 @@ rule train_epoch:
         augment=T["augment"],
         freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
-        "python -m featevo.train epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
+        stage("train")
+        + " epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
         " --metrics {output.metrics} --seed {wildcards.seed} {params.optim} {params.runtime} {params.keep}"
         " --augment {params.augment} --freeze {params.freeze}"
         " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
@@ -150,4 +152,4 @@ rule history:
     conda:
         ENV
     shell:
-        "python -m featevo.tables history --metrics {input} --out {output} > {log} 2>&1"
+        stage("tables") + " history --metrics {input} --out {output} > {log} 2>&1"

@@ -9,7 +9,8 @@ VIZ_ARGS = (
 )
 # one command for the checkpoints and for the reference network
 VIZ_SHELL = (
-    "python -m featevo.visualize --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
+    stage("visualize")
+    + " --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
     " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
 )
 
@@ -89,5 +90,6 @@ rule explain:
         methods=METHODS,
         args=EXPLAIN_ARGS,
     shell:
-        "python -m featevo.explain --checkpoint {input.ckpt} --data {params.data} --out {output}"
+        stage("explain")
+        + " --checkpoint {input.ckpt} --data {params.data} --out {output}"
         " --methods {params.methods} {params.args} --threads {threads} > {log} 2>&1"
