@@ -41,7 +41,8 @@ def slurm(tmp_path_factory):
 def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     # each job on its own (a warm preload server would outlive the SLURM job that started it)
-    (tmp_path / "cpu.yaml").write_text("preload: false\ntrain: {device: cpu}\nvisualize: {device: cpu}\n")
+    (tmp_path / "cpu.yaml").write_text("preload: false\ntrain: {device: cpu}\nvisualize: {device: cpu}\n"
+                                       "methods: {device: cpu}\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S")  # accounting keeps earlier runs' jobs
     proc = snakemake(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"),
                      "--slurm-init-seconds-before-status-checks", "1", "--jobs", "4",
@@ -83,5 +84,6 @@ def test_paper_dry_run_through_the_profile_asks_gpus_for_gpu_rules_only(slurm, t
         res = next((line for line in block.splitlines() if "resources:" in line), "")
         if rule:
             gpu_of.setdefault(rule, set()).add("gpu=1" in res)
-    assert gpu_of["train_epoch"] == gpu_of["visualize"] == gpu_of["init_model"] == {True}
+    assert gpu_of["train_epoch"] == gpu_of["visualize"] == gpu_of["init_model"] == gpu_of["explain"] == {True}
     assert gpu_of["extract_subset"] == gpu_of["accuracy_table"] == gpu_of["import_reference"] == {False}
+    assert gpu_of["feature_metrics"] == gpu_of["method_figure"] == gpu_of["animation"] == {False}
