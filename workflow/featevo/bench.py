@@ -343,7 +343,7 @@ def demo_dag_seconds(work: Path, cores: int, log) -> float:
     cmd = [str(snakemake), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),
            "--directory", str(work), "--cores", str(cores), "--quiet", "progress"]
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    log(f"[bench] the demo DAG with {cores} cores (about 5 min on 2 cores)")
+    log(f"[bench] the demo DAG with {cores} cores (about 6 min on 2 cores)")
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     if proc.returncode:
