@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,3 +155,39 @@ def test_frozen_features_keep_their_weights_and_the_classifier_trains(tmp_path, 
     # the next epoch continues with the classifier-only state
     run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--freeze", "features")
     assert json.loads((tmp_path / "epoch_002.json").read_text())["optimizer_state"] == "continued"
+
+
+def test_a_diverged_loss_stops_the_epoch_naming_it(data):
+    model = build_model(SPEC, seed=0)
+    with torch.no_grad():
+        model.classifier[6].weight[0, 0] = float("nan")
+    opt = train.make_optimizer(model, 1.0, 0.95, 1e-8)
+    with pytest.raises(FloatingPointError, match="scratch epoch 3: the loss became nan"):
+        train.train_one_epoch(model, opt, train.Subset(data, "train"), epoch=3, seed=0, batch_size=8,
+                              device=torch.device("cpu"), precision="fp32", log=lambda m: None, tag="scratch")
+
+
+def test_epoch_statistics_match_a_per_batch_reading(data):
+    # the sums stay on the device; they must equal reading every batch on the host
+    model, ref = build_model(SPEC, seed=0), build_model(SPEC, seed=0)
+    stats = train.train_one_epoch(model, train.make_optimizer(model, 1.0, 0.95, 1e-8), train.Subset(data, "train"),
+                                  epoch=1, seed=0, batch_size=8, device=torch.device("cpu"), precision="fp32",
+                                  log=lambda m: None)
+    subset = train.Subset(data, "train")
+    order = np.random.default_rng([0, 1]).permutation(len(subset))
+    opt = train.make_optimizer(ref, 1.0, 0.95, 1e-8)
+    ref.train()
+    torch.manual_seed(0 * 100_003 + 1)
+    losses, hits = [], 0
+    for b in range(0, len(order), 8):
+        idx = sorted(order[b:b + 8])
+        x, y = train.to_input(subset.images[idx], torch.device("cpu")), torch.from_numpy(subset.labels[idx])
+        out = ref(x)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item() * len(idx))
+        hits += (out.argmax(1) == y).sum().item()
+    assert stats["train_loss"] == pytest.approx(sum(losses) / len(order), rel=1e-12)
+    assert stats["train_acc"] == hits / len(order)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from featevo.checkpoint import load_model
 from featevo.device import configure, pick_device

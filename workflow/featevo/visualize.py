@@ -150,7 +150,7 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
             x = (x.detach() + step_size * grad).clamp_(0.0, 1.0)  # clip to the valid pixel range
             if median_every and step % median_every == 0:
                 x = median_filter(x, median_size).contiguous(memory_format=torch.channels_last)
-        trace.append(value.detach().float().cpu())
+        trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
             log(f"[visualize] step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"{step / (time.monotonic() - start):.1f} steps/s")
@@ -160,7 +160,7 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
         "images": x.detach().float().cpu(),
         "probs": final.softmax(dim=1).cpu(),
         "logits": final.cpu(),
-        "trace": torch.stack(trace).numpy() if trace else np.zeros((0, n), np.float32),
+        "trace": torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n), np.float32),
         "seconds": time.monotonic() - start,
     }
 
