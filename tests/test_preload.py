@@ -15,6 +15,7 @@ import os, sys, time
 print("ppid", os.getppid(), "args", sys.argv[1:], "cwd", os.getcwd(), "env", os.environ.get("PROBE"), flush=True)
 print("to stderr", file=sys.stderr)
 print("version", VERSION)
+print("path0", sys.path[0])
 if sys.argv[1:2] == ["fail"]:
     raise RuntimeError("boom")
 if sys.argv[1:2] == ["exit"]:
@@ -51,6 +52,7 @@ def test_output_exit_status_cwd_and_environment_are_the_stage_s(env, tmp_path):
     assert f"args ['a', 'b'] cwd {tmp_path} env None" in first.stdout and "to stderr" in first.stderr
     second = run({**env, "PROBE": "x"}, "c", cwd=tmp_path / "mods")
     assert f"args ['c'] cwd {tmp_path / 'mods'} env x" in second.stdout
+    assert f"path0 {tmp_path / 'mods'}" in second.stdout  # as `python -m` would have it
     # both were forked by the same warm server (its pid is their parent)
     ppid = lambda out: out.split()[1]  # noqa: E731
     assert ppid(first.stdout) == ppid(second.stdout) != str(os.getpid())

@@ -41,6 +41,7 @@ from pathlib import Path
 # imported by the server before it forks anything; never featevo's own modules
 PRELOAD = ("numpy", "torch", "torch._dynamo", "pandas", "PIL.Image", "scipy.ndimage", "matplotlib")
 HEADER = 8  # bytes of the length prefix of each message
+_SERVER_CWD = os.getcwd()
 
 
 def _folder() -> Path:
@@ -193,6 +194,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int], close: list[int])
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         os.chdir(request["cwd"])
+        if sys.path and sys.path[0] == _SERVER_CWD:  # `python -m` puts the working folder first
+            sys.path[0] = request["cwd"]
         os.environ.clear()
         os.environ.update(request["env"])
         code = run_here(request["module"], request["args"])
