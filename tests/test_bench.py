@@ -4,7 +4,7 @@ import torch
 
 from featevo import bench
 from featevo.models import ModelSpec, build_model
-from featevo.visualize import activation_maximization
+from featevo.visualize import activation_maximization, initial_images
 
 
 def test_naive_baseline_computes_what_ours_computes():
@@ -15,7 +15,7 @@ def test_naive_baseline_computes_what_ours_computes():
     naive = bench.naive_visualization(build_model(spec, seed=0), [0, 1, 2], 32, 6, 0.05, 3, 3, torch.device("cpu"))
     assert naive.shape == ours.shape
     torch.testing.assert_close(naive, ours, atol=1e-4, rtol=0)
-    assert not torch.allclose(ours, bench.initial_images(3, 32))  # the images did move
+    assert not torch.allclose(ours, initial_images(3, 32))  # the images did move
 
 
 def test_step_flops_counts_forward_and_backward():

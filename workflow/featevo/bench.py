@@ -35,7 +35,7 @@ from featevo import checkpoint as ck
 from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
 from featevo.train import MEAN, STD, Subset, imagenet_normalize, make_optimizer, train_one_epoch
-from featevo.visualize import activation_maximization
+from featevo.visualize import activation_maximization, initial_images
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_WNIDS = ["n01644373", "n02007558", "n07697313", "n03982430"]
@@ -65,12 +65,6 @@ def timed(fn, device: torch.device, repeat: int = 1, warmup: bool = True) -> flo
 
 
 # ---- 1. visualization --------------------------------------------------------------
-
-
-def initial_images(n: int, image_size: int, seed: int = 0) -> torch.Tensor:
-    """The noise activation_maximization starts from (init noise, std 0.1)."""
-    gen = torch.Generator().manual_seed(seed)
-    return (0.5 + 0.1 * torch.randn(n, 3, image_size, image_size, generator=gen)).clamp(0, 1)
 
 
 def naive_visualization(model, units, image_size, steps, step_size, median_every, median_size, device):

@@ -26,6 +26,7 @@ import torch
 from featevo.checkpoint import load_model
 from featevo.device import configure, pick_device
 from featevo.train import Subset, imagenet_normalize
+from featevo.visualize import to_uint8
 
 METHODS = ("saliency", "occlusion", "inversion")
 
@@ -142,8 +143,7 @@ def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, meth
             out["occlusion"] = occlusion(net, x, target, window, stride).astype(np.float32)
         else:
             inv = [invert(model, x, layer, steps, lr, tv_weight) for layer in layers]
-            out["inversion"] = np.stack([(v.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-                                         for v in inv])
+            out["inversion"] = np.stack([to_uint8(v.cpu()) for v in inv])
             out["inversion_layers"] = np.asarray(layers)
         log(f"[explain] {m}: {time.monotonic() - start:.1f} s")
     return out

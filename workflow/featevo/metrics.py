@@ -60,8 +60,9 @@ def total_variation(img: np.ndarray) -> float:
     return float((np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()) / 2)
 
 
-def checkpoint_rows(npz: Path, epoch: int) -> list[dict]:
-    d = np.load(npz)
+def checkpoint_rows(npz: Path | dict, epoch: int) -> list[dict]:
+    """The measures of one checkpoint's ``classes.npz`` (a path, or its loaded arrays)."""
+    d = np.load(npz) if isinstance(npz, (str, Path)) else npz
     probs, units = d["probs"], d["units"]
     rows = []
     for i, (img, name) in enumerate(zip(d["images"], d["names"])):
@@ -77,7 +78,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     import torch
 
     from featevo.models import last_linear_name
-    from featevo.train import imagenet_normalize
+    from featevo.train import to_input
 
     e, n = images.shape[:2]
     head = reference.get_submodule(last_linear_name(reference))
@@ -88,8 +89,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     try:
         with torch.no_grad():
             for i in range(0, len(flat), batch):
-                x = torch.from_numpy(flat[i:i + batch]).permute(0, 3, 1, 2).float().div(255)
-                probs.append(reference(imagenet_normalize(x)).softmax(1))
+                probs.append(reference(to_input(flat[i:i + batch], torch.device("cpu"))).softmax(1))
                 feats.append(torch.nn.functional.normalize(store["x"], dim=1))
     finally:
         handle.remove()
@@ -106,9 +106,8 @@ def feature_metrics(viz_dir: Path, history: pd.DataFrame, reference=None, units:
     """The measures per (epoch, class), and each epoch's probability matrix."""
     rows, matrices, images = [], {}, []
     for epoch in history["epoch"]:
-        npz = viz_dir / f"epoch_{int(epoch):03d}" / "classes.npz"
-        rows += checkpoint_rows(npz, int(epoch))
-        d = np.load(npz)
+        d = dict(np.load(viz_dir / f"epoch_{int(epoch):03d}" / "classes.npz"))
+        rows += checkpoint_rows(d, int(epoch))
         matrices[int(epoch)] = d["probs"]
         images.append(d["images"])
     df = pd.DataFrame(rows)

@@ -108,6 +108,21 @@ def objective_values(logits: torch.Tensor, units: torch.Tensor, objective: str) 
     return scores.gather(1, units.view(-1, 1)).squeeze(1)
 
 
+def initial_images(n: int, image_size: int, init: str = "noise", init_std: float = 0.1,
+                   seed: int = 0) -> torch.Tensor:
+    """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    if init == "noise":
+        x = 0.5 + init_std * torch.randn(n, 3, image_size, image_size, generator=gen)
+    elif init == "uniform":
+        x = torch.rand(n, 3, image_size, image_size, generator=gen)
+    elif init == "gray":
+        x = torch.full((n, 3, image_size, image_size), 0.5)
+    else:
+        raise ValueError(f"visualize.init: unknown {init!r}; choose noise, uniform or gray")
+    return x.clamp_(0, 1)
+
+
 def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int = 200,
                             step_size: float = 0.1, normalize: str = "rms", median_every: int = 4,
                             median_size: int = 5, objective: str = "log_softmax", init: str = "noise",
@@ -123,16 +138,7 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
     for p in model.parameters():
         p.requires_grad_(False)  # frozen weights: 30-40% less work per step
     n = len(units)
-    gen = torch.Generator().manual_seed(seed)
-    if init == "noise":
-        x = 0.5 + init_std * torch.randn(n, 3, image_size, image_size, generator=gen)
-    elif init == "uniform":
-        x = torch.rand(n, 3, image_size, image_size, generator=gen)
-    elif init == "gray":
-        x = torch.full((n, 3, image_size, image_size), 0.5)
-    else:
-        raise ValueError(f"visualize.init: unknown {init!r}; choose noise, uniform or gray")
-    x = x.clamp_(0, 1).to(device).contiguous(memory_format=torch.channels_last)
+    x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
     trace = []
     start = time.monotonic()

@@ -79,8 +79,13 @@ def history(exp, seed):
     return f"{RUN}/train/{exp}/seed{seed}/history.csv"
 
 
+def viz_dir(exp, seed):
+    """One experiment's and seed's visualizations: epoch_NNN/ below it."""
+    return f"{RUN}/viz/{exp}/seed{seed}"
+
+
 def composite(exp, epoch, seed):
-    return f"{RUN}/viz/{exp}/seed{seed}/epoch_{int(epoch):03d}/composite.png"
+    return f"{viz_dir(exp, seed)}/epoch_{int(epoch):03d}/composite.png"
 
 
 def explained(exp, epoch):

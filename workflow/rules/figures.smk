@@ -28,9 +28,7 @@ rule evolution_figure:
         ENV
     params:
         exp=lambda w: experiment_of("figure", w.fig),
-        viz=lambda w: os.path.dirname(
-            os.path.dirname(composite(experiment_of("figure", w.fig), 0, FIRST_SEED))
-        ),
+        viz=lambda w: viz_dir(experiment_of("figure", w.fig), FIRST_SEED),
         names=NAMES,
         seed=FIRST_SEED,
     shell:
@@ -152,7 +150,7 @@ rule feature_metrics:
         ENV
     threads: V["threads"]
     params:
-        viz=lambda w: os.path.dirname(os.path.dirname(composite(w.exp, 0, w.seed))),
+        viz=lambda w: viz_dir(w.exp, w.seed),
         units=reference_units(),
     shell:
         stage("metrics") + " --viz {params.viz} --history {input.history}"
