@@ -179,14 +179,14 @@ def imagefolder_epoch(model, root: Path, image_size: int, batch_size: int, worke
     return seen / (time.perf_counter() - start)
 
 
-def make_subset(jpegs: Path, out: Path, size: int, per_class: int, val_per_class: int) -> tuple[Path, float]:
-    """The workflow's one-off extraction of the JPEGs into arrays; (folder, seconds)."""
+def make_subset(jpegs: Path, out: Path, size: int, per_class: int, val_per_class: int) -> float:
+    """The workflow's one-off extraction of the JPEGs into arrays in ``out``; its seconds."""
     from featevo.extract import extract
 
     start = time.perf_counter()
     extract(jpegs, out, DEMO_WNIDS, per_class=per_class, val_per_class=val_per_class, size=size,
             threads=os.cpu_count() or 1, log=lambda m: None)
-    return out, time.perf_counter() - start
+    return time.perf_counter() - start
 
 
 def bench_training(spec: ModelSpec, image_size: int, subset: Path, jpegs: Path, batch_size: int, work: Path,
@@ -209,8 +209,7 @@ def bench_training(spec: ModelSpec, image_size: int, subset: Path, jpegs: Path, 
     flat = work / "imagefolder"  # ImageFolder wants class folders holding only the training images
     for w in DEMO_WNIDS:
         (flat / w).mkdir(parents=True, exist_ok=True)
-    for name in pd_read_members(subset):
-        w, member = name
+    for w, member in train_members(subset):
         shutil.copy(jpegs / w / member, flat / w / member)
     for workers in sorted({0, min(2, os.cpu_count() or 1)}):
         rate = max(imagefolder_epoch(build_model(spec, seed=0).to(device), flat, image_size, batch_size, workers,
@@ -221,7 +220,8 @@ def bench_training(spec: ModelSpec, image_size: int, subset: Path, jpegs: Path, 
     return res
 
 
-def pd_read_members(subset: Path) -> list[tuple[str, str]]:
+def train_members(subset: Path) -> list[tuple[str, str]]:
+    """(wnid, file name) of every training image, from the extraction's manifest."""
     import pandas as pd
 
     table = pd.read_csv(subset / "manifest.csv")
@@ -479,8 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         jpegs = work / "jpegs"  # the demo's stand-in classes as ImageNet-layout JPEGs
         write_jpegs(jpegs, a.per_class, 80, log=lambda m: None)
         val = a.per_class // 4  # the demo's 100 of 400
-        demo_data, extract_s = make_subset(jpegs, work / "demo_subset", 64, a.per_class, val)
-        subset = demo_data if size == 64 else make_subset(jpegs, work / "subset", size, a.per_class, val)[0]
+        demo_data = subset = work / "demo_subset"
+        extract_s = make_subset(jpegs, demo_data, 64, a.per_class, val)
+        if size != 64:
+            subset = work / "subset"
+            make_subset(jpegs, subset, size, a.per_class, val)
         r["training"] = bench_training(spec, size, subset, jpegs, batch, work, device, precision, log)
         r["training"]["extract_once_s"] = extract_s
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -35,9 +35,8 @@ EXPERIMENTS = config["experiments"]
 SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]  # the seed the figures show
 METHODS_CFG = config["methods"]
-METHODS = [
-    m for m in ("saliency", "occlusion", "inversion") if METHODS_CFG[m]["enabled"]
-]
+ALL_METHODS = ("saliency", "occlusion", "inversion")  # featevo.explain.METHODS
+METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 # portable GPU request of the rules that can use one (SLURM and workstation profiles)

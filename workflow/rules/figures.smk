@@ -201,7 +201,7 @@ rule method_figure:
     log:
         logfile("figures/{method}_{exp}"),
     wildcard_constraints:
-        method="saliency|occlusion|inversion",
+        method="|".join(ALL_METHODS),
     conda:
         ENV
     params:
