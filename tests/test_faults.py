@@ -19,8 +19,10 @@ def data(tmp_path):
 
 
 def epoch_args(data, prev, out):
-    return ["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out),
-            "--metrics", str(out.with_suffix(".json")), "--batch-size", "4", "--threads", "1"]
+    state = [] if prev.name.endswith("000.pt") else ["--previous-optim", str(prev.with_suffix(".optim.pt"))]
+    return ["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
+            str(out.with_suffix(".optim.pt")), "--metrics", str(out.with_suffix(".json")), "--batch-size", "4",
+            "--threads", "1", *state]
 
 
 def chain(data, folder):
@@ -48,7 +50,7 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
         pytest.fail("epoch 2 printed no progress before it ended")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # nothing half-written is taken as complete; the last complete epoch keeps its optimizer state
+    # nothing half-written is taken as complete (nor left behind); the last complete epoch keeps its state
     assert sorted(p.name for p in run.iterdir()) == ["epoch_000.json", "epoch_000.pt", "epoch_001.json",
                                                      "epoch_001.optim.pt", "epoch_001.pt"]
     # rerunning the same command continues from epoch 1 and gives the uninterrupted weights

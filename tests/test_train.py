@@ -71,9 +71,15 @@ def run_init(data, out, *extra):
                 "--classes", "n1", "n2", "n3", "--width-divisor", "16", "--pool-size", "1", *extra])
 
 
-def run_epoch(data, prev, out, *extra):
-    train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out),
-                "--metrics", str(out.with_suffix(".json")), "--batch-size", "8", *extra])
+def optim(ckpt):
+    return ckpt.with_suffix(".optim.pt")
+
+
+def run_epoch(data, prev, out, *extra, state=True):
+    """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
+    given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
+    train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
+                str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--batch-size", "8", *given, *extra])
 
 
 def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
@@ -87,28 +93,33 @@ def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, da
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     w0 = load_checkpoint(a / "epoch_000.pt")["model"]
     assert not torch.equal(wa["features.0.weight"], w0["features.0.weight"])  # it trained
-    # optimizer state: only the newest epoch keeps it
-    assert sorted(p.name for p in a.glob("*.optim.pt")) == ["epoch_002.optim.pt"]
+    # the job deletes nothing: whether a state is kept is Snakemake's (temp()) to decide
+    assert sorted(p.name for p in a.glob("*.optim.pt")) == ["epoch_001.optim.pt", "epoch_002.optim.pt"]
     m = json.loads((a / "epoch_002.json").read_text())
     assert m["epoch"] == 2 and m["optimizer_state"] == "continued" and 0 <= m["val_acc"] <= 1
+    # rerun from epoch 1 with its state: the same weights
+    run_epoch(data, a / "epoch_001.pt", tmp_path / "again.pt")
+    again = load_checkpoint(tmp_path / "again.pt")["model"]
+    assert all(torch.equal(wa[k], again[k]) for k in wa)
 
 
-def test_rerun_of_an_epoch_whose_state_was_consumed_resets_it_and_says_so(tmp_path, data, capsys):
+def test_an_epoch_without_its_predecessor_s_state_resets_it_and_says_so(tmp_path, data, capsys):
     run_init(data, tmp_path / "epoch_000.pt")
     run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt")
-    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt")
-    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt", state=False)
     assert "WARNING" in capsys.readouterr().out
     assert json.loads((tmp_path / "again.json").read_text())["optimizer_state"] == "reset"
 
 
-def test_keep_optimizer_state_makes_an_epoch_recomputable(tmp_path, data):
+def test_a_missing_or_damaged_state_is_named(tmp_path, data):
     run_init(data, tmp_path / "epoch_000.pt")
-    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--keep-optimizer-state")
-    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--keep-optimizer-state")
-    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt", "--keep-optimizer-state")
-    w2, again = load_checkpoint(tmp_path / "epoch_002.pt")["model"], load_checkpoint(tmp_path / "again.pt")["model"]
-    assert all(torch.equal(w2[k], again[k]) for k in w2)
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt")
+    optim(tmp_path / "epoch_001.pt").write_bytes(b"cut")
+    with pytest.raises(SystemExit, match="epoch_001.optim.pt .*cannot be read"):
+        run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt")
+    optim(tmp_path / "epoch_001.pt").unlink()
+    with pytest.raises(SystemExit, match="epoch_001.optim.pt .*is missing"):
+        run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt")
 
 
 def test_init_from_reference_transfers(tmp_path, data):

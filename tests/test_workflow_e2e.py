@@ -84,9 +84,9 @@ def test_checkpoints_histories_and_visualizations(tiny_run):
     # the seeds are different runs: other initial weights
     w0, w1 = (torch_load(run / "train" / "scratch" / f"seed{s}" / "epoch_000.pt") for s in SEEDS)
     assert not np.array_equal(w0, w1)
-    # optimizer state only for the newest epoch
+    # every epoch's optimizer state is kept (train.keep_optimizer_state: true), declared to Snakemake
     folder = run / "train" / "scratch" / "seed0"
-    assert sorted(p.name for p in folder.glob("*.optim.pt")) == ["epoch_002.optim.pt"]
+    assert sorted(p.name for p in folder.glob("*.optim.pt")) == ["epoch_001.optim.pt", "epoch_002.optim.pt"]
     assert (run / "logs" / "train" / "scratch" / "seed0" / "epoch_002.log").read_text().count(
         "[train scratch seed 0]") >= 2
 

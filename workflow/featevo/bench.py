@@ -269,12 +269,13 @@ def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: i
     prev = work / "epoch_000.pt"
     ck.save_checkpoint(prev, build_model(spec, seed=0), spec, epoch=0, classes=DEMO_WNIDS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")]),
-           "FEATEVO_PRELOAD_DIR": str(work / "preload"), "FEATEVO_PRELOAD_IDLE": "30"}
-    runner = [sys.executable, "-m", "featevo.preload", "featevo.train"] if preload else \
-        [sys.executable, "-m", "featevo.train"]
-    cmd = runner + ["epoch", "--data", str(subset), "--previous", str(prev), "--out", str(work / "epoch_001.pt"),
-                    "--metrics", str(work / "epoch_001.json"), "--device", device, "--threads", str(threads),
-                    "--batch-size", str(batch_size)]
+           "FEATEVO_PRELOAD_DIR": str(work / "preload"), "FEATEVO_PRELOAD_IDLE": "30",
+           "FEATEVO_PRELOAD": "1" if preload else "0"}
+    # the rules' command: the launcher, which forks from the warm server only with preload
+    cmd = [sys.executable, "-m", "featevo.preload", "featevo.train", "epoch", "--data", str(subset), "--previous",
+           str(prev), "--out", str(work / "epoch_001.pt"), "--optim-out", str(work / "epoch_001.optim.pt"),
+           "--metrics", str(work / "epoch_001.json"), "--device", device, "--threads", str(threads),
+           "--batch-size", str(batch_size)]
     if preload:  # the server starts with the first job of a run; measure a later one
         subprocess.run(cmd, check=True, env=env, capture_output=True)
     start = time.perf_counter()

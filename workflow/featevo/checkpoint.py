@@ -8,6 +8,7 @@ mid-write never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -20,11 +21,26 @@ from featevo.models import ModelSpec, build_model
 FORMAT = "featevo-checkpoint/1"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` so that it is either complete or absent: written to a
+    temporary file in the same folder, flushed to disk, renamed into place, and the
+    rename made durable (the folder fsynced).  The file gets the mode any other
+    output gets (0666 less the umask, not mkstemp's 0600), and leftovers of an
+    earlier write of the same path that was killed are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if stale.is_file() and not stale.is_symlink() and stale.stat().st_uid == os.getuid():
+            stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
@@ -33,6 +49,11 @@ def atomic_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, spec: ModelSpec, *, epoch: int, classes: list[str],

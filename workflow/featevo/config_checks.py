@@ -6,6 +6,7 @@ the workflow before any job starts, with the config key named.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from featevo.extract import detect_layout, list_members
@@ -124,3 +125,23 @@ def check_config(cfg: dict) -> list[str]:
     if "fig3" in names:
         errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
     return errors
+
+
+def torch_file_problem(path: str | Path) -> str | None:
+    """What is wrong with an existing file written by ``torch.save`` (a zip archive),
+    found from its end alone (its central directory), or None when it is whole or
+    absent.  A file cut short by a full disk or a copy, or overwritten, fails here
+    in a millisecond, where loading it would take seconds (checksums are left to
+    the job that loads it)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if path.stat().st_size == 0:
+        return "it is empty"
+    try:
+        with zipfile.ZipFile(path) as z:
+            if not any(n.endswith("data.pkl") for n in z.namelist()):
+                return "it is not a file written by torch.save"
+    except (zipfile.BadZipFile, OSError) as exc:
+        return f"it is cut short or not a torch file: {exc}"
+    return None

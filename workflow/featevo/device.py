@@ -5,54 +5,116 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import re
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from featevo import runtime
 
 _HELD = []  # lock files of GPUs this process has claimed, held until it exits
+# machine-wide, so that every user's jobs see the same claims (FEATEVO_GPU_LOCK_DIR overrides)
+DEFAULT_LOCK_DIR = Path("/tmp/featevo-gpu-locks")
+DEFAULT_WAIT = 3600.0  # the schema's gpu_wait, for jobs started outside the workflow
 
 
-def claim_gpu(count: int, lock_dir: Path | None = None, timeout: float | None = None) -> int:
-    """Index of a GPU that no other featevo job on this machine holds.
+def visible_gpu_ids(count: int, env=os.environ) -> list[str]:
+    """The machine's ids of the GPUs this process sees, in CUDA's order: those listed in
+    ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs) when it is set, else ``0..count-1``."""
+    listed = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
 
-    Each GPU has a lock file; the claim lasts until the process ends (the OS
-    drops the lock even when a job is killed).  Waits while all are taken.
-    """
-    lock_dir = Path(lock_dir or os.environ.get("FEATEVO_GPU_LOCK_DIR")
-                    or Path(tempfile.gettempdir()) / "featevo-gpu-locks")
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    while True:
-        for i in range(count):
-            fh = open(lock_dir / f"gpu{i}.lock", "w")
+
+def _holders(inode: int) -> list[str]:
+    """Who holds a flock on the file with this inode: 'pid N (user)', from /proc/locks."""
+    out = []
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if "->" in f or len(f) < 6 or f[1] != "FLOCK":
+            continue
+        if f[5].rsplit(":", 1)[-1] == str(inode):
+            pid = int(f[4])
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                uid = int(next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines()
+                               if x.startswith("Uid:")).split()[1])
+                out.append(f"pid {pid} ({runtime.user_name(uid)})")
+            except (OSError, StopIteration, ValueError):
+                out.append(f"pid {pid}")
+    return out
+
+
+def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float | None = None,
+              log=None) -> int:
+    """Position in ``ids`` of a GPU that no other featevo job on this machine holds.
+
+    Each GPU has a lock file named by its machine id in a folder every user's jobs
+    share (made 1777 and sticky like /tmp, or refused: :func:`runtime.shared_dir`);
+    the files are opened read-only without following links and never written, so
+    a planted link or file can neither be used against this user nor truncated.
+    The claim lasts until the process ends (the OS drops a flock even when a job
+    is killed).  While every GPU is held it waits, naming the holders once a
+    minute, and gives up after ``timeout`` seconds (default: ``FEATEVO_GPU_WAIT``,
+    the config's ``gpu_wait``) with an error that names them.
+    """
+    ids = [str(i) for i in range(ids)] if isinstance(ids, int) else list(ids)
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    lock_dir = runtime.shared_dir(Path(lock_dir or os.environ.get("FEATEVO_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR),
+                                  hint="Ask its owner to remove it, or set FEATEVO_GPU_LOCK_DIR to a folder all "
+                                       "GPU users share")
+    if timeout is None:
+        timeout = float(os.environ.get("FEATEVO_GPU_WAIT") or DEFAULT_WAIT)
+    start, told = time.monotonic(), -1.0
+    while True:
+        held = []
+        for i, gpu in enumerate(ids):
+            name = "gpu-" + re.sub(r"[^A-Za-z0-9_.-]", "_", gpu) + ".lock"
+            fd = runtime.open_in(lock_dir, name, os.O_RDONLY | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                fh.close()
+                holders = _holders(os.fstat(fd).st_ino)
+                os.close(fd)
+                held.append(f"GPU {gpu} by {', '.join(holders) or 'a process not visible here'}")
                 continue
-            _HELD.append(fh)
+            _HELD.append(fd)
             return i
-        if timeout is not None and time.monotonic() - start > timeout:
-            raise TimeoutError(f"all {count} GPUs are held by other featevo jobs ({lock_dir})")
-        time.sleep(1.0)
+        waited = time.monotonic() - start
+        if waited >= timeout:
+            raise TimeoutError(f"all {len(ids)} GPUs are held by other featevo jobs ({'; '.join(held)}; locks in "
+                               f"{lock_dir}) after waiting {waited:.0f} s (gpu_wait); free one, or raise gpu_wait")
+        if told < 0 or waited - told >= 60:
+            log(f"[gpu] waiting for a free GPU (gives up after {timeout:.0f} s, gpu_wait): {'; '.join(held)}")
+            told = waited
+        time.sleep(min(1.0, max(0.0, timeout - waited)))
+
+
+def release_all() -> None:
+    """Drop every claim of this process (its jobs end; tests)."""
+    while _HELD:
+        os.close(_HELD.pop())
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else the CPU.
 
-    With CUDA, a device chosen for the job by its scheduler (CUDA_VISIBLE_DEVICES)
-    is used as it is; otherwise, with several GPUs, the job claims a free one, so
-    that concurrent jobs of a workstation each get their own.
+    With CUDA and one visible GPU (one the scheduler chose for the job through
+    CUDA_VISIBLE_DEVICES, or the machine's only one) that GPU is used; with
+    several, the job claims a free one among them (:func:`claim_gpu`), so that
+    concurrent jobs of a workstation, of any user, each get their own.
     """
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
-        if os.environ.get("CUDA_VISIBLE_DEVICES") or torch.cuda.device_count() == 1:
+        ids = visible_gpu_ids(torch.cuda.device_count())
+        if len(ids) == 1:
             return torch.device("cuda:0")
-        return torch.device(f"cuda:{claim_gpu(torch.cuda.device_count())}")
+        return torch.device(f"cuda:{claim_gpu(ids)}")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(name)

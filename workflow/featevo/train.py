@@ -2,7 +2,7 @@
 
 ``init``      writes epoch 0: random init, or the reference network's weights
               with the output layer cut to the subset's classes.
-``epoch``     takes the checkpoint of epoch e-1 (and its optimizer state) to e.
+``epoch``     takes the checkpoint of epoch e-1 and its optimizer state to e (and its state).
 ``reference`` trains the demo's "full ImageNet" network on every stand-in class.
 
 Adadelta with the Keras defaults of the paper's time (lr 1.0, rho 0.95,
@@ -161,11 +161,6 @@ def _write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
 
 
-def optimizer_path(checkpoint: Path) -> Path:
-    """Optimizer state lives beside its checkpoint until the next epoch consumed it."""
-    return checkpoint.with_name(checkpoint.stem + ".optim.pt")
-
-
 def cmd_init(a) -> None:
     device = pick_device(a.device)
     configure(device, a.threads, a.deterministic)
@@ -203,22 +198,25 @@ def cmd_epoch(a) -> None:
     model.to(device, memory_format=torch.channels_last)
     freeze(model, a.freeze)
     optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
-    prev_opt = optimizer_path(a.previous)
-    if prev_opt.is_file():
+    if a.previous_optim is not None:
+        # the state epoch e-1 ended with: declared to Snakemake beside its checkpoint, so
+        # that a rerun of this epoch continues exactly where the first run did
         try:
-            optimizer.load_state_dict(torch.load(prev_opt, map_location=device, weights_only=True))
+            optimizer.load_state_dict(torch.load(a.previous_optim, map_location=device, weights_only=True))
+        except FileNotFoundError:
+            raise SystemExit(f"error: {a.previous_optim} (the optimizer state of epoch {prev['epoch']}) is "
+                             "missing; rerun snakemake, which rebuilds it") from None
         except Exception as exc:
-            raise SystemExit(f"error: {prev_opt} cannot be used ({exc}); delete it to restart the optimizer "
-                             "state at this epoch") from exc
+            raise SystemExit(f"error: {a.previous_optim} (the optimizer state of epoch {prev['epoch']}) cannot "
+                             f"be read ({exc}); delete it and rerun snakemake, which rebuilds it") from exc
         state = "continued"
     elif prev["epoch"] == 0:
         state = "fresh"
     else:
-        # consumed by an earlier run of this epoch (train.keep_optimizer_state: false)
         state = "reset"
-        print(f"[train] WARNING: {prev_opt} is gone, so epoch {epoch} starts from a fresh Adadelta state and "
-              "will not equal the first run bit for bit; set train.keep_optimizer_state: true to keep "
-              "every epoch recomputable", flush=True)
+        print(f"[train] WARNING: no optimizer state given for epoch {prev['epoch']} (--previous-optim), so epoch "
+              f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it",
+              flush=True)
     train = Subset(a.data, "train")
     val = Subset(a.data, "val")
     tag = f" {a.tag}" if a.tag else ""
@@ -235,12 +233,10 @@ def cmd_epoch(a) -> None:
                "eval_seconds": time.monotonic() - t_eval, "load_seconds": load_s}
     t_save = time.monotonic()
     # optimizer first, checkpoint last: a checkpoint on disk always has its state beside it
-    ck.atomic_save(optimizer.state_dict(), optimizer_path(a.out))
+    ck.atomic_save(optimizer.state_dict(), a.optim_out)
     ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
     # the job's fixed costs (loading, saving) beside its work, for featevo.bench
     _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
-    if not a.keep_optimizer_state:
-        prev_opt.unlink(missing_ok=True)
     print(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
           f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}", flush=True)
 
@@ -302,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ep = sub.add_parser("epoch", help="train checkpoint e-1 for one epoch")
     _common(ep), _optim_args(ep)
     ep.add_argument("--previous", type=Path, required=True)
-    ep.add_argument("--keep-optimizer-state", action="store_true")
+    ep.add_argument("--previous-optim", type=Path, default=None,
+                    help="optimizer state of the previous epoch (none for epoch 0, whose state is fresh)")
+    ep.add_argument("--optim-out", type=Path, required=True, help="where this epoch's optimizer state goes")
     ep.add_argument("--augment", default="none", choices=["none", "hflip"])
     ep.add_argument("--freeze", default="none", choices=["none", "features"])
     ep.add_argument("--tag", default="")

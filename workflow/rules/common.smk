@@ -19,7 +19,8 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo.config_checks import check_config  # noqa: E402
+from featevo import runtime  # noqa: E402
+from featevo.config_checks import check_config, torch_file_problem  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 _errors = check_config(config)
@@ -43,23 +44,62 @@ KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
 VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
-PRELOAD = config["preload"]
+# Settings of how jobs run, not of what they compute, reach the jobs through the
+# environment, so that changing them reruns nothing: `preload` (every job forked
+# from a warm server that has torch imported, featevo.preload), and the mark by
+# which a job sees that this Snakemake is gone (featevo.runtime.watch_snakemake).
+os.environ["FEATEVO_PRELOAD"] = "1" if config["preload"] else "0"
+os.environ["FEATEVO_GPU_WAIT"] = str(config["gpu_wait"])
+os.environ[runtime.SNAKEMAKE_ENV] = runtime.this_process()
 
 
 def stage(name):
-    """The command that runs featevo.<name>: through the warm server that has
-    torch imported (featevo.preload) when `preload` is true."""
-    return (
-        f"python -m featevo.preload featevo.{name}"
-        if PRELOAD
-        else f"python -m featevo.{name}"
-    )
+    """The command that runs featevo.<name>, through featevo.preload's launcher
+    (in the job's own process, or forked from the warm server with `preload`)."""
+    return f"python -m featevo.preload featevo.{name}"
 
 
 def checkpoint_output(path):
     """With train.keep_checkpoints false, a checkpoint is deleted once its
     visualization and the next epoch have used it (Snakemake's temp())."""
     return path if KEEP_CHECKPOINTS else temp(path)
+
+
+def optimizer_output(path):
+    """An epoch's optimizer state: kept with train.keep_optimizer_state (so any
+    epoch can be rerun at once), else deleted once the next epoch has used it;
+    a rerun that needs a deleted state rebuilds it from the epochs before
+    (Snakemake's temp()), so every rerun equals an uninterrupted run."""
+    return path if KEEP_CHECKPOINTS and config["train"]["keep_optimizer_state"] else temp(path)
+
+
+def optimizer_file(exp, epoch, seed):
+    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.optim.pt"
+
+
+def intact(path):
+    """path, after checking that an existing checkpoint or optimizer state is whole
+    (featevo.config_checks.torch_file_problem), so that a damaged file is named
+    before Snakemake deletes the valid outputs that depend on it."""
+    problem = torch_file_problem(path)
+    if problem:
+        raise ValueError(
+            f"{path} is damaged ({problem}). Nothing was changed. Delete it and rerun:"
+            " Snakemake rebuilds it from the epoch before (and that epoch's optimizer"
+            " state), equal to the first run"
+        )
+    return path
+
+
+def epoch_inputs(wildcards):
+    """Epoch e needs the checkpoint of e-1 and, from e = 2 on, its optimizer state."""
+    previous = int(wildcards.epoch) - 1
+    inputs = {"previous": intact(checkpoint_file(wildcards.exp, previous, wildcards.seed))}
+    if previous > 0:
+        inputs["previous_optim"] = intact(
+            optimizer_file(wildcards.exp, previous, wildcards.seed)
+        )
+    return inputs
 
 
 def logfile(name):

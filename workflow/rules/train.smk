@@ -108,10 +108,13 @@ rule init_model:
 
 rule train_epoch:
     input:
-        previous=lambda w: checkpoint_file(w.exp, int(w.epoch) - 1, w.seed),
+        unpack(epoch_inputs),
         train=f"{RUN}/data/main/train_images.npy",
     output:
         ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt"),
+        # the Adadelta state the epoch ended with: the next epoch's input, so that a
+        # rerun of any epoch continues exactly as the first run did
+        optim=optimizer_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.optim.pt"),
         metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.json",
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
@@ -125,14 +128,18 @@ rule train_epoch:
         data=folder_of("train"),
         optim=OPTIM_ARGS,
         runtime=RUNTIME_ARGS,
-        keep="--keep-optimizer-state" if T["keep_optimizer_state"] else "",
+        state=lambda w, input: (
+            f"--previous-optim {input.previous_optim}"
+            if "previous_optim" in input.keys()
+            else ""
+        ),
         augment=T["augment"],
         freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
         stage("train")
-        + " epoch --data {params.data} --previous {input.previous} --out {output.ckpt}"
-        " --metrics {output.metrics} --seed {wildcards.seed} {params.optim} {params.runtime} {params.keep}"
-        " --augment {params.augment} --freeze {params.freeze}"
+        + " epoch --data {params.data} --previous {input.previous} {params.state} --out {output.ckpt}"
+        " --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed} {params.optim}"
+        " {params.runtime} --augment {params.augment} --freeze {params.freeze}"
         " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
 
 

@@ -1,0 +1,209 @@
+"""Runtime files on a machine shared with other users, and the job's tie to Snakemake.
+
+Standard library only: the preload client and the Snakefile import it.
+
+A lab workstation or a cluster's submit host has other users, and the shared
+temporary folder is theirs too.  Every folder featevo keeps runtime files in is
+made here or accepted only after its owner and mode are checked, and files in
+it are opened relative to that folder without following symbolic links, so a
+link or folder planted by someone else is refused with a message naming it,
+never used.  (Python's ``tempfile`` makes private files but no reusable named
+folder; nothing in the standard library checks a folder's owner, so it is
+written here.)
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+class UnsafePath(RuntimeError):
+    """A runtime folder or file that another user could control."""
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _parent_problem(path: Path) -> str | None:
+    """A parent that others may write to is safe only with the sticky bit (as /tmp):
+    without it they could rename our folder away and put theirs in its place."""
+    parent = os.lstat(path.parent)
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX and parent.st_uid != os.getuid():
+        return f"its parent {path.parent} is writable by other users and not sticky"
+    return None
+
+
+def private_dir(path: Path | str, *, hint: str = "") -> Path:
+    """``path`` as a folder only this user can use: created with mode 0700, or, if
+    it exists, accepted only when it is a real folder (not a link) owned by this
+    user with no permissions for group or others.  Anything else raises
+    :class:`UnsafePath` naming the folder, what is wrong and what to do."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    problems = []
+    if stat.S_ISLNK(st.st_mode):
+        problems.append("is a symbolic link")
+    elif not stat.S_ISDIR(st.st_mode):
+        problems.append("is not a folder")
+    if st.st_uid != os.getuid():
+        problems.append(f"belongs to {user_name(st.st_uid)}, not to {user_name(os.getuid())}")
+    if st.st_mode & 0o077:
+        problems.append(f"has mode {stat.S_IMODE(st.st_mode):04o}, which lets other users in")
+    parent = _parent_problem(path)
+    if parent:
+        problems.append(parent)
+    if problems:
+        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. Remove it if it is yours, "
+                         f"or {hint or 'point featevo at a folder of your own'}")
+    return path
+
+
+def shared_dir(path: Path | str, *, hint: str = "") -> Path:
+    """A folder several users share, as the system's temporary folder is shared:
+    created world-writable with the sticky bit (1777, so nobody can remove or
+    replace another's files in it), or accepted only when it is a real folder
+    that is either sticky and world-writable, or private to this user."""
+    path = Path(path)
+    created = False
+    try:
+        os.mkdir(path, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    if created:
+        os.chmod(path, 0o1777, follow_symlinks=False)  # mkdir's mode is cut by the umask
+    st = os.lstat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    problems = []
+    if stat.S_ISLNK(st.st_mode):
+        problems.append("is a symbolic link")
+    elif not stat.S_ISDIR(st.st_mode):
+        problems.append("is not a folder")
+    elif st.st_uid == os.getuid() and not mode & 0o022:
+        pass  # private to this user
+    elif mode & 0o1777 != 0o1777:
+        problems.append(f"belongs to {user_name(st.st_uid)} with mode {mode:04o} (1777, sticky and open to all, "
+                        "is needed to share it safely)")
+    parent = _parent_problem(path)
+    if parent:
+        problems.append(parent)
+    if problems:
+        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. "
+                         f"{hint or 'Ask its owner to remove it'}")
+    return path
+
+
+def runtime_dir() -> Path:
+    """This user's private folder for sockets and locks: ``$XDG_RUNTIME_DIR/featevo``
+    where the login session provides one (private, on tmpfs, removed at logout),
+    else ``featevo-<uid>`` in the temporary folder; checked by :func:`private_dir`."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
+        base = Path(xdg) / "featevo"
+    else:
+        base = Path(tempfile.gettempdir()) / f"featevo-{os.getuid()}"
+    return private_dir(base, hint="set XDG_RUNTIME_DIR or TMPDIR to a folder of your own")
+
+
+def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` of ``folder/name`` that never follows a symbolic link, in the
+    folder or at the name (a planted link raises ``OSError`` ELOOP), and never
+    opens anything but a regular file with one link (a planted hard link to a
+    file of the victim's is refused too)."""
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise UnsafePath(f"{folder / name} is not a plain file of its own (a link or device); featevo will not "
+                         "open it. Remove it and rerun")
+    return fd
+
+
+# ---- the job's tie to the Snakemake that started it ------------------------------------
+
+SNAKEMAKE_ENV = "FEATEVO_SNAKEMAKE"  # "<pid>:<start time>" of the Snakemake process, set by the Snakefile
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (field 22 of /proc/<pid>/stat), which tells
+    a living process from a later one that reuses its pid; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()[19].decode()
+
+
+def this_process() -> str:
+    """The value of ``FEATEVO_SNAKEMAKE`` for this process."""
+    return f"{os.getpid()}:{process_start(os.getpid())}"
+
+
+def alive(mark: str) -> bool:
+    pid, _, start = mark.partition(":")
+    if not pid.isdigit():
+        return True  # not a mark this module wrote: nothing to watch
+    if not os.path.isdir("/proc/self"):  # no procfs: only ask whether the pid exists
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    return process_start(int(pid)) == start
+
+
+def watch_snakemake(interval: float = 0.5, *, on_gone=None) -> threading.Thread | None:
+    """End this job as soon as the Snakemake that started it is gone.
+
+    A Snakemake killed by SIGKILL (a closed terminal, the OOM killer, a dropped
+    SSH session) leaves its jobs running; one that kept going would write
+    outputs after the next run had started or judged them.  The Snakefile puts
+    its own process in ``FEATEVO_SNAKEMAKE``; a daemon thread checks it and
+    ends the job (exit status 1, before it writes anything more).  Outside
+    Snakemake (the variable unset) it does nothing.
+    """
+    mark = os.environ.get(SNAKEMAKE_ENV)
+    if not mark or not alive(mark):
+        return None if not mark else _gone(mark, on_gone)
+
+    def loop():
+        while alive(mark):
+            time.sleep(interval)
+        _gone(mark, on_gone)
+
+    thread = threading.Thread(target=loop, name="featevo-watch-snakemake", daemon=True)
+    thread.start()
+    return thread
+
+
+def _gone(mark: str, on_gone) -> None:
+    print(f"[featevo] the Snakemake that started this job (pid {mark.partition(':')[0]}) is gone; the job stops "
+          "here and writes nothing more. Rerun snakemake (with --rerun-incomplete if it asks)",
+          file=sys.stderr, flush=True)
+    if on_gone is not None:
+        on_gone()
+        return
+    os._exit(1)
