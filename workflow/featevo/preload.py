@@ -156,27 +156,35 @@ def _connect(path: Path) -> socket.socket | None:
     return s
 
 
-def _start_server(path: Path) -> None:
+def _start_server(path: Path) -> subprocess.Popen:
     fd = runtime.open_in(path.parent, path.with_suffix(".log").name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}  # the machine's defaults, not one job's
-    subprocess.Popen([sys.executable, "-m", "featevo.preload", "--serve", str(path)], stdin=subprocess.DEVNULL,
-                     stdout=fd, stderr=fd, start_new_session=True, close_fds=True, env=env)
-    os.close(fd)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "featevo.preload", "--serve", str(path)],
+                                stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
+                                close_fds=True, env=env)
+    finally:
+        os.close(fd)
 
 
 def connect(wait: float = 60.0) -> socket.socket | None:
-    """A connection to this user's server, started if need be."""
+    """A connection to this user's server, started if need be; None when it could not
+    start (the reason is in its log, beside the socket)."""
     path = socket_path()
     conn = _connect(path)
     if conn:
         return conn
-    _start_server(path)
+    server = _start_server(path)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(0.05)
         conn = _connect(path)
         if conn:
             return conn
+        if server.poll() not in (None, 0):  # it failed (0: another server of ours is starting)
+            print(f"[preload] the server could not start; see {path.with_suffix('.log')}", file=sys.stderr,
+                  flush=True)
+            return None
     return None
 
 
@@ -360,7 +368,7 @@ def serve(path: Path, idle: float) -> None:
     import select
 
     path = Path(path)
-    path.parent.resolve(strict=True)
+    runtime.private_dir(path.parent)  # as the client checked it: still this user's alone
     lock_fd = runtime.open_in(path.parent, path.with_suffix(".lock").name, os.O_WRONLY | os.O_CREAT)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

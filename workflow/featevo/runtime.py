@@ -206,4 +206,34 @@ def _gone(mark: str, on_gone) -> None:
     if on_gone is not None:
         on_gone()
         return
+    _end_job()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            if int(data[data.rindex(b")") + 2:].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def _end_job() -> None:
+    """Exit 1, taking along what the job started (its children and theirs; a job forked
+    by featevo.preload also has its process group killed by the server)."""
+    import signal
+
+    stack = _children(os.getpid())
+    while stack:
+        pid = stack.pop()
+        stack += _children(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     os._exit(1)
