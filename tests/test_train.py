@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -46,6 +47,21 @@ def test_failed_save_leaves_nothing_behind(tmp_path):
         atomic_save({"f": lambda: 0}, path)  # cannot be pickled
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_checkpoints_get_the_mode_of_any_output_and_leftovers_of_a_killed_write_go(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "epoch_001.pt"
+        leftover = tmp_path / ".epoch_001.pt.k1ll3d.tmp"  # what a write killed mid-way leaves
+        leftover.write_bytes(b"x" * 1000)
+        other = tmp_path / ".epoch_002.pt.abc.tmp"  # another file's: not ours to remove
+        other.write_bytes(b"y")
+        atomic_save({"a": torch.zeros(1)}, path)
+        assert oct(path.stat().st_mode & 0o777) == "0o644"
+        assert not leftover.exists() and other.exists()
+    finally:
+        os.umask(old)
 
 
 def test_unreadable_checkpoint_is_named(tmp_path):

@@ -126,9 +126,23 @@ def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
     folder or at the name (a planted link raises ``OSError`` ELOOP), and never
     opens anything but a regular file with one link (a planted hard link to a
     file of the victim's is refused too)."""
+    import errno
+
     dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+    except OSError as exc:  # ELOOP; or EACCES where the kernel protects links in sticky folders
+        try:
+            st = os.lstat(name, dir_fd=dfd)
+        except OSError:
+            raise exc from None
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(f"{folder / name} is a symbolic link (made by {user_name(st.st_uid)}); featevo never "
+                             "follows one there. Remove it and rerun") from None
+        if exc.errno in (errno.EACCES, errno.EPERM) and st.st_uid != os.getuid():
+            raise UnsafePath(f"{folder / name} belongs to {user_name(st.st_uid)} and cannot be opened; remove it "
+                             "or ask its owner to") from None
+        raise
     finally:
         os.close(dfd)
     st = os.fstat(fd)
