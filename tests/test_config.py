@@ -71,7 +71,7 @@ def test_paper_config_dry_run_lists_the_paper_dag(tmp_path):
         for i in range(1300):
             (imagenet / c["wnid"] / f"{c['wnid']}_{i}.JPEG").touch()
     weights = tmp_path / "vgg16-397923af.pth"
-    weights.write_bytes(b"")
+    weights.write_bytes(b"a dry run reads no more than its size")
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     proc = snakemake(tmp_path, "-n", "--config", f"data={{imagenet: {imagenet}}}", f"reference={{weights: {weights}}}",
                      configs=[ROOT / "configs" / "paper.yaml"])
@@ -108,3 +108,41 @@ def test_layer_counts_known_at_parse_time_match_the_models():
     for arch, n in FEATURE_MODULES.items():
         model = build_model(ModelSpec(arch=arch, width_divisor=64, pool_size=1))
         assert (len(model.features), len(model.classifier)) == (n, CLASSIFIER_MODULES), arch
+
+
+def test_the_readme_s_nested_overrides_are_read_as_their_schema_types(workdir):
+    """Snakemake passes nested --config values as strings ('false'); the schema's types apply."""
+    proc = snakemake(workdir, "-n", "--config", "train={keep_checkpoints: false, threads: 2}", "preload=true",
+                     "data={image_size: 40}", "gpu_wait=12.5", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_schema_error_is_named_at_once_in_a_few_lines(workdir):
+    proc = dry_run_with(workdir, {"train": {"keep_checkpoints": "maybe", "batch_size": 0},
+                                  "visualize": {"stepz": 3}})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for line in ("train.batch_size: 0 is less than the minimum of 1",
+                 "train.keep_checkpoints: 'maybe' is not of type 'boolean'",
+                 "visualize: Additional properties are not allowed ('stepz' was unexpected)"):
+        assert line in out, out[-3000:]
+    assert len(out[out.index("invalid configuration"):].splitlines()) < 12
+
+
+def test_missing_or_empty_weights_are_named_at_parse_time(workdir, tmp_path):
+    empty = tmp_path / "vgg16-397923af.pth"
+    empty.touch()
+    base = {"data": {"source": "standin"}, "model": {"width_divisor": 1, "pool_size": 7},
+            "reference": {"source": "torchvision"}}
+    for weights, says in ((str(tmp_path / "nowhere.pth"), "is not a file"), (str(empty), "is empty")):
+        errors = "\n".join(check_config({**demo_config(), **{k: {**demo_config()[k], **v} for k, v in base.items()},
+                                         "reference": {**demo_config()["reference"], "source": "torchvision",
+                                                       "weights": weights}}))
+        assert f"reference.weights: {weights} {says}" in errors
+
+
+def test_two_classes_that_would_share_a_file_name_are_refused():
+    cfg = demo_config()
+    cfg["data"]["classes"][1]["name"] = "Tree-frog"
+    errors = "\n".join(check_config(cfg))
+    assert "give the same file name (tree_frog.png)" in errors

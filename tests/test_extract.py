@@ -145,3 +145,50 @@ def test_center_crop_keeps_the_middle():
     Image.fromarray(img).save(buf, "PNG")
     assert decode(buf.getvalue(), 10, "center_crop").min() == 255
     assert decode(buf.getvalue(), 10, "stretch").min() == 0
+
+
+def _with_distractor(tmp_path):
+    """The official layout with an unwanted synset after the wanted ones, as ImageNet's 1000 are."""
+    files = fake_imagenet(tmp_path / "train")
+    synset_tars(files, tmp_path / "tars")
+    other = tmp_path / "tars" / "n09999999.tar"
+    with tarfile.open(other, "w") as tf:
+        data = b"\xff" * 50_000
+        info = tarfile.TarInfo("n09999999_1.JPEG")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    path = tmp_path / "ILSVRC2012_img_train.tar"
+    with tarfile.open(path, "w") as tf:
+        for w in [*WNIDS, "n09999999"]:
+            tf.add(tmp_path / "tars" / f"{w}.tar", arcname=f"{w}.tar")
+    return path
+
+
+def test_a_train_tar_cut_short_is_named_with_the_synsets_it_hides(tmp_path):
+    path = _with_distractor(tmp_path)
+    whole = path.read_bytes()
+    first_inner = tarfile.open(path).getmember(f"{WNIDS[1]}.tar")
+    # cut inside the unwanted synset at the end: every wanted synset is read, nothing else is needed
+    path.write_bytes(whole[: len(whole) - 30_000])
+    run(path, tmp_path / "ok")
+    reference = run(tmp_path / "tars", tmp_path / "ref")
+    assert (tmp_path / "ok" / "manifest.csv").read_text() == (tmp_path / "ref" / "manifest.csv").read_text()
+    assert len(reference) == 12
+    # cut inside the second wanted synset's tar: that synset and the archive are named, with what to do
+    path.write_bytes(whole[: first_inner.offset_data + 3000])
+    with pytest.raises(ExtractionError, match=rf"ILSVRC2012_img_train.tar: {WNIDS[1]}.tar \(synset {WNIDS[1]}\) "
+                                              r"inside it is damaged or cut short .*download or copy"):
+        run(path, tmp_path / "cut")
+    # cut between the synsets' headers: the synsets not yet found are named
+    path.write_bytes(whole[: first_inner.offset + 100])
+    with pytest.raises(ExtractionError, match=rf"damaged or cut short after \d+ bytes .*\['{WNIDS[1]}'\]"):
+        run(path, tmp_path / "cut2")
+
+
+def test_a_per_synset_tar_cut_short_is_named(tmp_path):
+    files = fake_imagenet(tmp_path / "train")
+    synset_tars(files, tmp_path / "tars")
+    bad = tmp_path / "tars" / f"{WNIDS[0]}.tar"
+    bad.write_bytes(bad.read_bytes()[:1500])
+    with pytest.raises(ExtractionError, match=rf"{WNIDS[0]}.tar: synset {WNIDS[0]} is damaged or cut short"):
+        run(tmp_path / "tars", tmp_path / "out")

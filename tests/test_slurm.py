@@ -72,7 +72,7 @@ def test_paper_dry_run_through_the_profile_asks_gpus_for_gpu_rules_only(slurm, t
         for i in range(1300):
             (imagenet / wnid / f"{wnid}_{i}.JPEG").touch()
     weights = tmp_path / "vgg16-397923af.pth"
-    weights.touch()
+    weights.write_bytes(b"a dry run reads no more than its size")
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--config",
                      f"data={{imagenet: {imagenet}}}", f"reference={{weights: {weights}}}",

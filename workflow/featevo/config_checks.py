@@ -6,11 +6,17 @@ the workflow before any job starts, with the config key named.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
 from featevo.extract import detect_layout, list_members
 from featevo.standin import DRAW
+
+
+def slug(name: str) -> str:
+    """A class name as a file name: tree frog -> tree_frog (each class's PNG)."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def _check_imagenet(path: Path, data: dict) -> list[str]:
@@ -79,6 +85,14 @@ def check_config(cfg: dict) -> list[str]:
     wnids = [c["wnid"] for c in data["classes"]]
     if len(set(wnids)) != len(wnids):
         errors.append(f"data.classes: a wnid is listed twice ({wnids})")
+    # each class's PNG is named after it (tree_frog.png): two names that give one file would overwrite
+    files: dict[str, str] = {}
+    for c in data["classes"]:
+        stem = slug(c["name"])
+        if stem in files:
+            errors.append(f"data.classes: {c['name']!r} ({c['wnid']}) and {files[stem]} give the same file name "
+                          f"({stem}.png); give each class a name of its own")
+        files[stem] = f"{c['name']!r} ({c['wnid']})"
     if data["source"] == "imagenet":
         path = data.get("imagenet")
         if not path:
@@ -108,6 +122,9 @@ def check_config(cfg: dict) -> list[str]:
         if (m["arch"], m["width_divisor"], m["pool_size"]) != ("vgg16", 1, 7):
             errors.append("reference.source: torchvision weights are VGG-16's: set model.arch vgg16, "
                           "model.width_divisor 1, model.pool_size 7")
+        problem = weights_problem(ref.get("weights"))
+        if problem:
+            errors.append(problem)
         missing = [c["name"] for c in data["classes"] if "imagenet_index" not in c]
         if missing:
             errors.append(f"data.classes: {missing} need imagenet_index for the torchvision reference")
@@ -144,4 +161,72 @@ def torch_file_problem(path: str | Path) -> str | None:
                 return "it is not a file written by torch.save"
     except (zipfile.BadZipFile, OSError) as exc:
         return f"it is cut short or not a torch file: {exc}"
+    return None
+
+
+# ---- the schema: --config values coerced, every error at once -------------------------------
+
+
+def _resolve(node: dict, schema: dict) -> dict:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return schema["$defs"][ref.rsplit("/", 1)[1]]
+    return node
+
+
+def _types(node: dict) -> list[str]:
+    t = node.get("type", [])
+    return [t] if isinstance(t, str) else list(t)
+
+
+def coerce(value, node: dict, schema: dict):
+    """``value`` with the strings that Snakemake's ``--config`` makes of nested values
+    (``train={keep_checkpoints: false}`` gives the string 'false') read as YAML
+    where the schema asks for a boolean, number or null there."""
+    import yaml
+
+    node = _resolve(node, schema)
+    types = _types(node)
+    if isinstance(value, dict) and "properties" in node:
+        props = node["properties"]
+        extra = node.get("additionalProperties")
+        return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}), schema)
+                for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [coerce(v, node["items"], schema) for v in value]
+    if isinstance(value, str) and "string" not in types and set(types) & {"boolean", "integer", "number", "null"}:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        kinds = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
+        kind = kinds.get(type(parsed))
+        if kind in types or (kind == "integer" and "number" in types):
+            return parsed
+    return value
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    """Every place where ``config`` breaks the schema, one line each, naming the key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(map(str, err.absolute_path)) or "(top level)"
+        msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
+        lines.append(f"{key}: {msg}")
+    return lines
+
+
+def weights_problem(path: str | None) -> str | None:
+    """reference.weights, checked where it is cheap (at parse time): present and not empty."""
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return (f"reference.weights: {path} is not a file; point it at your copy of vgg16-397923af.pth, or set it "
+                "to null to use the torch hub cache")
+    if p.stat().st_size == 0:
+        return f"reference.weights: {path} is empty; copy vgg16-397923af.pth again"
     return None

@@ -20,8 +20,10 @@ import io
 import sys
 import tarfile
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
@@ -54,20 +56,65 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
+TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error)
+
+
+@contextmanager
+def _naming(archive: Path, synset: str, inside: str = ""):
+    """Errors from reading a tar become one that names the archive, the synset and what to do."""
+    try:
+        yield
+    except TAR_ERRORS as exc:
+        where = f"{inside} (synset {synset}) inside it" if inside else f"synset {synset}"
+        raise ExtractionError(f"{archive}: {where} is damaged or cut short ({exc}); download or copy "
+                              f"{Path(archive).name} again and rerun") from exc
+
+
 def _synset_tars_in(path: Path, wnids: list[str]) -> Iterator[tuple[str, tarfile.TarFile]]:
     """The wanted per-synset tars inside the official train tar, opened in place.
 
     Random access, not a stream: the outer tar's headers are read with seeks
     over the data between them, and only the wanted synsets' bytes (about
-    0.5 GB of the 140 GB) are read.
+    0.5 GB of the 140 GB) are read.  Reading stops once every wanted synset is
+    found, so damage after them, or inside synsets that are not wanted, does
+    not matter; damage before them is named with the synsets it hides.
     """
     wanted = {f"{w}.tar": w for w in wnids}
-    with tarfile.open(path, mode="r:") as outer:
-        for member in outer.getmembers():
+    left = set(wnids)
+    try:
+        outer = tarfile.open(path, mode="r:")
+    except TAR_ERRORS as exc:
+        raise ExtractionError(f"{path} is not a readable tar ({exc}); download or copy it again, or point "
+                              "data.imagenet at your ImageNet training folder") from exc
+    with outer:
+        while left:
+            try:
+                member = outer.next()
+            except TAR_ERRORS as exc:
+                raise ExtractionError(
+                    f"{path} is damaged or cut short after {outer.offset} bytes ({exc}), before the synsets "
+                    f"{sorted(left)} were found; download or copy it again and rerun") from exc
+            if member is None:
+                if left and not _ends_properly(path, outer.offset):  # tarfile takes a cut header for the end
+                    raise ExtractionError(
+                        f"{path} is damaged or cut short after {outer.offset} bytes (no end-of-archive marker), "
+                        f"before the synsets {sorted(left)} were found; download or copy it again and rerun")
+                break  # the end: synsets never found are reported as missing by the caller
             w = wanted.get(Path(member.name).name)
-            if w is not None and member.isfile():
-                with tarfile.open(fileobj=outer.extractfile(member), mode="r:") as inner:
+            if w in left and member.isfile():
+                left.discard(w)
+                with _naming(path, w, member.name):
+                    inner = tarfile.open(fileobj=outer.extractfile(member), mode="r:")
+                with inner:
                     yield w, inner
+
+
+def _ends_properly(path: Path, offset: int) -> bool:
+    """A tar ends with two zeroed 512-byte blocks where its last member ends."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        end = fh.read(1024)
+    return len(end) == 1024 and not any(end)
 
 
 def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[str]]:
@@ -81,14 +128,15 @@ def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[st
         for w in wnids:
             t = path / f"{w}.tar"
             if t.is_file():
-                with tarfile.open(t) as tf:
+                with _naming(t, w), tarfile.open(t) as tf:
                     found[w] = sorted(m.name for m in tf if m.isfile() and _is_image(m.name))
             else:
                 found[w] = []
     elif layout == "train_tar":
         found = {w: [] for w in wnids}
         for w, inner in _synset_tars_in(path, wnids):
-            found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
+            with _naming(path, w, f"{w}.tar"):
+                found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
     else:
         raise ExtractionError(f"data.layout: unknown {layout!r}; use auto, folder, synset_tars or train_tar")
     return found
@@ -102,15 +150,18 @@ def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterat
                 yield w, name, (path / w / name).read_bytes()
     elif layout == "synset_tars":
         for w, names in wanted.items():
-            with tarfile.open(path / f"{w}.tar", mode="r|") as tf:
+            with _naming(path / f"{w}.tar", w), tarfile.open(path / f"{w}.tar", mode="r|") as tf:
                 for m in tf:
                     if m.name in names:
-                        yield w, m.name, tf.extractfile(m).read()
+                        data = tf.extractfile(m).read()
+                        yield w, m.name, data
     else:
         for w, inner in _synset_tars_in(path, list(wanted)):
-            for m in inner:
-                if m.name in wanted[w]:
-                    yield w, m.name, inner.extractfile(m).read()
+            with _naming(path, w, f"{w}.tar"):
+                for m in inner:
+                    if m.name in wanted[w]:
+                        data = inner.extractfile(m).read()
+                        yield w, m.name, data
 
 
 def batched(items, n: int):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featevo.checkpoint import load_model
+from featevo.config_checks import slug
 from featevo.device import autocast, configure, pick_device
 from featevo.models import last_linear_name
 from featevo.train import imagenet_normalize
@@ -201,10 +201,6 @@ def composite(images: np.ndarray) -> np.ndarray:
     for img, (r, c) in zip(images, pos):
         out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
     return out
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path) -> None:

@@ -20,8 +20,22 @@ os.environ.update(
 sys.path.insert(0, _PKG)
 
 from featevo import runtime  # noqa: E402
-from featevo.config_checks import check_config, torch_file_problem  # noqa: E402
+import yaml  # noqa: E402
 
+from featevo.config_checks import (  # noqa: E402
+    check_config,
+    coerce,
+    schema_errors,
+    torch_file_problem,
+)
+
+# --config values arrive as strings where nested; the schema says what they are.
+# Every schema error is named at once, before Snakemake's validate fills in the defaults.
+_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text())
+config.update(coerce(dict(config), _SCHEMA, _SCHEMA))
+_errors = schema_errors(config, _SCHEMA)
+if _errors:
+    raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
 validate(config, "../schemas/config.schema.yaml")
 _errors = check_config(config)
 if _errors:
