@@ -57,3 +57,104 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
     train.main(epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt"))
     ours, ref = load_checkpoint(run / "epoch_002.pt")["model"], load_checkpoint(tmp_path / "ref" / "epoch_002.pt")["model"]
     assert all(torch.equal(ours[k], ref[k]) for k in ref)
+
+
+# ---- through snakemake, against an uninterrupted run ------------------------------------
+
+import shutil  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from snakemake_helpers import ROOT, snakemake  # noqa: E402
+
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+# scratch only matters here: epochs long enough (a few seconds) to be killed in the middle
+FAULTS = {"seeds": [0], "data": {"images_per_class": 150, "val_per_class": 10},
+          "standin": {"images_per_class": 150}, "experiments": {"scratch": {"epochs": 3}}}
+# every checkpoint is a product, as in the workflow's rule all: a deleted one is rebuilt
+TARGETS = [f"results/tiny/train/scratch/seed0/epoch_{e:03d}.pt" for e in (1, 2, 3)]
+
+
+def faults_workdir(path, **train):
+    import yaml
+
+    path.mkdir()
+    shutil.copy(ROOT / "config.yaml", path / "config.yaml")
+    cfg = {**FAULTS, "train": {"batch_size": 8, **train}}
+    (path / "faults.yaml").write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def sm(workdir, *args, check=True):
+    return snakemake(workdir, *args, "--", *TARGETS, configs=[TINY, workdir / "faults.yaml"], check=check)
+
+
+def weights(workdir, epoch):
+    ckpt = load_checkpoint(workdir / f"results/tiny/train/scratch/seed0/epoch_{epoch:03d}.pt")
+    return ckpt["model"], ckpt["metrics"]["val_acc"], ckpt["metrics"]["val_loss"]
+
+
+def same(a, b):
+    return all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1:] == b[1:]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    work = faults_workdir(tmp_path_factory.mktemp("faults") / "reference")
+    sm(work)
+    return work, {e: weights(work, e) for e in (1, 2, 3)}
+
+
+def featevo_jobs(workdir):
+    """Processes still running a stage for this workdir."""
+    out = subprocess.run(["pgrep", "-f", "featevo.preload featevo.train"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if str(workdir) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
+
+
+def test_snakemake_killed_mid_epoch_then_rerun_equals_the_uninterrupted_run(tmp_path, uninterrupted):
+    _, reference = uninterrupted
+    work = faults_workdir(tmp_path / "killed")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--configfile", str(TINY), str(work / "faults.yaml"), "--", *TARGETS]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = work / "results/tiny/logs/train/scratch/seed0/epoch_002.log"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and "epoch 2 batch" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.is_file(), "epoch 2 never started"
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake alone, as a closed terminal or the OOM killer would
+    proc.wait()
+    # the orphaned job notices and stops within a second, writing nothing
+    deadline = time.monotonic() + 5
+    while featevo_jobs(work) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not featevo_jobs(work), "a job outlived its Snakemake"
+    assert "is gone" in log.read_text()
+    folder = work / "results/tiny/train/scratch/seed0"
+    assert not (folder / "epoch_002.pt").exists() and (folder / "epoch_001.optim.pt").is_file()
+    # the README's recovery: unlock, rerun
+    sm(work, "--unlock")
+    sm(work, "--rerun-incomplete")
+    assert all(same(weights(work, e), reference[e]) for e in (1, 2, 3))
+
+
+@pytest.mark.parametrize("keep_state", [True, False])
+def test_a_damaged_checkpoint_is_named_before_anything_is_deleted_and_its_rebuild_equals_the_first(
+        tmp_path, uninterrupted, keep_state):
+    _, reference = uninterrupted
+    work = faults_workdir(tmp_path / "damaged", keep_optimizer_state=keep_state)
+    sm(work)
+    folder = work / "results/tiny/train/scratch/seed0"
+    assert (folder / "epoch_001.optim.pt").exists() == keep_state  # temp() once epoch 2 used it
+    epoch2 = folder / "epoch_002.pt"
+    epoch3 = folder / "epoch_003.pt"
+    third = epoch3.read_bytes()
+    epoch2.write_bytes(epoch2.read_bytes()[:5000])  # cut short: a full disk, a copy interrupted
+    proc = sm(work, check=False)
+    assert proc.returncode != 0
+    assert f"{epoch2.relative_to(work)} is damaged" in proc.stderr and "Delete it and rerun" in proc.stderr
+    assert epoch3.read_bytes() == third  # nothing valid downstream was deleted
+    epoch2.unlink()
+    sm(work)
+    assert all(same(weights(work, e), reference[e]) for e in (1, 2, 3))
