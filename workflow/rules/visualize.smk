@@ -17,7 +17,7 @@ VIZ_SHELL = (
 
 rule visualize:
     input:
-        f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt",
+        lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
     output:
         png=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
         npz=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
@@ -72,7 +72,7 @@ EXPLAIN_ARGS = (
 
 rule explain:
     input:
-        ckpt=lambda w: checkpoint_file(w.exp, w.epoch, FIRST_SEED),
+        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, FIRST_SEED)),
         val=f"{RUN}/data/main/val_images.npy",
     output:
         f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",

@@ -1,0 +1,62 @@
+"""The README's commands run as written (those that need neither ImageNet nor a cluster).
+
+`make run` and `make test` are what a new user and CI run; the paper's and the
+cluster's commands need ImageNet or SLURM (tests/test_slurm.py dry-runs the
+paper DAG through the profile).  Every other `sh` block and every inline
+`--config` override runs here against the session's toy run.
+"""
+
+import re
+import shlex
+
+import pytest
+
+from snakemake_helpers import ROOT, SNAKEMAKE, snakemake
+
+README = (ROOT / "README.md").read_text()
+NEEDS_IMAGENET_OR_CLUSTER = ("configs/paper.yaml", "profiles/slurm", "FEATEVO_SLURM")
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def commands():
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                out.append(line)
+    return out
+
+
+def test_the_readme_has_the_commands_this_test_knows():
+    cmds = commands()
+    assert {"make run", "make test", "make bench"} <= set(cmds)
+    assert any(c.startswith(".venv/bin/snakemake --report") for c in cmds)
+
+
+@pytest.mark.parametrize("cmd", [c for c in commands() if c.startswith(".venv/bin/snakemake")
+                                 and not any(k in c for k in NEEDS_IMAGENET_OR_CLUSTER)])
+def test_a_snakemake_command_of_the_readme_runs(tiny_run, cmd):
+    workdir, _, _ = tiny_run
+    args = shlex.split(cmd)[1:]
+    for out in (a for a in args if a.endswith(".html")):  # the demo's folder, which `make run` made
+        (workdir / out).parent.mkdir(parents=True, exist_ok=True)
+    proc = snakemake(workdir, "--configfile", str(TINY), *args)
+    assert proc.returncode == 0
+    for out in (a for a in args if a.endswith(".html")):
+        assert (workdir / out).stat().st_size > 10_000
+
+
+OVERRIDES = sorted(set(re.findall(r'--config ((?:"[^"]+"|\S+)(?: (?:"[^"]+"|[a-z_]+=\S+))*)', README)))
+
+
+def test_the_readme_shows_overrides():
+    assert any("keep_checkpoints: false" in o for o in OVERRIDES), OVERRIDES
+
+
+@pytest.mark.parametrize("override", [o for o in OVERRIDES if "imagenet" not in o and "weights" not in o])
+def test_an_inline_override_of_the_readme_is_accepted(tiny_run, override):
+    workdir, _, _ = tiny_run
+    proc = snakemake(workdir, "-n", "--configfile", str(TINY), "--config", *shlex.split(override.rstrip("`.,:")),
+                     check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
