@@ -55,3 +55,54 @@ def test_bf16_only_where_asked_or_on_cuda():
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
     with autocast(cpu, "bf16"):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_the_cuda_branch_of_pick_device_claims_among_the_listed_gpus(tmp_path, monkeypatch):
+    """The first GPU run must not be the first time these lines run."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("FEATEVO_GPU_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert claim_gpu(["3"], tmp_path / "locks") == 0  # another job holds machine GPU 3
+    assert pick_device("auto") == torch.device("cuda:1")  # so this one gets 5, CUDA's second
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    assert pick_device("auto") == torch.device("cuda:0")  # one GPU given by a scheduler: used as it is
+    device.release_all()
+
+
+def test_fp32_turns_tf32_off_and_deterministic_sets_what_cuda_needs(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.are_deterministic_algorithms_enabled())
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        device.configure(torch.device("cpu"), None, deterministic=True, precision="fp32")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[:2]
+        torch.use_deterministic_algorithms(before[2])
+
+
+def test_the_pool_before_the_classifier_is_the_identity_at_its_size():
+    from featevo.models import AdaptivePool
+
+    pool = AdaptivePool(7)
+    x = torch.rand(2, 8, 7, 7)
+    assert pool(x) is x  # no kernel at all: nothing nondeterministic on CUDA
+    y = torch.rand(2, 8, 14, 14)
+    assert torch.equal(pool(y), torch.nn.functional.adaptive_avg_pool2d(y, 7))
+
+
+def test_our_vgg16_computes_what_torchvision_s_does():
+    import torchvision
+
+    from featevo.models import ModelSpec, build_model
+
+    ours = build_model(ModelSpec(num_classes=1000), seed=0).eval()
+    tv = torchvision.models.vgg16().eval()
+    tv.load_state_dict(ours.state_dict())
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), tv(x), atol=1e-6)

@@ -26,8 +26,9 @@ def fake_weights(tmp_path_factory):
 
 def test_fake_weights_load_as_a_1000_class_checkpoint(fake_weights, tmp_path):
     path, model = fake_weights
-    info = import_weights(str(path), tmp_path / "ref.pt")
-    assert info["sha256"].startswith(path.stem.split("-")[1])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    info = import_weights(str(path), tmp_path / "ref.pt", digest)
+    assert info["sha256"] == digest
     loaded, ckpt = load_model(tmp_path / "ref.pt")
     assert ckpt["spec"]["num_classes"] == 1000
     x = torch.rand(1, 3, 224, 224)
@@ -66,3 +67,18 @@ def test_other_network_with_a_valid_hash_is_refused(tmp_path):
     tmp.rename(path)
     with pytest.raises(WeightsError, match="is not torchvision's VGG-16"):
         import_weights(str(path), tmp_path / "ref.pt")
+
+
+def test_a_file_whose_name_matches_but_whose_whole_digest_does_not_is_refused(fake_weights, tmp_path):
+    """The name's 8 hex digits are 32 bits: the whole SHA-256 (reference.sha256) is checked too."""
+    import yaml
+
+    from snakemake_helpers import ROOT
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    published = schema["properties"]["reference"]["properties"]["sha256"]["default"]
+    assert published.startswith("397923af")  # vgg16-397923af.pth's, the default a user gets
+    path, _ = fake_weights
+    with pytest.raises(WeightsError, match=f"not {published} \\(reference.sha256\\)"):
+        import_weights(str(path), tmp_path / "ref.pt", published)
+    assert not (tmp_path / "ref.pt").exists()

@@ -128,11 +128,24 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def configure(device: torch.device, threads: int | None, deterministic: bool = False) -> None:
+def configure(device: torch.device, threads: int | None, deterministic: bool = False,
+              precision: str = "auto") -> None:
+    """Threads, determinism and float32 strictness for this job.
+
+    ``deterministic``: PyTorch's deterministic algorithms, with the cuBLAS
+    workspace setting they need on CUDA (``CUBLAS_WORKSPACE_CONFIG``, read when
+    cuBLAS starts, which is after this).  ``fp32`` on CUDA turns TF32 off for
+    matrix products and convolutions (cuDNN allows it by default), so that
+    float32 means the float32 the paper trained in.
+    """
     if threads:
         torch.set_num_threads(threads)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if precision == "fp32":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     device = pick_device(a.device)
-    configure(device, a.threads)
+    configure(device, a.threads, precision="fp32")  # its maps are float32 throughout
     model, ckpt = load_model(a.checkpoint)
     names = {n for n, _ in model.named_modules()}
     bad = [layer for layer in a.layers if layer not in names]

@@ -52,6 +52,19 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class AdaptivePool(nn.AdaptiveAvgPool2d):
+    """torchvision's ``AdaptiveAvgPool2d`` that passes an input already at its size
+    through untouched: at the paper's 224 px (7 x 7 before the classifier) and the
+    demo's 64 px (2 x 2) it is the identity, and CUDA has no deterministic kernel
+    for its backward pass (``train.deterministic: true`` would stop there)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = (self.output_size, self.output_size) if isinstance(self.output_size, int) else self.output_size
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        return super().forward(x)
+
+
 def _features(layout: list) -> nn.Sequential:
     layers: list[nn.Module] = []
     channels = 3
@@ -95,7 +108,7 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
         nn.Dropout(spec.dropout),
         nn.Linear(hidden, spec.num_classes),
     )
-    model = VGG(_features(layout), nn.AdaptiveAvgPool2d(spec.pool_size), classifier)
+    model = VGG(_features(layout), AdaptivePool(spec.pool_size), classifier)
     _init_like_torchvision(model)
     return model
 

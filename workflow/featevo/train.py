@@ -163,7 +163,7 @@ def _write_metrics(path: Path, metrics: dict) -> None:
 
 def cmd_init(a) -> None:
     device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic)
+    configure(device, a.threads, a.deterministic, a.precision)
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
                      pool_size=a.pool_size, dropout=a.dropout)
     model = build_model(spec, seed=a.seed)
@@ -191,7 +191,7 @@ def cmd_init(a) -> None:
 def cmd_epoch(a) -> None:
     t0 = time.monotonic()
     device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic)
+    configure(device, a.threads, a.deterministic, a.precision)
     model, prev = ck.load_model(a.previous)
     epoch = prev["epoch"] + 1
     spec = ModelSpec(**prev["spec"])
@@ -243,7 +243,7 @@ def cmd_epoch(a) -> None:
 
 def cmd_reference(a) -> None:
     device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic)
+    configure(device, a.threads, a.deterministic, a.precision)
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
                      pool_size=a.pool_size, dropout=a.dropout)
     model = build_model(spec, seed=a.seed).to(device, memory_format=torch.channels_last)

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(a.units) != len(a.names):
         p.error("--units and --names must have the same length")
     device = pick_device(a.device)
-    configure(device, a.threads)
+    configure(device, a.threads, precision=a.precision)
     model, ckpt = load_model(a.checkpoint)
     out_dim = model.get_submodule(last_linear_name(model)).out_features
     bad = [u for u in a.units if not 0 <= u < out_dim]

@@ -1,9 +1,16 @@
 """Import torchvision's ImageNet VGG-16 weights as a featevo checkpoint.
 
 The file comes from the config (cluster nodes are often offline) or from the
-torch hub cache, downloaded there when the machine is online.  torchvision
-names its files ``<arch>-<first hex digits of the SHA-256>.pth``; the file is
-checked against that prefix, so a truncated or tampered file is refused.
+torch hub cache, downloaded there when the machine is online.  What is checked,
+before anything is loaded:
+
+* its name carries hex digits, as torchvision names its files
+  (``<arch>-<first 8 hex digits of the SHA-256>.pth``), and they begin the
+  file's SHA-256 (torch.hub's own check: 32 bits);
+* its whole SHA-256 equals ``reference.sha256`` (by default the published
+  digest of ``vgg16-397923af.pth``), so a truncated, tampered or other file is
+  refused even when its name was made to match;
+* its tensors have VGG-16's names and shapes.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def check_hash(path: Path) -> str:
-    """The file's SHA-256, after checking it starts with the digits in its name."""
+def check_hash(path: Path, expected: str | None = None) -> str:
+    """The file's SHA-256, after checking it starts with the digits in its name and,
+    when ``expected`` is given, equals it in full."""
     m = re.search(r"-([0-9a-f]{8,64})\.[^.]+$", path.name)
     if not m:
         raise WeightsError(f"reference.weights: {path.name} has no hash in its name (torchvision names it "
@@ -46,6 +54,10 @@ def check_hash(path: Path) -> str:
     if not digest.startswith(m.group(1)):
         raise WeightsError(f"reference.weights: {path} is corrupt or not the published file (SHA-256 "
                            f"{digest[:16]}..., its name says {m.group(1)}...); download it again")
+    if expected and digest != expected.lower():
+        raise WeightsError(f"reference.weights: {path} has SHA-256 {digest}, not {expected} "
+                           "(reference.sha256); it is corrupt or not the published file: download it again, or "
+                           "set reference.sha256 to the digest of the file you mean to use")
     return digest
 
 
@@ -68,9 +80,10 @@ def locate(weights: str | None) -> Path:
     return path
 
 
-def import_weights(weights: str | None, out: Path) -> dict:
+def import_weights(weights: str | None, out: Path, sha256: str | None = None) -> dict:
+    """Check the file (see the module's docstring) and write it as a 1000-class checkpoint."""
     path = locate(weights)
-    digest = check_hash(path)
+    digest = check_hash(path, sha256)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(IMAGENET_SPEC)
     expected = {k: v.shape for k, v in model.state_dict().items()}
@@ -89,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="", help="weights file; empty = the torch hub cache")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
+    p.add_argument("--sha256", required=True, help="the file's whole expected SHA-256 (reference.sha256)")
     a = p.parse_args(argv)
     try:
-        info = import_weights(a.weights or None, a.out)
+        info = import_weights(a.weights or None, a.out, a.sha256)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -70,9 +70,10 @@ else:
             ENV
         params:
             weights=config["reference"].get("weights") or "",
+            sha256=config["reference"]["sha256"],
         shell:
-            stage("weights") + " --weights '{params.weights}' --out {output.ckpt}"
-            " --metrics {output.metrics} > {log} 2>&1"
+            stage("weights") + " --weights '{params.weights}' --sha256 {params.sha256}"
+            " --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
 
 
 rule init_model:

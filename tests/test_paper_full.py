@@ -1,0 +1,186 @@
+"""configs/paper.yaml itself, at full size (VGG-16, 224 px, pool 7), end to end through snakemake.
+
+Layered only with a small override file: a fake ImageNet in the official layout
+(ILSVRC2012_img_train.tar of <wnid>.tar, with distractor synsets and ImageNet's
+quirks), a weights file in torchvision's exact format and name scheme (seeded
+random weights, so its digest is passed as reference.sha256, the key whose
+default is the published file's), few images, one epoch per experiment, a few
+visualization steps, the optional methods on.  What a user with ImageNet gets,
+at a size that runs on 2 cores in minutes.
+"""
+
+import hashlib
+import io
+import shutil
+import tarfile
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from snakemake_helpers import ROOT, snakemake
+
+pytestmark = pytest.mark.e2e
+PAPER = ROOT / "configs" / "paper.yaml"
+WNIDS = {"n01644373": 31, "n02007558": 130, "n07697313": 933, "n03982430": 736}
+DISTRACTORS = ("n01641577", "n02009912")
+PER_CLASS, VAL = 8, 2
+CHECKPOINT_MIB = 512  # the README's budget per checkpoint of the 4-class VGG-16 (and per ImageNet import)
+
+
+def jpeg_bytes(rng, i):
+    """A small photo-like image; every fourth one with one of ImageNet's quirks."""
+    arr = (rng.random((48 + i % 5, 64, 3)) * 255).astype(np.uint8)
+    img, fmt = Image.fromarray(arr), "JPEG"
+    if i % 4 == 1:
+        img = img.convert("CMYK")
+    elif i % 4 == 2:
+        fmt = "PNG"  # a PNG named .JPEG
+    elif i % 4 == 3:
+        img = img.convert("L")
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def fake_train_tar(folder):
+    rng = np.random.default_rng(0)
+    inner = {}
+    for w in [*WNIDS, *DISTRACTORS]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for i in range(PER_CLASS + 2):
+                data = jpeg_bytes(rng, i)
+                info = tarfile.TarInfo(f"{w}_{i}.JPEG")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        inner[w] = buf.getvalue()
+    path = folder / "ILSVRC2012_img_train.tar"
+    with tarfile.open(path, "w") as tf:
+        for w in sorted(inner):  # the official tar is in wnid order, distractors among the four
+            info = tarfile.TarInfo(f"{w}.tar")
+            info.size = len(inner[w])
+            tf.addfile(info, io.BytesIO(inner[w]))
+    return path
+
+
+def torchvision_weights(folder):
+    """torchvision's VGG-16, seeded random weights, saved and named as torchvision's file is."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.vgg16()
+    tmp = folder / "vgg16.pth"
+    torch.save(model.state_dict(), tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    path = folder / f"vgg16-{digest[:8]}.pth"
+    tmp.rename(path)
+    return path, digest
+
+
+def du(path):
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("paper")
+    inputs = tmp_path_factory.mktemp("inputs")
+    shutil.copy(ROOT / "config.yaml", work / "config.yaml")
+    tar = fake_train_tar(inputs)
+    weights, digest = torchvision_weights(inputs)
+    override = {
+        "data": {"imagenet": str(tar), "images_per_class": PER_CLASS, "val_per_class": VAL},
+        "reference": {"weights": str(weights), "sha256": digest},
+        "experiments": {"scratch": {"epochs": 1}, "pretrained": {"epochs": 1}, "frozen": {"epochs": 1}},
+        "train": {"threads": 2, "batch_size": 8},
+        "visualize": {"steps": 8, "threads": 2},
+        "methods": {"threads": 2, "occlusion": {"window": 112, "stride": 112}, "inversion": {"steps": 2}},
+    }
+    (work / "small.yaml").write_text(yaml.safe_dump(override))
+    peak, done = [0], threading.Event()
+
+    def watch():  # the run's disk use, sampled
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], du(work / "results"))
+            except (FileNotFoundError, OSError):
+                pass
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    start = time.monotonic()
+    proc = snakemake(work, configs=[PAPER, work / "small.yaml"])
+    done.set()
+    thread.join()
+    return work, work / "results" / "paper", weights, peak[0], time.monotonic() - start, proc
+
+
+def test_every_figure_and_table_is_written(paper_run):
+    _, run, *_ = paper_run
+    for name in ("fig1", "fig2", "fig_frozen", "fig3", "learning_curves", *(
+            f"{m}_{e}" for m in ("saliency", "occlusion", "inversion") for e in ("scratch", "pretrained", "frozen"))):
+        for ext in ("png", "pdf"):
+            assert (run / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
+    for name in ("table1", "table2", "table_frozen"):
+        for ext in ("csv", "md", "tex"):
+            assert (run / "tables" / f"{name}.{ext}").is_file()
+    manifest = (run / "data" / "main" / "manifest.csv").read_text()
+    assert not any(w in manifest for w in DISTRACTORS)
+
+
+def test_every_checkpoint_loads_into_torchvision_vgg16(paper_run):
+    import torchvision
+
+    _, run, *_ = paper_run
+    ckpts = sorted((run / "train").glob("*/seed0/epoch_*[0-9].pt"))
+    assert len(ckpts) == 6
+    for path in ckpts:
+        model = torchvision.models.vgg16(num_classes=4)
+        model.load_state_dict(torch.load(path, weights_only=True)["model"])
+
+
+def test_pretrained_epoch_0_holds_the_file_s_conv_and_fc6_fc7_weights(paper_run):
+    _, run, weights, *_ = paper_run
+    ours = torch.load(run / "train" / "pretrained" / "seed0" / "epoch_000.pt", weights_only=True)["model"]
+    theirs = torch.load(weights, weights_only=True)
+    for k, v in theirs.items():
+        if k.startswith(("features.", "classifier.0.", "classifier.3.")):
+            assert torch.equal(ours[k], v), k
+    assert ours["classifier.6.weight"].shape == (4, 4096)  # the head cannot be transferred
+
+
+def test_fig3_draws_units_31_130_933_736_of_the_imagenet_head(paper_run):
+    """Checked against the weights file's own network (torchvision's VGG-16), not ours."""
+    import torchvision
+
+    from featevo.train import MEAN, STD
+
+    _, run, weights, *_ = paper_run
+    d = np.load(run / "viz" / "reference" / "classes.npz")
+    assert d["units"].tolist() == list(WNIDS.values())
+    net = torchvision.models.vgg16()
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    x = torch.from_numpy(d["images"]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = net.eval()(x)[:, d["units"]]
+    # each image raises its own unit above what the other three images give it
+    for k in range(4):
+        assert logits[k, k] > max(logits[j, k] for j in range(4) if j != k), logits
+
+
+def test_disk_at_its_peak_is_within_the_readme_s_budget(paper_run):
+    work, run, _, peak, seconds, _ = paper_run
+    readme = (ROOT / "README.md").read_text()
+    assert f"checkpoint of the 4-class VGG-16 is {CHECKPOINT_MIB} MiB" in readme
+    # 6 checkpoints, the imported ImageNet network, and at most one optimizer state per experiment
+    # (1 GiB at this size) while its next epoch is written; the subset and figures are small
+    budget = (6 + 1) * CHECKPOINT_MIB * 2**20 * 1.04 + 3 * 2**30 + 100 * 2**20
+    assert peak <= budget, (peak / 2**30, budget / 2**30)
+    print(f"\n[paper full size] {seconds:.0f} s, peak disk {peak / 2**30:.2f} GiB")
