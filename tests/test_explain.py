@@ -66,6 +66,10 @@ def test_inversion_matches_the_features_of_its_image():
     assert dist(end) < 0.3 * dist(start)
 
 
+# what the rule passes from the schema (the stage has no defaults of its own)
+SETTINGS = ["--images-per-class", "1", "--lr", "0.02", "--tv-weight", "10", "--device", "cpu"]
+
+
 def test_cli_writes_every_enabled_method(tmp_path):
     data = write_subset(tmp_path / "data", n_train=6, n_val=6)
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
@@ -73,7 +77,7 @@ def test_cli_writes_every_enabled_method(tmp_path):
     assert explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
                          str(tmp_path / "x.npz"), "--methods", "saliency", "occlusion", "inversion",
                          "--layers", "features.3", "classifier.1", "--steps", "2", "--window", "8",
-                         "--stride", "8"]) == 0
+                         "--stride", "8", *SETTINGS]) == 0
     d = np.load(tmp_path / "x.npz")
     assert int(d["epoch"]) == 4 and d["labels"].tolist() == [0, 1, 2]
     assert d["saliency"].shape == (3, 32, 32) and d["occlusion"].shape == (3, 32, 32)
@@ -81,4 +85,5 @@ def test_cli_writes_every_enabled_method(tmp_path):
     assert d["probs"].shape == (3, 3)
     with pytest.raises(SystemExit, match="methods.inversion.layers"):
         explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
-                      str(tmp_path / "y.npz"), "--methods", "inversion", "--layers", "features.99"])
+                      str(tmp_path / "y.npz"), "--methods", "inversion", "--layers", "features.99", "--steps", "2",
+                      "--window", "8", "--stride", "8", *SETTINGS])

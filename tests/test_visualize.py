@@ -117,3 +117,21 @@ def test_grid_for_other_class_counts_is_row_major():
     assert grid_positions(5) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     out = composite(np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(5)]))
     assert out.shape == (4, 6, 3) and out[2, 2, 0] == 4 and out[3, 5, 0] == 255  # empty cell is white
+
+
+def test_the_caller_s_model_is_left_as_it_was_found():
+    """As captum's attributions do: gradients, mode and tensors of the caller's network unchanged."""
+    from featevo.explain import explain
+    from featevo.models import ModelSpec, build_model
+    from featevo.visualize import activation_maximization
+
+    model = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).train()
+    model.classifier[6].weight.requires_grad_(False)  # the caller's own choice, kept
+    flags = [p.requires_grad for p in model.parameters()]
+    ptrs = [p.data_ptr() for p in model.parameters()]
+    activation_maximization(model, [0, 1], image_size=32, steps=2)
+    images = (np.random.default_rng(0).random((2, 32, 32, 3)) * 255).astype(np.uint8)
+    explain(model, images, np.array([0, 1]), ["saliency"], device="cpu", log=lambda m: None)
+    assert model.training
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same tensors, layout included

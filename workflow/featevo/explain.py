@@ -25,6 +25,7 @@ import torch
 
 from featevo.checkpoint import load_model
 from featevo.device import configure, pick_device
+from featevo.models import evaluated
 from featevo.train import Subset, imagenet_normalize
 from featevo.visualize import to_uint8
 
@@ -123,12 +124,16 @@ def invert(model: torch.nn.Module, x: torch.Tensor, layer: str, steps: int, lr: 
 def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, methods: list[str], *, device,
             window: int = 8, stride: int = 4, layers: tuple[str, ...] = (), steps: int = 200, lr: float = 0.02,
             tv_weight: float = 10.0, log=print) -> dict[str, np.ndarray]:
+    """The maps of ``methods`` for each image, and the network's probabilities on them;
+    the caller's model is left as it was found (:func:`featevo.models.evaluated`)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")
-    model = model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    with evaluated(model, device):
+        return _explain(model, images, labels, methods, device, window, stride, layers, steps, lr, tv_weight, log)
+
+
+def _explain(model, images, labels, methods, device, window, stride, layers, steps, lr, tv_weight, log):
     net = Normalized(model)
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div(255)
     target = torch.from_numpy(labels).to(device)
@@ -155,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="folder with val_images.npy (featevo.extract)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--methods", nargs="+", required=True, choices=METHODS)
-    p.add_argument("--images-per-class", type=int, default=1)
-    p.add_argument("--window", type=int, default=8, help="occlusion: side of the square (px)")
-    p.add_argument("--stride", type=int, default=4, help="occlusion: its step (px)")
+    p.add_argument("--images-per-class", type=int, required=True)
+    p.add_argument("--window", type=int, required=True, help="occlusion: side of the square (px)")
+    p.add_argument("--stride", type=int, required=True, help="occlusion: its step (px)")
     p.add_argument("--layers", nargs="*", default=[], help="inversion: module names, e.g. features.15")
-    p.add_argument("--steps", type=int, default=200, help="inversion: Adam steps")
-    p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--tv-weight", type=float, default=10.0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, required=True, help="inversion: Adam steps")
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--tv-weight", type=float, required=True)
+    p.add_argument("--device", required=True)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     device = pick_device(a.device)

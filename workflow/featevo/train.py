@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 from featevo import checkpoint as ck
-from featevo.adadelta import Adadelta
 from featevo.device import autocast, configure, pick_device
 from featevo.models import ModelSpec, build_model, transfer
 
@@ -71,11 +70,17 @@ def on_device(data: Subset, device: torch.device) -> tuple[torch.Tensor, torch.T
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str = "adadelta"):
-    """Adadelta as in the paper (featevo.adadelta); Adam only for the demo's reference network."""
+    """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen
+    layer has no state); Adam only for the demo's reference network.
+
+    ``torch.optim`` imports ``torch._dynamo`` on first use (1.1 s on 2 cores): the
+    preload server imports it once for the demo's jobs, and beside a full-size
+    epoch (minutes) it is nothing."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if name == "adadelta":
-        return Adadelta(model.named_parameters(), lr=lr, rho=rho, eps=eps)
+        return torch.optim.Adadelta(trainable, lr=lr, rho=rho, eps=eps)
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(trainable, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; use adadelta or adam")
 
 

@@ -31,7 +31,9 @@ from featevo.config_checks import (  # noqa: E402
 
 # --config values arrive as strings where nested; the schema says what they are.
 # Every schema error is named at once, before Snakemake's validate fills in the defaults.
-_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text())
+_SCHEMA = yaml.safe_load(
+    (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text()
+)
 config.update(coerce(dict(config), _SCHEMA, _SCHEMA))
 _errors = schema_errors(config, _SCHEMA)
 if _errors:
@@ -62,9 +64,13 @@ TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # environment, so that changing them reruns nothing: `preload` (every job forked
 # from a warm server that has torch imported, featevo.preload), and the mark by
 # which a job sees that this Snakemake is gone (featevo.runtime.watch_snakemake).
-os.environ["FEATEVO_PRELOAD"] = "1" if config["preload"] else "0"
-os.environ["FEATEVO_GPU_WAIT"] = str(config["gpu_wait"])
-os.environ[runtime.SNAKEMAKE_ENV] = runtime.this_process()
+os.environ.update(
+    {
+        "FEATEVO_PRELOAD": "1" if config["preload"] else "0",
+        "FEATEVO_GPU_WAIT": str(config["gpu_wait"]),
+        runtime.SNAKEMAKE_ENV: runtime.this_process(),
+    }
+)
 
 
 def stage(name):
@@ -84,7 +90,11 @@ def optimizer_output(path):
     epoch can be rerun at once), else deleted once the next epoch has used it;
     a rerun that needs a deleted state rebuilds it from the epochs before
     (Snakemake's temp()), so every rerun equals an uninterrupted run."""
-    return path if KEEP_CHECKPOINTS and config["train"]["keep_optimizer_state"] else temp(path)
+    return (
+        path
+        if KEEP_CHECKPOINTS and config["train"]["keep_optimizer_state"]
+        else temp(path)
+    )
 
 
 def optimizer_file(exp, epoch, seed):
@@ -108,7 +118,9 @@ def intact(path):
 def epoch_inputs(wildcards):
     """Epoch e needs the checkpoint of e-1 and, from e = 2 on, its optimizer state."""
     previous = int(wildcards.epoch) - 1
-    inputs = {"previous": intact(checkpoint_file(wildcards.exp, previous, wildcards.seed))}
+    inputs = {
+        "previous": intact(checkpoint_file(wildcards.exp, previous, wildcards.seed))
+    }
     if previous > 0:
         inputs["previous_optim"] = intact(
             optimizer_file(wildcards.exp, previous, wildcards.seed)
@@ -118,6 +130,12 @@ def epoch_inputs(wildcards):
 
 def logfile(name):
     return f"{RUN}/logs/{name}.log"
+
+
+def benchmark_file(name):
+    """Snakemake's benchmark of a job (wall time, memory, I/O): benchmarks/<name>.tsv.
+    With `preload`, memory and CPU are the launcher's; the wall time is the job's."""
+    return f"{RUN}/benchmarks/{name}.tsv"
 
 
 def checkpoint_file(exp, epoch, seed):

@@ -34,6 +34,8 @@ if config["reference"]["source"] == "train":
             metrics=f"{RUN}/reference/model.json",
         log:
             logfile("train_reference"),
+        benchmark:
+            benchmark_file("train_reference")
         priority: 20
         conda:
             ENV
@@ -84,6 +86,8 @@ rule init_model:
         metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_000.json",
     log:
         logfile("train/{exp}/seed{seed}/epoch_000"),
+    benchmark:
+        benchmark_file("train/{exp}/seed{seed}/epoch_000")
     priority: TRAIN_PRIORITY
     conda:
         ENV
@@ -115,10 +119,14 @@ rule train_epoch:
         ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt"),
         # the Adadelta state the epoch ended with: the next epoch's input, so that a
         # rerun of any epoch continues exactly as the first run did
-        optim=optimizer_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.optim.pt"),
+        optim=optimizer_output(
+            f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.optim.pt"
+        ),
         metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.json",
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
+    benchmark:
+        benchmark_file("train/{exp}/seed{seed}/epoch_{epoch}")
     priority: TRAIN_PRIORITY
     conda:
         ENV

@@ -23,6 +23,8 @@ rule visualize:
         npz=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
+    benchmark:
+        benchmark_file("viz/{exp}/seed{seed}/epoch_{epoch}")
     wildcard_constraints:
         epoch="[0-9]{3}",
     conda:
@@ -46,6 +48,8 @@ rule visualize_reference:
         npz=f"{RUN}/viz/reference/classes.npz",
     log:
         logfile("viz/reference"),
+    benchmark:
+        benchmark_file("viz/reference")
     conda:
         ENV
     threads: V["threads"]
@@ -78,6 +82,8 @@ rule explain:
         f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
     log:
         logfile("explain/{exp}/epoch_{epoch}"),
+    benchmark:
+        benchmark_file("explain/{exp}/epoch_{epoch}")
     wildcard_constraints:
         epoch="[0-9]{3}",
     conda:
