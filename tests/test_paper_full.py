@@ -88,6 +88,16 @@ def du(path):
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
+    return run_paper(tmp_path_factory, {})
+
+
+@pytest.fixture(scope="module")
+def paper_run_temporary(tmp_path_factory):
+    """The README's way to keep the paper run's disk small: train.keep_checkpoints: false."""
+    return run_paper(tmp_path_factory, {"keep_checkpoints": False})
+
+
+def run_paper(tmp_path_factory, train):
     work = tmp_path_factory.mktemp("paper")
     inputs = tmp_path_factory.mktemp("inputs")
     shutil.copy(ROOT / "config.yaml", work / "config.yaml")
@@ -97,7 +107,7 @@ def paper_run(tmp_path_factory):
         "data": {"imagenet": str(tar), "images_per_class": PER_CLASS, "val_per_class": VAL},
         "reference": {"weights": str(weights), "sha256": digest},
         "experiments": {"scratch": {"epochs": 1}, "pretrained": {"epochs": 1}, "frozen": {"epochs": 1}},
-        "train": {"threads": 2, "batch_size": 8},
+        "train": {"threads": 2, "batch_size": 8, **train},
         "visualize": {"steps": 8, "threads": 2},
         "methods": {"threads": 2, "occlusion": {"window": 112, "stride": 112}, "inversion": {"steps": 2}},
     }
@@ -184,3 +194,13 @@ def test_disk_at_its_peak_is_within_the_readme_s_budget(paper_run):
     budget = (6 + 1) * CHECKPOINT_MIB * 2**20 * 1.04 + 3 * 2**30 + 100 * 2**20
     assert peak <= budget, (peak / 2**30, budget / 2**30)
     print(f"\n[paper full size] {seconds:.0f} s, peak disk {peak / 2**30:.2f} GiB")
+
+
+def test_keep_checkpoints_false_leaves_only_what_the_figures_need(paper_run_temporary):
+    _, run, _, peak, seconds, _ = paper_run_temporary
+    assert list((run / "train").glob("*/seed0/epoch_*.pt")) == []  # no checkpoint, no optimizer state
+    for exp, fig in (("scratch", "fig1"), ("pretrained", "fig2"), ("frozen", "fig_frozen")):
+        assert (run / "figures" / f"{fig}.pdf").is_file() and (run / "explain" / exp / "epoch_001.npz").is_file()
+        assert (run / "train" / exp / "seed0" / "history.csv").is_file()
+    assert (run / "tables" / "table1.md").is_file() and (run / "reference" / "model.pt").is_file()
+    print(f"\n[paper full size, keep_checkpoints: false] {seconds:.0f} s, peak disk {peak / 2**30:.2f} GiB")

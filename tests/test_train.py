@@ -177,7 +177,8 @@ def test_frozen_features_keep_their_weights_and_the_classifier_trains(tmp_path, 
         same = torch.equal(w0[name], w1[name])
         assert same if name.startswith("features.") else not same, name
     state = torch.load(tmp_path / "epoch_001.optim.pt", weights_only=True)
-    assert sorted(state["square_avg"]) == sorted(n for n in w0 if n.startswith("classifier."))
+    classifier = [v for n, v in w0.items() if n.startswith("classifier.")]
+    assert [s["square_avg"].shape for s in state["state"].values()] == [v.shape for v in classifier]
     assert json.loads((tmp_path / "epoch_001.json").read_text())["frozen"] == "features"
     # the next epoch continues with the classifier-only state
     run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--freeze", "features")
@@ -218,3 +219,19 @@ def test_epoch_statistics_match_a_per_batch_reading(data):
         hits += (out.argmax(1) == y).sum().item()
     assert stats["train_loss"] == pytest.approx(sum(losses) / len(order), rel=1e-12)
     assert stats["train_acc"] == hits / len(order)
+
+
+def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
+    """What `precision: auto` does on CUDA, run on the CPU at toy size so that a GPU is not
+    the first place it runs: autocast bf16, channels_last, the device-resident data path."""
+    from featevo.visualize import activation_maximization
+
+    run_init(data, tmp_path / "epoch_000.pt", "--precision", "bf16")
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--precision", "bf16")
+    ckpt = load_checkpoint(tmp_path / "epoch_001.pt")
+    assert all(v.dtype == torch.float32 for v in ckpt["model"].values())
+    m = json.loads((tmp_path / "epoch_001.json").read_text())
+    assert np.isfinite([m["train_loss"], m["val_loss"]]).all()
+    model, _ = load_model(tmp_path / "epoch_001.pt")
+    result = activation_maximization(model, [0, 1, 2], image_size=32, steps=3, precision="bf16")
+    assert torch.isfinite(result["images"]).all() and result["logits"].dtype == torch.float32
