@@ -44,6 +44,34 @@ def _parent_problem(path: Path) -> str | None:
     return None
 
 
+def _make(path: Path, mode: int) -> None:
+    """mkdir with ``mode`` exactly (mkdir's own mode is cut by the umask); an existing
+    path is left as it is, for the caller's check."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, mode, follow_symlinks=False)
+
+
+def _checked(path: Path, problems_of, advice: str) -> Path:
+    """``path`` if it is a real folder (not a link), ``problems_of(its lstat)`` finds
+    nothing, and its parent is safe; else :class:`UnsafePath` naming every problem."""
+    st = os.lstat(path)
+    problems = []
+    if stat.S_ISLNK(st.st_mode):
+        problems.append("is a symbolic link")
+    elif not stat.S_ISDIR(st.st_mode):
+        problems.append("is not a folder")
+    problems += problems_of(st)
+    parent = _parent_problem(path)
+    if parent:
+        problems.append(parent)
+    if problems:
+        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. {advice}")
+    return path
+
+
 def private_dir(path: Path | str, *, hint: str = "") -> Path:
     """``path`` as a folder only this user can use: created with mode 0700, or, if
     it exists, accepted only when it is a real folder (not a link) owned by this
@@ -51,27 +79,18 @@ def private_dir(path: Path | str, *, hint: str = "") -> Path:
     :class:`UnsafePath` naming the folder, what is wrong and what to do."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    problems = []
-    if stat.S_ISLNK(st.st_mode):
-        problems.append("is a symbolic link")
-    elif not stat.S_ISDIR(st.st_mode):
-        problems.append("is not a folder")
-    if st.st_uid != os.getuid():
-        problems.append(f"belongs to {user_name(st.st_uid)}, not to {user_name(os.getuid())}")
-    if st.st_mode & 0o077:
-        problems.append(f"has mode {stat.S_IMODE(st.st_mode):04o}, which lets other users in")
-    parent = _parent_problem(path)
-    if parent:
-        problems.append(parent)
-    if problems:
-        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. Remove it if it is yours, "
-                         f"or {hint or 'point featevo at a folder of your own'}")
-    return path
+    _make(path, 0o700)
+
+    def problems(st):
+        out = []
+        if st.st_uid != os.getuid():
+            out.append(f"belongs to {user_name(st.st_uid)}, not to {user_name(os.getuid())}")
+        if st.st_mode & 0o077:
+            out.append(f"has mode {stat.S_IMODE(st.st_mode):04o}, which lets other users in")
+        return out
+
+    return _checked(path, problems,
+                    f"Remove it if it is yours, or {hint or 'point featevo at a folder of your own'}")
 
 
 def shared_dir(path: Path | str, *, hint: str = "") -> Path:
@@ -80,33 +99,16 @@ def shared_dir(path: Path | str, *, hint: str = "") -> Path:
     replace another's files in it), or accepted only when it is a real folder
     that is either sticky and world-writable, or private to this user."""
     path = Path(path)
-    created = False
-    try:
-        os.mkdir(path, 0o700)
-        created = True
-    except FileExistsError:
-        pass
-    if created:
-        os.chmod(path, 0o1777, follow_symlinks=False)  # mkdir's mode is cut by the umask
-    st = os.lstat(path)
-    mode = stat.S_IMODE(st.st_mode)
-    problems = []
-    if stat.S_ISLNK(st.st_mode):
-        problems.append("is a symbolic link")
-    elif not stat.S_ISDIR(st.st_mode):
-        problems.append("is not a folder")
-    elif st.st_uid == os.getuid() and not mode & 0o022:
-        pass  # private to this user
-    elif mode & 0o1777 != 0o1777:
-        problems.append(f"belongs to {user_name(st.st_uid)} with mode {mode:04o} (1777, sticky and open to all, "
-                        "is needed to share it safely)")
-    parent = _parent_problem(path)
-    if parent:
-        problems.append(parent)
-    if problems:
-        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. "
-                         f"{hint or 'Ask its owner to remove it'}")
-    return path
+    _make(path, 0o1777)
+
+    def problems(st):
+        mode = stat.S_IMODE(st.st_mode)
+        if (st.st_uid == os.getuid() and not mode & 0o022) or mode & 0o1777 == 0o1777:
+            return []  # private to this user, or shared as /tmp is
+        return [f"belongs to {user_name(st.st_uid)} with mode {mode:04o} (1777, sticky and open to all, is "
+                "needed to share it safely)"]
+
+    return _checked(path, problems, hint or "Ask its owner to remove it")
 
 
 def runtime_dir() -> Path:
