@@ -108,9 +108,9 @@ def folder() -> Path:
     return runtime.runtime_dir()
 
 
-def socket_path() -> Path:
+def socket_path(stamp_: str | None = None) -> Path:
     """One server per user and stamp."""
-    return folder() / f"preload-{stamp()}.sock"
+    return folder() / f"preload-{stamp_ or stamp()}.sock"
 
 
 def _send(conn: socket.socket, obj: dict, fds: list[int] | None = None) -> None:
@@ -171,10 +171,10 @@ def _start_server(path: Path) -> subprocess.Popen:
         os.close(fd)
 
 
-def connect(wait: float = 60.0) -> socket.socket | None:
-    """A connection to this user's server, started if need be; None when it could not
-    start (the reason is in its log, beside the socket)."""
-    path = socket_path()
+def connect(stamp_: str, wait: float = 60.0) -> socket.socket | None:
+    """A connection to this user's server for ``stamp_``, started if need be; None when
+    it could not start (the reason is in its log, beside the socket)."""
+    path = socket_path(stamp_)
     conn = _connect(path)
     if conn:
         return conn
@@ -213,28 +213,33 @@ def _exit_code(code) -> int:
     return 1
 
 
+def _signal_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to a job's process group; False when none of it is left (or the
+    group is no longer ours, so nothing of the job is)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def _kill_group(pgid: int, timeout: float = 30.0) -> None:
     """SIGKILL a job's process group and wait until none of it is left."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        except PermissionError:  # the group is no longer ours: nothing of the job is left
-            return
+    while _signal_group(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
 def client(module: str, args: list[str]) -> int:
-    if module not in STAGES and module not in allowed_stages():
+    if module not in allowed_stages():
         print(f"featevo.preload: {module!r} is not a stage of the workflow ({', '.join(sorted(STAGES))})",
               file=sys.stderr)
         return 2
     if os.environ.get("FEATEVO_PRELOAD", "0") != "1":
         return run_here(module, args)
+    my_stamp = stamp()
     try:
-        conn = connect()
+        conn = connect(my_stamp)
     except runtime.UnsafePath as exc:
         print(f"[preload] {exc}; running here", file=sys.stderr, flush=True)
         return run_here(module, args)
@@ -243,7 +248,7 @@ def client(module: str, args: list[str]) -> int:
         return run_here(module, args)
     with conn:
         _send(conn, {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ),
-                     "stamp": stamp()}, [0, 1, 2])
+                     "stamp": my_stamp}, [0, 1, 2])
         reply: dict = {}
         try:
             reply = _recv(conn)
@@ -254,10 +259,7 @@ def client(module: str, args: list[str]) -> int:
             return run_here(module, args)
 
         def forward(signum, frame):
-            try:
-                os.killpg(pid, signum)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal_group(pid, signum)
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, forward)
@@ -421,16 +423,16 @@ def serve(path: Path, idle: float) -> None:
                     except (OSError, ValueError):
                         conn.close()
                         continue
-                    why = None
+                    why, stale = None, False
                     if request.get("module") not in allowed:
                         why = f"{request.get('module')!r} is not a stage of the workflow"
                     elif request.get("stamp") != my_stamp or stamp() != my_stamp:
-                        why = "the installed code or packages changed since this server started"
+                        why, stale = "the installed code or packages changed since this server started", True
                     if why:
                         for fd in fds:
                             os.close(fd)
                         _refuse(conn, why)
-                        if "changed" in why:  # serve no more; the running jobs finish
+                        if stale:  # serve no more; the running jobs finish
                             accepting = False
                             listener.close()
                             path.unlink(missing_ok=True)
@@ -447,17 +449,11 @@ def serve(path: Path, idle: float) -> None:
                 else:  # a client hung up before its job ended: the job's whole group goes too
                     for pid, conn in list(jobs.items()):
                         if conn is r and not conn.recv(1, socket.MSG_PEEK):
-                            try:
-                                os.killpg(pid, signal.SIGKILL)
-                            except ProcessLookupError:
-                                pass
+                            _signal_group(pid)
             for pid, conn in list(jobs.items()):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    try:
-                        os.killpg(pid, signal.SIGKILL)  # whatever the stage started and left behind
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                    _signal_group(pid)  # whatever the stage started and left behind
                     try:
                         _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                     except OSError:
@@ -467,10 +463,7 @@ def serve(path: Path, idle: float) -> None:
                     last = time.monotonic()
     finally:
         for pid in jobs:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal_group(pid)
         if accepting:
             listener.close()
             path.unlink(missing_ok=True)
