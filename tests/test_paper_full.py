@@ -9,7 +9,6 @@ visualization steps, the optional methods on.  What a user with ImageNet gets,
 at a size that runs on 2 cores in minutes.
 """
 
-import hashlib
 import io
 import shutil
 import tarfile
@@ -22,6 +21,7 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import save_as_torchvision
 from snakemake_helpers import ROOT, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -73,13 +73,7 @@ def torchvision_weights(folder):
     import torchvision
 
     torch.manual_seed(0)
-    model = torchvision.models.vgg16()
-    tmp = folder / "vgg16.pth"
-    torch.save(model.state_dict(), tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    path = folder / f"vgg16-{digest[:8]}.pth"
-    tmp.rename(path)
-    return path, digest
+    return save_as_torchvision(torchvision.models.vgg16().state_dict(), folder)
 
 
 def du(path):

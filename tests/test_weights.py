@@ -1,6 +1,5 @@
 """torchvision's ImageNet VGG-16 weights: a fake file with the real shapes and names."""
 
-import hashlib
 import shutil
 
 import pytest
@@ -8,7 +7,8 @@ import torch
 
 from featevo.checkpoint import load_model
 from featevo.models import build_model
-from featevo.weights import IMAGENET_SPEC, WeightsError, import_weights
+from conftest import save_as_torchvision
+from featevo.weights import IMAGENET_SPEC, WeightsError, import_weights, sha256
 
 
 @pytest.fixture(scope="module")
@@ -16,17 +16,13 @@ def fake_weights(tmp_path_factory):
     """A VGG-16 state dict (138 M parameters, ~528 MiB) named as torchvision names it."""
     folder = tmp_path_factory.mktemp("weights")
     model = build_model(IMAGENET_SPEC, seed=0)
-    tmp = folder / "vgg16.pth"
-    torch.save(model.state_dict(), tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    path = folder / f"vgg16-{digest[:8]}.pth"
-    tmp.rename(path)
+    path, _ = save_as_torchvision(model.state_dict(), folder)
     return path, model
 
 
 def test_fake_weights_load_as_a_1000_class_checkpoint(fake_weights, tmp_path):
     path, model = fake_weights
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256(path)
     info = import_weights(str(path), tmp_path / "ref.pt", digest)
     assert info["sha256"] == digest
     loaded, ckpt = load_model(tmp_path / "ref.pt")
@@ -60,11 +56,7 @@ def test_file_without_hash_in_name_or_missing_is_refused(fake_weights, tmp_path)
 
 
 def test_other_network_with_a_valid_hash_is_refused(tmp_path):
-    state = {"features.0.weight": torch.zeros(2, 3, 3, 3)}
-    tmp = tmp_path / "x.pth"
-    torch.save(state, tmp)
-    path = tmp_path / f"vgg16-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
-    tmp.rename(path)
+    path, _ = save_as_torchvision({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path)
     with pytest.raises(WeightsError, match="is not torchvision's VGG-16"):
         import_weights(str(path), tmp_path / "ref.pt")
 
