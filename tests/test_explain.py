@@ -6,7 +6,7 @@ from conftest import write_subset
 from featevo import explain
 from featevo.checkpoint import save_checkpoint
 from featevo.models import ModelSpec, build_model
-from featevo.train import Subset, imagenet_normalize
+from featevo.inputs import Subset, imagenet_normalize
 
 
 class TopLeft(torch.nn.Module):

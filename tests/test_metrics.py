@@ -36,7 +36,7 @@ def test_fixed_network_measures_find_shared_features():
 
     from featevo.metrics import fixed_network_measures
     from featevo.models import ModelSpec, build_model
-    from featevo.train import imagenet_normalize
+    from featevo.inputs import imagenet_normalize
 
     flat, ramp, noise = images()
     net = build_model(ModelSpec(num_classes=5, width_divisor=16, pool_size=1), seed=0).eval()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import write_subset
-from featevo import train
+from featevo import inputs, train
 from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
 from featevo.models import ModelSpec, build_model, transfer
 
@@ -191,17 +191,17 @@ def test_a_diverged_loss_stops_the_epoch_naming_it(data):
         model.classifier[6].weight[0, 0] = float("nan")
     opt = train.make_optimizer(model, 1.0, 0.95, 1e-8)
     with pytest.raises(FloatingPointError, match="scratch epoch 3: the loss became nan"):
-        train.train_one_epoch(model, opt, train.Subset(data, "train"), epoch=3, seed=0, batch_size=8,
+        train.train_one_epoch(model, opt, inputs.Subset(data, "train"), epoch=3, seed=0, batch_size=8,
                               device=torch.device("cpu"), precision="fp32", log=lambda m: None, tag="scratch")
 
 
 def test_epoch_statistics_match_a_per_batch_reading(data):
     # the sums stay on the device; they must equal reading every batch on the host
     model, ref = build_model(SPEC, seed=0), build_model(SPEC, seed=0)
-    stats = train.train_one_epoch(model, train.make_optimizer(model, 1.0, 0.95, 1e-8), train.Subset(data, "train"),
+    stats = train.train_one_epoch(model, train.make_optimizer(model, 1.0, 0.95, 1e-8), inputs.Subset(data, "train"),
                                   epoch=1, seed=0, batch_size=8, device=torch.device("cpu"), precision="fp32",
                                   log=lambda m: None)
-    subset = train.Subset(data, "train")
+    subset = inputs.Subset(data, "train")
     order = np.random.default_rng([0, 1]).permutation(len(subset))
     opt = train.make_optimizer(ref, 1.0, 0.95, 1e-8)
     ref.train()
@@ -209,7 +209,7 @@ def test_epoch_statistics_match_a_per_batch_reading(data):
     losses, hits = [], 0
     for b in range(0, len(order), 8):
         idx = sorted(order[b:b + 8])
-        x, y = train.to_input(subset.images[idx], torch.device("cpu")), torch.from_numpy(subset.labels[idx])
+        x, y = inputs.to_input(subset.images[idx], torch.device("cpu")), torch.from_numpy(subset.labels[idx])
         out = ref(x)
         loss = torch.nn.functional.cross_entropy(out, y)
         opt.zero_grad()

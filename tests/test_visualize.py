@@ -4,8 +4,8 @@ import torch
 from scipy import ndimage
 
 from featevo.models import ModelSpec, build_model
-from featevo.visualize import (activation_maximization, composite, grid_positions, median_filter,
-                               objective_values)
+from featevo.plots import composite, grid_positions
+from featevo.visualize import activation_maximization, median_filter, objective_values
 
 
 @pytest.mark.parametrize("size", [3, 5, 7])

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from featevo import checkpoint as ck
 from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
-from featevo.train import MEAN, STD, Subset, imagenet_normalize, make_optimizer, train_one_epoch
+from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
+from featevo.train import make_optimizer, train_one_epoch
 from featevo.visualize import activation_maximization, initial_images
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from featevo import METHODS
 from featevo.checkpoint import load_model
 from featevo.device import configure, pick_device
 from featevo.models import evaluated
-from featevo.train import Subset, imagenet_normalize
-from featevo.visualize import to_uint8
-
-METHODS = ("saliency", "occlusion", "inversion")
+from featevo.inputs import Subset, imagenet_normalize, to_pixels, to_uint8
 
 
 def fixed_images(data: Subset, per_class: int, classes: int) -> np.ndarray:
@@ -135,7 +133,7 @@ def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, meth
 
 def _explain(model, images, labels, methods, device, window, stride, layers, steps, lr, tv_weight, log):
     net = Normalized(model)
-    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div(255)
+    x = to_pixels(images, device)
     target = torch.from_numpy(labels).to(device)
     with torch.no_grad():
         probs = net(x).softmax(1).cpu().numpy()

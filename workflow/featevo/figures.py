@@ -17,20 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from featevo import METHODS  # noqa: E402
+from featevo.plots import grid_positions, order_note, save  # noqa: E402
 from featevo.tables import table_epochs  # noqa: E402
-from featevo.visualize import grid_positions  # noqa: E402
-
-
-def _order_note(names: list[str]) -> str:
-    if len(names) == 4:
-        return "Classes from upper left (clockwise): " + ", ".join(names)
-    return "Classes in reading order: " + ", ".join(names)
-
-
-def _save(fig, outputs: list[Path]) -> None:
-    for out in outputs:
-        fig.savefig(out, dpi=150, bbox_inches="tight")
-    plt.close(fig)
 
 
 def evolution(history: pd.DataFrame, viz_dir: Path, experiment: str, names: list[str],
@@ -48,8 +37,8 @@ def evolution(history: pd.DataFrame, viz_dir: Path, experiment: str, names: list
         ax.imshow(img, interpolation="nearest")
         ax.set_title(f"epoch {e}\nval. acc. {acc[e] * 100:.1f}%", fontsize=9)
     fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy rose\n"
-                 f"{_order_note(names)}", fontsize=9)
-    _save(fig, outputs)
+                 f"{order_note(names)}", fontsize=9)
+    save(fig, outputs)
     return epochs
 
 
@@ -65,8 +54,8 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path]) -> 
         axes[r, c].imshow(img, interpolation="nearest")
         axes[r, c].set_title(f"{name} (unit {unit}), p={p:.2f}", fontsize=8)
     what = "VGG-16 trained on ImageNet" if source == "torchvision" else "reference network trained on every class"
-    fig.suptitle(f"Visualization of the {what}, no fine-tuning\n{_order_note(names)}", fontsize=9)
-    _save(fig, outputs)
+    fig.suptitle(f"Visualization of the {what}, no fine-tuning\n{order_note(names)}", fontsize=9)
+    save(fig, outputs)
 
 
 def curves(histories: list[pd.DataFrame], experiments: list[str], outputs: list[Path]) -> None:
@@ -97,7 +86,7 @@ def curves(histories: list[pd.DataFrame], experiments: list[str], outputs: list[
         ax.legend(fontsize=7)
     if any(len(hs) > 1 for hs in groups.values()):
         fig.suptitle("Lines: mean over seeds; bands: lowest to highest seed", fontsize=9)
-    _save(fig, outputs)
+    save(fig, outputs)
 
 
 def gif(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str], out: Path,
@@ -115,7 +104,7 @@ def gif(history: pd.DataFrame, composites: list[Path], experiment: str, names: l
         frame = Image.new("RGB", (img.width, img.height + 28), "white")
         frame.paste(img, (0, 28))
         ImageDraw.Draw(frame).text((4, 2), f"{experiment}  epoch {epoch}  val. acc. {acc[epoch] * 100:.1f}%\n"
-                                   f"{_order_note(names)}", fill="black")
+                                   f"{order_note(names)}", fill="black")
         frames.append(frame)
     durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 5]
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=durations, loop=0)
@@ -179,7 +168,7 @@ def method(npzs: list[Path], name: str, experiment: str, names: list[str], outpu
             "score)", "inversion": "feature inversion at each layer"}[name]
     fig.suptitle(f"{experiment}: {what}, per epoch (p: the checkpoint's probability of the true class)", fontsize=8)
     fig.tight_layout()
-    _save(fig, outputs)
+    save(fig, outputs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--html", type=Path, help="also an HTML page holding the GIF (for the report)")
     m = sub.add_parser("method", help="epoch-by-epoch figure of one optional method")
-    m.add_argument("--method", required=True, choices=["saliency", "occlusion", "inversion"])
+    m.add_argument("--method", required=True, choices=METHODS)
     m.add_argument("--npz", type=Path, nargs="+", required=True)
     m.add_argument("--experiment", required=True)
     m.add_argument("--names", nargs="+", required=True)

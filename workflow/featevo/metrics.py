@@ -37,6 +37,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from featevo.plots import save  # noqa: E402
+
 MEASURES = ("png_ratio", "hf_energy", "total_variation")
 
 
@@ -78,7 +80,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     import torch
 
     from featevo.models import last_linear_name
-    from featevo.train import to_input
+    from featevo.inputs import to_input
 
     e, n = images.shape[:2]
     head = reference.get_submodule(last_linear_name(reference))
@@ -136,9 +138,7 @@ def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment
     fig.suptitle(f"{experiment}: the checkpoint's probabilities (columns) on each class's visualization (rows)"
                  f"\n{short}; bright diagonal = each image is its own class", fontsize=8)
     fig.tight_layout()
-    for out in outputs:
-        fig.savefig(out, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, outputs)
 
 
 def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
@@ -161,9 +161,7 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
     fig.suptitle(f"{experiment}: complexity and confusion of the class visualizations per epoch "
                  "(grey dashes: validation accuracy, %)", fontsize=9)
     fig.tight_layout()
-    for out in outputs:
-        fig.savefig(out, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, outputs)
 
 
 def main(argv: list[str] | None = None) -> int:

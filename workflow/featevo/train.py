@@ -25,49 +25,8 @@ import torch.nn.functional as F
 
 from featevo import checkpoint as ck
 from featevo.device import autocast, configure, pick_device
+from featevo.inputs import Subset, on_device, to_input
 from featevo.models import ModelSpec, build_model, transfer
-
-# ImageNet statistics: torchvision's weights expect them, and the stand-in uses
-# them too so that both paths see identically normalized inputs.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-class Subset:
-    """The extracted arrays of one split, held in memory as uint8 NHWC."""
-
-    def __init__(self, folder: Path, split: str):
-        path = Path(folder) / f"{split}_images.npy"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; rerun the extract_subset rule")
-        self.images = np.load(path)
-        self.labels = np.load(Path(folder) / f"{split}_labels.npy")
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{folder}: {split} images and labels differ in length")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0, 1] (N, 3, H, W) -> the network's input (ImageNet statistics)."""
-    return (x - x.new_tensor(MEAN).view(1, 3, 1, 1)) / x.new_tensor(STD).view(1, 3, 1, 1)
-
-
-def to_input(batch: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC -> normalized float NCHW in channels_last memory (no copy of layout)."""
-    if isinstance(batch, np.ndarray):
-        batch = torch.from_numpy(batch)
-    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-    return imagenet_normalize(x).contiguous(memory_format=torch.channels_last)
-
-
-def on_device(data: Subset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The split's uint8 images and labels where the network runs: on a GPU they
-    are copied once (the paper's 4800 training images are 0.7 GiB as uint8), so
-    that no batch crosses from the host; on the CPU they are the arrays as they are."""
-    return torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
-
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str = "adadelta"):
     """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen

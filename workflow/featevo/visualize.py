@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,8 @@ from featevo.checkpoint import load_model
 from featevo.config_checks import slug
 from featevo.device import autocast, configure, pick_device
 from featevo.models import evaluated, last_linear_name
-from featevo.train import imagenet_normalize
+from featevo.inputs import imagenet_normalize, to_uint8
+from featevo.plots import composite
 
 OBJECTIVES = ("logit", "log_softmax", "softmax")
 
@@ -176,36 +176,7 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
     }
 
 
-# ---- images and composites ------------------------------------------------------
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
-    return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def grid_positions(n: int) -> list[tuple[int, int]]:
-    """(row, col) of each class image in the composite.
-
-    Four classes: clockwise from upper left (the paper's order: tree frog
-    upper left, flamingo upper right, hamburger lower right, pool table lower
-    left).  Otherwise row-major in a near-square grid.
-    """
-    if n == 4:
-        return [(0, 0), (0, 1), (1, 1), (1, 0)]
-    cols = math.ceil(math.sqrt(n))
-    return [(i // cols, i % cols) for i in range(n)]
-
-
-def composite(images: np.ndarray) -> np.ndarray:
-    """Tile (N, H, W, 3) uint8 images into one picture by ``grid_positions``."""
-    n, h, w, _ = images.shape
-    pos = grid_positions(n)
-    rows, cols = max(r for r, _ in pos) + 1, max(c for _, c in pos) + 1
-    out = np.full((rows * h, cols * w, 3), 255, np.uint8)
-    for img, (r, c) in zip(images, pos):
-        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
-    return out
+# ---- outputs -------------------------------------------------------------------
 
 
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path) -> None:

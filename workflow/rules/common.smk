@@ -19,7 +19,7 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo import runtime  # noqa: E402
+from featevo import METHODS as ALL_METHODS, runtime  # noqa: E402
 import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
@@ -52,7 +52,6 @@ EXPERIMENTS = config["experiments"]
 SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]  # the seed the figures show
 METHODS_CFG = config["methods"]
-ALL_METHODS = ("saliency", "occlusion", "inversion")  # featevo.explain.METHODS
 METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
