@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from featevo import cli
+from featevo.config_checks import schema_defaults
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 # snakemake's jobs call `python`: make it this interpreter
@@ -62,3 +65,35 @@ def save_as_torchvision(state: dict, folder: Path) -> tuple[Path, str]:
     path = folder / f"vgg16-{digest[:8]}.pth"
     tmp.rename(path)
     return path, digest
+
+
+# the schema holds every setting's default; library calls in the tests take them from it
+DEFAULTS = schema_defaults()
+VIZ_KEYS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed")
+
+
+def viz_settings(**overrides) -> dict:
+    """activation_maximization's settings: the schema's defaults on the CPU in fp32, then overrides."""
+    v = DEFAULTS["visualize"]
+    return {**{k: v[k] for k in VIZ_KEYS}, "device": "cpu", "precision": "fp32", **overrides}
+
+
+def method_settings(**overrides) -> dict:
+    """explain's settings: the schema's defaults of methods.occlusion and methods.inversion, then overrides."""
+    m = DEFAULTS["methods"]
+    inv = m["inversion"]
+    return {"window": m["occlusion"]["window"], "stride": m["occlusion"]["stride"], "layers": tuple(inv["layers"]),
+            "steps": inv["steps"], "lr": inv["lr"], "tv_weight": inv["tv_weight"], **overrides}
+
+
+def train_args(command: str) -> list[str]:
+    """featevo.train's settings for ``command`` (init, epoch, reference) as the rules pass
+    them (featevo.cli, from the schema's defaults), on the CPU in fp32; a test appends its own after."""
+    args = ["--seed", "0", "--device", "cpu", "--precision", "fp32"]
+    if command in ("init", "reference"):
+        args += cli.model(DEFAULTS).split()
+    if command == "epoch":
+        args += [*cli.epoch(DEFAULTS).split(), "--augment", DEFAULTS["train"]["augment"], "--freeze", "none"]
+    if command == "reference":
+        args += cli.reference(DEFAULTS).split()
+    return args

@@ -2,6 +2,7 @@ import json
 
 import torch
 
+from conftest import viz_settings
 from featevo import bench
 from featevo.models import ModelSpec, build_model
 from featevo.visualize import activation_maximization, initial_images
@@ -10,12 +11,13 @@ from featevo.visualize import activation_maximization, initial_images
 def test_naive_baseline_computes_what_ours_computes():
     # a baseline that did other work would make the ratio meaningless
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
-    ours = activation_maximization(build_model(spec, seed=0), [0, 1, 2], image_size=32, steps=6, step_size=0.05,
-                                   median_every=3, median_size=3)["images"]
-    naive = bench.naive_visualization(build_model(spec, seed=0), [0, 1, 2], 32, 6, 0.05, 3, 3, torch.device("cpu"))
+    viz = viz_settings(step_size=0.05, median_every=3, median_size=3)
+    ours = activation_maximization(build_model(spec, seed=0), [0, 1, 2], **{**viz, "image_size": 32, "steps": 6})["images"]
+    naive = bench.naive_visualization(build_model(spec, seed=0), [0, 1, 2], 32, 6, viz, torch.device("cpu"))
     assert naive.shape == ours.shape
     torch.testing.assert_close(naive, ours, atol=1e-4, rtol=0)
-    assert not torch.allclose(ours, initial_images(3, 32))  # the images did move
+    start = initial_images(3, 32, viz["init"], viz["init_std"], viz["seed"])
+    assert not torch.allclose(ours, start)  # the images did move
 
 
 def test_step_flops_counts_forward_and_backward():

@@ -43,14 +43,14 @@ def test_fixed_network_measures_find_shared_features():
     # epoch 0: classes 0 and 1 drew the same image; epoch 1: all differ
     batch = np.stack([np.stack([noise, noise, flat]), np.stack([noise, ramp, flat])])
     m = fixed_network_measures(batch, net, units=[4, 2, 0])
-    assert m["ref_similarity"].shape == (2, 3)
-    assert m["ref_similarity"][0, 0] == pytest.approx(1.0, abs=1e-5)
-    assert m["ref_similarity"][0, 1] == pytest.approx(1.0, abs=1e-5)
-    assert m["ref_similarity"][1, 0] < 1 - 1e-4
+    assert m["judge_similarity"].shape == (2, 3)
+    assert m["judge_similarity"][0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert m["judge_similarity"][0, 1] == pytest.approx(1.0, abs=1e-5)
+    assert m["judge_similarity"][1, 0] < 1 - 1e-4
     with torch.no_grad():
         x = torch.from_numpy(np.stack([noise, ramp, flat])).permute(0, 3, 1, 2).float() / 255
         p = net(imagenet_normalize(x)).softmax(1)
-    np.testing.assert_allclose(m["ref_prob"][1], [p[0, 4], p[1, 2], p[2, 0]], rtol=1e-5)
+    np.testing.assert_allclose(m["judge_prob"][1], [p[0, 4], p[1, 2], p[2, 0]], rtol=1e-5)
 
 
 def test_confusion_figure_is_written(tmp_path):

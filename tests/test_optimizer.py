@@ -22,12 +22,12 @@ def small():
 
 def test_saved_state_continues_exactly(tmp_path):
     straight = small()
-    steps(straight, make_optimizer(straight, 1.0, 0.95, 1e-8), 4, torch.Generator().manual_seed(0))
+    steps(straight, make_optimizer(straight, 1.0, 0.95, 1e-8, "adadelta"), 4, torch.Generator().manual_seed(0))
     model, gen = small(), torch.Generator().manual_seed(0)
-    opt = make_optimizer(model, 1.0, 0.95, 1e-8)
+    opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     steps(model, opt, 2, gen)
     torch.save(opt.state_dict(), tmp_path / "o.pt")
-    resumed = make_optimizer(model, 1.0, 0.95, 1e-8)
+    resumed = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     resumed.load_state_dict(torch.load(tmp_path / "o.pt", weights_only=True))
     steps(model, resumed, 2, gen)
     for a, b in zip(model.state_dict().values(), straight.state_dict().values()):
@@ -38,7 +38,7 @@ def test_saved_state_continues_exactly(tmp_path):
 def test_a_frozen_layer_has_no_optimizer_state():
     model = small()
     freeze(model, "features")
-    opt = make_optimizer(model, 1.0, 0.95, 1e-8)
+    opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     steps(model, opt, 1, torch.Generator().manual_seed(0))
     trained = {id(p) for p in model.classifier.parameters()}
     assert {id(p) for p in opt.state} == trained

@@ -99,7 +99,7 @@ def run_paper(tmp_path_factory, train):
     weights, digest = torchvision_weights(inputs)
     override = {
         "data": {"imagenet": str(tar), "images_per_class": PER_CLASS, "val_per_class": VAL},
-        "reference": {"weights": str(weights), "sha256": digest},
+        "reference": {"weights": str(weights), "sha256": digest, "visualize": {"steps": 8}},
         "experiments": {"scratch": {"epochs": 1}, "pretrained": {"epochs": 1}, "frozen": {"epochs": 1}},
         "train": {"threads": 2, "batch_size": 8, **train},
         "visualize": {"steps": 8, "threads": 2},

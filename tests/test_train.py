@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_subset
+from conftest import train_args, viz_settings, write_subset
 from featevo import inputs, train
 from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
 from featevo.models import ModelSpec, build_model, transfer
@@ -84,7 +84,8 @@ def test_transfer_copies_all_but_the_head():
 
 def run_init(data, out, *extra):
     train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
-                "--classes", "n1", "n2", "n3", "--width-divisor", "16", "--pool-size", "1", *extra])
+                "--classes", "n1", "n2", "n3", *train_args("init"), "--width-divisor", "16", "--pool-size", "1",
+                *extra])
 
 
 def optim(ckpt):
@@ -95,7 +96,8 @@ def run_epoch(data, prev, out, *extra, state=True):
     """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
     given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
     train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
-                str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--batch-size", "8", *given, *extra])
+                str(optim(out)), "--metrics", str(out.with_suffix(".json")), *train_args("epoch"), "--batch-size", "8",
+                *given, *extra])
 
 
 def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
@@ -189,21 +191,21 @@ def test_a_diverged_loss_stops_the_epoch_naming_it(data):
     model = build_model(SPEC, seed=0)
     with torch.no_grad():
         model.classifier[6].weight[0, 0] = float("nan")
-    opt = train.make_optimizer(model, 1.0, 0.95, 1e-8)
+    opt = train.make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     with pytest.raises(FloatingPointError, match="scratch epoch 3: the loss became nan"):
         train.train_one_epoch(model, opt, inputs.Subset(data, "train"), epoch=3, seed=0, batch_size=8,
-                              device=torch.device("cpu"), precision="fp32", log=lambda m: None, tag="scratch")
+                              device=torch.device("cpu"), precision="fp32", augment="none", log=lambda m: None, tag="scratch")
 
 
 def test_epoch_statistics_match_a_per_batch_reading(data):
     # the sums stay on the device; they must equal reading every batch on the host
     model, ref = build_model(SPEC, seed=0), build_model(SPEC, seed=0)
-    stats = train.train_one_epoch(model, train.make_optimizer(model, 1.0, 0.95, 1e-8), inputs.Subset(data, "train"),
-                                  epoch=1, seed=0, batch_size=8, device=torch.device("cpu"), precision="fp32",
+    stats = train.train_one_epoch(model, train.make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta"), inputs.Subset(data, "train"),
+                                  epoch=1, seed=0, batch_size=8, device=torch.device("cpu"), precision="fp32", augment="none",
                                   log=lambda m: None)
     subset = inputs.Subset(data, "train")
     order = np.random.default_rng([0, 1]).permutation(len(subset))
-    opt = train.make_optimizer(ref, 1.0, 0.95, 1e-8)
+    opt = train.make_optimizer(ref, 1.0, 0.95, 1e-8, "adadelta")
     ref.train()
     torch.manual_seed(0 * 100_003 + 1)
     losses, hits = [], 0
@@ -233,5 +235,5 @@ def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
     m = json.loads((tmp_path / "epoch_001.json").read_text())
     assert np.isfinite([m["train_loss"], m["val_loss"]]).all()
     model, _ = load_model(tmp_path / "epoch_001.pt")
-    result = activation_maximization(model, [0, 1, 2], image_size=32, steps=3, precision="bf16")
+    result = activation_maximization(model, [0, 1, 2], **viz_settings(image_size=32, steps=3, precision="bf16"))
     assert torch.isfinite(result["images"]).all() and result["logits"].dtype == torch.float32

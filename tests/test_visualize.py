@@ -3,6 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from conftest import method_settings, viz_settings
 from featevo.models import ModelSpec, build_model
 from featevo.plots import composite, grid_positions
 from featevo.visualize import activation_maximization, median_filter, objective_values
@@ -63,8 +64,8 @@ def trained():
 def test_activation_maximization_raises_each_objective(trained, objective):
     # projected gradient ascent alone (the median filter is a regularizer and may cost a
     # little objective for a class; the logit test below runs with it)
-    result = activation_maximization(trained, [0, 1, 2, 3], image_size=32, steps=24, step_size=0.02,
-                                     objective=objective, median_every=0)
+    result = activation_maximization(trained, [0, 1, 2, 3], **viz_settings(image_size=32, steps=24, step_size=0.02,
+                                     objective=objective, median_every=0))
     first, last = result["trace"][0], result["trace"][-1]
     assert result["trace"].shape == (24, 4)
     # every unit ends at least where it started (log-softmax and softmax can start saturated) ...
@@ -77,18 +78,18 @@ def test_activation_maximization_raises_each_objective(trained, objective):
 
 def test_activation_maximization_raises_every_logit_with_median_and_clipping(trained):
     units = torch.tensor([2, 0, 3, 1])
-    start = activation_maximization(trained, units.tolist(), image_size=32, steps=0, seed=1)
-    result = activation_maximization(trained, units.tolist(), image_size=32, steps=30, step_size=0.05,
-                                     objective="logit", seed=1)
+    start = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=0, seed=1))
+    result = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=30, step_size=0.05,
+                                     objective="logit", seed=1))
     pick = torch.arange(4)
     assert (result["logits"][pick, units] > start["logits"][pick, units]).all()
 
 
 def test_activation_maximization_is_seeded():
     model = tiny_model()
-    a = activation_maximization(model, [0, 1], image_size=32, steps=5, seed=7)["images"]
-    b = activation_maximization(model, [0, 1], image_size=32, steps=5, seed=7)["images"]
-    c = activation_maximization(model, [0, 1], image_size=32, steps=5, seed=8)["images"]
+    a = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=7))["images"]
+    b = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=7))["images"]
+    c = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=8))["images"]
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -129,9 +130,9 @@ def test_the_caller_s_model_is_left_as_it_was_found():
     model.classifier[6].weight.requires_grad_(False)  # the caller's own choice, kept
     flags = [p.requires_grad for p in model.parameters()]
     ptrs = [p.data_ptr() for p in model.parameters()]
-    activation_maximization(model, [0, 1], image_size=32, steps=2)
+    activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=2))
     images = (np.random.default_rng(0).random((2, 32, 32, 3)) * 255).astype(np.uint8)
-    explain(model, images, np.array([0, 1]), ["saliency"], device="cpu", log=lambda m: None)
+    explain(model, images, np.array([0, 1]), ["saliency"], device="cpu", log=lambda m: None, **method_settings())
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
     assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same tensors, layout included

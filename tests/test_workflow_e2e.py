@@ -39,7 +39,7 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
         for seed in SEEDS:
             m = pd.read_csv(run / "metrics" / f"{exp}_seed{seed}.csv")
             assert len(m) == (last + 1) * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
-            assert m["ref_prob"].between(0, 1).all() and m["ref_similarity"].between(-1, 1.0001).all()
+            assert m["judge_prob"].between(0, 1).all() and m["judge_similarity"].between(-1, 1.0001).all()
             for kind in ("metrics", "confusion"):
                 assert (run / "figures" / f"{kind}_{exp}_seed{seed}.png").stat().st_size > 1000
 

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from featevo import checkpoint as ck
+from featevo import cli
+from featevo.config_checks import load_config
 from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
 from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
@@ -39,11 +41,30 @@ from featevo.train import make_optimizer, train_one_epoch
 from featevo.visualize import activation_maximization, initial_images
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_WNIDS = ["n01644373", "n02007558", "n07697313", "n03982430"]
+# the settings measured are the workflow's own: the demo's config.yaml, and the paper's
+# configs/paper.yaml layered on it, read as Snakemake reads them
+DEMO = load_config(ROOT / "config.yaml")
+PAPER = load_config(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")
+DEMO_WNIDS = [c["wnid"] for c in DEMO["data"]["classes"]]
 # the issue's targets: (row key, smallest ratio that meets it)
 CPU_TARGETS = {"viz_vs_lucent": 3.0, "train_vs_imagefolder": 1.5}
 FIXED_COST_TARGET = 0.15  # of a demo epoch
 GPU_TARGETS = {"viz_paper_seconds": 10.0, "train_flops_fraction": 0.40}
+
+
+def model_spec(cfg: dict) -> ModelSpec:
+    """The network a config trains (``model.*``, one output per class)."""
+    m = cfg["model"]
+    return ModelSpec(arch=m["arch"], num_classes=len(cfg["data"]["classes"]), width_divisor=m["width_divisor"],
+                     pool_size=m["pool_size"], dropout=m["dropout"])
+
+
+def viz_settings(cfg: dict, device, precision: str) -> dict:
+    """activation_maximization's arguments as the workflow's visualize rule passes them."""
+    v = cfg["visualize"]
+    keys = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed")
+    return {"image_size": cfg["data"]["image_size"], **{k: v[k] for k in keys}, "device": device,
+            "precision": precision}
 
 
 def sync(device: torch.device) -> None:
@@ -68,7 +89,7 @@ def timed(fn, device: torch.device, repeat: int = 1, warmup: bool = True) -> flo
 # ---- 1. visualization --------------------------------------------------------------
 
 
-def naive_visualization(model, units, image_size, steps, step_size, median_every, median_size, device):
+def naive_visualization(model, units, image_size: int, steps: int, viz: dict, device):
     """One class at a time, weights' gradients computed too, and the median
     filter on the host with SciPy: how a notebook of the paper's era does it.
     Same start, objective and steps as activation_maximization."""
@@ -78,7 +99,8 @@ def naive_visualization(model, units, image_size, steps, step_size, median_every
     for p in model.parameters():
         p.requires_grad_(True)
     out = []
-    start = initial_images(len(units), image_size)
+    step_size, median_every, median_size = viz["step_size"], viz["median_every"], viz["median_size"]
+    start = initial_images(len(units), image_size, viz["init"], viz["init_std"], viz["seed"])
     for k, unit in enumerate(units):
         x = start[k:k + 1].to(device)
         for step in range(1, steps + 1):
@@ -123,10 +145,9 @@ def bench_visualization(spec: ModelSpec, image_size: int, steps: int, viz: dict,
     units = list(range(spec.num_classes))
     n = len(units) * steps
     runs = {"ours": lambda: activation_maximization(
-        model, units, image_size=image_size, steps=steps, step_size=viz["step_size"],
-        median_every=viz["median_every"], median_size=viz["median_size"], device=device, precision=precision),
-        "naive": lambda: naive_visualization(build_model(spec, seed=0), units, image_size, steps, viz["step_size"],
-                                             viz["median_every"], viz["median_size"], device)}
+        model, units, **{**viz_settings({"data": {"image_size": image_size}, "visualize": viz}, device, precision),
+                         "steps": steps}),
+        "naive": lambda: naive_visualization(build_model(spec, seed=0), units, image_size, steps, viz, device)}
     if lucent:
         runs["lucent"] = lambda: lucent_visualization(build_model(spec, seed=0), units, image_size, steps, device,
                                                       freeze=False)
@@ -198,9 +219,9 @@ def bench_training(spec: ModelSpec, image_size: int, subset: Path, jpegs: Path, 
 
     def ours():
         model = build_model(spec, seed=0).to(device, memory_format=torch.channels_last)
-        opt = make_optimizer(model, 1.0, 0.95, 1e-8)
+        opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
         stats = train_one_epoch(model, opt, data, epoch=1, seed=0, batch_size=batch_size, device=device,
-                                precision=precision, log=lambda m: None)
+                                precision=precision, augment="none", log=lambda m: None)
         return len(data) / stats["train_seconds"]
 
     ours()  # warm-up
@@ -275,8 +296,9 @@ def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: i
     # the rules' command: the launcher, which forks from the warm server only with preload
     cmd = [sys.executable, "-m", "featevo.preload", "featevo.train", "epoch", "--data", str(subset), "--previous",
            str(prev), "--out", str(work / "epoch_001.pt"), "--optim-out", str(work / "epoch_001.optim.pt"),
-           "--metrics", str(work / "epoch_001.json"), "--device", device, "--threads", str(threads),
-           "--batch-size", str(batch_size)]
+           "--metrics", str(work / "epoch_001.json"), *cli.epoch(DEMO).split(), "--seed", "0",
+           "--augment", DEMO["train"]["augment"], "--freeze", "none", *cli.runtime(DEMO["train"]).split(),
+           "--device", device, "--threads", str(threads), "--batch-size", str(batch_size)]
     if preload:  # the server starts with the first job of a run; measure a later one
         subprocess.run(cmd, check=True, env=env, capture_output=True)
     start = time.perf_counter()
@@ -298,7 +320,7 @@ def full_size_fixed_cost(image_size: int, device, precision, train_images: int, 
     process_s = time.perf_counter() - start
     model = build_model(spec, seed=0)
     path = work / "full.pt"
-    opt = make_optimizer(model, 1.0, 0.95, 1e-8)
+    opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     batch = 8 if device.type == "cpu" else 64
     x = torch.randn(batch, 3, image_size, image_size)
     y = torch.zeros(batch, dtype=torch.long)
@@ -441,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--viz-steps", type=int, default=40)
-    p.add_argument("--per-class", type=int, default=400,
-                   help="stand-in images per class, a quarter held out (the demo's 400)")
+    p.add_argument("--per-class", type=int, default=DEMO["data"]["images_per_class"],
+                   help="stand-in images per class (default: the demo's data.images_per_class)")
     p.add_argument("--scale", choices=["demo", "paper"], default=None,
                    help="demo: the demo's network at 64 px (default on the CPU); paper: VGG-16 at 224 px "
                         "(default on CUDA)")
@@ -462,14 +484,15 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     scale = a.scale or ("paper" if device.type == "cuda" else "demo")
-    if scale == "demo":
-        spec, size, batch = ModelSpec(num_classes=4, width_divisor=8, pool_size=2), 64, 32
-    else:
-        spec, size, batch = ModelSpec(num_classes=4), 224, 64 if device.type == "cuda" else 8
+    cfg = DEMO if scale == "demo" else PAPER
+    spec, size = model_spec(cfg), cfg["data"]["image_size"]
+    # the paper's batch of 32 at 224 px takes minutes a round on a CPU: 8 there
+    batch = 8 if scale == "paper" and device.type == "cpu" else cfg["train"]["batch_size"]
+    if scale == "paper" and device.type == "cuda":
+        batch = 64  # what an H100's throughput is measured at (the workflow's batch is the config's)
     precision = a.precision
     log = lambda m: print(m, flush=True)  # noqa: E731
-    viz = {"step_size": 0.08, "median_every": 4, "median_size": 5} if scale == "paper" else \
-        {"step_size": 0.08, "median_every": 8, "median_size": 3}
+    viz = cfg["visualize"]
     r = {"time": time.time(), "machine": machine(device), "scale": scale,
          "viz_shape": f"VGG-16/{spec.width_divisor} at {size} px, 4 classes, {a.viz_steps} steps",
          "train_shape": f"VGG-16/{spec.width_divisor} at {size} px, batch {batch}"}
@@ -479,11 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="featevo-bench-") as tmp:
         work = Path(tmp)
         jpegs = work / "jpegs"  # the demo's stand-in classes as ImageNet-layout JPEGs
-        write_jpegs(jpegs, a.per_class, 80, log=lambda m: None)
-        val = a.per_class // 4  # the demo's 100 of 400
+        write_jpegs(jpegs, a.per_class, DEMO["standin"]["image_size"], log=lambda m: None)
+        # held out: the demo's share (data.val_per_class of data.images_per_class)
+        val = a.per_class * DEMO["data"]["val_per_class"] // DEMO["data"]["images_per_class"]
         demo_data = subset = work / "demo_subset"
-        extract_s = make_subset(jpegs, demo_data, 64, a.per_class, val)
-        if size != 64:
+        extract_s = make_subset(jpegs, demo_data, DEMO["data"]["image_size"], a.per_class, val)
+        if size != DEMO["data"]["image_size"]:
             subset = work / "subset"
             make_subset(jpegs, subset, size, a.per_class, val)
         r["training"] = bench_training(spec, size, subset, jpegs, batch, work, device, precision, log)
@@ -499,17 +523,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[bench] matrix product {peak / 1e9:.1f} GFLOP/s; training {train_flops / 1e9:.1f} GFLOP/s")
         # the demo's epoch job as the DAG runs it (one thread per job on the CPU)
         for key, preload in (("epoch_job_demo", False), ("epoch_job_demo_preload", True)):
-            r[key] = epoch_job(demo_data, ModelSpec(num_classes=4, width_divisor=8, pool_size=2),
-                               work / key, str(device), 1 if device.type == "cpu" else a.threads, 32, preload)
+            r[key] = epoch_job(demo_data, model_spec(DEMO), work / key, str(device),
+                               1 if device.type == "cpu" else a.threads, DEMO["train"]["batch_size"], preload)
             log(f"[bench] demo epoch job{' (preload)' if preload else ''}: {r[key]['fixed_s']:.2f} s fixed of "
                 f"{r[key]['wall_s']:.2f} s")
         if not a.no_full:
             # the paper: 1300 images per class, 100 of them held out
             r["epoch_job_full"] = full_size_fixed_cost(224, device, precision, 4 * 1200, work, log)
         if device.type == "cuda":  # the paper's visualization job (hours on a CPU)
-            t = timed(lambda: activation_maximization(build_model(ModelSpec(num_classes=4), seed=0), [0, 1, 2, 3],
-                                                      image_size=224, steps=1000, step_size=0.05, median_every=4,
-                                                      median_size=5, device=device, precision=precision), device)
+            t = timed(lambda: activation_maximization(build_model(model_spec(PAPER), seed=0), [0, 1, 2, 3],
+                                                      **viz_settings(PAPER, device, precision)), device)
             r["paper_viz_seconds"] = t
         write(r, device, a.out)  # what is measured so far survives a failing DAG run
         if not a.no_dag:

@@ -117,6 +117,9 @@ def check_config(cfg: dict) -> list[str]:
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "
                       "stand-in class); use reference.source: torchvision with ImageNet")
+    if cfg.get("judge", {}).get("source", "train") == "train" and data["source"] != "standin":
+        errors.append("judge.source: train needs data.source: standin (the judge is trained on stand-in images "
+                      "of its own); use judge.source: reference with ImageNet")
     if ref["source"] == "torchvision":
         m = cfg["model"]
         if (m["arch"], m["width_divisor"], m["pool_size"]) != ("vgg16", 1, 7):
@@ -204,6 +207,40 @@ def coerce(value, node: dict, schema: dict):
         if kind in types or (kind == "integer" and "number" in types):
             return parsed
     return value
+
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def schema_defaults(node: dict | None = None, schema: dict | None = None) -> dict:
+    """Every setting the schema fills in when a config leaves it out, nested as in the
+    config: what library callers (tests, the benchmark) pass for a setting they do not
+    choose, so that no function keeps a default of its own that could disagree."""
+    import yaml
+
+    if schema is None:
+        schema = node = yaml.safe_load(SCHEMA_FILE.read_text())
+    out = {}
+    for key, prop in _resolve(node, schema).get("properties", {}).items():
+        prop = _resolve(prop, schema)
+        if "properties" in prop:
+            out[key] = schema_defaults(prop, schema)
+        elif "default" in prop:
+            out[key] = prop["default"]
+    return out
+
+
+def load_config(*files: Path) -> dict:
+    """The schema's defaults with each YAML file layered on in turn, as ``snakemake
+    --configfile a b`` does (Snakemake's own ``update_config``): the settings a run
+    of the workflow has, for callers outside it (the benchmark)."""
+    import yaml
+    from snakemake.utils import update_config
+
+    config = schema_defaults()
+    for f in files:
+        update_config(config, yaml.safe_load(Path(f).read_text()) or {})
+    return config
 
 
 def schema_errors(config: dict, schema: dict) -> list[str]:

@@ -120,10 +120,23 @@ def invert(model: torch.nn.Module, x: torch.Tensor, layer: str, steps: int, lr: 
 
 
 def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, methods: list[str], *, device,
-            window: int = 8, stride: int = 4, layers: tuple[str, ...] = (), steps: int = 200, lr: float = 0.02,
-            tv_weight: float = 10.0, log=print) -> dict[str, np.ndarray]:
-    """The maps of ``methods`` for each image, and the network's probabilities on them;
-    the caller's model is left as it was found (:func:`featevo.models.evaluated`)."""
+            window: int, stride: int, layers: tuple[str, ...], steps: int, lr: float, tv_weight: float,
+            log=print) -> dict[str, np.ndarray]:
+    """The maps of ``methods`` for each image, and the network's probabilities on them.
+
+    Args:
+        model: the network; its mode, gradients and place are restored on return
+            (:func:`featevo.models.evaluated`).
+        images, labels: (N, H, W, 3) uint8 images and their classes.
+        methods: a subset of :data:`featevo.METHODS`.
+        window, stride: occlusion's square and step (``methods.occlusion``).
+        layers, steps, lr, tv_weight: inversion's settings (``methods.inversion``);
+            the workflow's schema holds every default.
+        device: where the maps are computed.
+
+    Returns:
+        ``images``, ``labels``, ``probs`` (N, classes) and one array per method.
+    """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")

@@ -5,6 +5,7 @@ reference network's visualization (Fig. 3), and learning curves.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -42,19 +43,40 @@ def evolution(history: pd.DataFrame, viz_dir: Path, experiment: str, names: list
     return epochs
 
 
-def reference(npz: Path, names: list[str], source: str, outputs: list[Path]) -> None:
+def reference(npz: Path, names: list[str], source: str, outputs: list[Path], examples: Path | None = None,
+              per_class: int = 3, accuracy: float | None = None) -> None:
+    """Fig. 3: the fixed network's image of each class in the paper's layout, its
+    probability of the class, and (with ``examples``, a split's ``*_images.npy`` whose
+    labels follow ``names``) the first ``per_class`` images of the class beneath it."""
+    from matplotlib.gridspec import GridSpecFromSubplotSpec
+
     data = np.load(npz)
     images, own = data["images"], data["own_prob"]
+    shown = None
+    if examples is not None:
+        pixels = np.load(examples)
+        labels = np.load(Path(str(examples).replace("_images.npy", "_labels.npy")))
+        shown = [pixels[np.flatnonzero(labels == k)[:per_class]] for k in range(len(names))]
     pos = grid_positions(len(images))
     rows, cols = max(r for r, _ in pos) + 1, max(c for _, c in pos) + 1
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
+    strip = 1 if shown is None else 1 + 1 / per_class  # a row of small examples under each image
+    fig = plt.figure(figsize=(2.6 * cols, 2.6 * rows * strip + 0.6))
+    outer = fig.add_gridspec(rows, cols, hspace=0.35)
+    for k, ((r, c), name, p, unit) in enumerate(zip(pos, names, own, data["units"])):
+        cell = GridSpecFromSubplotSpec(2 if shown else 1, per_class if shown else 1, subplot_spec=outer[r, c],
+                                       height_ratios=[per_class, 1] if shown else None, hspace=0.08, wspace=0.05)
+        ax = fig.add_subplot(cell[0, :])
+        ax.imshow(images[k], interpolation="nearest")
+        ax.set_title(f"{name} (unit {unit}), p={p:.2f}", fontsize=8)
         ax.axis("off")
-    for img, (r, c), name, p, unit in zip(images, pos, names, own, data["units"]):
-        axes[r, c].imshow(img, interpolation="nearest")
-        axes[r, c].set_title(f"{name} (unit {unit}), p={p:.2f}", fontsize=8)
+        for j, img in enumerate(shown[k] if shown else []):
+            small = fig.add_subplot(cell[1, j])
+            small.imshow(img, interpolation="nearest")
+            small.axis("off")
     what = "VGG-16 trained on ImageNet" if source == "torchvision" else "reference network trained on every class"
-    fig.suptitle(f"Visualization of the {what}, no fine-tuning\n{order_note(names)}", fontsize=9)
+    acc = "" if accuracy is None else f" (validation accuracy {accuracy * 100:.1f}%)"
+    below = "; under each, training images of the class" if shown else ""
+    fig.suptitle(f"Visualization of the {what}{acc}, no fine-tuning\n{order_note(names)}{below}", fontsize=9)
     save(fig, outputs)
 
 
@@ -183,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("reference")
     r.add_argument("--npz", type=Path, required=True)
     r.add_argument("--names", nargs="+", required=True)
-    r.add_argument("--source", default="train")
+    r.add_argument("--source", required=True)
+    r.add_argument("--examples", type=Path, help="a split's *_images.npy: training images shown under each class")
+    r.add_argument("--per-class", type=int, default=3, help="examples of each class (a figure's layout, not a setting)")
+    r.add_argument("--metrics", type=Path, help="the network's model.json (its validation accuracy, in the title)")
     r.add_argument("--out", type=Path, nargs="+", required=True)
     c = sub.add_parser("curves")
     c.add_argument("--history", type=Path, nargs="+", required=True)
@@ -215,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = evolution(pd.read_csv(a.history), a.viz, a.experiment, a.names, a.out)
         print(f"[figures] {a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
-        reference(a.npz, a.names, a.source, a.out)
+        acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None
+        reference(a.npz, a.names, a.source, a.out, a.examples, a.per_class, acc)
         print(f"[figures] reference -> {a.out}")
     else:
         curves([pd.read_csv(h) for h in a.history], a.experiments, a.out)

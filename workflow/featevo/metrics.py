@@ -13,11 +13,13 @@ For every checkpoint's class visualizations (``classes.npz``):
   (``own_prob``) and the largest probability it gives any other class
   (``leak_prob``), from the saved class-by-class probability matrix (drawn
   per epoch in the confusion figure);
-* against a fixed network (the reference: Fig. 3's network), which does not
-  change during training:
-  - ``ref_prob``: its probability of the image's class, i.e. whether the
+* against a fixed network, the judge, which does not change during training
+  (in the demo a network trained apart from the reference, of another
+  architecture, seed and images, so that it did not initialize the pretrained
+  experiments whose images it reads; with ImageNet weights, the reference):
+  - ``judge_prob``: its probability of the image's class, i.e. whether the
     features drawn are recognizable to a network that was not trained here;
-  - ``ref_similarity``: the largest cosine similarity, in its penultimate
+  - ``judge_similarity``: the largest cosine similarity, in its penultimate
     features, between this class's image and another class's image of the
     same epoch (features shared between classes).
 """
@@ -76,7 +78,7 @@ def checkpoint_rows(npz: Path | dict, epoch: int) -> list[dict]:
 
 
 def fixed_network_measures(images: np.ndarray, reference, units: list[int], batch: int = 64) -> dict:
-    """``ref_prob`` and ``ref_similarity`` of (epochs, classes, H, W, 3) uint8 images."""
+    """``judge_prob`` and ``judge_similarity`` of (epochs, classes, H, W, 3) uint8 images."""
     import torch
 
     from featevo.models import last_linear_name
@@ -100,7 +102,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     sim = f @ f.transpose(1, 2)  # (epochs, classes, classes) cosine similarities
     sim.diagonal(dim1=1, dim2=2).fill_(-1.0)
     own = probs[:, torch.arange(n), torch.tensor(units)]
-    return {"ref_prob": own.numpy(), "ref_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
+    return {"judge_prob": own.numpy(), "judge_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
 
 
 def feature_metrics(viz_dir: Path, history: pd.DataFrame, reference=None, units: list[int] | None = None,
@@ -142,7 +144,7 @@ def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment
 
 
 def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
-    panels = [*MEASURES, "own_prob", "leak_prob", *[c for c in ("ref_prob", "ref_similarity") if c in df]]
+    panels = [*MEASURES, "own_prob", "leak_prob", *[c for c in ("judge_prob", "judge_similarity") if c in df]]
     fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.2 * -(-len(panels) // 2), 6.2), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
@@ -172,22 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--figure", type=Path, nargs="+", required=True)
     p.add_argument("--confusion", type=Path, nargs="+", help="figure of the per-epoch probability matrices")
-    p.add_argument("--reference", type=Path, help="the fixed network's checkpoint (ref_prob, ref_similarity)")
-    p.add_argument("--reference-units", type=int, nargs="+", help="its output unit of each class")
+    p.add_argument("--judge", type=Path, help="the fixed network's checkpoint (judge_prob, judge_similarity)")
+    p.add_argument("--judge-units", type=int, nargs="+", help="its output unit of each class")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
-    reference = None
-    if a.reference:
+    judge = None
+    if a.judge:
         import torch
 
         from featevo.checkpoint import load_model
 
         if a.threads:
             torch.set_num_threads(a.threads)
-        reference, _ = load_model(a.reference)
-        if not a.reference_units:
-            p.error("--reference needs --reference-units")
-    df, matrices = feature_metrics(a.viz, pd.read_csv(a.history), reference, a.reference_units)
+        judge, _ = load_model(a.judge)
+        if not a.judge_units:
+            p.error("--judge needs --judge-units")
+    df, matrices = feature_metrics(a.viz, pd.read_csv(a.history), judge, a.judge_units)
     df.to_csv(a.csv, index=False)
     plot(df, a.experiment, a.figure)
     if a.confusion:

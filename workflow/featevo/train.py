@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from featevo import checkpoint as ck
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
-from featevo.models import ModelSpec, build_model, transfer
+from featevo.models import ModelSpec, build_model, kaiming_classifier, transfer
 
-def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str = "adadelta"):
+def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str):
     """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen
     layer has no state); Adam only for the demo's reference network.
 
@@ -72,8 +72,10 @@ def augment_batch(x: torch.Tensor, augment: str, gen: torch.Generator) -> torch.
 
 
 def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, batch_size: int, device,
-                    precision: str, log=print, tag: str = "", augment: str = "none") -> dict[str, float]:
-    """One pass over the training split in a (seed, epoch)-seeded order."""
+                    precision: str, augment: str, log=print, tag: str = "",
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
+    """One pass over the training split in a (seed, epoch)-seeded order; a ``scheduler``
+    (the reference's one-cycle rate) steps after every batch."""
     model.train()
     order = np.random.default_rng([seed, epoch]).permutation(len(data))
     epoch_seed = seed * 100_003 + epoch
@@ -97,6 +99,8 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum += loss.detach().double() * len(idx)
         correct += (out.argmax(1) == y).sum()
         seen += len(idx)
@@ -161,7 +165,7 @@ def cmd_epoch(a) -> None:
     spec = ModelSpec(**prev["spec"])
     model.to(device, memory_format=torch.channels_last)
     freeze(model, a.freeze)
-    optimizer = make_optimizer(model, a.lr, a.rho, a.eps)
+    optimizer = make_optimizer(model, a.lr, a.rho, a.eps, "adadelta")
     if a.previous_optim is not None:
         # the state epoch e-1 ended with: declared to Snakemake beside its checkpoint, so
         # that a rerun of this epoch continues exactly where the first run did
@@ -206,18 +210,28 @@ def cmd_epoch(a) -> None:
 
 
 def cmd_reference(a) -> None:
+    """The demo's stand-in for ImageNet pretraining (and its judge): a recipe of its own,
+    chosen by measuring (config.yaml's reference section says what was measured)."""
     device = pick_device(a.device)
     configure(device, a.threads, a.deterministic, a.precision)
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
                      pool_size=a.pool_size, dropout=a.dropout)
-    model = build_model(spec, seed=a.seed).to(device, memory_format=torch.channels_last)
+    model = build_model(spec, seed=a.seed)
+    if a.classifier_init == "kaiming":
+        kaiming_classifier(model, a.seed)
+    model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, a.lr, a.rho, a.eps, a.optimizer)
     train, val = Subset(a.data, "train"), Subset(a.data, "val")
+    scheduler = None
+    if a.schedule == "onecycle":  # rises for `warmup` of the steps, then anneals to nearly 0
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=a.lr, total_steps=a.epochs * math.ceil(len(train) / a.batch_size),
+            pct_start=a.warmup)
     history = []
     for epoch in range(1, a.epochs + 1):
         stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
-                                device=device, precision=a.precision, log=lambda m: print(m, flush=True),
-                                tag=" reference")
+                                device=device, precision=a.precision, augment=a.augment,
+                                log=lambda m: print(m, flush=True), tag=" reference", scheduler=scheduler)
         v = evaluate(model, val, device, a.precision)
         history.append({"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"]})
         print(f"[train reference] epoch {epoch}/{a.epochs}: val acc {v['acc']:.3f} on {len(a.classes)} classes",
@@ -231,26 +245,27 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder written by featevo.extract")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True, help="JSON file for this checkpoint's metrics")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    # workflow settings are required: the schema holds their defaults, the rules pass them
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--device", required=True)
+    p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--deterministic", action="store_true")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", nargs="+", required=True, help="wnids, in label order")
-    p.add_argument("--arch", default="vgg16")
-    p.add_argument("--width-divisor", type=int, default=1)
-    p.add_argument("--pool-size", type=int, default=7)
-    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--width-divisor", type=int, required=True)
+    p.add_argument("--pool-size", type=int, required=True)
+    p.add_argument("--dropout", type=float, required=True)
 
 
 def _optim_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1.0)
-    p.add_argument("--rho", type=float, default=0.95)
-    p.add_argument("--eps", type=float, default=1e-8)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--rho", type=float, required=True)
+    p.add_argument("--eps", type=float, required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,13 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     ep.add_argument("--previous-optim", type=Path, default=None,
                     help="optimizer state of the previous epoch (none for epoch 0, whose state is fresh)")
     ep.add_argument("--optim-out", type=Path, required=True, help="where this epoch's optimizer state goes")
-    ep.add_argument("--augment", default="none", choices=["none", "hflip"])
-    ep.add_argument("--freeze", default="none", choices=["none", "features"])
+    ep.add_argument("--augment", required=True, choices=["none", "hflip"])
+    ep.add_argument("--freeze", required=True, choices=["none", "features"])
     ep.add_argument("--tag", default="")
     ref = sub.add_parser("reference", help="train the demo's reference network on every class")
     _common(ref), _model_args(ref), _optim_args(ref)
     ref.add_argument("--epochs", type=int, required=True)
-    ref.add_argument("--optimizer", default="adadelta", choices=["adadelta", "adam"])
+    ref.add_argument("--optimizer", required=True, choices=["adadelta", "adam"])
+    ref.add_argument("--augment", required=True, choices=["none", "hflip"])
+    ref.add_argument("--schedule", required=True, choices=["constant", "onecycle"])
+    ref.add_argument("--warmup", type=float, required=True, help="one-cycle: the share of steps the rate rises")
+    ref.add_argument("--classifier-init", required=True, choices=["torchvision", "kaiming"])
     a = p.parse_args(argv)
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)
     return 0

@@ -69,7 +69,7 @@ def median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
     return tuple(reversed(kept))
 
 
-def median_filter(x: torch.Tensor, size: int = 5) -> torch.Tensor:
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     """Per-channel median over a size x size window, edges mirrored.
 
     Same as ``scipy.ndimage.median_filter(x, size=(1, 1, size, size), mode="mirror")``
@@ -108,8 +108,7 @@ def objective_values(logits: torch.Tensor, units: torch.Tensor, objective: str) 
     return scores.gather(1, units.view(-1, 1)).squeeze(1)
 
 
-def initial_images(n: int, image_size: int, init: str = "noise", init_std: float = 0.1,
-                   seed: int = 0) -> torch.Tensor:
+def initial_images(n: int, image_size: int, init: str, init_std: float, seed: int) -> torch.Tensor:
     """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded."""
     gen = torch.Generator().manual_seed(seed)
     if init == "noise":
@@ -123,12 +122,24 @@ def initial_images(n: int, image_size: int, init: str = "noise", init_std: float
     return x.clamp_(0, 1)
 
 
-def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int = 200,
-                            step_size: float = 0.1, normalize: str = "rms", median_every: int = 4,
-                            median_size: int = 5, objective: str = "log_softmax", init: str = "noise",
-                            init_std: float = 0.1, seed: int = 0, device: torch.device | str = "cpu",
-                            precision: str = "fp32", log=None, log_every: int = 50) -> dict:
+def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int,
+                            step_size: float, normalize: str, median_every: int, median_size: int, objective: str,
+                            init: str, init_std: float, seed: int, device: torch.device | str, precision: str,
+                            log=None, log_every: int = 50) -> dict:
     """Images in [0, 1] (N, 3, H, W) that maximize each unit, and the trace of the objective.
+
+    Args:
+        model: the network; its mode, gradients and place are restored on return.
+        units: the output unit to maximize in each image (one image per unit).
+        image_size, steps, step_size, normalize, median_every, median_size, objective,
+        init, init_std, seed, precision: the ``visualize`` settings of the workflow's
+            schema (which holds their defaults; see its descriptions).
+        device: where the ascent runs.
+        log: called with a progress line every ``log_every`` steps, if given.
+
+    Returns:
+        ``images`` (N, 3, H, W) float in [0, 1] on the CPU, the network's ``probs`` and
+        ``logits`` on them, the objective's ``trace`` (steps, N) and ``seconds``.
 
     ``normalize="rms"`` divides each image's gradient by its root mean square, so
     the step size is in pixel units whatever the scale of the network's logits.

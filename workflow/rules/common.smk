@@ -19,7 +19,7 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo import METHODS as ALL_METHODS, runtime  # noqa: E402
+from featevo import METHODS as ALL_METHODS, cli, runtime  # noqa: E402
 import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
@@ -190,6 +190,8 @@ def subset_spec(subset):
     if subset == "main":
         return WNIDS, d["images_per_class"], d["val_per_class"]
     r = config["reference"]
+    if subset == "judge":
+        return WNIDS, config["judge"]["images_per_class"], r["val_per_class"]
     return reference_wnids(), r["images_per_class"], r["val_per_class"]
 
 
@@ -203,7 +205,22 @@ def imagenet_input(subset):
 def standin_count(pool):
     if pool == "main":
         return STANDIN_CFG.get("images_per_class", config["data"]["images_per_class"])
+    if pool == "judge":
+        return config["judge"]["images_per_class"]
     return config["reference"]["images_per_class"]
+
+
+JUDGE_TRAINED = config["judge"]["source"] == "train"
+
+
+def judge_model():
+    """The fixed network of the metrics: the judge trained here, or the reference."""
+    return f"{RUN}/judge/model.pt" if JUDGE_TRAINED else f"{RUN}/reference/model.pt"
+
+
+def judge_units():
+    """Output unit of each class in the judge (its own four, or the reference's)."""
+    return list(range(len(WNIDS))) if JUDGE_TRAINED else reference_units()
 
 
 def final_targets():

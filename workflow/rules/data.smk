@@ -9,6 +9,8 @@ rule standin:
     output:
         main=directory(f"{RUN}/standin/main"),
         reference=directory(f"{RUN}/standin/reference"),
+        # the judge of the metrics: images of its own, another seed than the reference's
+        judge=directory(f"{RUN}/standin/judge"),
     log:
         logfile("standin"),
     priority: 30
@@ -22,10 +24,16 @@ rule standin:
             f"--wnids {' '.join(reference_wnids())} --per-class {standin_count('reference')}"
             f" --seed {STANDIN_CFG.get('seed', 0) + 1_000_003}"
         ),
+        judge=(
+            f"--wnids {' '.join(WNIDS)} --per-class {standin_count('judge')}"
+            f" --seed {STANDIN_CFG.get('seed', 0) + 2_000_003}"
+        ),
         look=f"--size {STANDIN_CFG.get('image_size')} --clutter {STANDIN_CFG.get('clutter')}",
     shell:
         "(python -m featevo.standin --out {output.main} {params.main} {params.look} --processes {threads}"
         " && python -m featevo.standin --out {output.reference} {params.reference} {params.look}"
+        " --processes {threads}"
+        " && python -m featevo.standin --out {output.judge} {params.judge} {params.look}"
         " --processes {threads}) > {log} 2>&1"
 
 
@@ -45,7 +53,7 @@ rule extract_subset:
     log:
         logfile("extract_{subset}"),
     wildcard_constraints:
-        subset="main|reference",
+        subset="main|reference|judge",
     priority: 30
     conda:
         ENV

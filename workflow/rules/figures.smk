@@ -41,6 +41,9 @@ rule reference_figure:
     input:
         png=f"{RUN}/viz/reference/composite.png",
         npz=f"{RUN}/viz/reference/classes.npz",
+        metrics=f"{RUN}/reference/model.json",
+        # the subset's training images (labels in data.classes' order) under each class
+        examples=f"{RUN}/data/main/train_images.npy",
     output:
         png=report(
             f"{RUN}/figures/fig3.png",
@@ -58,7 +61,8 @@ rule reference_figure:
         source=config["reference"]["source"],
     shell:
         stage("figures") + " reference --npz {input.npz} --names {params.names:q}"
-        " --source {params.source} --out {output.png} {output.pdf} > {log} 2>&1"
+        " --source {params.source} --examples {input.examples} --metrics {input.metrics}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule learning_curves:
@@ -119,7 +123,7 @@ rule feature_metrics:
     input:
         history=lambda w: history(w.exp, w.seed),
         viz=lambda w: [composite(w.exp, e, w.seed) for e in epochs(w.exp)],
-        reference=f"{RUN}/reference/model.pt",
+        judge=judge_model(),
     output:
         csv=report(
             f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
@@ -148,14 +152,14 @@ rule feature_metrics:
         logfile("metrics/{exp}_seed{seed}"),
     conda:
         ENV
-    threads: V["threads"]
+    threads: config["visualize"]["threads"]
     params:
         viz=lambda w: viz_dir(w.exp, w.seed),
-        units=reference_units(),
+        units=judge_units(),
     shell:
         stage("metrics") + " --viz {params.viz} --history {input.history}"
-        " --experiment '{wildcards.exp} (seed {wildcards.seed})' --reference {input.reference}"
-        " --reference-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
+        " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
+        " --judge-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
         " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
 
 

@@ -4,18 +4,7 @@
 # Training is the critical path, so it has priority over visualization, unless
 # checkpoints are temporary: then visualizing (and deleting) them keeps pace.
 
-T = config["train"]
-M = config["model"]
-MODEL_ARGS = (
-    f"--arch {M['arch']} --width-divisor {M['width_divisor']} --pool-size {M['pool_size']}"
-    f" --dropout {M['dropout']}"
-)
-OPTIM_ARGS = (
-    f"--batch-size {T['batch_size']} --lr {T['lr']} --rho {T['rho']} --eps {T['eps']}"
-)
-RUNTIME_ARGS = f"--device {T['device']} --precision {T['precision']}" + (
-    " --deterministic" if T["deterministic"] else ""
-)
+TRAIN_CFG = config["train"]
 
 
 wildcard_constraints:
@@ -45,21 +34,45 @@ if config["reference"]["source"] == "train":
         params:
             data=folder_of("train"),
             classes=reference_wnids(),
-            epochs=config["reference"]["epochs"],
             seed=FIRST_SEED,
-            model=MODEL_ARGS,
-            optim=(
-                f"--batch-size {T['batch_size']} --optimizer {config['reference']['optimizer']}"
-                f" --lr {config['reference']['lr']} --rho {T['rho']} --eps {T['eps']}"
-            ),
-            runtime=RUNTIME_ARGS,
+            recipe=cli.reference(config),
+            runtime=cli.runtime(TRAIN_CFG),
         shell:
             stage("train") + " reference --data {params.data} --out {output.ckpt}"
-            " --metrics {output.metrics} --classes {params.classes} --epochs {params.epochs}"
-            " --seed {params.seed} {params.model} {params.optim} {params.runtime}"
-            " --threads {threads} > {log} 2>&1"
+            " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
+            " {params.recipe} {params.runtime} --threads {threads} > {log} 2>&1"
 
-else:
+
+if JUDGE_TRAINED:
+
+    rule train_judge:
+        input:
+            train=f"{RUN}/data/judge/train_images.npy",
+        output:
+            ckpt=f"{RUN}/judge/model.pt",
+            metrics=f"{RUN}/judge/model.json",
+        log:
+            logfile("train_judge"),
+        benchmark:
+            benchmark_file("train_judge")
+        conda:
+            ENV
+        threads: config["judge"]["threads"]
+        resources:
+            gpu=TRAIN_GPUS,
+        params:
+            data=folder_of("train"),
+            classes=WNIDS,
+            seed=config["judge"]["seed"],
+            recipe=cli.reference(config, judge=True),
+            runtime=cli.runtime(TRAIN_CFG),
+        shell:
+            stage("train") + " reference --data {params.data} --out {output.ckpt}"
+            " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
+            " {params.recipe} {params.runtime} --threads {threads} > {log} 2>&1"
+
+
+if config["reference"]["source"] != "train":
 
     rule import_reference:
         output:
@@ -91,7 +104,7 @@ rule init_model:
     priority: TRAIN_PRIORITY
     conda:
         ENV
-    threads: T["threads"]
+    threads: TRAIN_CFG["threads"]
     resources:
         gpu=TRAIN_GPUS,
     params:
@@ -102,8 +115,8 @@ rule init_model:
             if "reference" in input.keys()
             else ""
         ),
-        model=MODEL_ARGS,
-        runtime=RUNTIME_ARGS,
+        model=cli.model(config),
+        runtime=cli.runtime(TRAIN_CFG),
     shell:
         stage("train")
         + " init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
@@ -130,19 +143,19 @@ rule train_epoch:
     priority: TRAIN_PRIORITY
     conda:
         ENV
-    threads: T["threads"]
+    threads: TRAIN_CFG["threads"]
     resources:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
-        optim=OPTIM_ARGS,
-        runtime=RUNTIME_ARGS,
+        optim=cli.epoch(config),
+        runtime=cli.runtime(TRAIN_CFG),
         state=lambda w, input: (
             f"--previous-optim {input.previous_optim}"
             if "previous_optim" in input.keys()
             else ""
         ),
-        augment=T["augment"],
+        augment=TRAIN_CFG["augment"],
         freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
         stage("train")

@@ -1,12 +1,6 @@
 # Stage 3: activation maximization, one job per checkpoint, every class in one batch.
 
-V = config["visualize"]
-VIZ_ARGS = (
-    f"--image-size {config['data']['image_size']} --steps {V['steps']} --step-size {V['step_size']}"
-    f" --normalize {V['normalize']} --median-every {V['median_every']} --median-size {V['median_size']}"
-    f" --objective {V['objective']} --init {V['init']} --init-std {V['init_std']} --seed {V['seed']}"
-    f" --device {V['device']} --precision {V['precision']}"
-)
+VIZ_CFG = config["visualize"]
 # one command for the checkpoints and for the reference network
 VIZ_SHELL = (
     stage("visualize")
@@ -29,13 +23,13 @@ rule visualize:
         epoch="[0-9]{3}",
     conda:
         ENV
-    threads: V["threads"]
+    threads: VIZ_CFG["threads"]
     resources:
         gpu=VIZ_GPUS,
     params:
         units=list(range(len(CLASSES))),
         names=NAMES,
-        args=VIZ_ARGS,
+        args=cli.visualize(config),
     shell:
         VIZ_SHELL
 
@@ -52,26 +46,19 @@ rule visualize_reference:
         benchmark_file("viz/reference")
     conda:
         ENV
-    threads: V["threads"]
+    threads: VIZ_CFG["threads"]
     resources:
         gpu=VIZ_GPUS,
     params:
         units=reference_units(),
         names=NAMES,
-        args=VIZ_ARGS,
+        args=cli.visualize(config, config["reference"]["visualize"]),
     shell:
         VIZ_SHELL
 
 
 # The paper's future work (methods.*): saliency, occlusion and feature inversion
 # on fixed validation images, every `methods.every`-th checkpoint of the first seed.
-MC = config["methods"]
-EXPLAIN_ARGS = (
-    f"--images-per-class {MC['images_per_class']} --window {MC['occlusion']['window']}"
-    f" --stride {MC['occlusion']['stride']} --layers {' '.join(MC['inversion']['layers'])}"
-    f" --steps {MC['inversion']['steps']} --lr {MC['inversion']['lr']}"
-    f" --tv-weight {MC['inversion']['tv_weight']} --device {MC['device']}"
-)
 
 
 rule explain:
@@ -88,13 +75,13 @@ rule explain:
         epoch="[0-9]{3}",
     conda:
         ENV
-    threads: MC["threads"]
+    threads: METHODS_CFG["threads"]
     resources:
-        gpu=0 if MC["device"] == "cpu" else 1,
+        gpu=0 if METHODS_CFG["device"] == "cpu" else 1,
     params:
         data=folder_of("val"),
         methods=METHODS,
-        args=EXPLAIN_ARGS,
+        args=cli.explain(config),
     shell:
         stage("explain")
         + " --checkpoint {input.ckpt} --data {params.data} --out {output}"
