@@ -16,7 +16,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[workflow,test]'
+	# --no-compile: byte-compiling every installed module (torch has thousands) took
+	# 55 s of a 2-minute install here; Python compiles what it imports on first use
+	$(BIN)/pip install --quiet --no-compile -e '.[workflow,test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,12 +30,12 @@ test: $(STAMP)
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[workflow,bench]'
+	$(BENCH_VENV)/bin/pip install --quiet --no-compile -e '.[workflow,bench]'
 	touch $(BENCH_STAMP)
 
 # one table of side-by-side ratios -> results/bench/bench.md (about 10 min on 2 cores)
 bench: $(BENCH_STAMP)
-	PATH="$(abspath $(BENCH_VENV)/bin):$$PATH" $(BENCH_VENV)/bin/python -m featevo.bench --out results/bench
+	PATH="$(abspath $(BENCH_VENV)/bin):$$PATH" $(BENCH_VENV)/bin/python benchmarks/bench.py --out results/bench
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

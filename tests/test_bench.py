@@ -1,11 +1,14 @@
 import json
+import sys
 
 import torch
 
-from conftest import viz_settings
-from featevo import bench
-from featevo.models import ModelSpec, build_model
-from featevo.visualize import activation_maximization, initial_images
+from conftest import ROOT, viz_settings
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench  # noqa: E402  (benchmarks/bench.py: a script beside the package, not in it)
+from featevo.models import ModelSpec, build_model  # noqa: E402
+from featevo.visualize import activation_maximization, initial_images  # noqa: E402
 
 
 def test_naive_baseline_computes_what_ours_computes():

@@ -237,3 +237,39 @@ def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
     model, _ = load_model(tmp_path / "epoch_001.pt")
     result = activation_maximization(model, [0, 1, 2], **viz_settings(image_size=32, steps=3, precision="bf16"))
     assert torch.isfinite(result["images"]).all() and result["logits"].dtype == torch.float32
+
+
+def test_the_reference_classifier_init_keeps_the_signal_s_scale():
+    """torchvision's N(0, 0.01) shrinks a narrow classifier's output about 80-fold;
+    kaiming_classifier keeps it (and is seeded)."""
+    from featevo.models import kaiming_classifier
+
+    spec = ModelSpec(num_classes=10, width_divisor=8, pool_size=2, dropout=0.0)
+    tv, ours, again = build_model(spec, seed=0).eval(), build_model(spec, seed=0).eval(), build_model(spec, seed=0)
+    kaiming_classifier(ours, seed=3)
+    kaiming_classifier(again, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), again.state_dict().values()))
+    assert torch.equal(ours.features[0].weight, tv.features[0].weight)  # the convolutions are torchvision's
+    x = torch.randn(16, 3, 64, 64)
+    with torch.no_grad():
+        assert ours(x).std() > 20 * tv(x).std()
+
+
+def test_a_scheduler_steps_after_every_batch(data):
+    model = build_model(SPEC, seed=0)
+    opt = train.make_optimizer(model, 1e-3, 0.95, 1e-8, "adam")
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=100, pct_start=0.05)
+    subset = inputs.Subset(data, "train")
+    train.train_one_epoch(model, opt, subset, epoch=1, seed=0, batch_size=8, device=torch.device("cpu"),
+                          precision="fp32", augment="hflip", log=lambda m: None, scheduler=sched)
+    assert sched.last_epoch == -(-len(subset) // 8)
+
+
+def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
+    out = tmp_path / "model.pt"
+    train.main(["reference", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "model.json"),
+                "--classes", "n1", "n2", "n3", *train_args("reference"), "--width-divisor", "16", "--pool-size", "1",
+                "--epochs", "2", "--batch-size", "8"])
+    ckpt = load_checkpoint(out)
+    assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
+    assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2

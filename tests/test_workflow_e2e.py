@@ -137,3 +137,21 @@ def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_pat
     # missing temporary files are not missing outputs: a second run has nothing to do
     proc = snakemake(tmp_path, "-n", configs=[TINY, tmp_path / "temp.yaml"])
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_the_judge_is_trained_apart_from_the_reference(tiny_run):
+    """The metrics' fixed network: another architecture, seed and images than the
+    reference that initialized the pretrained experiments (config.yaml's judge)."""
+    import torch
+
+    _, run, _ = tiny_run
+    judge = torch.load(run / "judge" / "model.pt", weights_only=False)
+    reference = torch.load(run / "reference" / "model.pt", weights_only=False)
+    assert judge["spec"]["arch"] == "vgg11" and reference["spec"]["arch"] == "vgg16"
+    assert judge["classes"] == reference["classes"][:4]  # the subset's four classes, its own head
+    own = np.load(run / "data" / "judge" / "train_images.npy")
+    ref_images = np.load(run / "data" / "reference" / "train_images.npy")
+    flat = {img.tobytes() for img in ref_images}
+    assert not any(img.tobytes() in flat for img in own)  # images of its own
+    m = pd.read_csv(run / "metrics" / "scratch_seed0.csv")
+    assert {"judge_prob", "judge_similarity"} <= set(m.columns)

@@ -165,7 +165,8 @@ def _explain(model, images, labels, methods, device, window, stride, layers, ste
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo.explain's command line; workflow settings are required (tests/test_settings.py)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with val_images.npy (featevo.extract)")
@@ -174,12 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images-per-class", type=int, required=True)
     p.add_argument("--window", type=int, required=True, help="occlusion: side of the square (px)")
     p.add_argument("--stride", type=int, required=True, help="occlusion: its step (px)")
-    p.add_argument("--layers", nargs="*", default=[], help="inversion: module names, e.g. features.15")
+    p.add_argument("--layers", nargs="*", required=True, help="inversion: module names, e.g. features.15")
     p.add_argument("--steps", type=int, required=True, help="inversion: Adam steps")
     p.add_argument("--lr", type=float, required=True)
     p.add_argument("--tv-weight", type=float, required=True)
     p.add_argument("--device", required=True)
     p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
     device = pick_device(a.device)
     configure(device, a.threads, precision="fp32")  # its maps are float32 throughout

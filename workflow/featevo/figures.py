@@ -23,9 +23,12 @@ from featevo.plots import grid_positions, order_note, save  # noqa: E402
 from featevo.tables import table_epochs  # noqa: E402
 
 
-def evolution(history: pd.DataFrame, viz_dir: Path, experiment: str, names: list[str],
+def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str],
               outputs: list[Path], max_cols: int = 5) -> list[int]:
     """Composites at the table's epochs, each labelled with epoch and accuracy."""
+    if len(composites) != len(history):
+        raise ValueError(f"{len(composites)} composites for the {len(history)} epochs of the history")
+    by_epoch = dict(zip(history["epoch"].astype(int), composites))
     epochs = table_epochs(history)
     acc = history.set_index("epoch")["val_acc"]
     cols = min(max_cols, len(epochs))
@@ -34,7 +37,7 @@ def evolution(history: pd.DataFrame, viz_dir: Path, experiment: str, names: list
     for ax in axes.flat:
         ax.axis("off")
     for ax, e in zip(axes.flat, epochs):
-        img = np.asarray(Image.open(viz_dir / f"epoch_{e:03d}" / "composite.png"))
+        img = np.asarray(Image.open(by_epoch[e]))
         ax.imshow(img, interpolation="nearest")
         ax.set_title(f"epoch {e}\nval. acc. {acc[e] * 100:.1f}%", fontsize=9)
     fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy rose\n"
@@ -60,8 +63,8 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path], exa
     pos = grid_positions(len(images))
     rows, cols = max(r for r, _ in pos) + 1, max(c for _, c in pos) + 1
     strip = 1 if shown is None else 1 + 1 / per_class  # a row of small examples under each image
-    fig = plt.figure(figsize=(2.6 * cols, 2.6 * rows * strip + 0.6))
-    outer = fig.add_gridspec(rows, cols, hspace=0.35)
+    fig = plt.figure(figsize=(2.6 * cols, 2.2 * rows * strip + 0.6))
+    outer = fig.add_gridspec(rows, cols, hspace=0.2, wspace=0.1)
     for k, ((r, c), name, p, unit) in enumerate(zip(pos, names, own, data["units"])):
         cell = GridSpecFromSubplotSpec(2 if shown else 1, per_class if shown else 1, subplot_spec=outer[r, c],
                                        height_ratios=[per_class, 1] if shown else None, hspace=0.08, wspace=0.05)
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evolution")
     e.add_argument("--history", type=Path, required=True)
-    e.add_argument("--viz", type=Path, required=True, help="folder with epoch_NNN/composite.png")
+    e.add_argument("--composites", type=Path, nargs="+", required=True, help="one per epoch of --history, in order")
     e.add_argument("--experiment", required=True)
     e.add_argument("--names", nargs="+", required=True)
     e.add_argument("--out", type=Path, nargs="+", required=True)
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         method(a.npz, a.method, a.experiment, a.names, a.out)
         print(f"[figures] {a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
     elif a.cmd == "evolution":
-        shown = evolution(pd.read_csv(a.history), a.viz, a.experiment, a.names, a.out)
+        shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out)
         print(f"[figures] {a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None

@@ -105,12 +105,14 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     return {"judge_prob": own.numpy(), "judge_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
 
 
-def feature_metrics(viz_dir: Path, history: pd.DataFrame, reference=None, units: list[int] | None = None,
+def feature_metrics(npzs: list[Path], history: pd.DataFrame, reference=None, units: list[int] | None = None,
                     ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """The measures per (epoch, class), and each epoch's probability matrix."""
     rows, matrices, images = [], {}, []
-    for epoch in history["epoch"]:
-        d = dict(np.load(viz_dir / f"epoch_{int(epoch):03d}" / "classes.npz"))
+    if len(npzs) != len(history):
+        raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
+    for epoch, npz in zip(history["epoch"], npzs):
+        d = dict(np.load(npz))
         rows += checkpoint_rows(d, int(epoch))
         matrices[int(epoch)] = d["probs"]
         images.append(d["images"])
@@ -152,6 +154,9 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
     for ax, col in zip(axes, panels):
         for name, g in df.groupby("class", sort=False):
             ax.plot(g["epoch"], g[col], "-o", ms=2, lw=1, label=name)
+        # the mean over the classes: a confident judge reads each single image as 0 or 1
+        mean = df.groupby("epoch", sort=True)[col].mean()
+        ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
         ax.set(title=col, xlabel="epoch")
         acc = ax.twinx()  # validation accuracy beside every measure
         per_epoch = df.drop_duplicates("epoch")
@@ -168,7 +173,7 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--viz", type=Path, required=True, help="folder with epoch_NNN/classes.npz")
+    p.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch of --history, in order")
     p.add_argument("--history", type=Path, required=True)
     p.add_argument("--experiment", required=True)
     p.add_argument("--csv", type=Path, required=True)
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         judge, _ = load_model(a.judge)
         if not a.judge_units:
             p.error("--judge needs --judge-units")
-    df, matrices = feature_metrics(a.viz, pd.read_csv(a.history), judge, a.judge_units)
+    df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
     df.to_csv(a.csv, index=False)
     plot(df, a.experiment, a.figure)
     if a.confusion:

@@ -354,11 +354,8 @@ def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     try:
         n = int.from_bytes(msg[:HEADER], "big")
         data = msg[HEADER:]
-        while len(data) < n:
-            chunk = conn.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("connection closed")
-            data += chunk
+        if len(data) < n:  # the rest of a request longer than the first read
+            data += _recv_exact(conn, n - len(data))
         conn.settimeout(None)
         request = json.loads(data)
         if len(fds) != 3 or not isinstance(request, dict):

@@ -129,12 +129,17 @@ def _write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
 
 
-def cmd_init(a) -> None:
+def _fresh(a) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
+    """The device set up, and the freshly initialized network the command line describes."""
     device = pick_device(a.device)
     configure(device, a.threads, a.deterministic, a.precision)
-    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
-                     pool_size=a.pool_size, dropout=a.dropout)
-    model = build_model(spec, seed=a.seed)
+    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor, pool_size=a.pool_size,
+                     dropout=a.dropout)
+    return device, spec, build_model(spec, seed=a.seed)
+
+
+def cmd_init(a) -> None:
+    device, spec, model = _fresh(a)
     source = "random"
     if a.from_checkpoint:
         ref = ck.load_checkpoint(a.from_checkpoint)
@@ -203,7 +208,7 @@ def cmd_epoch(a) -> None:
     # optimizer first, checkpoint last: a checkpoint on disk always has its state beside it
     ck.atomic_save(optimizer.state_dict(), a.optim_out)
     ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
-    # the job's fixed costs (loading, saving) beside its work, for featevo.bench
+    # the job's fixed costs (loading, saving) beside its work, for benchmarks/bench.py
     _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
     print(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
           f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}", flush=True)
@@ -212,11 +217,7 @@ def cmd_epoch(a) -> None:
 def cmd_reference(a) -> None:
     """The demo's stand-in for ImageNet pretraining (and its judge): a recipe of its own,
     chosen by measuring (config.yaml's reference section says what was measured)."""
-    device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic, a.precision)
-    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor,
-                     pool_size=a.pool_size, dropout=a.dropout)
-    model = build_model(spec, seed=a.seed)
+    device, spec, model = _fresh(a)
     if a.classifier_init == "kaiming":
         kaiming_classifier(model, a.seed)
     model.to(device, memory_format=torch.channels_last)
@@ -268,7 +269,8 @@ def _optim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=float, required=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo.train's command line; workflow settings are required (tests/test_settings.py)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     init = sub.add_parser("init", help="write epoch 0")
@@ -291,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--schedule", required=True, choices=["constant", "onecycle"])
     ref.add_argument("--warmup", type=float, required=True, help="one-cycle: the share of steps the rate rises")
     ref.add_argument("--classifier-init", required=True, choices=["torchvision", "kaiming"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)
     return 0

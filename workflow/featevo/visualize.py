@@ -202,7 +202,8 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
                         logits=result["logits"].numpy(), trace=result["trace"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo.visualize's command line; workflow settings are required (tests/test_settings.py)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out-png", type=Path, required=True, help="the composite; class images go beside it")
@@ -222,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", required=True)
     p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
     if len(a.units) != len(a.names):
         p.error("--units and --names must have the same length")

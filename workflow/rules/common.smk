@@ -1,5 +1,6 @@
 # Configuration checks, paths and helpers shared by every stage.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +46,46 @@ if _errors:
 
 ENV = "../../envs/featevo.yaml"
 RUN = f"results/{config['run_name']}"
+# Every file of a run, declared once: the rules' outputs are these patterns, and the
+# input functions fill them in (path()), so that the layout is one table.
+PATHS = {
+    "standin": f"{RUN}/standin/{{pool}}",
+    "images": f"{RUN}/data/{{subset}}/{{split}}_images.npy",
+    "labels": f"{RUN}/data/{{subset}}/{{split}}_labels.npy",
+    "manifest": f"{RUN}/data/{{subset}}/manifest.csv",
+    "network": f"{RUN}/{{net}}/model.pt",  # the reference, and the judge
+    "network_metrics": f"{RUN}/{{net}}/model.json",
+    "checkpoint": f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt",
+    "optimizer": f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.optim.pt",
+    "epoch_metrics": f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.json",
+    "history": f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
+    "composite": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
+    "classes": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
+    "reference_composite": f"{RUN}/viz/reference/composite.png",
+    "reference_classes": f"{RUN}/viz/reference/classes.npz",
+    "explained": f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
+    "feature_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
+    "figure": f"{RUN}/figures/{{name}}.{{ext}}",
+    "table": f"{RUN}/tables/{{table}}.{{ext}}",
+    "log": f"{RUN}/logs/{{name}}.log",
+    "benchmark": f"{RUN}/benchmarks/{{name}}.tsv",
+}
+
+
+def path(key, /, **wildcards):
+    """PATHS[key] with the given wildcards filled in (an epoch number as three
+    digits) and the others left as wildcards, for a rule's output or an input."""
+
+    def value(m):
+        key = m.group(1)
+        if key not in wildcards:
+            return m.group(0)
+        v = wildcards[key]
+        return f"{int(v):03d}" if key == "epoch" else str(v)
+
+    return re.sub(r"{(\w+)}", value, PATHS[key])
+
+
 CLASSES = config["data"]["classes"]
 WNIDS = [c["wnid"] for c in CLASSES]
 NAMES = [c["name"] for c in CLASSES]
@@ -97,7 +138,7 @@ def optimizer_output(path):
 
 
 def optimizer_file(exp, epoch, seed):
-    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.optim.pt"
+    return path("optimizer", exp=exp, epoch=epoch, seed=seed)
 
 
 def intact(path):
@@ -128,38 +169,37 @@ def epoch_inputs(wildcards):
 
 
 def logfile(name):
-    return f"{RUN}/logs/{name}.log"
+    return path("log", name=name)
 
 
 def benchmark_file(name):
     """Snakemake's benchmark of a job (wall time, memory, I/O): benchmarks/<name>.tsv.
     With `preload`, memory and CPU are the launcher's; the wall time is the job's."""
-    return f"{RUN}/benchmarks/{name}.tsv"
+    return path("benchmark", name=name)
 
 
 def checkpoint_file(exp, epoch, seed):
-    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.pt"
+    return path("checkpoint", exp=exp, epoch=epoch, seed=seed)
 
 
 def metrics(exp, epoch, seed):
-    return f"{RUN}/train/{exp}/seed{seed}/epoch_{int(epoch):03d}.json"
+    return path("epoch_metrics", exp=exp, epoch=epoch, seed=seed)
 
 
 def history(exp, seed):
-    return f"{RUN}/train/{exp}/seed{seed}/history.csv"
-
-
-def viz_dir(exp, seed):
-    """One experiment's and seed's visualizations: epoch_NNN/ below it."""
-    return f"{RUN}/viz/{exp}/seed{seed}"
+    return path("history", exp=exp, seed=seed)
 
 
 def composite(exp, epoch, seed):
-    return f"{viz_dir(exp, seed)}/epoch_{int(epoch):03d}/composite.png"
+    return path("composite", exp=exp, epoch=epoch, seed=seed)
+
+
+def classes_npz(exp, epoch, seed):
+    return path("classes", exp=exp, epoch=epoch, seed=seed)
 
 
 def explained(exp, epoch):
-    return f"{RUN}/explain/{exp}/epoch_{int(epoch):03d}.npz"
+    return path("explained", exp=exp, epoch=epoch)
 
 
 def explain_epochs(exp):
@@ -199,7 +239,7 @@ STANDIN_CFG = config.get("standin", {})
 
 
 def imagenet_input(subset):
-    return f"{RUN}/standin/{subset}" if STANDIN else config["data"]["imagenet"]
+    return path("standin", pool=subset) if STANDIN else config["data"]["imagenet"]
 
 
 def standin_count(pool):
@@ -215,7 +255,7 @@ JUDGE_TRAINED = config["judge"]["source"] == "train"
 
 def judge_model():
     """The fixed network of the metrics: the judge trained here, or the reference."""
-    return f"{RUN}/judge/model.pt" if JUDGE_TRAINED else f"{RUN}/reference/model.pt"
+    return path("network", net="judge" if JUDGE_TRAINED else "reference")
 
 
 def judge_units():
@@ -227,33 +267,29 @@ def final_targets():
     out = []
     for exp, spec in EXPERIMENTS.items():
         if "figure" in spec:
-            out += expand(f"{RUN}/figures/{spec['figure']}.{{ext}}", ext=["png", "pdf"])
+            out += expand(path("figure", name=spec["figure"]), ext=["png", "pdf"])
         if "table" in spec:
-            out += expand(
-                f"{RUN}/tables/{spec['table']}.{{ext}}", ext=["csv", "md", "tex"]
-            )
+            out += expand(path("table", table=spec["table"]), ext=["csv", "md", "tex"])
+    out += expand(PATHS["figure"], name=["fig3", "learning_curves"], ext=["png", "pdf"])
+    out += expand(PATHS["feature_metrics"], exp=EXPERIMENTS, seed=SEEDS)
     out += expand(
-        f"{RUN}/figures/{{name}}.{{ext}}",
-        name=["fig3", "learning_curves"],
+        PATHS["figure"],
+        name=[
+            f"{kind}_{exp}_seed{seed}"
+            for kind in ("metrics", "confusion")
+            for exp in EXPERIMENTS
+            for seed in SEEDS
+        ],
         ext=["png", "pdf"],
     )
     out += expand(
-        f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv", exp=EXPERIMENTS, seed=SEEDS
+        PATHS["figure"],
+        name=[f"evolution_{exp}" for exp in EXPERIMENTS],
+        ext=["gif", "html"],
     )
     out += expand(
-        f"{RUN}/figures/{{kind}}_{{exp}}_seed{{seed}}.{{ext}}",
-        kind=["metrics", "confusion"],
-        exp=EXPERIMENTS,
-        seed=SEEDS,
-        ext=["png", "pdf"],
-    )
-    out += expand(
-        f"{RUN}/figures/evolution_{{exp}}.{{ext}}", exp=EXPERIMENTS, ext=["gif", "html"]
-    )
-    out += expand(
-        f"{RUN}/figures/{{method}}_{{exp}}.{{ext}}",
-        method=METHODS,
-        exp=EXPERIMENTS,
+        PATHS["figure"],
+        name=[f"{method}_{exp}" for method in METHODS for exp in EXPERIMENTS],
         ext=["png", "pdf"],
     )
     # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
@@ -286,9 +322,9 @@ def paper_args(exp):
 
 def init_inputs(wildcards):
     """Epoch 0 needs the validation split, and the reference for `init: reference`."""
-    inputs = {"val": f"{RUN}/data/main/val_images.npy"}
+    inputs = {"val": path("images", subset="main", split="val")}
     if EXPERIMENTS[wildcards.exp]["init"] == "reference":
-        inputs["reference"] = f"{RUN}/reference/model.pt"
+        inputs["reference"] = path("network", net="reference")
     return inputs
 
 

@@ -7,10 +7,10 @@
 
 rule standin:
     output:
-        main=directory(f"{RUN}/standin/main"),
-        reference=directory(f"{RUN}/standin/reference"),
+        main=directory(path("standin", pool="main")),
+        reference=directory(path("standin", pool="reference")),
         # the judge of the metrics: images of its own, another seed than the reference's
-        judge=directory(f"{RUN}/standin/judge"),
+        judge=directory(path("standin", pool="judge")),
     log:
         logfile("standin"),
     priority: 30
@@ -41,12 +41,12 @@ rule extract_subset:
     input:
         lambda w: imagenet_input(w.subset),
     output:
-        train=f"{RUN}/data/{{subset}}/train_images.npy",
-        train_labels=f"{RUN}/data/{{subset}}/train_labels.npy",
-        val=f"{RUN}/data/{{subset}}/val_images.npy",
-        val_labels=f"{RUN}/data/{{subset}}/val_labels.npy",
+        train=path("images", split="train"),
+        train_labels=path("labels", split="train"),
+        val=path("images", split="val"),
+        val_labels=path("labels", split="val"),
         manifest=report(
-            f"{RUN}/data/{{subset}}/manifest.csv",
+            PATHS["manifest"],
             caption="../report/manifest.rst",
             category="Data",
         ),
@@ -67,7 +67,7 @@ rule extract_subset:
         layout=config["data"]["layout"],
         resize=config["data"]["resize"],
         skip="--skip-unreadable" if config["data"]["skip_unreadable"] else "",
-        out=lambda w: f"{RUN}/data/{w.subset}",
+        out=lambda w, output: os.path.dirname(output.train),
     shell:
         stage("extract") + " --input {input} --out {params.out} --wnids {params.wnids}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"

@@ -11,12 +11,12 @@ rule evolution_figure:
         ],
     output:
         png=report(
-            f"{RUN}/figures/{{fig}}.png",
+            path("figure", name="{fig}", ext="png"),
             caption="../report/evolution.rst",
             category="Figures",
             labels={"figure": "{fig}"},
         ),
-        pdf=f"{RUN}/figures/{{fig}}.pdf",
+        pdf=path("figure", name="{fig}", ext="pdf"),
     log:
         logfile("figures/{fig}"),
     wildcard_constraints:
@@ -28,30 +28,30 @@ rule evolution_figure:
         ENV
     params:
         exp=lambda w: experiment_of("figure", w.fig),
-        viz=lambda w: viz_dir(experiment_of("figure", w.fig), FIRST_SEED),
         names=NAMES,
         seed=FIRST_SEED,
     shell:
-        stage("figures") + " evolution --history {input.history} --viz {params.viz}"
+        stage("figures")
+        + " evolution --history {input.history} --composites {input.composites}"
         " --experiment '{params.exp} (seed {params.seed})' --names {params.names:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule reference_figure:
     input:
-        png=f"{RUN}/viz/reference/composite.png",
-        npz=f"{RUN}/viz/reference/classes.npz",
-        metrics=f"{RUN}/reference/model.json",
+        png=PATHS["reference_composite"],
+        npz=PATHS["reference_classes"],
+        metrics=path("network_metrics", net="reference"),
         # the subset's training images (labels in data.classes' order) under each class
-        examples=f"{RUN}/data/main/train_images.npy",
+        examples=path("images", subset="main", split="train"),
     output:
         png=report(
-            f"{RUN}/figures/fig3.png",
+            path("figure", name="fig3", ext="png"),
             caption="../report/fig3.rst",
             category="Figures",
             labels={"figure": "fig3"},
         ),
-        pdf=f"{RUN}/figures/fig3.pdf",
+        pdf=path("figure", name="fig3", ext="pdf"),
     log:
         logfile("figures/fig3"),
     conda:
@@ -70,12 +70,12 @@ rule learning_curves:
         [history(exp, seed) for exp in EXPERIMENTS for seed in SEEDS],
     output:
         png=report(
-            f"{RUN}/figures/learning_curves.png",
+            path("figure", name="learning_curves", ext="png"),
             caption="../report/learning_curves.rst",
             category="Figures",
             labels={"figure": "learning curves"},
         ),
-        pdf=f"{RUN}/figures/learning_curves.pdf",
+        pdf=path("figure", name="learning_curves", ext="pdf"),
     log:
         logfile("figures/learning_curves"),
     conda:
@@ -92,13 +92,13 @@ rule accuracy_table:
         lambda w: [history(experiment_of("table", w.table), s) for s in SEEDS],
     output:
         csv=report(
-            f"{RUN}/tables/{{table}}.csv",
+            path("table", ext="csv"),
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        md=f"{RUN}/tables/{{table}}.md",
-        tex=f"{RUN}/tables/{{table}}.tex",
+        md=path("table", ext="md"),
+        tex=path("table", ext="tex"),
     log:
         logfile("tables/{table}"),
     wildcard_constraints:
@@ -122,42 +122,41 @@ rule accuracy_table:
 rule feature_metrics:
     input:
         history=lambda w: history(w.exp, w.seed),
-        viz=lambda w: [composite(w.exp, e, w.seed) for e in epochs(w.exp)],
+        npz=lambda w: [classes_npz(w.exp, e, w.seed) for e in epochs(w.exp)],
         judge=judge_model(),
     output:
         csv=report(
-            f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
+            PATHS["feature_metrics"],
             caption="../report/metrics.rst",
             category="Metrics",
             subcategory="{exp}",
             labels={"experiment": "{exp}", "seed": "{seed}", "kind": "table"},
         ),
         png=report(
-            f"{RUN}/figures/metrics_{{exp}}_seed{{seed}}.png",
+            path("figure", name="metrics_{exp}_seed{seed}", ext="png"),
             caption="../report/metrics.rst",
             category="Metrics",
             subcategory="{exp}",
             labels={"experiment": "{exp}", "seed": "{seed}", "kind": "measures"},
         ),
-        pdf=f"{RUN}/figures/metrics_{{exp}}_seed{{seed}}.pdf",
+        pdf=path("figure", name="metrics_{exp}_seed{seed}", ext="pdf"),
         confusion=report(
-            f"{RUN}/figures/confusion_{{exp}}_seed{{seed}}.png",
+            path("figure", name="confusion_{exp}_seed{seed}", ext="png"),
             caption="../report/confusion.rst",
             category="Metrics",
             subcategory="{exp}",
             labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
         ),
-        confusion_pdf=f"{RUN}/figures/confusion_{{exp}}_seed{{seed}}.pdf",
+        confusion_pdf=path("figure", name="confusion_{exp}_seed{seed}", ext="pdf"),
     log:
         logfile("metrics/{exp}_seed{seed}"),
     conda:
         ENV
     threads: config["visualize"]["threads"]
     params:
-        viz=lambda w: viz_dir(w.exp, w.seed),
         units=judge_units(),
     shell:
-        stage("metrics") + " --viz {params.viz} --history {input.history}"
+        stage("metrics") + " --npz {input.npz} --history {input.history}"
         " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
         " --judge-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
         " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
@@ -168,9 +167,9 @@ rule animation:
         history=lambda w: history(w.exp, FIRST_SEED),
         composites=lambda w: [composite(w.exp, e, FIRST_SEED) for e in epochs(w.exp)],
     output:
-        gif=f"{RUN}/figures/evolution_{{exp}}.gif",
+        gif=path("figure", name="evolution_{exp}", ext="gif"),
         html=report(
-            f"{RUN}/figures/evolution_{{exp}}.html",
+            path("figure", name="evolution_{exp}", ext="html"),
             caption="../report/animation.rst",
             category="Animations",
             labels={"experiment": "{exp}"},
@@ -195,13 +194,13 @@ rule method_figure:
         lambda w: [explained(w.exp, e) for e in explain_epochs(w.exp)],
     output:
         png=report(
-            f"{RUN}/figures/{{method}}_{{exp}}.png",
+            path("figure", name="{method}_{exp}", ext="png"),
             caption="../report/methods.rst",
             category="Methods",
             subcategory="{method}",
             labels={"method": "{method}", "experiment": "{exp}"},
         ),
-        pdf=f"{RUN}/figures/{{method}}_{{exp}}.pdf",
+        pdf=path("figure", name="{method}_{exp}", ext="pdf"),
     log:
         logfile("figures/{method}_{exp}"),
     wildcard_constraints:

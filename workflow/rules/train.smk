@@ -13,58 +13,45 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-if config["reference"]["source"] == "train":
+# The networks trained here beside the experiments, in one recipe (reference.*):
+# the demo's reference (Fig. 3, and the pretrained experiments' initialization) and
+# the judge of the metrics (another architecture, seed and images).
+TRAINED_NETWORKS = [
+    net
+    for net, trained in (
+        ("reference", config["reference"]["source"] == "train"),
+        ("judge", JUDGE_TRAINED),
+    )
+    if trained
+]
 
-    rule train_reference:
+if TRAINED_NETWORKS:
+
+    rule train_network:
         input:
-            train=f"{RUN}/data/reference/train_images.npy",
+            train=lambda w: path("images", subset=w.net, split="train"),
         output:
-            ckpt=f"{RUN}/reference/model.pt",
-            metrics=f"{RUN}/reference/model.json",
+            ckpt=PATHS["network"],
+            metrics=PATHS["network_metrics"],
         log:
-            logfile("train_reference"),
+            logfile("train_{net}"),
         benchmark:
-            benchmark_file("train_reference")
+            benchmark_file("train_{net}")
+        wildcard_constraints:
+            net="|".join(TRAINED_NETWORKS),
         priority: 20
         conda:
             ENV
-        threads: config["reference"]["threads"]
+        threads: lambda w: config[w.net]["threads"]
         resources:
             gpu=TRAIN_GPUS,
         params:
             data=folder_of("train"),
-            classes=reference_wnids(),
-            seed=FIRST_SEED,
-            recipe=cli.reference(config),
-            runtime=cli.runtime(TRAIN_CFG),
-        shell:
-            stage("train") + " reference --data {params.data} --out {output.ckpt}"
-            " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
-            " {params.recipe} {params.runtime} --threads {threads} > {log} 2>&1"
-
-
-if JUDGE_TRAINED:
-
-    rule train_judge:
-        input:
-            train=f"{RUN}/data/judge/train_images.npy",
-        output:
-            ckpt=f"{RUN}/judge/model.pt",
-            metrics=f"{RUN}/judge/model.json",
-        log:
-            logfile("train_judge"),
-        benchmark:
-            benchmark_file("train_judge")
-        conda:
-            ENV
-        threads: config["judge"]["threads"]
-        resources:
-            gpu=TRAIN_GPUS,
-        params:
-            data=folder_of("train"),
-            classes=WNIDS,
-            seed=config["judge"]["seed"],
-            recipe=cli.reference(config, judge=True),
+            classes=lambda w: reference_wnids() if w.net == "reference" else WNIDS,
+            seed=lambda w: (
+                FIRST_SEED if w.net == "reference" else config["judge"]["seed"]
+            ),
+            recipe=lambda w: cli.reference(config, judge=w.net == "judge"),
             runtime=cli.runtime(TRAIN_CFG),
         shell:
             stage("train") + " reference --data {params.data} --out {output.ckpt}"
@@ -76,8 +63,8 @@ if config["reference"]["source"] != "train":
 
     rule import_reference:
         output:
-            ckpt=f"{RUN}/reference/model.pt",
-            metrics=f"{RUN}/reference/model.json",
+            ckpt=path("network", net="reference"),
+            metrics=path("network_metrics", net="reference"),
         log:
             logfile("import_reference"),
         localrule: True
@@ -95,8 +82,8 @@ rule init_model:
     input:
         unpack(init_inputs),
     output:
-        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_000.pt"),
-        metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_000.json",
+        ckpt=checkpoint_output(path("checkpoint", epoch=0)),
+        metrics=path("epoch_metrics", epoch=0),
     log:
         logfile("train/{exp}/seed{seed}/epoch_000"),
     benchmark:
@@ -127,15 +114,13 @@ rule init_model:
 rule train_epoch:
     input:
         unpack(epoch_inputs),
-        train=f"{RUN}/data/main/train_images.npy",
+        train=path("images", subset="main", split="train"),
     output:
-        ckpt=checkpoint_output(f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.pt"),
+        ckpt=checkpoint_output(PATHS["checkpoint"]),
         # the Adadelta state the epoch ended with: the next epoch's input, so that a
         # rerun of any epoch continues exactly as the first run did
-        optim=optimizer_output(
-            f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.optim.pt"
-        ),
-        metrics=f"{RUN}/train/{{exp}}/seed{{seed}}/epoch_{{epoch}}.json",
+        optim=optimizer_output(PATHS["optimizer"]),
+        metrics=PATHS["epoch_metrics"],
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -170,7 +155,7 @@ rule history:
         lambda w: [metrics(w.exp, e, w.seed) for e in epochs(w.exp)],
     output:
         report(
-            f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
+            PATHS["history"],
             caption="../report/history.rst",
             category="Training",
             subcategory="{exp}",

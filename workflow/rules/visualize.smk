@@ -13,8 +13,8 @@ rule visualize:
     input:
         lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
     output:
-        png=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
-        npz=f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
+        png=PATHS["composite"],
+        npz=PATHS["classes"],
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -36,10 +36,10 @@ rule visualize:
 
 rule visualize_reference:
     input:
-        f"{RUN}/reference/model.pt",
+        path("network", net="reference"),
     output:
-        png=f"{RUN}/viz/reference/composite.png",
-        npz=f"{RUN}/viz/reference/classes.npz",
+        png=PATHS["reference_composite"],
+        npz=PATHS["reference_classes"],
     log:
         logfile("viz/reference"),
     benchmark:
@@ -64,9 +64,9 @@ rule visualize_reference:
 rule explain:
     input:
         ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, FIRST_SEED)),
-        val=f"{RUN}/data/main/val_images.npy",
+        val=path("images", subset="main", split="val"),
     output:
-        f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
+        PATHS["explained"],
     log:
         logfile("explain/{exp}/epoch_{epoch}"),
     benchmark:

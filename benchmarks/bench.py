@@ -40,7 +40,7 @@ from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
 from featevo.train import make_optimizer, train_one_epoch
 from featevo.visualize import activation_maximization, initial_images
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # the settings measured are the workflow's own: the demo's config.yaml, and the paper's
 # configs/paper.yaml layered on it, read as Snakemake reads them
 DEMO = load_config(ROOT / "config.yaml")

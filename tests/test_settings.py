@@ -1,0 +1,88 @@
+"""One default for each setting: the schema's. The stages have none of their own,
+and every setting the schema holds reaches the command of the stage that uses it."""
+
+import argparse
+import re
+import shutil
+
+import pytest
+import yaml
+
+from featevo import explain, train, visualize
+from snakemake_helpers import ROOT, snakemake
+
+# options that are not workflow settings, each with the reason it may have a default
+NOT_SETTINGS = {
+    "help": "argparse's own",
+    "threads": "how a job runs (Snakemake's threads), not what it computes",
+    "deterministic": "a flag: absent is false, as the rule passes it only when true",
+    "tag": "a label of the progress lines",
+    "previous_optim": "absent for epoch 1, whose optimizer state is fresh",
+    "from_checkpoint": "absent for init: random",
+}
+
+
+def options(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from options(sub)
+        elif action.option_strings:
+            yield parser.prog, action
+
+
+@pytest.mark.parametrize("stage", [train, visualize, explain], ids=lambda m: m.__name__)
+def test_no_stage_keeps_a_default_of_a_workflow_setting(stage):
+    loose = [f"{prog} {a.option_strings[0]} (default {a.default!r})" for prog, a in options(stage.parser())
+             if a.dest not in NOT_SETTINGS and not a.required]
+    assert not loose, "a workflow setting with a default outside the schema: " + ", ".join(loose)
+
+
+# distinctive values: each must arrive, spelled as the stage's flag, in its rule's command
+SETTINGS = {
+    "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
+                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3},
+    "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
+    "model": {"dropout": 0.37},
+    "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
+                  "schedule": "constant", "classifier_init": "torchvision", "visualize": {"steps": 41,
+                                                                                       "step_size": 0.061}},
+    "judge": {"epochs": 6, "seed": 5, "arch": "vgg13"},
+    "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
+                "inversion": {"steps": 23, "lr": 0.031, "tv_weight": 7.5}},
+    "experiments": {"scratch": {"epochs": 4}},
+}
+EXPECTED = {  # rule: flags its every command carries
+    "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
+                 " --init uniform --init-std 0.123 --seed 3",
+    "visualize_reference": "--steps 41 --step-size 0.061 --normalize none --median-every 7",
+    "train_epoch": "--batch-size 17 --lr 0.91 --rho 0.93 --eps 1.3e-07",
+    "init_model": "--dropout 0.37",
+    "train_network reference": "--seed 0 --arch vgg16 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 9 --batch-size 19"
+                       " --optimizer adam --lr 0.0021 --rho 0.93 --eps 1.3e-07 --augment hflip --schedule constant"
+                       " --warmup 0.07 --classifier-init torchvision",
+    "train_network judge": "--seed 5 --arch vgg13 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 6",
+    "explain": "--images-per-class 2 --window 10 --stride 5 --layers features.8 features.15 features.29 --steps 23"
+               " --lr 0.031 --tv-weight 7.5",
+}
+
+
+def test_every_setting_reaches_its_stage(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(SETTINGS))
+    out = snakemake(tmp_path, "-n", "-p", configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "mine.yaml"]).stdout
+    commands: dict[str, list[str]] = {}
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0].strip()
+        shell = re.search(r"^(?:Shell command: )?(python -m featevo\.preload .*)$", block, re.M)
+        if shell:
+            if rule == "train_network":  # one rule, the reference and the judge: named by its data
+                rule += " " + re.search(r"--data \S+/data/(\w+)", shell.group(1)).group(1)
+            commands.setdefault(rule, []).append(shell.group(1))
+    for rule, flags in EXPECTED.items():
+        assert commands.get(rule), f"no {rule} job in the dry run"
+        for cmd in commands[rule]:
+            assert flags in cmd, f"{rule}: expected {flags!r} in\n{cmd}"
+    epochs = [c for c in commands["train_epoch"] if "train/scratch/seed0/" in c]
+    assert len(epochs) == 4  # experiments.scratch.epochs
+    assert "--augment hflip" in commands["train_epoch"][0]
