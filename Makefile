@@ -13,11 +13,11 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 
 install: $(STAMP)
 
+# --no-compile: byte-compiling every installed module (torch has thousands) took
+# 55 s of a 2-minute install here; Python compiles what it imports on first use
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# --no-compile: byte-compiling every installed module (torch has thousands) took
-	# 55 s of a 2-minute install here; Python compiles what it imports on first use
 	$(BIN)/pip install --quiet --no-compile -e '.[workflow,test]'
 	touch $(STAMP)
 

@@ -86,3 +86,16 @@ def test_every_setting_reaches_its_stage(tmp_path):
     epochs = [c for c in commands["train_epoch"] if "train/scratch/seed0/" in c]
     assert len(epochs) == 4  # experiments.scratch.epochs
     assert "--augment hflip" in commands["train_epoch"][0]
+
+
+def test_one_list_of_methods():
+    """featevo.METHODS is the list the rules and the stages read; the schema names the same."""
+    from featevo import METHODS
+    from featevo.config_checks import schema_defaults
+
+    methods = schema_defaults()["methods"]
+    assert [k for k in methods if isinstance(methods[k], dict) and "enabled" in methods[k]] == list(METHODS)
+    assert explain.parser().parse_args([
+        "--checkpoint", "c", "--data", "d", "--out", "o", "--methods", *METHODS, "--images-per-class", "1",
+        "--window", "1", "--stride", "1", "--layers", "--steps", "1", "--lr", "1", "--tv-weight", "1",
+        "--device", "cpu"]).methods == list(METHODS)
