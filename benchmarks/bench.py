@@ -62,7 +62,8 @@ def model_spec(cfg: dict) -> ModelSpec:
 def viz_settings(cfg: dict, device, precision: str) -> dict:
     """activation_maximization's arguments as the workflow's visualize rule passes them."""
     v = cfg["visualize"]
-    keys = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed")
+    keys = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
+            "keep")
     return {"image_size": cfg["data"]["image_size"], **{k: v[k] for k in keys}, "device": device,
             "precision": precision}
 

@@ -69,7 +69,8 @@ def save_as_torchvision(state: dict, folder: Path) -> tuple[Path, str]:
 
 # the schema holds every setting's default; library calls in the tests take them from it
 DEFAULTS = schema_defaults()
-VIZ_KEYS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed")
+VIZ_KEYS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
+            "keep")
 
 
 def viz_settings(**overrides) -> dict:

@@ -41,12 +41,13 @@ def test_no_stage_keeps_a_default_of_a_workflow_setting(stage):
 # distinctive values: each must arrive, spelled as the stage's flag, in its rule's command
 SETTINGS = {
     "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
-                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3},
+                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "keep": "best"},
     "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
     "model": {"dropout": 0.37},
     "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
                   "schedule": "constant", "classifier_init": "torchvision", "visualize": {"steps": 41,
-                                                                                       "step_size": 0.061}},
+                                                                                       "step_size": 0.061,
+                                                                                       "keep": "last"}},
     "judge": {"epochs": 6, "seed": 5, "arch": "vgg13"},
     "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
                 "inversion": {"steps": 23, "lr": 0.031, "tv_weight": 7.5}},
@@ -54,8 +55,9 @@ SETTINGS = {
 }
 EXPECTED = {  # rule: flags its every command carries
     "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
-                 " --init uniform --init-std 0.123 --seed 3",
+                 " --init uniform --init-std 0.123 --seed 3 --keep best",
     "visualize_reference": "--steps 41 --step-size 0.061 --normalize none --median-every 7",
+    "visualize_reference ": "--seed 3 --keep last",
     "train_epoch": "--batch-size 17 --lr 0.91 --rho 0.93 --eps 1.3e-07",
     "init_model": "--dropout 0.37",
     "train_network reference": "--seed 0 --arch vgg16 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 9 --batch-size 19"
@@ -80,6 +82,7 @@ def test_every_setting_reaches_its_stage(tmp_path):
                 rule += " " + re.search(r"--data \S+/data/(\w+)", shell.group(1)).group(1)
             commands.setdefault(rule, []).append(shell.group(1))
     for rule, flags in EXPECTED.items():
+        rule = rule.strip()
         assert commands.get(rule), f"no {rule} job in the dry run"
         for cmd in commands[rule]:
             assert flags in cmd, f"{rule}: expected {flags!r} in\n{cmd}"

@@ -136,3 +136,17 @@ def test_the_caller_s_model_is_left_as_it_was_found():
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
     assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same tensors, layout included
+
+
+def test_keep_best_returns_each_image_s_best_iterate(trained):
+    """keep="best" (Fig. 3's setting): each image is the iterate whose objective was highest,
+    so its class is at least as probable as at any step, and at the last step."""
+    units = [0, 1, 2, 3]
+    settings = viz_settings(image_size=32, steps=30, step_size=0.3, median_every=3, median_size=3)
+    last = activation_maximization(trained, units, **{**settings, "keep": "last"})
+    best = activation_maximization(trained, units, **{**settings, "keep": "best"})
+    np.testing.assert_array_equal(best["trace"], last["trace"])  # the same ascent
+    own = best["logits"].log_softmax(1)[torch.arange(4), torch.tensor(units)].numpy()
+    final = last["logits"].log_softmax(1)[torch.arange(4), torch.tensor(units)].numpy()
+    np.testing.assert_allclose(own, np.maximum(best["trace"].max(0), final), rtol=1e-5, atol=1e-6)
+    assert (own >= final - 1e-6).all()

@@ -34,7 +34,8 @@ def visualize(cfg: dict, overrides: dict | None = None) -> str:
     v = {**cfg["visualize"], **(overrides or {})}
     return (f"--image-size {cfg['data']['image_size']} --steps {v['steps']} --step-size {v['step_size']}"
             f" --normalize {v['normalize']} --median-every {v['median_every']} --median-size {v['median_size']}"
-            f" --objective {v['objective']} --init {v['init']} --init-std {v['init_std']} --seed {v['seed']} "
+            f" --objective {v['objective']} --init {v['init']} --init-std {v['init_std']} --seed {v['seed']}"
+            f" --keep {v['keep']} "
             + runtime(v))
 
 

@@ -124,8 +124,8 @@ def initial_images(n: int, image_size: int, init: str, init_std: float, seed: in
 
 def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int,
                             step_size: float, normalize: str, median_every: int, median_size: int, objective: str,
-                            init: str, init_std: float, seed: int, device: torch.device | str, precision: str,
-                            log=None, log_every: int = 50) -> dict:
+                            init: str, init_std: float, seed: int, keep: str, device: torch.device | str,
+                            precision: str, log=None, log_every: int = 50) -> dict:
     """Images in [0, 1] (N, 3, H, W) that maximize each unit, and the trace of the objective.
 
     Args:
@@ -134,6 +134,8 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
         image_size, steps, step_size, normalize, median_every, median_size, objective,
         init, init_std, seed, precision: the ``visualize`` settings of the workflow's
             schema (which holds their defaults; see its descriptions).
+        keep: ``last``, the image after the last step (the paper), or ``best``, each
+            image's iterate with the highest objective (its class's most probable).
         device: where the ascent runs.
         log: called with a progress line every ``log_every`` steps, if given.
 
@@ -148,11 +150,13 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
     device = torch.device(device)
     with evaluated(model, device, torch.channels_last):
         return _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size,
-                       objective, init, init_std, seed, device, precision, log, log_every)
+                       objective, init, init_std, seed, keep, device, precision, log, log_every)
 
 
 def _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size, objective, init,
-            init_std, seed, device, precision, log, log_every) -> dict:
+            init_std, seed, keep, device, precision, log, log_every) -> dict:
+    if keep not in ("last", "best"):
+        raise ValueError(f"visualize.keep: unknown {keep!r}; choose last or best")
     n = len(units)
     x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
@@ -163,6 +167,8 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
         with autocast(device, precision):
             logits = model(imagenet_normalize(x))
         value = objective_values(logits, target, objective)
+        if keep == "best":
+            best_x, best_value = _better(best_x, best_value, x, value) if step > 1 else (x.detach(), value.detach())
         (grad,) = torch.autograd.grad(value.sum(), x)  # images are independent: one backward for all
         with torch.no_grad():
             if normalize == "rms":
@@ -178,6 +184,10 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
                 f"{step / (time.monotonic() - start):.1f} steps/s")
     with torch.no_grad(), autocast(device, precision):
         final = model(imagenet_normalize(x)).float()
+        if keep == "best" and steps:
+            best_x, _ = _better(best_x, best_value, x, objective_values(final, target, objective))
+            x = best_x
+            final = model(imagenet_normalize(x)).float()
     return {
         "images": x.detach().float().cpu(),
         "probs": final.softmax(dim=1).cpu(),
@@ -185,6 +195,13 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
         "trace": torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n), np.float32),
         "seconds": time.monotonic() - start,
     }
+
+
+def _better(best_x: torch.Tensor, best_value: torch.Tensor, x: torch.Tensor, value: torch.Tensor):
+    """Per image, whichever of the kept and the new iterate has the higher objective."""
+    better = value.detach() > best_value
+    mask = better.view(-1, 1, 1, 1)
+    return torch.where(mask, x.detach(), best_x), torch.where(better, value.detach(), best_value)
 
 
 # ---- outputs -------------------------------------------------------------------
@@ -219,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", required=True, choices=OBJECTIVES)
     p.add_argument("--init", required=True)
     p.add_argument("--init-std", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)  # workflow settings: the schema holds their defaults
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--keep", required=True, choices=["last", "best"])  # workflow settings: the schema holds their defaults
     p.add_argument("--device", required=True)
     p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
@@ -243,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     result = activation_maximization(model, a.units, image_size=a.image_size, steps=a.steps, step_size=a.step_size,
                                      normalize=a.normalize, median_every=a.median_every,
                                      median_size=a.median_size, objective=a.objective, init=a.init,
-                                     init_std=a.init_std, seed=a.seed, device=device, precision=a.precision,
+                                     init_std=a.init_std, seed=a.seed, keep=a.keep, device=device,
+                                     precision=a.precision,
                                      log=lambda m: print(m, flush=True))
     write_outputs(result, a.units, a.names, a.out_png, a.out_npz)
     own = result["probs"].numpy()[np.arange(len(a.units)), a.units]
