@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import train_args
 from featevo import preload
 from snakemake_helpers import ROOT
 
@@ -207,8 +208,8 @@ def test_a_real_stage_runs_through_it(env, tmp_path):
     out = subprocess.run([sys.executable, "-m", "featevo.preload", "featevo.train", "epoch", "--data",
                           str(tmp_path / "none"), "--previous", str(tmp_path / "none.pt"), "--out",
                           str(tmp_path / "x.pt"), "--optim-out", str(tmp_path / "x.optim.pt"), "--metrics",
-                          str(tmp_path / "x.json")], env=env, capture_output=True, text=True)
-    assert out.returncode == 1 and "none.pt does not exist" in out.stderr
+                          str(tmp_path / "x.json"), *train_args("epoch")], env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "none.pt does not exist" in out.stderr, out.stderr[-2000:]
     assert "usage: train.py" in subprocess.run([sys.executable, "-m", "featevo.preload", "featevo.train", "-h"],
                                               env=env, capture_output=True, text=True).stdout
 
