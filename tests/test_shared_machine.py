@@ -98,6 +98,18 @@ def test_our_own_folder_opened_to_others_is_refused_too(tmp_path):
         runtime.private_dir(link)
 
 
+def test_a_folder_planted_higher_up_is_refused_and_nothing_is_made_under_it(shared):
+    """Not only the parent: any folder above ours that another user owns could be
+    renamed away by that user. Missing folders are made only after the check."""
+    planted = shared / "lab"
+    assert as_nobody(["mkdir", "-m", "0755", planted]).wait() == 0
+    with pytest.raises(runtime.UnsafePath, match=f"{planted}, above it, belongs to nobody"):
+        runtime.private_dir(planted / "me" / "featevo")
+    assert not (planted / "me").exists()
+    made = runtime.private_dir(shared / "mine" / "deeper" / "featevo")  # missing folders of our own: 0700
+    assert oct((shared / "mine").stat().st_mode & 0o777) == oct(0o700) and made.is_dir()
+
+
 def test_a_planted_link_is_never_followed(shared, victim_file):
     before = victim_file.stat()
     assert as_nobody(["ln", "-s", victim_file, shared / "run.lock"]).wait() == 0

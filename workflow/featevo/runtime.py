@@ -36,12 +36,31 @@ def user_name(uid: int) -> str:
 
 
 def _parent_problem(path: Path) -> str | None:
-    """A parent that others may write to is safe only with the sticky bit (as /tmp):
-    without it they could rename our folder away and put theirs in its place."""
-    parent = os.lstat(path.parent)
-    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX and parent.st_uid != os.getuid():
-        return f"its parent {path.parent} is writable by other users and not sticky"
+    """Every existing folder above ``path`` must be this user's or root's, and one that
+    others may write to must be sticky (as /tmp) or this user's: else its owner, or
+    those others, could rename our folder away and put theirs in its place."""
+    for parent in Path(path).absolute().parents:
+        try:
+            st = os.lstat(parent)  # a link is judged by its own owner, who chose where it points
+        except FileNotFoundError:
+            continue  # created below, by this user
+        if st.st_uid not in (0, os.getuid()):
+            return f"{parent}, above it, belongs to {user_name(st.st_uid)}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX and st.st_uid != os.getuid() \
+                and not stat.S_ISLNK(st.st_mode):
+            return f"{parent}, above it, is writable by other users and not sticky"
     return None
+
+
+def _make_parents(path: Path) -> None:
+    """The missing folders above ``path``, each 0700, after the existing ones were
+    checked (pathlib's mkdir(parents=True) would follow and trust whatever it finds)."""
+    problem = _parent_problem(path)
+    if problem:
+        raise UnsafePath(f"{path}: {problem}; featevo will not create folders under it")
+    for parent in reversed(Path(path).absolute().parents):
+        if not os.path.lexists(parent):
+            _make(parent, 0o700)
 
 
 def _make(path: Path, mode: int) -> None:
@@ -78,7 +97,7 @@ def private_dir(path: Path | str, *, hint: str = "") -> Path:
     user with no permissions for group or others.  Anything else raises
     :class:`UnsafePath` naming the folder, what is wrong and what to do."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parents(path)
     _make(path, 0o700)
 
     def problems(st):
