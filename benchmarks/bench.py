@@ -38,6 +38,7 @@ from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
 from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
 from featevo.train import make_optimizer, train_one_epoch
+from featevo.visualize import SETTINGS as VIZ_SETTINGS
 from featevo.visualize import activation_maximization, initial_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,7 @@ def model_spec(cfg: dict) -> ModelSpec:
 def viz_settings(cfg: dict, device, precision: str) -> dict:
     """activation_maximization's arguments as the workflow's visualize rule passes them."""
     v = cfg["visualize"]
-    keys = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
-            "keep")
-    return {"image_size": cfg["data"]["image_size"], **{k: v[k] for k in keys}, "device": device,
+    return {"image_size": cfg["data"]["image_size"], **{k: v[k] for k in VIZ_SETTINGS}, "device": device,
             "precision": precision}
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from featevo import cli
+from featevo import cli, visualize
 from featevo.config_checks import schema_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,14 +69,12 @@ def save_as_torchvision(state: dict, folder: Path) -> tuple[Path, str]:
 
 # the schema holds every setting's default; library calls in the tests take them from it
 DEFAULTS = schema_defaults()
-VIZ_KEYS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
-            "keep")
 
 
 def viz_settings(**overrides) -> dict:
     """activation_maximization's settings: the schema's defaults on the CPU in fp32, then overrides."""
     v = DEFAULTS["visualize"]
-    return {**{k: v[k] for k in VIZ_KEYS}, "device": "cpu", "precision": "fp32", **overrides}
+    return {**{k: v[k] for k in visualize.SETTINGS}, "device": "cpu", "precision": "fp32", **overrides}
 
 
 def method_settings(**overrides) -> dict:

@@ -77,7 +77,7 @@ def checkpoint_rows(npz: Path | dict, epoch: int) -> list[dict]:
     return rows
 
 
-def fixed_network_measures(images: np.ndarray, reference, units: list[int], batch: int = 64) -> dict:
+def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64) -> dict:
     """``judge_prob`` and ``judge_similarity`` of (epochs, classes, H, W, 3) uint8 images."""
     import torch
 
@@ -85,7 +85,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     from featevo.inputs import to_input
 
     e, n = images.shape[:2]
-    head = reference.get_submodule(last_linear_name(reference))
+    head = judge.get_submodule(last_linear_name(judge))
     feats, probs = [], []
     store = {}
     handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
@@ -93,7 +93,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     try:
         with torch.no_grad():
             for i in range(0, len(flat), batch):
-                probs.append(reference(to_input(flat[i:i + batch], torch.device("cpu"))).softmax(1))
+                probs.append(judge(to_input(flat[i:i + batch], torch.device("cpu"))).softmax(1))
                 feats.append(torch.nn.functional.normalize(store["x"], dim=1))
     finally:
         handle.remove()
@@ -105,7 +105,7 @@ def fixed_network_measures(images: np.ndarray, reference, units: list[int], batc
     return {"judge_prob": own.numpy(), "judge_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
 
 
-def feature_metrics(npzs: list[Path], history: pd.DataFrame, reference=None, units: list[int] | None = None,
+def feature_metrics(npzs: list[Path], history: pd.DataFrame, judge=None, units: list[int] | None = None,
                     ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """The measures per (epoch, class), and each epoch's probability matrix."""
     rows, matrices, images = [], {}, []
@@ -117,8 +117,8 @@ def feature_metrics(npzs: list[Path], history: pd.DataFrame, reference=None, uni
         matrices[int(epoch)] = d["probs"]
         images.append(d["images"])
     df = pd.DataFrame(rows)
-    if reference is not None:
-        fixed = fixed_network_measures(np.stack(images), reference, units)
+    if judge is not None:
+        fixed = fixed_network_measures(np.stack(images), judge, units)
         for col, values in fixed.items():
             df[col] = values.reshape(-1)  # rows are epoch-major, classes in order, like checkpoint_rows
     return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices

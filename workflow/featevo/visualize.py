@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,9 @@ from featevo.inputs import imagenet_normalize, to_uint8
 from featevo.plots import composite
 
 OBJECTIVES = ("logit", "log_softmax", "softmax")
+# activation_maximization's arguments that are `visualize.*` settings of the workflow
+SETTINGS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
+            "keep")
 
 
 def _batcher_pairs(m: int) -> list[tuple[int, int]]:
@@ -161,6 +165,7 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
     x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
     trace = []
+    best_x, best_value = x, torch.full((n,), -math.inf, device=device)  # keep="best": no iterate yet
     start = time.monotonic()
     for step in range(1, steps + 1):
         x.requires_grad_(True)
@@ -168,7 +173,7 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
             logits = model(imagenet_normalize(x))
         value = objective_values(logits, target, objective)
         if keep == "best":
-            best_x, best_value = _better(best_x, best_value, x, value) if step > 1 else (x.detach(), value.detach())
+            best_x, best_value = _better(best_x, best_value, x, value)
         (grad,) = torch.autograd.grad(value.sum(), x)  # images are independent: one backward for all
         with torch.no_grad():
             if normalize == "rms":
@@ -184,7 +189,7 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
                 f"{step / (time.monotonic() - start):.1f} steps/s")
     with torch.no_grad(), autocast(device, precision):
         final = model(imagenet_normalize(x)).float()
-        if keep == "best" and steps:
+        if keep == "best":
             best_x, _ = _better(best_x, best_value, x, objective_values(final, target, objective))
             x = best_x
             final = model(imagenet_normalize(x)).float()
