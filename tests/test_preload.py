@@ -235,3 +235,20 @@ def test_a_job_ends_when_the_snakemake_that_started_it_is_gone(env, tmp_path):
     assert not (tmp_path / "pid.done").exists()
     # outside Snakemake (no mark) nothing is watched
     assert run({**env, "FEATEVO_PRELOAD": "0"}).returncode == 0
+
+
+def test_a_gone_snakemake_finds_the_job_s_children_and_theirs():
+    """What _end_job kills: the job's children, found by their parent in /proc, and theirs."""
+    code = ("import subprocess, time; p = subprocess.Popen(['sleep', '30']); print(p.pid, flush=True); "
+            "time.sleep(30)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    grandchild = int(child.stdout.readline())
+    try:
+        assert child.pid in preload.runtime._children(os.getpid())
+        assert preload.runtime._children(child.pid) == [grandchild]
+        assert preload.runtime.process_start(grandchild) is not None
+    finally:
+        child.kill()
+        child.wait()
+        os.kill(grandchild, signal.SIGKILL)
+    assert preload.runtime._children(child.pid) == []

@@ -179,15 +179,22 @@ def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
 SNAKEMAKE_ENV = "FEATEVO_SNAKEMAKE"  # "<pid>:<start time>" of the Snakemake process, set by the Snakefile
 
 
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of a process (field 22 of /proc/<pid>/stat), which tells
-    a living process from a later one that reuses its pid; None when it is gone."""
+def _stat(pid: int | str) -> list[bytes] | None:
+    """Fields 3 on of /proc/<pid>/stat (after the command name, which may hold spaces
+    and parentheses); None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
-    return data[data.rindex(b")") + 2:].split()[19].decode()
+    return data[data.rindex(b")") + 2:].split()
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (field 22 of /proc/<pid>/stat), which tells
+    a living process from a later one that reuses its pid; None when it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else fields[19].decode()
 
 
 def this_process() -> str:
@@ -245,16 +252,12 @@ def _gone(mark: str, on_gone) -> None:
 
 
 def _children(pid: int) -> list[int]:
+    """The processes whose parent (field 4 of their stat) is pid."""
     out = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                continue
-            if int(data[data.rindex(b")") + 2:].split()[1]) == pid:
-                out.append(int(entry))
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None and int(fields[1]) == pid:
+            out.append(int(entry))
     return out
 
 
