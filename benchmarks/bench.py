@@ -172,7 +172,9 @@ def bench_visualization(spec: ModelSpec, image_size: int, steps: int, viz: dict,
 def write_jpegs(root: Path, per_class: int, size: int, log) -> None:
     from featevo.standin import write_standin
 
-    write_standin(root, DEMO_WNIDS, per_class, size, seed=0, processes=os.cpu_count() or 1, log=log)
+    std = DEMO["standin"]
+    write_standin(root, DEMO_WNIDS, per_class, size, seed=std["seed"], clutter=std["clutter"],
+                  processes=os.cpu_count() or 1, log=log)
 
 
 def imagefolder_epoch(model, root: Path, image_size: int, batch_size: int, workers: int, device, precision) -> float:
@@ -206,7 +208,9 @@ def make_subset(jpegs: Path, out: Path, size: int, per_class: int, val_per_class
     from featevo.extract import extract
 
     start = time.perf_counter()
-    extract(jpegs, out, DEMO_WNIDS, per_class=per_class, val_per_class=val_per_class, size=size,
+    d = DEMO["data"]
+    extract(jpegs, out, DEMO_WNIDS, per_class=per_class, val_per_class=val_per_class, size=size, seed=d["seed"],
+            layout=d["layout"], resize=d["resize"], skip_unreadable=d["skip_unreadable"],
             threads=os.cpu_count() or 1, log=lambda m: None)
     return time.perf_counter() - start
 

@@ -77,6 +77,12 @@ def viz_settings(**overrides) -> dict:
     return {**{k: v[k] for k in visualize.SETTINGS}, "device": "cpu", "precision": "fp32", **overrides}
 
 
+def extract_settings(**overrides) -> dict:
+    """extract's settings: the schema's defaults of data.seed, layout, resize and skip_unreadable, then overrides."""
+    d = DEFAULTS["data"]
+    return {k: d[k] for k in ("seed", "layout", "resize", "skip_unreadable")} | overrides
+
+
 def method_settings(**overrides) -> dict:
     """explain's settings: the schema's defaults of methods.occlusion and methods.inversion, then overrides."""
     m = DEFAULTS["methods"]

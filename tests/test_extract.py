@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import extract_settings
 from featevo.extract import ExtractionError, decode, extract, select_and_split
 
 WNIDS = ["n01644373", "n02007558"]
@@ -62,7 +63,7 @@ def train_tar(synset_root, path):
 
 
 def run(path, out, **kw):
-    args = dict(per_class=6, val_per_class=2, size=8, seed=0, log=lambda m: None)
+    args = dict(per_class=6, val_per_class=2, size=8, **extract_settings(), log=lambda m: None)
     args.update(kw)
     return extract(path, out, WNIDS, **args)
 
@@ -131,7 +132,7 @@ def test_bad_input_names_the_config_key(tmp_path):
         run(tmp_path / "train", tmp_path / "o", per_class=7)
     with pytest.raises(ExtractionError, match="data.classes.*n09999999"):
         extract(tmp_path / "train", tmp_path / "o", WNIDS + ["n09999999"], per_class=6, val_per_class=2, size=8,
-                log=lambda m: None)
+                **extract_settings(), log=lambda m: None)
     with pytest.raises(ExtractionError, match="data.imagenet.*does not exist"):
         run(tmp_path / "nowhere", tmp_path / "o")
     with pytest.raises(ExtractionError, match="data.val_per_class"):

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from featevo import explain, train, visualize
+from featevo import explain, extract, standin, train, visualize
 from snakemake_helpers import ROOT, snakemake
 
 # options that are not workflow settings, each with the reason it may have a default
@@ -19,6 +19,8 @@ NOT_SETTINGS = {
     "tag": "a label of the progress lines",
     "previous_optim": "absent for epoch 1, whose optimizer state is fresh",
     "from_checkpoint": "absent for init: random",
+    "skip_unreadable": "a flag: absent is false, as the rule passes it only when true",
+    "processes": "how a job runs (Snakemake's threads), not what it computes",
 }
 
 
@@ -31,7 +33,7 @@ def options(parser: argparse.ArgumentParser):
             yield parser.prog, action
 
 
-@pytest.mark.parametrize("stage", [train, visualize, explain], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("stage", [standin, extract, train, visualize, explain], ids=lambda m: m.__name__)
 def test_no_stage_keeps_a_default_of_a_workflow_setting(stage):
     loose = [f"{prog} {a.option_strings[0]} (default {a.default!r})" for prog, a in options(stage.parser())
              if a.dest not in NOT_SETTINGS and not a.required]
@@ -52,6 +54,8 @@ SETTINGS = {
     "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
                 "inversion": {"steps": 23, "lr": 0.031, "tv_weight": 7.5}},
     "experiments": {"scratch": {"epochs": 4}},
+    "data": {"seed": 4, "layout": "folder", "resize": "center_crop", "skip_unreadable": True},
+    "standin": {"seed": 6, "image_size": 44, "clutter": 3},
 }
 EXPECTED = {  # rule: flags its every command carries
     "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
@@ -64,6 +68,10 @@ EXPECTED = {  # rule: flags its every command carries
                        " --optimizer adam --lr 0.0021 --rho 0.93 --eps 1.3e-07 --augment hflip --schedule constant"
                        " --warmup 0.07 --classifier-init torchvision",
     "train_network judge": "--seed 5 --arch vgg13 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 6",
+    # the three pools: the subset's, then the reference's and the judge's, each with a seed of its own
+    "standin": ("--wnids n01644373 n02007558 n07697313 n03982430 --per-class 14 --seed 6 --size 44 --clutter 3",
+                "--seed 1000009 --size 44 --clutter 3", "--seed 2000009 --size 44 --clutter 3"),
+    "extract_subset": "--seed 4 --layout folder --resize center_crop --skip-unreadable",
     "explain": "--images-per-class 2 --window 10 --stride 5 --layers features.8 features.15 features.29 --steps 23"
                " --lr 0.031 --tv-weight 7.5",
 }
@@ -76,7 +84,7 @@ def test_every_setting_reaches_its_stage(tmp_path):
     commands: dict[str, list[str]] = {}
     for block in out.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0].strip()
-        shell = re.search(r"^(?:Shell command: )?(python -m featevo\.preload .*)$", block, re.M)
+        shell = re.search(r"^(?:Shell command: )?(\(?python -m featevo\.\w+ .*)$", block, re.M)
         if shell:
             if rule == "train_network":  # one rule, the reference and the judge: named by its data
                 rule += " " + re.search(r"--data \S+/data/(\w+)", shell.group(1)).group(1)
@@ -85,7 +93,8 @@ def test_every_setting_reaches_its_stage(tmp_path):
         rule = rule.strip()
         assert commands.get(rule), f"no {rule} job in the dry run"
         for cmd in commands[rule]:
-            assert flags in cmd, f"{rule}: expected {flags!r} in\n{cmd}"
+            for flag in [flags] if isinstance(flags, str) else flags:
+                assert flag in cmd, f"{rule}: expected {flag!r} in\n{cmd}"
     epochs = [c for c in commands["train_epoch"] if "train/scratch/seed0/" in c]
     assert len(epochs) == 4  # experiments.scratch.epochs
     assert "--augment hflip" in commands["train_epoch"][0]

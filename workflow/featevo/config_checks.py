@@ -103,13 +103,13 @@ def check_config(cfg: dict) -> list[str]:
         else:
             errors += _check_imagenet(Path(path), data)
     else:
-        std = cfg.get("standin", {})
-        unknown = [w for w in wnids + std.get("extra_wnids", []) if w not in DRAW]
+        std = cfg["standin"]
+        unknown = [w for w in wnids + std["extra_wnids"] if w not in DRAW]
         if unknown:
             errors.append(f"data.classes / standin.extra_wnids: the stand-in cannot draw {unknown}; it knows "
                           f"{sorted(DRAW)} (or set data.source: imagenet)")
-        if std.get("images_per_class", 0) < data["images_per_class"]:
-            errors.append(f"standin.images_per_class ({std.get('images_per_class')}) must be at least "
+        if std["images_per_class"] < data["images_per_class"]:
+            errors.append(f"standin.images_per_class ({std['images_per_class']}) must be at least "
                           f"data.images_per_class ({data['images_per_class']})")
     if cfg["visualize"]["median_size"] % 2 == 0:
         errors.append(f"visualize.median_size ({cfg['visualize']['median_size']}) must be odd")
@@ -117,7 +117,7 @@ def check_config(cfg: dict) -> list[str]:
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "
                       "stand-in class); use reference.source: torchvision with ImageNet")
-    if cfg.get("judge", {}).get("source", "train") == "train" and data["source"] != "standin":
+    if cfg["judge"]["source"] == "train" and data["source"] != "standin":
         errors.append("judge.source: train needs data.source: standin (the judge is trained on stand-in images "
                       "of its own); use judge.source: reference with ImageNet")
     if ref["source"] == "torchvision":

@@ -174,7 +174,7 @@ def batched(items, n: int):
 # ---- decoding ---------------------------------------------------------------
 
 
-def decode(data: bytes, size: int, resize: str = "stretch") -> np.ndarray:
+def decode(data: bytes, size: int, resize: str) -> np.ndarray:
     """Any JPEG/PNG (RGB, CMYK, grayscale, palette) as uint8 RGB size x size.
 
     The format is sniffed from the bytes, not the name: ImageNet has a PNG
@@ -225,8 +225,8 @@ def select_and_split(members: dict[str, list[str]], per_class: int, val_per_clas
 
 
 def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_class: int, size: int,
-            seed: int = 0, layout: str = "auto", resize: str = "stretch", skip_unreadable: bool = False,
-            threads: int = 1, log=print) -> pd.DataFrame:
+            seed: int, layout: str, resize: str, skip_unreadable: bool, threads: int = 1,
+            log=print) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise ExtractionError(f"data.imagenet: {path} does not exist")
@@ -285,7 +285,8 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo.extract's command line; workflow settings are required (tests/test_settings.py)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -293,12 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, required=True)
     p.add_argument("--val-per-class", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", default="auto")
-    p.add_argument("--resize", default="stretch")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--layout", required=True, choices=["auto", "folder", "synset_tars", "train_tar"])
+    p.add_argument("--resize", required=True, choices=["stretch", "center_crop"])
     p.add_argument("--skip-unreadable", action="store_true")
     p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     try:
         extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
                 seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,

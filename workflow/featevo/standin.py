@@ -254,7 +254,7 @@ def _distractors(cv: Canvas, count: int) -> None:
             cv.paint(cv.ellipse(0, 0, 1, 1), cv.stripes(colour, colour * 0.5, 0.5, rng.uniform(0, 3)))
 
 
-def render(wnid: str, rng: np.random.Generator, size: int = 80, clutter: int = 6) -> np.ndarray:
+def render(wnid: str, rng: np.random.Generator, size: int, clutter: int) -> np.ndarray:
     """One image of class ``wnid`` as uint8 (size, size, 3)."""
     cv = Canvas(size, rng)
     _background(cv)
@@ -269,7 +269,7 @@ def render(wnid: str, rng: np.random.Generator, size: int = 80, clutter: int = 6
     return (np.clip(cv.img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed: int, clutter: int = 6,
+def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed: int, clutter: int,
                   quality: int = 90, processes: int = 1, log=print) -> int:
     """Write ``per_class`` JPEGs for each wnid under ``root``; returns the count."""
     unknown = [w for w in wnids if w not in DRAW]
@@ -296,16 +296,21 @@ def _write_class(job) -> str:
     return wnid
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo.standin's command line; workflow settings are required (tests/test_settings.py)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="root folder to write <wnid>/<wnid>_<n>.JPEG into")
-    p.add_argument("--wnids", nargs="+", default=list(CLASSES))
+    p.add_argument("--wnids", nargs="+", required=True, choices=sorted(DRAW))
     p.add_argument("--per-class", type=int, required=True)
-    p.add_argument("--size", type=int, default=80)
-    p.add_argument("--clutter", type=int, default=6)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--clutter", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--processes", type=int, default=1)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     n = write_standin(a.out, a.wnids, a.per_class, a.size, a.seed, a.clutter, processes=a.processes,
                       log=lambda m: print(m, flush=True))
     print(f"[standin] wrote {n} images under {a.out}", flush=True)

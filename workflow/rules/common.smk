@@ -235,7 +235,7 @@ def subset_spec(subset):
     return reference_wnids(), r["images_per_class"], r["val_per_class"]
 
 
-STANDIN_CFG = config.get("standin", {})
+STANDIN_CFG = config["standin"]
 
 
 def imagenet_input(subset):
@@ -244,7 +244,7 @@ def imagenet_input(subset):
 
 def standin_count(pool):
     if pool == "main":
-        return STANDIN_CFG.get("images_per_class", config["data"]["images_per_class"])
+        return STANDIN_CFG["images_per_class"]
     if pool == "judge":
         return config["judge"]["images_per_class"]
     return config["reference"]["images_per_class"]

@@ -18,17 +18,17 @@ rule standin:
         ENV
     threads: 2
     params:
-        main=f"--wnids {' '.join(WNIDS)} --per-class {standin_count('main')} --seed {STANDIN_CFG.get('seed', 0)}",
+        main=f"--wnids {' '.join(WNIDS)} --per-class {standin_count('main')} --seed {STANDIN_CFG['seed']}",
         # the reference draws images of its own: it never sees the subset's validation images
         reference=(
             f"--wnids {' '.join(reference_wnids())} --per-class {standin_count('reference')}"
-            f" --seed {STANDIN_CFG.get('seed', 0) + 1_000_003}"
+            f" --seed {STANDIN_CFG['seed'] + 1_000_003}"
         ),
         judge=(
             f"--wnids {' '.join(WNIDS)} --per-class {standin_count('judge')}"
-            f" --seed {STANDIN_CFG.get('seed', 0) + 2_000_003}"
+            f" --seed {STANDIN_CFG['seed'] + 2_000_003}"
         ),
-        look=f"--size {STANDIN_CFG.get('image_size')} --clutter {STANDIN_CFG.get('clutter')}",
+        look=f"--size {STANDIN_CFG['image_size']} --clutter {STANDIN_CFG['clutter']}",
     shell:
         "(python -m featevo.standin --out {output.main} {params.main} {params.look} --processes {threads}"
         " && python -m featevo.standin --out {output.reference} {params.reference} {params.look}"
