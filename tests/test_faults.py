@@ -60,6 +60,24 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
     assert all(torch.equal(ours[k], ref[k]) for k in ref)
 
 
+
+def test_a_job_whose_snakemake_died_publishes_nothing(tmp_path, data):
+    """Even an epoch that ends before the watcher's next look: the check before the rename."""
+    from featevo import runtime
+
+    run = tmp_path / "run"
+    chain(data, run)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    mark = f"{gone.pid}:{runtime.process_start(gone.pid)}"
+    gone.wait()
+    out = subprocess.run([sys.executable, "-m", "featevo.train", *epoch_args(data, run / "epoch_001.pt",
+                                                                              run / "epoch_002.pt")],
+                         env={**os.environ, runtime.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
+    assert out.returncode == 1 and "is gone" in out.stderr, out.stderr[-2000:]
+    assert "epoch 2 batch" in out.stdout  # it trained, and then kept its result to itself
+    assert sorted(p.name for p in run.iterdir()) == ["epoch_000.json", "epoch_000.pt", "epoch_001.json",
+                                                     "epoch_001.optim.pt", "epoch_001.pt"]
+
 # ---- through snakemake, against an uninterrupted run ------------------------------------
 
 import shutil  # noqa: E402

@@ -3,7 +3,8 @@
 A checkpoint loads with ``torch.load(path, weights_only=True)``: no pickled
 classes, so a checkpoint from anywhere can be opened safely.  It is written to
 a temporary file in the same folder and renamed into place, so a job killed
-mid-write never leaves a file that looks complete.
+mid-write never leaves a file that looks complete, and a job whose Snakemake is
+gone leaves none at all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from featevo import runtime
 from featevo.models import ModelSpec, build_model
 
 FORMAT = "featevo-checkpoint/1"
@@ -45,6 +47,8 @@ def atomic_save(obj: Any, path: Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        # a job whose Snakemake is gone publishes nothing: the rerun owns this path now
+        runtime.stop_if_orphaned(before_exit=lambda: Path(tmp).unlink(missing_ok=True))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -241,6 +241,18 @@ def watch_snakemake(interval: float = 0.5, *, on_gone=None) -> threading.Thread 
     return thread
 
 
+def stop_if_orphaned(before_exit=None) -> None:
+    """End this job (exit status 1) if the Snakemake that started it is gone, after
+    ``before_exit``; called right before an output is put in place.  The watcher polls
+    every ``interval``, and an epoch that ended inside that window would otherwise
+    still publish its checkpoint (seen: a 0.5 s test epoch)."""
+    mark = os.environ.get(SNAKEMAKE_ENV)
+    if mark and not alive(mark):
+        if before_exit is not None:
+            before_exit()
+        _gone(mark, None)
+
+
 def _gone(mark: str, on_gone) -> None:
     print(f"[featevo] the Snakemake that started this job (pid {mark.partition(':')[0]}) is gone; the job stops "
           "here and writes nothing more. Rerun snakemake (with --rerun-incomplete if it asks)",
