@@ -34,11 +34,12 @@ def test_ties_are_not_new_maxima_and_epoch0_is_ignored():
 
 
 def test_markdown_puts_paper_beside_ours():
-    h = history([0.25, 0.6, 0.7])
-    md = markdown(accuracy_table(h), h, "scratch", {1: 60, 3: 83})
-    assert "| 1 | 60.0% | * | 60% |" in md
-    assert "| 2 | 70.0% | * | – |" in md
-    assert "| 3 | – |  | 83% |" in md
+    h = history([0.25, 0.6, 0.7, 0.65])
+    md = markdown(accuracy_table(h), h, "scratch", {1: 60, 4: 83, 5: 88})
+    assert "| 1 | 60.0% | new maximum | 60% |" in md
+    assert "| 2 | 70.0% | new maximum | – |" in md
+    assert "| 3 | 65.0% | last epoch | – |" in md
+    assert "| 4 | – |  | 83% |" in md and "| 5 | – |  | 88% |" in md
 
 
 def test_several_seeds_give_mean_spread_and_each_value():
@@ -53,7 +54,7 @@ def test_several_seeds_give_mean_spread_and_each_value():
     assert t["epoch"].tolist() == [1, 2]  # chosen on the mean; 0.7 at epoch 3 ties, not a new maximum
     assert t["val_acc_seed7"].tolist() == [0.7, 0.7]
     md = markdown(t, h, "scratch", None)
-    assert "| 1 | 60.0 ± 14.1% (50.0 / 70.0) | * |" in md and "seeds 3, 7" in md
+    assert "| 1 | 60.0 ± 14.1% (50.0 / 70.0) | new maximum |" in md and "seeds 3, 7" in md
     assert "$\\pm$" in latex(t, "x")
 
 

@@ -94,16 +94,15 @@ def markdown(table: pd.DataFrame, history: pd.DataFrame, experiment: str,
             "epochs are chosen on the mean." if len(seeds) > 1 else "")
     lines = [f"## Validation accuracy: {experiment}", "",
              "Epochs where validation accuracy reached a new maximum, and the last epoch if it ended lower "
-             "(marked *)." + over + " "
+             "(column why; a row without one is an epoch of the paper's table only)." + over + " "
              + ("The paper's value is shown at the epochs its table lists." if paper else ""), ""]
     rows = sorted(set(table["epoch"]) | set(paper or {}))
-    head = "| epoch | ours | in our table |" + (" paper |" if paper else "")
+    head = "| epoch | ours | why |" + (" paper |" if paper else "")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    chosen = set(table["epoch"])
+    why = dict(zip(table["epoch"], table["why"]))
     for e in rows:
         cell = _cell(history, e) if e in ours.index else "–"
-        mark = "*" if e in chosen else ""
-        row = f"| {e} | {cell} | {mark} |"
+        row = f"| {e} | {cell} | {why.get(e, '')} |"
         if paper:
             row += f" {paper[e]:g}% |" if e in paper else " – |"
         lines.append(row)
