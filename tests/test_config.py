@@ -30,6 +30,7 @@ def dry_run_with(workdir, override: dict):
     ({"data": {"source": "imagenet"}}, "data.imagenet"),
     ({"data": {"val_per_class": 400}}, "data.val_per_class"),
     ({"visualize": {"median_size": 4}}, "visualize.median_size"),
+    ({"reference": {"visualize": {"median_size": 2}}}, "reference.visualize.median_size"),
     ({"seeds": []}, "seeds"),
     ({"seeds": [1, 1]}, "seeds"),
     ({"experiments": {"frozen": {"freeze": "conv"}}}, "freeze"),

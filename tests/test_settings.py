@@ -49,6 +49,7 @@ SETTINGS = {
     "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
                   "schedule": "constant", "classifier_init": "torchvision", "visualize": {"steps": 41,
                                                                                        "step_size": 0.061,
+                                                                                       "median_every": 6,
                                                                                        "keep": "last"}},
     "judge": {"epochs": 6, "seed": 5, "arch": "vgg13"},
     "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
@@ -60,7 +61,7 @@ SETTINGS = {
 EXPECTED = {  # rule: flags its every command carries
     "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
                  " --init uniform --init-std 0.123 --seed 3 --keep best",
-    "visualize_reference": "--steps 41 --step-size 0.061 --normalize none --median-every 7",
+    "visualize_reference": "--steps 41 --step-size 0.061 --normalize none --median-every 6 --median-size 5",
     "visualize_reference ": "--seed 3 --keep last",
     "train_epoch": "--batch-size 17 --lr 0.91 --rho 0.93 --eps 1.3e-07",
     "init_model": "--dropout 0.37",

@@ -111,8 +111,9 @@ def check_config(cfg: dict) -> list[str]:
         if std["images_per_class"] < data["images_per_class"]:
             errors.append(f"standin.images_per_class ({std['images_per_class']}) must be at least "
                           f"data.images_per_class ({data['images_per_class']})")
-    if cfg["visualize"]["median_size"] % 2 == 0:
-        errors.append(f"visualize.median_size ({cfg['visualize']['median_size']}) must be odd")
+    for key, viz in (("visualize", cfg["visualize"]), ("reference.visualize", cfg["reference"]["visualize"])):
+        if viz.get("median_size", 1) % 2 == 0:  # the reference's overrides only what it names
+            errors.append(f"{key}.median_size ({viz['median_size']}) must be odd")
     ref = cfg["reference"]
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "
