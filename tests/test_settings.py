@@ -112,3 +112,15 @@ def test_one_list_of_methods():
         "--checkpoint", "c", "--data", "d", "--out", "o", "--methods", *METHODS, "--images-per-class", "1",
         "--window", "1", "--stride", "1", "--layers", "--steps", "1", "--lr", "1", "--tv-weight", "1",
         "--device", "cpu"]).methods == list(METHODS)
+
+
+def test_each_stage_accepts_the_schema_s_choices():
+    """The schema's enums and the stages' choices are one list each (no twin to drift)."""
+    from featevo.config_checks import SCHEMA_FILE
+
+    props = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]
+    data, viz = props["data"]["properties"], props["visualize"]["properties"]
+    assert data["layout"]["enum"] == list(extract.LAYOUTS)
+    assert data["resize"]["enum"] == list(extract.RESIZES)
+    assert viz["keep"]["enum"] == list(visualize.KEEP)
+    assert sorted(viz["objective"]["enum"]) == sorted(visualize.OBJECTIVES)

@@ -27,8 +27,7 @@ def _check_imagenet(path: Path, data: dict) -> list[str]:
     listing it means opening the 140 GB file, and every SLURM job re-parses
     the Snakefile.
     """
-    layout = data.get("layout", "auto")
-    layout = detect_layout(path) if layout == "auto" else layout
+    layout = detect_layout(path) if data["layout"] == "auto" else data["layout"]
     wnids = [c["wnid"] for c in data["classes"]]
     errors = []
     if layout == "folder":

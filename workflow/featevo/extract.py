@@ -32,6 +32,8 @@ import pandas as pd
 from PIL import Image
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+LAYOUTS = ("auto", "folder", "synset_tars", "train_tar")  # data.layout
+RESIZES = ("stretch", "center_crop")  # data.resize
 
 
 class ExtractionError(RuntimeError):
@@ -138,7 +140,7 @@ def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[st
             with _naming(path, w, f"{w}.tar"):
                 found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
     else:
-        raise ExtractionError(f"data.layout: unknown {layout!r}; use auto, folder, synset_tars or train_tar")
+        raise ExtractionError(f"data.layout: unknown {layout!r}; use one of {', '.join(LAYOUTS)}")
     return found
 
 
@@ -189,7 +191,7 @@ def decode(data: bytes, size: int, resize: str) -> np.ndarray:
             s = min(w, h)
             img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
         elif resize != "stretch":
-            raise ExtractionError(f"data.resize: unknown {resize!r}; use stretch or center_crop")
+            raise ExtractionError(f"data.resize: unknown {resize!r}; use one of {', '.join(RESIZES)}")
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
         return np.asarray(img, dtype=np.uint8)
 
@@ -295,8 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--val-per-class", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--layout", required=True, choices=["auto", "folder", "synset_tars", "train_tar"])
-    p.add_argument("--resize", required=True, choices=["stretch", "center_crop"])
+    p.add_argument("--layout", required=True, choices=LAYOUTS)
+    p.add_argument("--resize", required=True, choices=RESIZES)
     p.add_argument("--skip-unreadable", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     return p

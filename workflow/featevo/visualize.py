@@ -34,6 +34,7 @@ from featevo.inputs import imagenet_normalize, to_uint8
 from featevo.plots import composite
 
 OBJECTIVES = ("logit", "log_softmax", "softmax")
+KEEP = ("last", "best")  # visualize.keep
 # activation_maximization's arguments that are `visualize.*` settings of the workflow
 SETTINGS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
             "keep")
@@ -162,8 +163,8 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
 
 def _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size, objective, init,
             init_std, seed, keep, device, precision, log, log_every) -> dict:
-    if keep not in ("last", "best"):
-        raise ValueError(f"visualize.keep: unknown {keep!r}; choose last or best")
+    if keep not in KEEP:
+        raise ValueError(f"visualize.keep: unknown {keep!r}; choose one of {', '.join(KEEP)}")
     n = len(units)
     x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
@@ -245,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True)
     p.add_argument("--init-std", type=float, required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--keep", required=True, choices=["last", "best"])  # workflow settings: the schema holds their defaults
+    p.add_argument("--keep", required=True, choices=KEEP)  # workflow settings: the schema holds their defaults
     p.add_argument("--device", required=True)
     p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
