@@ -30,7 +30,10 @@ def dry_run_with(workdir, override: dict):
     ({"data": {"source": "imagenet"}}, "data.imagenet"),
     ({"data": {"val_per_class": 400}}, "data.val_per_class"),
     ({"visualize": {"median_size": 4}}, "visualize.median_size"),
-    ({"reference": {"visualize": {"median_size": 2}}}, "reference.visualize.median_size"),
+    ({"reference": {"visualize": {"steps": 2}}}, "visualize"),  # Fig. 3 has no recipe of its own
+    ({"visualize": {"top_k": 500}}, "visualize.top_k"),
+    ({"visualize": {"restarts": 0}}, "restarts"),
+    ({"model": {"init": "he"}}, "init"),
     ({"seeds": []}, "seeds"),
     ({"seeds": [1, 1]}, "seeds"),
     ({"experiments": {"frozen": {"freeze": "conv"}}}, "freeze"),

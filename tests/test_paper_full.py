@@ -99,10 +99,10 @@ def run_paper(tmp_path_factory, train):
     weights, digest = torchvision_weights(inputs)
     override = {
         "data": {"imagenet": str(tar), "images_per_class": PER_CLASS, "val_per_class": VAL},
-        "reference": {"weights": str(weights), "sha256": digest, "visualize": {"steps": 8}},
+        "reference": {"weights": str(weights), "sha256": digest},
         "experiments": {"scratch": {"epochs": 1}, "pretrained": {"epochs": 1}, "frozen": {"epochs": 1}},
         "train": {"threads": 2, "batch_size": 8, **train},
-        "visualize": {"steps": 8, "threads": 2},
+        "visualize": {"steps": 8, "threads": 2, "restarts": 2, "top_k": 4},
         "methods": {"threads": 2, "occlusion": {"window": 112, "stride": 112}, "inversion": {"steps": 2}},
     }
     (work / "small.yaml").write_text(yaml.safe_dump(override))

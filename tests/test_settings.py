@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from featevo import explain, extract, standin, train, visualize
+from featevo import explain, extract, models, standin, train, visualize
 from snakemake_helpers import ROOT, snakemake
 
 # options that are not workflow settings, each with the reason it may have a default
@@ -43,14 +43,11 @@ def test_no_stage_keeps_a_default_of_a_workflow_setting(stage):
 # distinctive values: each must arrive, spelled as the stage's flag, in its rule's command
 SETTINGS = {
     "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
-                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "keep": "best"},
+                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6},
     "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
-    "model": {"dropout": 0.37},
+    "model": {"dropout": 0.37, "init": "glorot"},
     "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
-                  "schedule": "constant", "classifier_init": "torchvision", "visualize": {"steps": 41,
-                                                                                       "step_size": 0.061,
-                                                                                       "median_every": 6,
-                                                                                       "keep": "last"}},
+                  "schedule": "constant", "classifier_init": "torchvision"},
     "judge": {"epochs": 6, "seed": 5, "arch": "vgg13"},
     "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
                 "inversion": {"steps": 23, "lr": 0.031, "tv_weight": 7.5}},
@@ -60,12 +57,15 @@ SETTINGS = {
 }
 EXPECTED = {  # rule: flags its every command carries
     "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
-                 " --init uniform --init-std 0.123 --seed 3 --keep best",
-    "visualize_reference": "--steps 41 --step-size 0.061 --normalize none --median-every 6 --median-size 5",
-    "visualize_reference ": "--seed 3 --keep last",
+                 " --init uniform --init-std 0.123 --seed 3 --restarts 4",
+    "visualize ": "--top-k 6 --val",
+    # Fig. 3: the very same recipe as every checkpoint's
+    "visualize_reference": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5"
+                           " --objective softmax --init uniform --init-std 0.123 --seed 3 --restarts 4",
     "train_epoch": "--batch-size 17 --lr 0.91 --rho 0.93 --eps 1.3e-07",
-    "init_model": "--dropout 0.37",
-    "train_network reference": "--seed 0 --arch vgg16 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 9 --batch-size 19"
+    "init_model": "--dropout 0.37 --init glorot",
+    "train_network reference": "--seed 0 --arch vgg16 --width-divisor 16 --pool-size 1 --dropout 0.11 --init torchvision"
+                       " --epochs 9 --batch-size 19"
                        " --optimizer adam --lr 0.0021 --rho 0.93 --eps 1.3e-07 --augment hflip --schedule constant"
                        " --warmup 0.07 --classifier-init torchvision",
     "train_network judge": "--seed 5 --arch vgg13 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 6",
@@ -122,5 +122,5 @@ def test_each_stage_accepts_the_schema_s_choices():
     data, viz = props["data"]["properties"], props["visualize"]["properties"]
     assert data["layout"]["enum"] == list(extract.LAYOUTS)
     assert data["resize"]["enum"] == list(extract.RESIZES)
-    assert viz["keep"]["enum"] == list(visualize.KEEP)
-    assert sorted(viz["objective"]["enum"]) == sorted(visualize.OBJECTIVES)
+    assert viz["objective"]["enum"] == list(visualize.OBJECTIVES)
+    assert props["model"]["properties"]["init"]["enum"] == list(models.INITS)

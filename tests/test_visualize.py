@@ -60,12 +60,12 @@ def trained():
     return model.eval()
 
 
-@pytest.mark.parametrize("objective", ["logit", "log_softmax", "softmax"])
+@pytest.mark.parametrize("objective", ["logit", "margin", "log_softmax", "softmax"])
 def test_activation_maximization_raises_each_objective(trained, objective):
     # projected gradient ascent alone (the median filter is a regularizer and may cost a
     # little objective for a class; the logit test below runs with it)
     result = activation_maximization(trained, [0, 1, 2, 3], **viz_settings(image_size=32, steps=24, step_size=0.02,
-                                     objective=objective, median_every=0))
+                                     objective=objective, median_every=0, restarts=1))
     first, last = result["trace"][0], result["trace"][-1]
     assert result["trace"].shape == (24, 4)
     # every unit ends at least where it started (log-softmax and softmax can start saturated) ...
@@ -78,9 +78,10 @@ def test_activation_maximization_raises_each_objective(trained, objective):
 
 def test_activation_maximization_raises_every_logit_with_median_and_clipping(trained):
     units = torch.tensor([2, 0, 3, 1])
-    start = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=0, seed=1))
+    start = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=0, seed=1,
+                                                                            restarts=1))
     result = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=30, step_size=0.05,
-                                     objective="logit", seed=1))
+                                     objective="logit", seed=1, restarts=1))
     pick = torch.arange(4)
     assert (result["logits"][pick, units] > start["logits"][pick, units]).all()
 
@@ -98,6 +99,8 @@ def test_objective_values_pick_own_unit():
     units = torch.tensor([2, 1])
     assert objective_values(logits, units, "logit").tolist() == [3.0, 5.0]
     np.testing.assert_allclose(objective_values(logits, units, "softmax"), logits.softmax(1)[[0, 1], [2, 1]])
+    # margin: own logit minus the largest other (3 - 2, 5 - 0)
+    assert objective_values(logits, units, "margin").tolist() == [1.0, 5.0]
     with pytest.raises(ValueError, match="visualize.objective"):
         objective_values(logits, units, "nope")
 
@@ -138,22 +141,57 @@ def test_the_caller_s_model_is_left_as_it_was_found():
     assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same tensors, layout included
 
 
-def test_keep_best_returns_each_image_s_best_filtered_iterate(trained):
-    """keep="best": of the images the median filter has just smoothed (after steps 3, 6,
-    ...) and the last, each image is the one whose objective was highest; an unfiltered
-    iterate, however high its objective, is never kept."""
+def test_restarts_start_from_their_own_noise_and_run_in_one_batch(trained):
+    """restarts=K: K images per unit, restart-major, each from noise of its own; every
+    restart climbs, and the first restart is the image a single run from the same
+    noise ends with (images in a batch are independent)."""
     units = [0, 1, 2, 3]
-    settings = viz_settings(image_size=32, steps=31, step_size=0.3, median_every=3, median_size=3)
-    last = activation_maximization(trained, units, **{**settings, "keep": "last"})
-    best = activation_maximization(trained, units, **{**settings, "keep": "best"})
-    np.testing.assert_array_equal(best["trace"], last["trace"])  # the same ascent
-    own = best["logits"].log_softmax(1)[torch.arange(4), torch.tensor(units)].numpy()
-    final = last["logits"].log_softmax(1)[torch.arange(4), torch.tensor(units)].numpy()
-    filtered = best["trace"][3::3]  # trace[i]: the objective of the image after i steps
-    np.testing.assert_allclose(own, np.maximum(filtered.max(0), final), rtol=1e-5, atol=1e-6)
-    # each kept image is the very image a shorter ascent ends with, after a filter or at the end
-    for k in range(4):
-        after = int(np.argmax(np.append(filtered[:, k], final[k]))) * 3 + 3
-        after = min(after, 31)
-        shorter = activation_maximization(trained, units, **{**settings, "steps": after, "keep": "last"})
-        assert torch.equal(best["images"][k], shorter["images"][k]), (k, after)
+    settings = viz_settings(image_size=32, steps=12, step_size=0.05, median_every=4, median_size=3,
+                            objective="logit")
+    three = activation_maximization(trained, units, **{**settings, "restarts": 3})
+    assert three["images"].shape == (12, 3, 32, 32) and three["trace"].shape == (12, 12)
+    assert three["saturated"].shape == (12,)
+    first, last = three["trace"][0], three["trace"][-1]
+    assert (last > first).all()
+    imgs = three["images"].reshape(3, 4, -1)
+    assert not torch.equal(imgs[0], imgs[1]) and not torch.equal(imgs[1], imgs[2])
+    start = activation_maximization(trained, units, **{**settings, "steps": 0, "restarts": 3})["images"].reshape(3, 4, -1)
+    assert not torch.equal(start[0], start[1])  # different starting noise
+    one = activation_maximization(trained, units, **{**settings, "restarts": 1})
+    np.testing.assert_allclose(one["images"].reshape(4, -1), imgs[0], atol=1e-5)
+
+
+def test_saturated_share_counts_steps_without_gradient_on_the_own_unit():
+    """log_softmax in float32 stalls once p rounds to 1 (the gradient on the own unit is
+    exactly 0); logit and margin never do."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.zero_()
+        model[1].weight[0] = 0.15  # class 0: logit 14 at the start (p < 1), 29 when all white
+    settings = viz_settings(image_size=8, steps=20, step_size=0.1, median_every=0, restarts=1)
+    stalled = activation_maximization(model, [0], **{**settings, "objective": "log_softmax"})
+    assert stalled["probs"][0, 0] == 1.0
+    assert 0 < stalled["saturated"][0] < 1
+    for objective in ("logit", "margin"):
+        assert activation_maximization(model, [0], **{**settings, "objective": objective})["saturated"][0] == 0
+
+
+def test_top_images_are_the_validation_images_that_raise_each_unit_most():
+    from featevo.visualize import top_images
+
+    # unit k: the mean brightness of quadrant k (upper left, upper right, lower left, lower right)
+    model = torch.nn.Sequential(torch.nn.AvgPool2d(16), torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    with torch.no_grad():
+        model[2].bias.zero_()
+        model[2].weight.copy_(torch.eye(4).repeat(1, 3))
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((12, 32, 32, 3)) * 60).astype(np.uint8)
+    for i in range(12):
+        r, c = divmod(i % 4, 2)
+        images[i, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16] += 150  # image i is class i % 4
+    index, logit = top_images(model, images, [2, 0], k=3, device="cpu", precision="fp32")
+    assert index.shape == (2, 3) and logit.shape == (2, 3)
+    assert sorted(index[0] % 4) == [2, 2, 2] and sorted(index[1] % 4) == [0, 0, 0]
+    assert (np.diff(logit, axis=1) <= 0).all()  # best first

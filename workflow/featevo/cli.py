@@ -19,7 +19,7 @@ def model(cfg: dict) -> str:
     """The network every experiment trains (``model.*``)."""
     m = cfg["model"]
     return (f"--arch {m['arch']} --width-divisor {m['width_divisor']} --pool-size {m['pool_size']}"
-            f" --dropout {m['dropout']}")
+            f" --dropout {m['dropout']} --init {m['init']}")
 
 
 def epoch(cfg: dict) -> str:
@@ -28,14 +28,14 @@ def epoch(cfg: dict) -> str:
     return f"--batch-size {t['batch_size']} --lr {t['lr']} --rho {t['rho']} --eps {t['eps']}"
 
 
-def visualize(cfg: dict, overrides: dict | None = None) -> str:
-    """Activation maximization (``visualize.*``, at ``data.image_size``), with
-    ``overrides`` of some of its settings (Fig. 3's ``reference.visualize``)."""
-    v = {**cfg["visualize"], **(overrides or {})}
+def visualize(cfg: dict) -> str:
+    """Activation maximization (``visualize.*``, at ``data.image_size``): one recipe for
+    every checkpoint and for the reference network (Fig. 3), so that they compare."""
+    v = cfg["visualize"]
     return (f"--image-size {cfg['data']['image_size']} --steps {v['steps']} --step-size {v['step_size']}"
             f" --normalize {v['normalize']} --median-every {v['median_every']} --median-size {v['median_size']}"
             f" --objective {v['objective']} --init {v['init']} --init-std {v['init_std']} --seed {v['seed']}"
-            f" --keep {v['keep']} "
+            f" --restarts {v['restarts']} "
             + runtime(v))
 
 
@@ -52,7 +52,9 @@ def reference(cfg: dict, judge: bool = False) -> str:
     """The demo's reference network's recipe (``reference.*``); with ``judge``, the
     judge's architecture, seed and epochs (``judge.*``) in the same recipe."""
     r, t = cfg["reference"], cfg["train"]
-    net = {**cfg["model"], "dropout": r["dropout"], **({"arch": cfg["judge"]["arch"]} if judge else {})}
+    # torchvision's init: the reference's recipe was measured with it, whatever model.init the experiments use
+    net = {**cfg["model"], "dropout": r["dropout"], "init": "torchvision",
+           **({"arch": cfg["judge"]["arch"]} if judge else {})}
     epochs = cfg["judge"]["epochs"] if judge else r["epochs"]
     return (model({"model": net}) + f" --epochs {epochs} --batch-size {r['batch_size']} --optimizer {r['optimizer']}"
             f" --lr {r['lr']} --rho {t['rho']} --eps {t['eps']} --augment {r['augment']} --schedule {r['schedule']}"

@@ -110,9 +110,13 @@ def check_config(cfg: dict) -> list[str]:
         if std["images_per_class"] < data["images_per_class"]:
             errors.append(f"standin.images_per_class ({std['images_per_class']}) must be at least "
                           f"data.images_per_class ({data['images_per_class']})")
-    for key, viz in (("visualize", cfg["visualize"]), ("reference.visualize", cfg["reference"]["visualize"])):
-        if viz.get("median_size", 1) % 2 == 0:  # the reference's overrides only what it names
-            errors.append(f"{key}.median_size ({viz['median_size']}) must be odd")
+    viz = cfg["visualize"]
+    if viz["median_size"] % 2 == 0:
+        errors.append(f"visualize.median_size ({viz['median_size']}) must be odd")
+    n_val = data["val_per_class"] * len(data["classes"])
+    if viz["top_k"] > n_val:
+        errors.append(f"visualize.top_k ({viz['top_k']}) is more than the {n_val} validation images "
+                      "(data.val_per_class x classes)")
     ref = cfg["reference"]
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "

@@ -20,41 +20,62 @@ from PIL import Image  # noqa: E402
 
 from featevo import METHODS  # noqa: E402
 from featevo.plots import grid_positions, order_note, save  # noqa: E402
-from featevo.tables import table_epochs  # noqa: E402
+from featevo.tables import across_seeds, table_epochs  # noqa: E402
 
 
 def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str],
-              outputs: list[Path], max_cols: int = 5) -> list[int]:
-    """Composites at the table's epochs, each labelled with epoch and accuracy."""
+              outputs: list[Path], max_cols: int = 5, mean: pd.DataFrame | None = None,
+              metrics: pd.DataFrame | None = None) -> list[int]:
+    """Composites at the table's epochs, each labelled with epoch and accuracy.
+
+    ``mean``: the history averaged over seeds (``tables.across_seeds``): the epochs are
+    then chosen on it, as the table chooses them, and its accuracy is shown too.
+    ``metrics``: the seed's measures; each panel then says for how many classes the
+    change from the epoch before exceeded the spread between restarts."""
     if len(composites) != len(history):
         raise ValueError(f"{len(composites)} composites for the {len(history)} epochs of the history")
     by_epoch = dict(zip(history["epoch"].astype(int), composites))
-    epochs = table_epochs(history)
+    epochs = table_epochs(history if mean is None else mean)
     acc = history.set_index("epoch")["val_acc"]
+    changed = None
+    if metrics is not None and "changed" in metrics:
+        changed = metrics.groupby("epoch")["changed"].sum().astype(int)
     cols = min(max_cols, len(epochs))
     rows = math.ceil(len(epochs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.75 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, e in zip(axes.flat, epochs):
         img = np.asarray(Image.open(by_epoch[e]))
         ax.imshow(img, interpolation="nearest")
-        ax.set_title(f"epoch {e}\nval. acc. {acc[e] * 100:.1f}%", fontsize=9)
-    fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy rose\n"
-                 f"{order_note(names)}", fontsize=9)
+        title = f"epoch {e}\nval. acc. {acc[e] * 100:.1f}%"
+        if mean is not None:
+            title += f" (mean {mean.set_index('epoch')['val_acc'][e] * 100:.1f}%)"
+        if changed is not None and e in changed.index and e > 0:
+            title += f"\nchanged beyond restarts: {changed[e]}/{len(names)}"
+        ax.set_title(title, fontsize=8)
+    how = "the mean over seeds" if mean is not None else "this seed"
+    note = ("; 'changed beyond restarts': classes whose image moved further, in the judge's features, from the "
+            "epoch before than two restarts of one checkpoint differ" if changed is not None else "")
+    fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy ({how}) rose{note}\n"
+                 f"{order_note(names)}", fontsize=8, wrap=True)
     save(fig, outputs)
     return epochs
 
 
 def reference(npz: Path, names: list[str], source: str, outputs: list[Path], examples: Path | None = None,
-              per_class: int = 3, accuracy: float | None = None) -> None:
-    """Fig. 3: the fixed network's image of each class in the paper's layout, its
-    probability of the class, and (with ``examples``, a split's ``*_images.npy`` whose
-    labels follow ``names``) the first ``per_class`` images of the class beneath it."""
+              per_class: int = 3, accuracy: float | None = None, judged: pd.DataFrame | None = None,
+              judge_is_reference: bool = False, recipe: str = "") -> None:
+    """Fig. 3: the fixed network's image of each class in the paper's layout, drawn
+    with every checkpoint's recipe (``recipe`` says which), and (with ``examples``, a
+    split's ``*_images.npy`` whose labels follow ``names``) the first ``per_class``
+    images of the class beneath it.  The probability printed is the judge's (``judged``:
+    its measures of these images, mean over restarts), never the quantity the
+    ascent maximized; when the judge is this network itself, none is printed."""
     from matplotlib.gridspec import GridSpecFromSubplotSpec
 
     data = np.load(npz)
-    images, own = data["images"], data["own_prob"]
+    images = data["images"]
     shown = None
     if examples is not None:
         pixels = np.load(examples)
@@ -63,14 +84,17 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path], exa
     pos = grid_positions(len(images))
     rows, cols = max(r for r, _ in pos) + 1, max(c for _, c in pos) + 1
     strip = 1 if shown is None else 1 + 1 / per_class  # a row of small examples under each image
-    fig = plt.figure(figsize=(2.6 * cols, 2.2 * rows * strip + 0.6))
-    outer = fig.add_gridspec(rows, cols, hspace=0.2, wspace=0.1)
-    for k, ((r, c), name, p, unit) in enumerate(zip(pos, names, own, data["units"])):
+    fig = plt.figure(figsize=(2.6 * cols, 2.2 * rows * strip + 0.9))
+    outer = fig.add_gridspec(rows, cols, hspace=0.25, wspace=0.1)
+    for k, ((r, c), name, unit) in enumerate(zip(pos, names, data["units"])):
         cell = GridSpecFromSubplotSpec(2 if shown else 1, per_class if shown else 1, subplot_spec=outer[r, c],
                                        height_ratios=[per_class, 1] if shown else None, hspace=0.08, wspace=0.05)
         ax = fig.add_subplot(cell[0, :])
         ax.imshow(images[k], interpolation="nearest")
-        ax.set_title(f"{name} (unit {unit}), p={p:.2f}", fontsize=8)
+        title = f"{name} (unit {unit})"
+        if judged is not None and not judge_is_reference:
+            title += f"\njudge p={judged['judge_prob'].iloc[k]:.2f}"
+        ax.set_title(title, fontsize=8)
         ax.axis("off")
         for j, img in enumerate(shown[k] if shown else []):
             small = fig.add_subplot(cell[1, j])
@@ -79,8 +103,67 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path], exa
     what = "VGG-16 trained on ImageNet" if source == "torchvision" else "reference network trained on every class"
     acc = "" if accuracy is None else f" (validation accuracy {accuracy * 100:.1f}%)"
     below = "; under each, training images of the class" if shown else ""
-    fig.suptitle(f"Visualization of the {what}{acc}, no fine-tuning\n{order_note(names)}{below}", fontsize=9)
+    judge = ("no judge probability: the judge is this network itself" if judge_is_reference
+             else "p: the judge's probability of the class (mean over restarts), not the maximized unit's")
+    fig.suptitle(f"Visualization of the {what}{acc}, no fine-tuning\n{order_note(names)}{below}\n"
+                 f"Drawn as every checkpoint is{': ' + recipe if recipe else ''}; {judge}", fontsize=8)
     save(fig, outputs)
+
+
+def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experiment: str, names: list[str],
+               outputs: list[Path], mean: pd.DataFrame | None = None) -> list[int]:
+    """Real images beside the synthetic ones: at the table's epochs, each class unit's
+    top validation images (a mosaic per class and epoch), and over every epoch the
+    Jaccard similarity of each unit's top set with the epoch before."""
+    from featevo.metrics import jaccard
+
+    data = [np.load(p) for p in npzs]
+    if len(data) != len(history):
+        raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
+    if "top_index" not in data[0]:
+        raise ValueError(f"{npzs[0]} has no top_index: rerun its visualize job with --val")
+    pixels = np.load(val_images)
+    labels = np.load(Path(str(val_images).replace("_images.npy", "_labels.npy")))
+    epochs = history["epoch"].astype(int).tolist()
+    chosen = table_epochs(history if mean is None else mean)
+    chosen = [0] + [e for e in chosen if e != 0]
+    by_epoch = dict(zip(epochs, data))
+    n = len(names)
+    k = data[0]["top_index"].shape[1]
+    side = math.ceil(math.sqrt(k))
+    fig = plt.figure(figsize=(1.5 * len(chosen) + 0.8, 1.5 * n + 2.6))
+    grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.35, wspace=0.08)
+    ax = fig.add_subplot(grid[0, :])
+    for i, name in enumerate(names):
+        jac = [np.nan] + [jaccard(by_epoch[e]["top_index"][i], by_epoch[p]["top_index"][i])
+                          for p, e in zip(epochs, epochs[1:])]
+        ax.plot(epochs, jac, "-o", ms=2, lw=1, label=name)
+    ax.set(xlabel="epoch", ylabel="Jaccard", ylim=(-0.05, 1.05),
+           title=f"each unit's top {k} validation images: overlap with the epoch before")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=6, ncol=min(4, n))
+    ax.grid(alpha=0.3)
+    h, w = pixels.shape[1:3]
+    for c, e in enumerate(chosen):
+        for i in range(n):
+            idx = by_epoch[e]["top_index"][i]
+            mosaic = np.full((side * h, side * w, 3), 255, np.uint8)
+            for j, m in enumerate(idx):
+                r, q = divmod(j, side)
+                mosaic[r * h:(r + 1) * h, q * w:(q + 1) * w] = pixels[m]
+            own = float(np.mean(labels[idx] == i))
+            a = fig.add_subplot(grid[i + 1, c])
+            a.imshow(mosaic, interpolation="nearest")
+            a.set_xticks([]), a.set_yticks([])
+            a.set_xlabel(f"{own * 100:.0f}% {names[i][:12]}", fontsize=6, labelpad=1)
+            if i == 0:
+                a.set_title(f"epoch {e}", fontsize=7)
+            if c == 0:
+                a.set_ylabel(names[i][:14], fontsize=7)
+    fig.suptitle(f"{experiment}: the validation images that raise each class unit most (rows), at epoch 0 and "
+                 f"each epoch where accuracy rose; under each: the share of them that are of the class", fontsize=8)
+    save(fig, outputs)
+    return chosen
 
 
 def curves(histories: list[pd.DataFrame], experiments: list[str], outputs: list[Path]) -> None:
@@ -196,6 +279,13 @@ def method(npzs: list[Path], name: str, experiment: str, names: list[str], outpu
     save(fig, outputs)
 
 
+def _mean(histories: list[Path] | None) -> pd.DataFrame | None:
+    """Every seed's history averaged (the table's way), or None without them."""
+    if not histories:
+        return None
+    return across_seeds([pd.read_csv(h) for h in histories], list(range(len(histories))))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -205,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--experiment", required=True)
     e.add_argument("--names", nargs="+", required=True)
     e.add_argument("--out", type=Path, nargs="+", required=True)
+    e.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
+    e.add_argument("--metrics", type=Path, help="the seed's feature metrics: mark the epochs that changed")
+    t = sub.add_parser("top", help="each class unit's top validation images over the epochs")
+    t.add_argument("--history", type=Path, required=True)
+    t.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch, in order")
+    t.add_argument("--val", type=Path, required=True, help="the validation split's val_images.npy")
+    t.add_argument("--experiment", required=True)
+    t.add_argument("--names", nargs="+", required=True)
+    t.add_argument("--out", type=Path, nargs="+", required=True)
+    t.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
     r = sub.add_parser("reference")
     r.add_argument("--npz", type=Path, required=True)
     r.add_argument("--names", nargs="+", required=True)
@@ -213,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--per-class", type=int, default=3, help="examples of each class (a figure's layout, not a setting)")
     r.add_argument("--metrics", type=Path, help="the network's model.json (its validation accuracy, in the title)")
     r.add_argument("--out", type=Path, nargs="+", required=True)
+    r.add_argument("--judged", type=Path, help="the judge's measures of these images (metrics/reference.csv)")
+    r.add_argument("--judge-is-reference", action="store_true", help="the judge is this network: print no p")
+    r.add_argument("--recipe", default="", help="a line that says how the images were drawn")
     c = sub.add_parser("curves")
     c.add_argument("--history", type=Path, nargs="+", required=True)
     c.add_argument("--experiments", nargs="+", required=True)
@@ -236,15 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         if a.html:
             gif_page(a.out, f"{a.experiment}: class visualizations per epoch", a.html)
         print(f"[figures] {a.experiment}: {n} frames -> {a.out}")
+    elif a.cmd == "top":
+        shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out, _mean(a.mean_of))
+        print(f"[figures] {a.experiment}: top validation images at epochs {shown} -> {a.out}")
     elif a.cmd == "method":
         method(a.npz, a.method, a.experiment, a.names, a.out)
         print(f"[figures] {a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
     elif a.cmd == "evolution":
-        shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out)
+        shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out,
+                          mean=_mean(a.mean_of), metrics=pd.read_csv(a.metrics) if a.metrics else None)
         print(f"[figures] {a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None
-        reference(a.npz, a.names, a.source, a.out, a.examples, a.per_class, acc)
+        reference(a.npz, a.names, a.source, a.out, a.examples, a.per_class, acc,
+                  pd.read_csv(a.judged) if a.judged else None, a.judge_is_reference, a.recipe)
         print(f"[figures] reference -> {a.out}")
     else:
         curves([pd.read_csv(h) for h in a.history], a.experiments, a.out)

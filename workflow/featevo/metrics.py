@@ -9,19 +9,30 @@ For every checkpoint's class visualizations (``classes.npz``):
     Nyquist frequency (fine detail versus blobs);
   - ``total_variation``: mean absolute difference of neighbouring pixels, in
     [0, 1] units (edges and texture);
-* confusion: the checkpoint's own probability of the image's class
-  (``own_prob``) and the largest probability it gives any other class
-  (``leak_prob``), from the saved class-by-class probability matrix (drawn
-  per epoch in the confusion figure);
+* ``saturated``: the share of the ascent's steps whose objective had no
+  gradient left on the image's own unit;
+* the checkpoint's own probability of the image's class (``own_prob``) and the
+  largest it gives another class (``leak_prob``): circular (the images were
+  made to raise that very network's unit), kept for reference, never evidence;
+* ``top_jaccard``: how much each unit's top validation images changed from the
+  epoch before (Jaccard of the two sets);
 * against a fixed network, the judge, which does not change during training
   (in the demo a network trained apart from the reference, of another
   architecture, seed and images, so that it did not initialize the pretrained
   experiments whose images it reads; with ImageNet weights, the reference):
   - ``judge_prob``: its probability of the image's class, i.e. whether the
     features drawn are recognizable to a network that was not trained here;
+  - ``judge_leak``: its largest probability of another class (leakage: class
+    j's features in class i's image);
   - ``judge_similarity``: the largest cosine similarity, in its penultimate
     features, between this class's image and another class's image of the
-    same epoch (features shared between classes).
+    same epoch (features shared between classes);
+  - ``restart_spread``, ``change`` and ``changed``: in its penultimate
+    features, the distance between restarts of one checkpoint, the distance
+    from the epoch before, and whether the change exceeds the spread at both
+    epochs (the test an epoch's change must pass to count).
+
+Every measure of the images is the mean over the restarts.
 """
 
 from __future__ import annotations
@@ -64,70 +75,140 @@ def total_variation(img: np.ndarray) -> float:
     return float((np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()) / 2)
 
 
+MEASURE = {"png_ratio": png_ratio, "hf_energy": hf_energy, "total_variation": total_variation}
+
+
 def checkpoint_rows(npz: Path | dict, epoch: int) -> list[dict]:
-    """The measures of one checkpoint's ``classes.npz`` (a path, or its loaded arrays)."""
+    """The measures of one checkpoint's ``classes.npz`` (a path, or its loaded arrays) that
+    need no other network: pixel complexity (mean over the restarts), the share of
+    saturated steps, and the checkpoint's own probabilities (``own_prob``, ``leak_prob``:
+    read by the network whose units the images maximize, so circular: not evidence)."""
     d = np.load(npz) if isinstance(npz, (str, Path)) else npz
     probs, units = d["probs"], d["units"]
+    stack = d["restart_images"] if "restart_images" in d else d["images"][None]
+    saturated = d["saturated"].mean(axis=0) if "saturated" in d else np.full(len(units), np.nan)
     rows = []
-    for i, (img, name) in enumerate(zip(d["images"], d["names"])):
+    for i, name in enumerate(d["names"]):
         others = np.delete(probs[i], units[i])
-        rows.append({"epoch": epoch, "class": str(name), "png_ratio": png_ratio(img), "hf_energy": hf_energy(img),
-                     "total_variation": total_variation(img), "own_prob": float(probs[i, units[i]]),
+        rows.append({"epoch": epoch, "class": str(name),
+                     **{m: float(np.mean([MEASURE[m](img) for img in stack[:, i]])) for m in MEASURES},
+                     "saturated": float(saturated[i]), "own_prob": float(probs[i, units[i]]),
                      "leak_prob": float(others.max()) if len(others) else 0.0})
     return rows
 
 
 def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64) -> dict:
-    """``judge_prob`` and ``judge_similarity`` of (epochs, classes, H, W, 3) uint8 images."""
+    """The judge's reading of (epochs, restarts, classes, H, W, 3) uint8 images (or
+    (epochs, classes, H, W, 3): one restart), each (epochs, classes) but the matrix:
+
+    * ``judge_prob``: its probability of the image's class, mean over restarts
+      (``judge_prob_sd``: their standard deviation);
+    * ``judge_leak``: its largest probability of another class, mean over restarts;
+    * ``judge_matrix`` (epochs, classes, classes): p(class j | image of class i);
+    * ``judge_similarity``: the largest cosine similarity, in its penultimate
+      features, between this class's image and another class's of the same epoch
+      and restart, mean over restarts;
+    * ``restart_spread``: the mean cosine distance between two restarts' images of
+      the class (NaN with one restart);
+    * ``change``: the mean cosine distance between a restart's image at this epoch
+      and one at the epoch before (NaN at the first), comparable with the spread:
+      with nothing changed between the epochs, both estimate the same distance.
+    """
     import torch
 
     from featevo.models import last_linear_name
     from featevo.inputs import to_input
 
-    e, n = images.shape[:2]
+    if images.ndim == 5:
+        images = images[:, None]
+    e, k, n = images.shape[:3]
     head = judge.get_submodule(last_linear_name(judge))
     feats, probs = [], []
     store = {}
     handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
-    flat = images.reshape(e * n, *images.shape[2:])
+    flat = images.reshape(e * k * n, *images.shape[3:])
     try:
         with torch.no_grad():
             for i in range(0, len(flat), batch):
-                probs.append(judge(to_input(flat[i:i + batch], torch.device("cpu"))).softmax(1))
-                feats.append(torch.nn.functional.normalize(store["x"], dim=1))
+                probs.append(judge(to_input(flat[i:i + batch], torch.device("cpu"))).float().softmax(1))
+                feats.append(torch.nn.functional.normalize(store["x"].float(), dim=1))
     finally:
         handle.remove()
-    probs = torch.cat(probs).view(e, n, -1)
-    f = torch.cat(feats).view(e, n, -1)
-    sim = f @ f.transpose(1, 2)  # (epochs, classes, classes) cosine similarities
-    sim.diagonal(dim1=1, dim2=2).fill_(-1.0)
-    own = probs[:, torch.arange(n), torch.tensor(units)]
-    return {"judge_prob": own.numpy(), "judge_similarity": sim.amax(dim=2).numpy() if n > 1 else np.zeros((e, n))}
+    probs = torch.cat(probs).view(e, k, n, -1)[..., torch.tensor(units)]  # (e, k, i, j): p(class j | image i)
+    f = torch.cat(feats).view(e, k, n, -1)
+    own = probs.diagonal(dim1=2, dim2=3)  # (e, k, n)
+    others = probs.clone()
+    others.diagonal(dim1=2, dim2=3).fill_(-1.0)
+    sim = f @ f.transpose(2, 3)  # (e, k, classes, classes)
+    sim.diagonal(dim1=2, dim2=3).fill_(-1.0)
+    per_class = f.transpose(1, 2)  # (e, n, k, d)
+    within = 1 - per_class @ per_class.transpose(2, 3)  # (e, n, k, k) cosine distances
+    pairs = torch.triu_indices(k, k, 1)
+    spread = within[..., pairs[0], pairs[1]].mean(-1) if k > 1 else torch.full((e, n), float("nan"))
+    change = torch.full((e, n), float("nan"))
+    if e > 1:
+        change[1:] = (1 - per_class[1:] @ per_class[:-1].transpose(2, 3)).mean(dim=(2, 3))
+    return {"judge_prob": own.mean(1).numpy(), "judge_prob_sd": own.std(1, unbiased=False).numpy(),
+            "judge_leak": (others.amax(3).mean(1) if n > 1 else torch.zeros(e, n)).numpy(),
+            "judge_matrix": probs.mean(1).numpy(),
+            "judge_similarity": (sim.amax(3).mean(1) if n > 1 else torch.zeros(e, n)).numpy(),
+            "restart_spread": spread.numpy(), "change": change.numpy()}
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a & b| / |a | b| of two sets of indices."""
+    a, b = set(a.tolist()), set(b.tolist())
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | None = None,
+            ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """The measures per (epoch, class), and each epoch's probability matrix (the judge's
+    with a judge, else the checkpoint's own)."""
+    rows, matrices, stacks, tops = [], {}, [], []
+    for epoch, npz in zip(epochs, npzs):
+        d = dict(np.load(npz))
+        rows += checkpoint_rows(d, int(epoch))
+        matrices[int(epoch)] = d["probs"]
+        stacks.append(d["restart_images"] if "restart_images" in d else d["images"][None])
+        tops.append(d.get("top_index"))
+    df = pd.DataFrame(rows)
+    n = df["class"].nunique()
+    if all(t is not None for t in tops) and len(tops) > 1:
+        df["top_jaccard"] = [np.nan] * n + [jaccard(tops[e][i], tops[e - 1][i]) for e in range(1, len(tops))
+                                            for i in range(n)]
+    if judge is not None:
+        if len({s.shape for s in stacks}) > 1:
+            raise ValueError("the checkpoints' classes.npz hold different numbers of restarts or sizes; "
+                             "rerun their visualize jobs with one visualize.restarts")
+        fixed = fixed_network_measures(np.stack(stacks), judge, units)
+        for e, epoch in enumerate(epochs):
+            matrices[int(epoch)] = fixed["judge_matrix"][e]
+        for col, values in fixed.items():
+            if col != "judge_matrix":
+                df[col] = values.reshape(-1)  # rows are epoch-major, classes in order, like checkpoint_rows
+        # an epoch's change counts only when it exceeds the restarts' spread at both ends
+        prev = np.vstack([np.full((1, n), np.nan), fixed["restart_spread"][:-1]])
+        bound = np.fmax(fixed["restart_spread"], prev)
+        df["changed"] = (fixed["change"] > bound).reshape(-1) & ~np.isnan(bound.reshape(-1))
+    return df, matrices
 
 
 def feature_metrics(npzs: list[Path], history: pd.DataFrame, judge=None, units: list[int] | None = None,
                     ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
-    """The measures per (epoch, class), and each epoch's probability matrix."""
-    rows, matrices, images = [], {}, []
+    """The measures per (epoch, class) with each epoch's validation accuracy, and each
+    epoch's probability matrix."""
     if len(npzs) != len(history):
         raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
-    for epoch, npz in zip(history["epoch"], npzs):
-        d = dict(np.load(npz))
-        rows += checkpoint_rows(d, int(epoch))
-        matrices[int(epoch)] = d["probs"]
-        images.append(d["images"])
-    df = pd.DataFrame(rows)
-    if judge is not None:
-        fixed = fixed_network_measures(np.stack(images), judge, units)
-        for col, values in fixed.items():
-            df[col] = values.reshape(-1)  # rows are epoch-major, classes in order, like checkpoint_rows
+    df, matrices = measure(npzs, [int(e) for e in history["epoch"]], judge, units)
     return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices
 
 
 def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment: str, outputs: list[Path],
-                   max_cols: int = 8) -> None:
-    """Per epoch: the checkpoint's class probabilities (columns) on each class's
-    visualization (rows).  A perfect visualization set is the identity."""
+                   judged: bool = True, max_cols: int = 8) -> None:
+    """Per epoch: the judge's class probabilities (columns) on each class's
+    visualization (rows), mean over the restarts; a perfect visualization set is
+    the identity.  Without a judge (``judged`` false): the checkpoint's own."""
     epochs = sorted(matrices)
     cols = min(max_cols, len(epochs))
     rows = -(-len(epochs) // cols)
@@ -139,33 +220,60 @@ def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment
         ax.imshow(m[:, :len(names)] if m.shape[1] >= len(names) else m, vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"epoch {e}", fontsize=7)
     short = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
-    fig.suptitle(f"{experiment}: the checkpoint's probabilities (columns) on each class's visualization (rows)"
-                 f"\n{short}; bright diagonal = each image is its own class", fontsize=8)
+    who = ("the judge's probabilities (columns; mean over restarts)" if judged
+           else "the checkpoint's own probabilities (columns; circular: it made the images)")
+    fig.suptitle(f"{experiment}: {who} on each class's visualization (rows)"
+                 f"\n{short}; bright diagonal = each image is its own class, off the diagonal: leakage", fontsize=8)
     fig.tight_layout()
     save(fig, outputs)
 
 
+PANELS = {  # column: title of its panel
+    "png_ratio": "PNG ratio (pixel complexity)", "total_variation": "total variation",
+    "hf_energy": "high-frequency energy", "saturated": "share of steps with no gradient",
+    "judge_prob": "judge: p(own class)", "judge_leak": "judge: largest p(other class)",
+    "top_jaccard": "top validation images: Jaccard with epoch before",
+}
+
+
 def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
-    panels = [*MEASURES, "own_prob", "leak_prob", *[c for c in ("judge_prob", "judge_similarity") if c in df]]
-    fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.2 * -(-len(panels) // 2), 6.2), squeeze=False)
+    """One panel per measure (each class, and the mean over classes) beside validation
+    accuracy; the last panel sets each epoch's change against the restarts' spread."""
+    panels = [c for c in PANELS if c in df] + (["change"] if "change" in df else [])
+    ncols = -(-len(panels) // 2)
+    fig, axes = plt.subplots(2, ncols, figsize=(3.2 * ncols, 6.2), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     axes = axes.flat
+    per_epoch = df.drop_duplicates("epoch")
     for ax, col in zip(axes, panels):
-        for name, g in df.groupby("class", sort=False):
-            ax.plot(g["epoch"], g[col], "-o", ms=2, lw=1, label=name)
-        # the mean over the classes: a confident judge reads each single image as 0 or 1
-        mean = df.groupby("epoch", sort=True)[col].mean()
-        ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
-        ax.set(title=col, xlabel="epoch")
+        if col == "change":
+            mean = df.groupby("epoch", sort=True)[["change", "restart_spread"]].mean()
+            ax.plot(mean.index, mean["change"], "-o", ms=3, color="k", label="change from epoch before")
+            ax.plot(mean.index, mean["restart_spread"], "--", color="tab:red", label="spread between restarts")
+            marked = df[df["changed"].astype(bool)].groupby("epoch").size()
+            for e, count in marked.items():
+                ax.annotate(str(count), (e, mean.loc[e, "change"]), fontsize=6, color="tab:green",
+                            xytext=(0, 4), textcoords="offset points", ha="center")
+            ax.set(title="judge features: change vs restarts\n(green: classes whose change exceeds both spreads)",
+                   xlabel="epoch")
+            ax.title.set_fontsize(8)
+            ax.legend(fontsize=6)
+        else:
+            for name, g in df.groupby("class", sort=False):
+                ax.plot(g["epoch"], g[col], "-o", ms=2, lw=1, label=name)
+            # the mean over the classes: a confident judge reads each single image as 0 or 1
+            mean = df.groupby("epoch", sort=True)[col].mean()
+            ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
+            ax.set(title=PANELS[col], xlabel="epoch")
+            ax.title.set_fontsize(8)
         acc = ax.twinx()  # validation accuracy beside every measure
-        per_epoch = df.drop_duplicates("epoch")
         acc.plot(per_epoch["epoch"], per_epoch["val_acc"] * 100, color="0.6", ls="--", lw=1)
         acc.set_ylim(0, 100)
         acc.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{experiment}: complexity and confusion of the class visualizations per epoch "
+    fig.suptitle(f"{experiment}: the class visualizations per epoch, mean over restarts "
                  "(grey dashes: validation accuracy, %)", fontsize=9)
     fig.tight_layout()
     save(fig, outputs)
@@ -174,12 +282,12 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch of --history, in order")
-    p.add_argument("--history", type=Path, required=True)
+    p.add_argument("--history", type=Path, help="the experiment's history; without it, one network's npz (Fig. 3)")
     p.add_argument("--experiment", required=True)
     p.add_argument("--csv", type=Path, required=True)
-    p.add_argument("--figure", type=Path, nargs="+", required=True)
+    p.add_argument("--figure", type=Path, nargs="+", help="the measures per epoch (with --history)")
     p.add_argument("--confusion", type=Path, nargs="+", help="figure of the per-epoch probability matrices")
-    p.add_argument("--judge", type=Path, help="the fixed network's checkpoint (judge_prob, judge_similarity)")
+    p.add_argument("--judge", type=Path, help="the fixed network's checkpoint (judge_* columns)")
     p.add_argument("--judge-units", type=int, nargs="+", help="its output unit of each class")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
@@ -194,15 +302,25 @@ def main(argv: list[str] | None = None) -> int:
         judge, _ = load_model(a.judge)
         if not a.judge_units:
             p.error("--judge needs --judge-units")
+    if a.history is None:
+        if len(a.npz) != 1:
+            p.error("without --history, one --npz")
+        df, _ = measure(a.npz, [0], judge, a.judge_units)
+        df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
+        print(f"[metrics] {a.experiment}: judge p(own class) "
+              f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
+        return 0
     df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
     df.to_csv(a.csv, index=False)
-    plot(df, a.experiment, a.figure)
+    if a.figure:
+        plot(df, a.experiment, a.figure)
     if a.confusion:
         names = list(dict.fromkeys(df["class"]))
-        plot_confusion(matrices, names, a.experiment, a.confusion)
+        plot_confusion(matrices, names, a.experiment, a.confusion, judged=judge is not None)
     last = df[df["epoch"] == df["epoch"].max()]
-    print(f"[metrics] {a.experiment}: {df['epoch'].nunique()} epochs; last epoch own_prob "
-          f"{last['own_prob'].round(3).tolist()} -> {a.csv}")
+    col = "judge_prob" if "judge_prob" in df else "own_prob"
+    print(f"[metrics] {a.experiment}: {df['epoch'].nunique()} epochs; last epoch {col} "
+          f"{last[col].round(3).tolist()} -> {a.csv}")
     return 0
 
 

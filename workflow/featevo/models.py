@@ -79,6 +79,19 @@ def _features(layout: list) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+INITS = ("torchvision", "glorot")  # model.init
+
+
+def _init_glorot(model: nn.Module) -> None:
+    # Keras's defaults of 2017, the paper's "usual fashion": glorot_uniform kernels
+    # (U(+-sqrt(6 / (fan_in + fan_out))), fans times the kernel's area for
+    # convolutions, as torch's xavier_uniform_ computes them) and zero biases.
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def _init_like_torchvision(model: nn.Module) -> None:
     # torchvision's VGG init: Kaiming for convolutions, N(0, 0.01) for linears.
     # PyTorch's default init leaves an unnormalized VGG whose logits barely
@@ -92,8 +105,13 @@ def _init_like_torchvision(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
-    """A freshly initialized VGG; the same seed gives the same weights."""
+def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvision") -> VGG:
+    """A freshly initialized VGG; the same seed gives the same weights.
+
+    ``init`` (``model.init``): ``torchvision``'s scheme, or ``glorot`` as Keras
+    initialized in 2017.  Loading a checkpoint overwrites whichever was used."""
+    if init not in INITS:
+        raise ValueError(f"model.init: unknown {init!r}; choose one of {', '.join(INITS)}")
     if spec.arch not in _LAYOUTS:
         raise ValueError(f"model.arch: unknown {spec.arch!r}; choose one of {sorted(_LAYOUTS)}")
     if seed is not None:
@@ -111,7 +129,7 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> VGG:
         nn.Linear(hidden, spec.num_classes),
     )
     model = VGG(_features(layout), AdaptivePool(spec.pool_size), classifier)
-    _init_like_torchvision(model)
+    (_init_glorot if init == "glorot" else _init_like_torchvision)(model)
     return model
 
 

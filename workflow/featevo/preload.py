@@ -67,7 +67,7 @@ from featevo import runtime
 
 # the workflow's stage modules: the only ones a server runs
 STAGES = frozenset(f"featevo.{m}" for m in (
-    "extract", "standin", "train", "visualize", "figures", "tables", "metrics", "explain", "weights"))
+    "extract", "standin", "train", "visualize", "figures", "tables", "metrics", "claims", "explain", "weights"))
 # for tests only: more modules the server may run, read from the server's own environment at its start
 EXTRA_ENV = "FEATEVO_PRELOAD_EXTRA_STAGES"
 # imported by the server before it forks anything; never featevo's own modules

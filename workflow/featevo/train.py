@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from featevo import checkpoint as ck
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
-from featevo.models import ModelSpec, build_model, kaiming_classifier, transfer
+from featevo.models import INITS, ModelSpec, build_model, kaiming_classifier, transfer
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str):
     """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen
@@ -135,7 +135,7 @@ def _fresh(a) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
     configure(device, a.threads, a.deterministic, a.precision)
     spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor, pool_size=a.pool_size,
                      dropout=a.dropout)
-    return device, spec, build_model(spec, seed=a.seed)
+    return device, spec, build_model(spec, seed=a.seed, init=a.init)
 
 
 def cmd_init(a) -> None:
@@ -260,6 +260,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width-divisor", type=int, required=True)
     p.add_argument("--pool-size", type=int, required=True)
     p.add_argument("--dropout", type=float, required=True)
+    p.add_argument("--init", required=True, choices=INITS, help="the scheme of the initial weights (model.init)")
 
 
 def _optim_args(p: argparse.ArgumentParser) -> None:

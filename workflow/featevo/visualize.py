@@ -4,19 +4,26 @@ Gradient ascent on the input pixels from noise, all classes in one batch (one
 image per class unit): after each step the pixels are clipped to the valid
 range, and every ``median_every`` steps a ``median_size`` x ``median_size``
 median filter is applied.  The objective is a class unit of the last layer:
-its raw logit, its log-softmax, or its softmax probability.
+its raw logit before the softmax (the paper's a_i(x)), its margin over the
+largest other logit, its log-softmax, or its softmax probability.
 
-Writes, per checkpoint: one PNG per class, the composite (2 x 2 for four
-classes, clockwise from upper left as in the paper's figures) and an ``.npz``
-with the images, the units, and the checkpoint's own class probabilities on
-each image (row = image, column = class).
+Each checkpoint is visualized ``restarts`` times from different starting noise,
+all in one batch, so that the change between epochs can be set against the
+spread of the ascent itself.  Per image the share of steps whose objective had
+no gradient left on its own unit is recorded (``saturated``): log-softmax and
+softmax stop climbing in float32 once p rounds to 1.
+
+Writes, per checkpoint: one PNG per class and the composite (2 x 2 for four
+classes, clockwise from upper left as in the paper's figures) of the first
+restart, and an ``.npz`` with every restart's images, the units, the
+checkpoint's own class probabilities on each image (row = image, column =
+class), and, given the validation split, each unit's top-k validation images.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 import time
 from pathlib import Path
@@ -30,14 +37,13 @@ from featevo.checkpoint import load_model
 from featevo.config_checks import slug
 from featevo.device import autocast, configure, pick_device
 from featevo.models import evaluated, last_linear_name
-from featevo.inputs import imagenet_normalize, to_uint8
+from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plots import composite
 
-OBJECTIVES = ("logit", "log_softmax", "softmax")
-KEEP = ("last", "best")  # visualize.keep
+OBJECTIVES = ("logit", "margin", "log_softmax", "softmax")
 # activation_maximization's arguments that are `visualize.*` settings of the workflow
 SETTINGS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
-            "keep")
+            "restarts")
 
 
 def _batcher_pairs(m: int) -> list[tuple[int, int]]:
@@ -104,6 +110,12 @@ def objective_values(logits: torch.Tensor, units: torch.Tensor, objective: str) 
     logits = logits.float()
     if objective == "logit":
         scores = logits
+    elif objective == "margin":  # own logit minus the largest other one: never flat, never capped
+        own = logits.gather(1, units.view(-1, 1)).squeeze(1)
+        if logits.shape[1] == 1:
+            return own
+        others = logits.scatter(1, units.view(-1, 1), float("-inf")).amax(dim=1)
+        return own - others
     elif objective == "log_softmax":
         scores = logits.log_softmax(dim=1)
     elif objective == "softmax":
@@ -129,57 +141,57 @@ def initial_images(n: int, image_size: int, init: str, init_std: float, seed: in
 
 def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int,
                             step_size: float, normalize: str, median_every: int, median_size: int, objective: str,
-                            init: str, init_std: float, seed: int, keep: str, device: torch.device | str,
+                            init: str, init_std: float, seed: int, restarts: int, device: torch.device | str,
                             precision: str, log=None, log_every: int = 50) -> dict:
-    """Images in [0, 1] (N, 3, H, W) that maximize each unit, and the trace of the objective.
+    """Images in [0, 1] that maximize each unit, ``restarts`` of each, and the trace of the objective.
 
     Args:
         model: the network; its mode, gradients and place are restored on return.
-        units: the output unit to maximize in each image (one image per unit).
+        units: the output unit to maximize in each image (one image per unit and restart).
         image_size, steps, step_size, normalize, median_every, median_size, objective,
-        init, init_std, seed, precision: the ``visualize`` settings of the workflow's
-            schema (which holds their defaults; see its descriptions).
-        keep: ``last``, the image after the last step (the paper), or ``best``, each
-            image's highest-objective one among those the median filter has just
-            smoothed and the last.  Unfiltered iterates are left out: the highest
-            objective of all came a few steps after a filter, as high-frequency noise
-            (measured on the demo's reference: p = 1.00 on images of pure noise).
+        init, init_std, seed, restarts, precision: the ``visualize`` settings of the
+            workflow's schema (which holds their defaults; see its descriptions).  Every
+            restart starts from its own noise (one generator seeded with ``seed`` draws
+            them all); the image kept is always the one after the last step (the paper).
         device: where the ascent runs.
         log: called with a progress line every ``log_every`` steps, if given.
 
     Returns:
-        ``images`` (N, 3, H, W) float in [0, 1] on the CPU, the network's ``probs`` and
-        ``logits`` on them, the objective's ``trace`` (steps, N) and ``seconds``.
+        ``images`` (restarts * N, 3, H, W) float in [0, 1] on the CPU, restart-major
+        (the first N are the first restart), the network's ``probs`` and ``logits`` on
+        them, the objective's ``trace`` (steps, restarts * N), ``saturated`` (restarts * N):
+        the share of steps whose objective had a gradient of exactly zero on the
+        image's own unit, and ``seconds``.
 
     ``normalize="rms"`` divides each image's gradient by its root mean square, so
     the step size is in pixel units whatever the scale of the network's logits.
     The caller's model is left as it was found (:func:`featevo.models.evaluated`).
     """
+    if restarts < 1:
+        raise ValueError(f"visualize.restarts must be at least 1, got {restarts}")
     device = torch.device(device)
     with evaluated(model, device, torch.channels_last):
-        return _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size,
-                       objective, init, init_std, seed, keep, device, precision, log, log_every)
+        return _ascend(model, list(units) * restarts, image_size, steps, step_size, normalize, median_every,
+                       median_size, objective, init, init_std, seed, device, precision, log, log_every)
 
 
 def _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size, objective, init,
-            init_std, seed, keep, device, precision, log, log_every) -> dict:
-    if keep not in KEEP:
-        raise ValueError(f"visualize.keep: unknown {keep!r}; choose one of {', '.join(KEEP)}")
+            init_std, seed, device, precision, log, log_every) -> dict:
     n = len(units)
     x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
     trace = []
-    best_x, best_value = x, torch.full((n,), -math.inf, device=device)  # keep="best": no iterate yet
+    flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
     start = time.monotonic()
     for step in range(1, steps + 1):
         x.requires_grad_(True)
         with autocast(device, precision):
             logits = model(imagenet_normalize(x))
         value = objective_values(logits, target, objective)
-        if keep == "best" and (not median_every or (step > 1 and (step - 1) % median_every == 0)):
-            best_x, best_value = _better(best_x, best_value, x, value)
-        (grad,) = torch.autograd.grad(value.sum(), x)  # images are independent: one backward for all
+        # one backward for all images (they are independent), to the pixels and to the logits
+        grad, dlogits = torch.autograd.grad(value.sum(), (x, logits))
         with torch.no_grad():
+            flat += dlogits.float().gather(1, target.view(-1, 1)).squeeze(1) == 0
             if normalize == "rms":
                 grad = grad / (grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12)
             elif normalize != "none":
@@ -190,42 +202,62 @@ def _ascend(model, units, image_size, steps, step_size, normalize, median_every,
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
             log(f"[visualize] step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
+                f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
                 f"{step / (time.monotonic() - start):.1f} steps/s")
     with torch.no_grad(), autocast(device, precision):
         final = model(imagenet_normalize(x)).float()
-        if keep == "best":
-            best_x, _ = _better(best_x, best_value, x, objective_values(final, target, objective))
-            x = best_x
-            final = model(imagenet_normalize(x)).float()
     return {
         "images": x.detach().float().cpu(),
         "probs": final.softmax(dim=1).cpu(),
         "logits": final.cpu(),
         "trace": torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n), np.float32),
+        "saturated": (flat / max(1, steps)).cpu().numpy(),
         "seconds": time.monotonic() - start,
     }
 
 
-def _better(best_x: torch.Tensor, best_value: torch.Tensor, x: torch.Tensor, value: torch.Tensor):
-    """Per image, whichever of the kept and the new iterate has the higher objective."""
-    better = value.detach() > best_value
-    mask = better.view(-1, 1, 1, 1)
-    return torch.where(mask, x.detach(), best_x), torch.where(better, value.detach(), best_value)
+@torch.no_grad()
+def top_images(model: torch.nn.Module, images: np.ndarray, units: list[int], k: int, device: torch.device | str,
+               precision: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N, k) of the k images (uint8 NHWC) that raise each unit most, and their logits.
+
+    The real-image side of the synthetic one: which validation images the unit
+    responds to at this checkpoint (ties broken by index, so the set is stable)."""
+    device = torch.device(device)
+    with evaluated(model, device, torch.channels_last):
+        out = []
+        for i in range(0, len(images), batch):
+            with autocast(device, precision):
+                out.append(model(to_input(images[i:i + batch], device)).float()[:, units].cpu())
+    scores = torch.cat(out).numpy().T if out else np.zeros((len(units), 0), np.float32)  # (N, images)
+    k = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
 
 
 # ---- outputs -------------------------------------------------------------------
 
 
-def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path) -> None:
+def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path,
+                  top: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """The first restart's class PNGs and composite, and every restart in the ``.npz``:
+    ``images`` (N, H, W, 3) and ``probs`` (N, classes) are the first restart's,
+    ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
+    (restarts, N) all of them; ``top_index`` / ``top_logit`` (N, k) with ``top``."""
+    n = len(units)
     images = to_uint8(result["images"])
+    restarts = len(images) // n
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    for img, name in zip(images, names):
+    for img, name in zip(images[:n], names):
         Image.fromarray(img).save(out_png.parent / f"{slug(name)}.png")
-    Image.fromarray(composite(images)).save(out_png)
-    probs = result["probs"].numpy()
-    np.savez_compressed(out_npz, images=images, units=np.asarray(units), names=np.asarray(names),
-                        probs=probs, own_prob=probs[np.arange(len(units)), units],
-                        logits=result["logits"].numpy(), trace=result["trace"])
+    Image.fromarray(composite(images[:n])).save(out_png)
+    probs = result["probs"].numpy().reshape(restarts, n, -1)
+    extra = {} if top is None else {"top_index": top[0], "top_logit": top[1]}
+    np.savez_compressed(out_npz, images=images[:n], units=np.asarray(units), names=np.asarray(names),
+                        probs=probs[0], own_prob=probs[0][np.arange(n), units],
+                        restart_images=images.reshape(restarts, n, *images.shape[1:]), restart_probs=probs,
+                        saturated=result["saturated"].reshape(restarts, n),
+                        logits=result["logits"].numpy().reshape(restarts, n, -1)[0], trace=result["trace"], **extra)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -246,7 +278,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True)
     p.add_argument("--init-std", type=float, required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--keep", required=True, choices=KEEP)  # workflow settings: the schema holds their defaults
+    p.add_argument("--restarts", type=int, required=True)  # workflow settings: the schema holds their defaults
+    p.add_argument("--val", type=Path, help="a folder of featevo.extract: each unit's top validation images")
+    p.add_argument("--top-k", type=int, help="how many top validation images per unit (with --val)")
     p.add_argument("--device", required=True)
     p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
@@ -258,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if len(a.units) != len(a.names):
         p.error("--units and --names must have the same length")
+    if (a.val is None) != (a.top_k is None):
+        p.error("--val and --top-k go together")
     device = pick_device(a.device)
     configure(device, a.threads, precision=a.precision)
     model, ckpt = load_model(a.checkpoint)
@@ -270,13 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     result = activation_maximization(model, a.units, image_size=a.image_size, steps=a.steps, step_size=a.step_size,
                                      normalize=a.normalize, median_every=a.median_every,
                                      median_size=a.median_size, objective=a.objective, init=a.init,
-                                     init_std=a.init_std, seed=a.seed, keep=a.keep, device=device,
+                                     init_std=a.init_std, seed=a.seed, restarts=a.restarts, device=device,
                                      precision=a.precision,
                                      log=lambda m: print(m, flush=True))
-    write_outputs(result, a.units, a.names, a.out_png, a.out_npz)
-    own = result["probs"].numpy()[np.arange(len(a.units)), a.units]
-    print(f"[visualize] done in {result['seconds']:.1f} s; own-class probability "
-          f"{dict(zip(a.names, np.round(own, 3).tolist()))} -> {a.out_png}", flush=True)
+    top = None
+    if a.val is not None:
+        top = top_images(model, Subset(a.val, "val").images, a.units, a.top_k, device, a.precision)
+    write_outputs(result, a.units, a.names, a.out_png, a.out_npz, top)
+    saturated = result["saturated"].reshape(a.restarts, -1).mean(axis=0)
+    print(f"[visualize] done in {result['seconds']:.1f} s, {a.restarts} restarts; share of steps with no gradient "
+          f"on the own unit {dict(zip(a.names, np.round(saturated, 3).tolist()))} -> {a.out_png}", flush=True)
     return 0
 
 

@@ -65,6 +65,7 @@ PATHS = {
     "reference_classes": f"{RUN}/viz/reference/classes.npz",
     "explained": f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
     "feature_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
+    "reference_metrics": f"{RUN}/metrics/reference.csv",
     "figure": f"{RUN}/figures/{{name}}.{{ext}}",
     "table": f"{RUN}/tables/{{table}}.{{ext}}",
     "log": f"{RUN}/logs/{{name}}.log",
@@ -272,6 +273,10 @@ def final_targets():
             out += expand(path("table", table=spec["table"]), ext=["csv", "md", "tex"])
     out += expand(PATHS["figure"], name=["fig3", "learning_curves"], ext=["png", "pdf"])
     out += expand(PATHS["feature_metrics"], exp=EXPERIMENTS, seed=SEEDS)
+    out += expand(path("table", table="claims"), ext=["csv", "md"])
+    out += expand(
+        PATHS["figure"], name=[f"top_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
+    )
     out += expand(
         PATHS["figure"],
         name=[
@@ -301,6 +306,24 @@ def final_targets():
             for e in epochs(exp)
         ]
     return out
+
+
+def experiment_kind(exp):
+    """random (scratch), reference (pretrained) or frozen: its role in the claims table."""
+    spec = EXPERIMENTS[exp]
+    if spec["init"] == "random":
+        return "random"
+    return "frozen" if spec["freeze"] == "features" else "reference"
+
+
+def viz_recipe():
+    """One line of how every image was drawn (the figures say it)."""
+    v = config["visualize"]
+    return (
+        f"{v['objective']}, {v['steps']} steps of {v['step_size']}, "
+        f"{v['median_size']}x{v['median_size']} median every {v['median_every']}, "
+        f"{v['restarts']} restarts"
+    )
 
 
 def experiment_of(kind, name):

@@ -5,6 +5,11 @@
 rule evolution_figure:
     input:
         history=lambda w: history(experiment_of("figure", w.fig), FIRST_SEED),
+        # the epochs are chosen on the mean over seeds, as the table chooses them
+        seeds=lambda w: [history(experiment_of("figure", w.fig), s) for s in SEEDS],
+        metrics=lambda w: path(
+            "feature_metrics", exp=experiment_of("figure", w.fig), seed=FIRST_SEED
+        ),
         composites=lambda w: [
             composite(experiment_of("figure", w.fig), e, FIRST_SEED)
             for e in epochs(experiment_of("figure", w.fig))
@@ -33,14 +38,92 @@ rule evolution_figure:
     shell:
         stage("figures")
         + " evolution --history {input.history} --composites {input.composites}"
+        " --mean-of {input.seeds} --metrics {input.metrics}"
         " --experiment '{params.exp} (seed {params.seed})' --names {params.names:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+rule top_figure:
+    input:
+        history=lambda w: history(w.exp, FIRST_SEED),
+        seeds=lambda w: [history(w.exp, s) for s in SEEDS],
+        npz=lambda w: [classes_npz(w.exp, e, FIRST_SEED) for e in epochs(w.exp)],
+        val=path("images", subset="main", split="val"),
+    output:
+        png=report(
+            path("figure", name="top_{exp}", ext="png"),
+            caption="../report/top.rst",
+            category="Figures",
+            labels={"figure": "top images {exp}"},
+        ),
+        pdf=path("figure", name="top_{exp}", ext="pdf"),
+    log:
+        logfile("figures/top_{exp}"),
+    conda:
+        ENV
+    params:
+        names=NAMES,
+        seed=FIRST_SEED,
+    shell:
+        stage("figures")
+        + " top --history {input.history} --mean-of {input.seeds} --npz {input.npz} --val {input.val}"
+        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+rule reference_metrics:
+    input:
+        npz=PATHS["reference_classes"],
+        judge=judge_model(),
+    output:
+        PATHS["reference_metrics"],
+    log:
+        logfile("metrics/reference"),
+    conda:
+        ENV
+    threads: config["visualize"]["threads"]
+    params:
+        units=judge_units(),
+    shell:
+        stage("metrics") + " --npz {input.npz} --experiment reference --judge {input.judge}"
+        " --judge-units {params.units} --csv {output} --threads {threads} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        metrics=[
+            path("feature_metrics", exp=exp, seed=seed)
+            for exp in EXPERIMENTS
+            for seed in SEEDS
+        ],
+        reference=PATHS["reference_metrics"],
+    output:
+        csv=report(
+            path("table", table="claims", ext="csv"),
+            caption="../report/claims.rst",
+            category="Tables",
+            labels={"table": "claims"},
+        ),
+        md=path("table", table="claims", ext="md"),
+    log:
+        logfile("tables/claims"),
+    conda:
+        ENV
+    params:
+        experiments=[f"{exp}:{experiment_kind(exp)}" for exp in EXPERIMENTS],
+        seeds=SEEDS,
+        judge="" if JUDGE_TRAINED else "--judge-is-reference",
+    shell:
+        stage("claims") + " --experiments {params.experiments} --seeds {params.seeds}"
+        " --metrics {input.metrics} --reference {input.reference} {params.judge}"
+        " --out {output.csv} {output.md} > {log} 2>&1"
 
 
 rule reference_figure:
     input:
         png=PATHS["reference_composite"],
         npz=PATHS["reference_classes"],
+        judged=PATHS["reference_metrics"],
         metrics=path("network_metrics", net="reference"),
         # the subset's training images (labels in data.classes' order) under each class
         examples=path("images", subset="main", split="train"),
@@ -59,9 +142,12 @@ rule reference_figure:
     params:
         names=NAMES,
         source=config["reference"]["source"],
+        judge="" if JUDGE_TRAINED else "--judge-is-reference",
+        recipe=viz_recipe(),
     shell:
         stage("figures") + " reference --npz {input.npz} --names {params.names:q}"
         " --source {params.source} --examples {input.examples} --metrics {input.metrics}"
+        " --judged {input.judged} {params.judge} --recipe {params.recipe:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
 

@@ -4,14 +4,16 @@ VIZ_CFG = config["visualize"]
 # one command for the checkpoints and for the reference network
 VIZ_SHELL = (
     stage("visualize")
-    + " --checkpoint {input} --out-png {output.png} --out-npz {output.npz}"
+    + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
     " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
 )
 
 
 rule visualize:
     input:
-        lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
+        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
+        # each class unit's top validation images, beside its synthetic ones
+        val=path("images", subset="main", split="val"),
     output:
         png=PATHS["composite"],
         npz=PATHS["classes"],
@@ -29,14 +31,15 @@ rule visualize:
     params:
         units=list(range(len(CLASSES))),
         names=NAMES,
-        args=cli.visualize(config),
+        args=lambda w, input: cli.visualize(config)
+        + f" --top-k {VIZ_CFG['top_k']} --val {os.path.dirname(input.val)}",
     shell:
         VIZ_SHELL
 
 
 rule visualize_reference:
     input:
-        path("network", net="reference"),
+        ckpt=path("network", net="reference"),
     output:
         png=PATHS["reference_composite"],
         npz=PATHS["reference_classes"],
@@ -52,7 +55,8 @@ rule visualize_reference:
     params:
         units=reference_units(),
         names=NAMES,
-        args=cli.visualize(config, config["reference"]["visualize"]),
+        # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
+        args=cli.visualize(config),
     shell:
         VIZ_SHELL
 
