@@ -59,3 +59,55 @@ def test_confusion_figure_is_written(tmp_path):
     mats = {e: np.eye(3) * (e / 4) + (1 - e / 4) / 3 for e in range(5)}
     plot_confusion(mats, ["a", "b", "c"], "x", [tmp_path / "c.png"])
     assert (tmp_path / "c.png").stat().st_size > 2000
+
+
+def colour_judge():
+    """A judge whose penultimate features are an image's mean normalized colour."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 3),
+                              torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        net[2].weight.copy_(torch.eye(3))
+        net[2].bias.zero_()
+    return net.eval()
+
+
+def solid(r, g, b):
+    return np.tile(np.array([r, g, b], np.uint8), (16, 16, 1))
+
+
+def test_restart_spread_change_and_the_test_an_epoch_must_pass():
+    """Two restarts per epoch: epoch 1 repeats epoch 0's pair (no change beyond the
+    spread), epoch 2 draws something else in both restarts (a change beyond it)."""
+    from featevo.metrics import fixed_network_measures
+
+    red, reddish, blue, bluish = solid(250, 0, 0), solid(230, 40, 10), solid(0, 0, 250), solid(20, 30, 230)
+    # (epochs, restarts, classes=1, H, W, 3)
+    batch = np.stack([np.stack([[red], [reddish]]), np.stack([[red], [reddish]]), np.stack([[blue], [bluish]])])
+    m = fixed_network_measures(batch, colour_judge(), units=[1])
+    assert m["restart_spread"].shape == (3, 1) and np.isnan(m["change"][0, 0])
+    assert m["restart_spread"][0, 0] > 0 and m["restart_spread"][0, 0] == pytest.approx(m["restart_spread"][1, 0])
+    # epoch 0 -> 1: the same two images again; the cross distance is the spread itself (half the pairs are equal)
+    assert m["change"][1, 0] == pytest.approx(m["restart_spread"][0, 0] / 2, rel=1e-3)
+    assert m["change"][2, 0] > 10 * max(m["restart_spread"][1, 0], m["restart_spread"][2, 0])
+
+
+def test_measure_marks_changed_epochs_reads_leakage_and_top_set_overlap(tmp_path):
+    from featevo.metrics import jaccard, measure
+
+    net = colour_judge()
+    red, blue, green = solid(250, 0, 0), solid(0, 0, 250), solid(0, 250, 0)
+    files = []
+    for e, (a, b) in enumerate([(red, blue), (red, blue), (green, red)]):
+        np.savez(tmp_path / f"{e}.npz", images=np.stack([a, b]), units=np.array([0, 1]), names=np.array(["x", "y"]),
+                 probs=np.full((2, 2), 0.5), restart_images=np.stack([[a, b], [a, b]]),
+                 saturated=np.full((2, 2), 0.25 * e), top_index=np.array([[0, 1], [2, 3 + e]]))
+        files.append(tmp_path / f"{e}.npz")
+    df, matrices = measure(files, [0, 1, 2], net, [0, 1])
+    assert df["changed"].tolist() == [False, False, False, False, True, True]
+    assert df["saturated"].tolist() == [0, 0, 0.25, 0.25, 0.5, 0.5]
+    assert df["top_jaccard"].iloc[2:].tolist() == [1.0, jaccard(np.array([2, 4]), np.array([2, 3])), 1.0, 1 / 3]
+    m = matrices[2]  # the judge's p(class j | image of class i), mean over restarts
+    np.testing.assert_allclose(m.sum(axis=1), 1, rtol=1e-5)  # two classes: its two units
+    np.testing.assert_allclose(df["judge_leak"].iloc[4:], [m[0, 1], m[1, 0]], rtol=1e-5)

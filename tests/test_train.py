@@ -273,3 +273,28 @@ def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
     ckpt = load_checkpoint(out)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
     assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2
+
+
+def test_glorot_init_is_keras_s_glorot_uniform_with_zero_biases():
+    """model.init: glorot, the paper's Keras default: U(+-sqrt(6 / (fan_in + fan_out)))
+    for every convolution and linear layer (fans times the kernel area), zero biases."""
+    import math
+
+    import torch
+
+    spec = ModelSpec(num_classes=4, width_divisor=16, pool_size=1)
+    model = build_model(spec, seed=3, init="glorot")
+    assert torch.equal(model.state_dict()["features.0.weight"],
+                       build_model(spec, seed=3, init="glorot").state_dict()["features.0.weight"])  # seeded
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            w = m.weight
+            area = w[0, 0].numel() if w.dim() == 4 else 1
+            limit = math.sqrt(6 / ((w.shape[1] + w.shape[0]) * area))
+            assert w.abs().max() <= limit and w.abs().max() > 0.9 * limit, m
+            assert abs(w.std().item() - limit / math.sqrt(3)) < 0.25 * limit  # uniform, not normal
+            assert torch.count_nonzero(m.bias) == 0
+    torchvision_init = build_model(spec, seed=3)
+    assert not torch.equal(torchvision_init.classifier[6].weight, model.classifier[6].weight)
+    with pytest.raises(ValueError, match="model.init"):
+        build_model(spec, init="he")

@@ -40,8 +40,32 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
             m = pd.read_csv(run / "metrics" / f"{exp}_seed{seed}.csv")
             assert len(m) == (last + 1) * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
             assert m["judge_prob"].between(0, 1).all() and m["judge_similarity"].between(-1, 1.0001).all()
+            assert m["judge_leak"].between(0, 1).all() and m["saturated"].between(0, 1).all()
+            # tests/configs/tiny.yaml: 2 restarts; the change from the epoch before from epoch 1 on
+            assert m["restart_spread"].gt(0).all() and m["change"].isna().sum() == 4
+            assert m["changed"].isin([True, False]).all() and m.loc[4:, "top_jaccard"].between(0, 1).all()
             for kind in ("metrics", "confusion"):
                 assert (run / "figures" / f"{kind}_{exp}_seed{seed}.png").stat().st_size > 1000
+
+
+def test_claims_table_top_images_and_fig3_judged(tiny_run):
+    _, run, _ = tiny_run
+    claims = pd.read_csv(run / "tables" / "claims.csv")
+    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b"}
+    assert set(claims["holds"]) <= {"yes", "no", "not testable"}
+    assert set(claims["role"]) == {"test", "control"}  # frozen is the control
+    assert (claims["test"].str.len() > 5).all()  # every claim says its test
+    assert "| claim |" in (run / "tables" / "claims.md").read_text()
+    for exp in EPOCHS:
+        assert (run / "figures" / f"top_{exp}.png").stat().st_size > 1000
+    ref = pd.read_csv(run / "metrics" / "reference.csv")
+    assert len(ref) == 4 and ref["judge_prob"].between(0, 1).all()
+    # Fig. 3 is drawn with every checkpoint's recipe: the same steps, restarts and objective
+    fig3 = np.load(run / "viz" / "reference" / "classes.npz")
+    ckpt = np.load(run / "viz" / "scratch" / "seed0" / "epoch_002" / "classes.npz")
+    assert fig3["trace"].shape == ckpt["trace"].shape == (8, 8)  # 8 steps, 2 restarts x 4 classes
+    assert fig3["restart_images"].shape == (2, 4, 32, 32, 3)
+    assert ckpt["top_index"].shape == (4, 3)
 
 
 def test_animation_and_optional_methods(tiny_run):
@@ -107,14 +131,15 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     workdir, run, _ = tiny_run
     (run / "train" / "scratch" / "seed1" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
-    # seed 1 is not in the figures, GIF or methods (seed 0's): only its own chain and the summaries
-    assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1,
-                      "learning_curves": 1, "feature_metrics": 1, "all": 1}, counts
+    # seed 1 is not in the images, GIF or methods (seed 0's): only its own chain and the summaries
+    # (Fig. 1 chooses its epochs on the mean over seeds, as Table 1 does)
+    assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1, "evolution_figure": 1,
+                      "learning_curves": 1, "feature_metrics": 1, "claims": 1, "all": 1}, counts
     (run / "train" / "scratch" / "seed0" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,
                       "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
-                      "method_figure": 3, "all": 1}, counts
+                      "method_figure": 3, "top_figure": 1, "claims": 1, "all": 1}, counts
     # rebuilt, the run is complete again (and the session's other tests see it whole)
     snakemake(workdir, configs=[TINY])
     assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()

@@ -131,13 +131,14 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
     n = len(names)
     k = data[0]["top_index"].shape[1]
     side = math.ceil(math.sqrt(k))
-    fig = plt.figure(figsize=(1.5 * len(chosen) + 0.8, 1.5 * n + 2.6))
-    grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.35, wspace=0.08)
+    fig = plt.figure(figsize=(max(6.0, 1.5 * len(chosen) + 0.8), 1.6 * n + 3.2))
+    grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.55, wspace=0.08)
     ax = fig.add_subplot(grid[0, :])
     for i, name in enumerate(names):
         jac = [np.nan] + [jaccard(by_epoch[e]["top_index"][i], by_epoch[p]["top_index"][i])
                           for p, e in zip(epochs, epochs[1:])]
         ax.plot(epochs, jac, "-o", ms=2, lw=1, label=name)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="epoch", ylabel="Jaccard", ylim=(-0.05, 1.05),
            title=f"each unit's top {k} validation images: overlap with the epoch before")
     ax.title.set_fontsize(8)
@@ -160,7 +161,7 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
                 a.set_title(f"epoch {e}", fontsize=7)
             if c == 0:
                 a.set_ylabel(names[i][:14], fontsize=7)
-    fig.suptitle(f"{experiment}: the validation images that raise each class unit most (rows), at epoch 0 and "
+    fig.suptitle(f"{experiment}: the validation images that raise each class unit most (rows),\nat epoch 0 and "
                  f"each epoch where accuracy rose; under each: the share of them that are of the class", fontsize=8)
     save(fig, outputs)
     return chosen
