@@ -150,3 +150,53 @@ def test_two_classes_that_would_share_a_file_name_are_refused():
     cfg["data"]["classes"][1]["name"] = "Tree-frog"
     errors = "\n".join(check_config(cfg))
     assert "give the same file name (tree_frog.png)" in errors
+
+
+@pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "../x", ""])
+def test_a_run_name_that_would_leave_results_is_refused(name):
+    """run_name names one folder under results/: never '.', '..', a hidden folder or a path."""
+    from featevo.config_checks import SCHEMA_FILE, schema_errors
+
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    cfg = {**demo_config(), "run_name": name}
+    assert any(e.startswith("run_name:") for e in schema_errors(cfg, schema)), name
+    assert not schema_errors({**demo_config(), "run_name": "my.run-2_b"}, schema)
+
+
+def test_class_names_in_other_scripts_get_their_own_files_and_names_without_letters_are_refused():
+    from featevo.config_checks import slug
+
+    cfg = demo_config()
+    for c, name in zip(cfg["data"]["classes"], ["雨蛙", "フラミンゴ", "гамбургер", "مسبح"]):
+        c["name"] = name
+    assert check_config(cfg) == []
+    assert [slug(c["name"]) for c in cfg["data"]["classes"]] == ["雨蛙", "フラミンゴ", "гамбургер", "مسبح"]
+    assert slug("../../etc/x") == "etc_x" and slug("a/b\\c.d") == "a_b_c_d"  # nothing leaves the folder
+    cfg["data"]["classes"][0]["name"] = "?!"
+    errors = "\n".join(check_config(cfg))
+    assert "'?!'" in errors and "no letter or digit" in errors
+
+
+def test_nested_overrides_under_experiments_are_read_as_their_schema_types():
+    """--config "experiments={scratch: {epochs: 5}}" arrives as strings; experiments' entries are
+    additionalProperties, whose schema applies as well as named properties'."""
+    from featevo.config_checks import SCHEMA_FILE, coerce, schema_errors
+
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    cfg = demo_config()
+    cfg["experiments"]["scratch"] = {**cfg["experiments"]["scratch"], "epochs": "5"}
+    cfg["experiments"]["extra"] = {"init": "random", "epochs": "3", "freeze": "none"}
+    fixed = coerce(cfg, schema, schema)
+    assert fixed["experiments"]["scratch"]["epochs"] == 5 and fixed["experiments"]["extra"]["epochs"] == 3
+    assert fixed["experiments"]["scratch"]["paper"]["val_acc"][0] == 60
+    assert not schema_errors(fixed, schema)
+
+
+def test_a_nested_experiments_override_works_through_snakemake(workdir):
+    from snakemake_helpers import job_counts
+
+    proc = snakemake(workdir, "-n", "--config", "experiments={scratch: {epochs: 5, init: random}}", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = job_counts(proc.stdout)
+    assert counts["train_epoch"] == (5 + 6 + 6) * 2  # merged into config.yaml's: scratch 5, the others 6; two seeds
+    assert proc.stdout.count("train/scratch/seed0/epoch_005.pt") and "scratch/seed0/epoch_006.pt" not in proc.stdout

@@ -15,8 +15,12 @@ from featevo.standin import DRAW
 
 
 def slug(name: str) -> str:
-    """A class name as a file name: tree frog -> tree_frog (each class's PNG)."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    """A class name as a file name: tree frog -> tree_frog, 雨蛙 -> 雨蛙 (each class's PNG).
+
+    Letters and digits of any script are kept; everything else (``/``, ``.``, spaces)
+    becomes ``_``, so that no name can leave its folder.  Empty when the name has no
+    letter or digit: the config check refuses such a name."""
+    return re.sub(r"[\W_]+", "_", name.lower()).strip("_")
 
 
 def _check_imagenet(path: Path, data: dict) -> list[str]:
@@ -88,6 +92,10 @@ def check_config(cfg: dict) -> list[str]:
     files: dict[str, str] = {}
     for c in data["classes"]:
         stem = slug(c["name"])
+        if not stem:
+            errors.append(f"data.classes: the name {c['name']!r} ({c['wnid']}) has no letter or digit to name its "
+                          "file by; give it one")
+            continue
         if stem in files:
             errors.append(f"data.classes: {c['name']!r} ({c['wnid']}) and {files[stem]} give the same file name "
                           f"({stem}.png); give each class a name of its own")
@@ -194,9 +202,9 @@ def coerce(value, node: dict, schema: dict):
 
     node = _resolve(node, schema)
     types = _types(node)
-    if isinstance(value, dict) and "properties" in node:
-        props = node["properties"]
-        extra = node.get("additionalProperties")
+    extra = node.get("additionalProperties")
+    if isinstance(value, dict) and ("properties" in node or isinstance(extra, dict)):
+        props = node.get("properties", {})
         return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}), schema)
                 for k, v in value.items()}
     if isinstance(value, list) and isinstance(node.get("items"), dict):
