@@ -11,8 +11,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 # snakemake's jobs call `python`: make it this interpreter
 os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
-# the warm servers of `preload: true` runs end soon after the tests
-os.environ.setdefault("FEATEVO_PRELOAD_IDLE", "10")
 
 
 @pytest.fixture(autouse=True)

@@ -116,7 +116,7 @@ def test_layer_counts_known_at_parse_time_match_the_models():
 
 def test_the_readme_s_nested_overrides_are_read_as_their_schema_types(workdir):
     """Snakemake passes nested --config values as strings ('false'); the schema's types apply."""
-    proc = snakemake(workdir, "-n", "--config", "train={keep_checkpoints: false, threads: 2}", "preload=true",
+    proc = snakemake(workdir, "-n", "--config", "train={keep_checkpoints: false, threads: 2}",
                      "data={image_size: 40}", "gpu_wait=12.5", check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

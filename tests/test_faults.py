@@ -126,7 +126,7 @@ def uninterrupted(tmp_path_factory):
 
 def featevo_jobs(workdir):
     """Processes still running a stage for this workdir."""
-    out = subprocess.run(["pgrep", "-f", "featevo.preload featevo.train"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-f", "featevo train"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split() if str(workdir) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
 
 

@@ -85,7 +85,7 @@ def test_every_setting_reaches_its_stage(tmp_path):
     commands: dict[str, list[str]] = {}
     for block in out.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0].strip()
-        shell = re.search(r"^(?:Shell command: )?(\(?python -m featevo\.\w+ .*)$", block, re.M)
+        shell = re.search(r"^(?:Shell command: )?(\(?python -m featevo \w+ .*)$", block, re.M)
         if shell:
             if rule == "train_network":  # one rule, the reference and the judge: named by its data
                 rule += " " + re.search(r"--data \S+/data/(\w+)", shell.group(1)).group(1)

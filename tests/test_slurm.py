@@ -40,8 +40,7 @@ def slurm(tmp_path_factory):
 
 def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    # each job on its own (a warm preload server would outlive the SLURM job that started it)
-    (tmp_path / "cpu.yaml").write_text("preload: false\ntrain: {device: cpu}\nvisualize: {device: cpu}\n"
+    (tmp_path / "cpu.yaml").write_text("train: {device: cpu}\nvisualize: {device: cpu}\n"
                                        "methods: {device: cpu}\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S")  # accounting keeps earlier runs' jobs
     proc = snakemake(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"),

@@ -255,12 +255,32 @@ def load_config(*files: Path) -> dict:
     return config
 
 
+# keys that earlier versions accepted, and what to do instead
+REMOVED = {
+    ("preload",): "the fork server is gone (every job is a plain process); delete the key",
+    ("visualize", "keep"): "every image is the one after the last step, as the paper's; delete the key",
+    ("reference", "visualize"): "Fig. 3 is drawn with visualize.* like every checkpoint; delete the section",
+}
+
+
+def removed_keys(config: dict) -> list[str]:
+    """One line for each key of an earlier version that ``config`` still sets."""
+    out = []
+    for keys, what in REMOVED.items():
+        node = config
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            out.append(f"{'.'.join(keys)}: no longer a setting: {what}")
+    return out
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
     """Every place where ``config`` breaks the schema, one line each, naming the key."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
-    lines = []
+    lines = removed_keys(config)
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(map(str, err.absolute_path)) or "(top level)"
         msg = err.message if len(err.message) < 200 else err.message[:200] + "..."

@@ -54,9 +54,11 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
     """Position in ``ids`` of a GPU that no other featevo job on this machine holds.
 
     Each GPU has a lock file named by its machine id in a folder every user's jobs
-    share (made 1777 and sticky like /tmp, or refused: :func:`runtime.shared_dir`);
-    the files are opened read-only without following links and never written, so
-    a planted link or file can neither be used against this user nor truncated.
+    share (made 1777 and sticky like /tmp, owned by root or this user, or refused:
+    :func:`runtime.shared_dir`); the files are opened read-only, without blocking
+    and without following links, and never written, so a planted link, FIFO or file
+    can neither hang the job, be used against this user nor be truncated.  A lock
+    file that cannot be used (planted, unreadable) is skipped for the next GPU.
     The claim lasts until the process ends (the OS drops a flock even when a job
     is killed).  While every GPU is held it waits, naming the holders once a
     minute, and gives up after ``timeout`` seconds (default: ``FEATEVO_GPU_WAIT``,
@@ -74,7 +76,11 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
         held = []
         for i, gpu in enumerate(ids):
             name = "gpu-" + re.sub(r"[^A-Za-z0-9_.-]", "_", gpu) + ".lock"
-            fd = runtime.open_in(lock_dir, name, os.O_RDONLY | os.O_CREAT, 0o644)
+            try:  # O_NONBLOCK: a FIFO planted under the name would block the open forever
+                fd = runtime.open_in(lock_dir, name, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
+            except (OSError, runtime.UnsafePath) as exc:
+                held.append(f"GPU {gpu} not usable ({exc})")
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -82,16 +88,31 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
                 os.close(fd)
                 held.append(f"GPU {gpu} by {', '.join(holders) or 'a process not visible here'}")
                 continue
+            if not _still_named(fd, lock_dir / name):  # removed or replaced while we opened it
+                os.close(fd)
+                held.append(f"GPU {gpu}: its lock file was replaced while claiming it")
+                continue
             _HELD.append(fd)
             return i
         waited = time.monotonic() - start
         if waited >= timeout:
-            raise TimeoutError(f"all {len(ids)} GPUs are held by other featevo jobs ({'; '.join(held)}; locks in "
-                               f"{lock_dir}) after waiting {waited:.0f} s (gpu_wait); free one, or raise gpu_wait")
+            raise TimeoutError(f"no free GPU among {len(ids)} ({'; '.join(held)}; locks in {lock_dir}) after "
+                               f"waiting {waited:.0f} s (gpu_wait); free one, remove a lock file that is not "
+                               "usable, or raise gpu_wait")
         if told < 0 or waited - told >= 60:
             log(f"[gpu] waiting for a free GPU (gives up after {timeout:.0f} s, gpu_wait): {'; '.join(held)}")
             told = waited
         time.sleep(min(1.0, max(0.0, timeout - waited)))
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` (not followed if a link) is still the file open as ``fd``."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def release_all() -> None:

@@ -106,7 +106,7 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path], exa
     judge = ("no judge probability: the judge is this network itself" if judge_is_reference
              else "p: the judge's probability of the class (mean over restarts), not the maximized unit's")
     fig.suptitle(f"Visualization of the {what}{acc}, no fine-tuning\n{order_note(names)}{below}\n"
-                 f"Drawn as every checkpoint is{': ' + recipe if recipe else ''}; {judge}", fontsize=8)
+                 f"Drawn as every checkpoint is{': ' + recipe if recipe else ''}; {judge}", fontsize=8, y=1.04)
     save(fig, outputs)
 
 

@@ -1,6 +1,6 @@
 """Runtime files on a machine shared with other users, and the job's tie to Snakemake.
 
-Standard library only: the preload client and the Snakefile import it.
+Standard library only: the Snakefile and every job (``python -m featevo``) import it.
 
 A lab workstation or a cluster's submit host has other users, and the shared
 temporary folder is theirs too.  Every folder featevo keeps runtime files in is
@@ -18,7 +18,6 @@ import os
 import pwd
 import stat
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -52,17 +51,6 @@ def _parent_problem(path: Path) -> str | None:
     return None
 
 
-def _make_parents(path: Path) -> None:
-    """The missing folders above ``path``, each 0700, after the existing ones were
-    checked (pathlib's mkdir(parents=True) would follow and trust whatever it finds)."""
-    problem = _parent_problem(path)
-    if problem:
-        raise UnsafePath(f"{path}: {problem}; featevo will not create folders under it")
-    for parent in reversed(Path(path).absolute().parents):
-        if not os.path.lexists(parent):
-            _make(parent, 0o700)
-
-
 def _make(path: Path, mode: int) -> None:
     """mkdir with ``mode`` exactly (mkdir's own mode is cut by the umask); an existing
     path is left as it is, for the caller's check."""
@@ -91,55 +79,29 @@ def _checked(path: Path, problems_of, advice: str) -> Path:
     return path
 
 
-def private_dir(path: Path | str, *, hint: str = "") -> Path:
-    """``path`` as a folder only this user can use: created with mode 0700, or, if
-    it exists, accepted only when it is a real folder (not a link) owned by this
-    user with no permissions for group or others.  Anything else raises
-    :class:`UnsafePath` naming the folder, what is wrong and what to do."""
-    path = Path(path)
-    _make_parents(path)
-    _make(path, 0o700)
-
-    def problems(st):
-        out = []
-        if st.st_uid != os.getuid():
-            out.append(f"belongs to {user_name(st.st_uid)}, not to {user_name(os.getuid())}")
-        if st.st_mode & 0o077:
-            out.append(f"has mode {stat.S_IMODE(st.st_mode):04o}, which lets other users in")
-        return out
-
-    return _checked(path, problems,
-                    f"Remove it if it is yours, or {hint or 'point featevo at a folder of your own'}")
-
-
 def shared_dir(path: Path | str, *, hint: str = "") -> Path:
     """A folder several users share, as the system's temporary folder is shared:
     created world-writable with the sticky bit (1777, so nobody can remove or
     replace another's files in it), or accepted only when it is a real folder
-    that is either sticky and world-writable, or private to this user."""
+    that is either private to this user, or sticky and world-writable and owned by
+    this user or root (the owner of a sticky folder may still delete any file in
+    it, a lock another job holds included)."""
     path = Path(path)
     _make(path, 0o1777)
 
     def problems(st):
         mode = stat.S_IMODE(st.st_mode)
-        if (st.st_uid == os.getuid() and not mode & 0o022) or mode & 0o1777 == 0o1777:
-            return []  # private to this user, or shared as /tmp is
+        if st.st_uid == os.getuid() and not mode & 0o022:
+            return []  # private to this user
+        if mode & 0o1777 == 0o1777 and st.st_uid in (0, os.getuid()):
+            return []  # shared as /tmp is, by someone who cannot be another user
+        if mode & 0o1777 == 0o1777:
+            return [f"belongs to {user_name(st.st_uid)}, who could delete the lock files in it (it must belong to "
+                    "root or to you)"]
         return [f"belongs to {user_name(st.st_uid)} with mode {mode:04o} (1777, sticky and open to all, is "
                 "needed to share it safely)"]
 
     return _checked(path, problems, hint or "Ask its owner to remove it")
-
-
-def runtime_dir() -> Path:
-    """This user's private folder for sockets and locks: ``$XDG_RUNTIME_DIR/featevo``
-    where the login session provides one (private, on tmpfs, removed at logout),
-    else ``featevo-<uid>`` in the temporary folder; checked by :func:`private_dir`."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
-        base = Path(xdg) / "featevo"
-    else:
-        base = Path(tempfile.gettempdir()) / f"featevo-{os.getuid()}"
-    return private_dir(base, hint="set XDG_RUNTIME_DIR or TMPDIR to a folder of your own")
 
 
 def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
@@ -274,8 +236,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _end_job() -> None:
-    """Exit 1, taking along what the job started (its children and theirs; a job forked
-    by featevo.preload also has its process group killed by the server)."""
+    """Exit 1, taking along what the job started (its children and theirs)."""
     import signal
 
     stack = _children(os.getpid())

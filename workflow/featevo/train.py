@@ -32,9 +32,8 @@ def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, na
     """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen
     layer has no state); Adam only for the demo's reference network.
 
-    ``torch.optim`` imports ``torch._dynamo`` on first use (1.1 s on 2 cores): the
-    preload server imports it once for the demo's jobs, and beside a full-size
-    epoch (minutes) it is nothing."""
+    ``torch.optim`` imports ``torch._dynamo`` on first use (1.1 s on 2 cores, paid by
+    each demo epoch job); beside a full-size epoch (minutes) it is nothing."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if name == "adadelta":
         return torch.optim.Adadelta(trainable, lr=lr, rho=rho, eps=eps)

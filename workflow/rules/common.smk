@@ -102,12 +102,11 @@ TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
 VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # Settings of how jobs run, not of what they compute, reach the jobs through the
-# environment, so that changing them reruns nothing: `preload` (every job forked
-# from a warm server that has torch imported, featevo.preload), and the mark by
-# which a job sees that this Snakemake is gone (featevo.runtime.watch_snakemake).
+# environment, so that changing them reruns nothing: how long a job waits for a
+# GPU, and the mark by which a job sees that this Snakemake is gone
+# (featevo.runtime.watch_snakemake).
 os.environ.update(
     {
-        "FEATEVO_PRELOAD": "1" if config["preload"] else "0",
         "FEATEVO_GPU_WAIT": str(config["gpu_wait"]),
         runtime.SNAKEMAKE_ENV: runtime.this_process(),
     }
@@ -115,9 +114,9 @@ os.environ.update(
 
 
 def stage(name):
-    """The command that runs featevo.<name>, through featevo.preload's launcher
-    (in the job's own process, or forked from the warm server with `preload`)."""
-    return f"python -m featevo.preload featevo.{name}"
+    """The command that runs featevo.<name> as a job: a plain process that stops when
+    this Snakemake is gone (featevo/__main__.py)."""
+    return f"python -m featevo {name}"
 
 
 def checkpoint_output(path):
@@ -174,8 +173,7 @@ def logfile(name):
 
 
 def benchmark_file(name):
-    """Snakemake's benchmark of a job (wall time, memory, I/O): benchmarks/<name>.tsv.
-    With `preload`, memory and CPU are the launcher's; the wall time is the job's."""
+    """Snakemake's benchmark of a job (wall time, memory, I/O): benchmarks/<name>.tsv."""
     return path("benchmark", name=name)
 
 

@@ -30,11 +30,13 @@ rule standin:
         ),
         look=f"--size {STANDIN_CFG['image_size']} --clutter {STANDIN_CFG['clutter']}",
     shell:
-        "(python -m featevo.standin --out {output.main} {params.main} {params.look} --processes {threads}"
-        " && python -m featevo.standin --out {output.reference} {params.reference} {params.look}"
-        " --processes {threads}"
-        " && python -m featevo.standin --out {output.judge} {params.judge} {params.look}"
-        " --processes {threads}) > {log} 2>&1"
+        "("
+        + stage("standin")
+        + " --out {output.main} {params.main} {params.look} --processes {threads} && "
+        + stage("standin")
+        + " --out {output.reference} {params.reference} {params.look} --processes {threads} && "
+        + stage("standin")
+        + " --out {output.judge} {params.judge} {params.look} --processes {threads}) > {log} 2>&1"
 
 
 rule extract_subset:
