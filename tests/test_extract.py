@@ -193,3 +193,118 @@ def test_a_per_synset_tar_cut_short_is_named(tmp_path):
     bad.write_bytes(bad.read_bytes()[:1500])
     with pytest.raises(ExtractionError, match=rf"{WNIDS[0]}.tar: synset {WNIDS[0]} is damaged or cut short"):
         run(tmp_path / "tars", tmp_path / "out")
+
+
+def test_the_fingerprint_follows_the_data_not_its_place(tmp_path):
+    """Moved, copied (with or without its times), or the path restored: the same digest;
+    a file changed or added: another."""
+    import shutil
+
+    from featevo.extract import fingerprint
+
+    for layout in ("folder", "synset_tars", "train_tar"):
+        root = tmp_path / layout
+        root.mkdir()
+        files = fake_imagenet(root / "train")
+        synset_tars(files, root / "tars")
+        train_tar(root / "tars", root / "ILSVRC2012_img_train.tar")
+        src = {"folder": root / "train", "synset_tars": root / "tars",
+               "train_tar": root / "ILSVRC2012_img_train.tar"}[layout]
+        first = fingerprint(src, "auto", WNIDS)
+        moved = tmp_path / f"elsewhere-{layout}"
+        moved.mkdir()
+        target = moved / src.name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target)  # times not kept
+        assert fingerprint(target, "auto", WNIDS) == first, layout
+        shutil.move(str(target), str(moved / "renamed"))
+        assert fingerprint(moved / "renamed", "auto", WNIDS) == first, layout
+        # changed data: a longer image (folder), a changed tar
+        if layout == "folder":
+            (src / WNIDS[0] / f"{WNIDS[0]}_1.JPEG").write_bytes(jpeg((1, 2, 3), size=(30, 30)))
+        else:
+            synset_tars({**files, f"{WNIDS[0]}/{WNIDS[0]}_99.JPEG": jpeg((1, 2, 3))}, root / "tars2")
+            if layout == "synset_tars":
+                shutil.copy(root / "tars2" / f"{WNIDS[0]}.tar", src / f"{WNIDS[0]}.tar")
+            else:
+                train_tar(root / "tars2", src)
+        assert fingerprint(src, "auto", WNIDS) != first, layout
+
+
+def test_a_file_that_is_not_a_tar_is_refused_at_parse_time(tmp_path):
+    from featevo.config_checks import _check_imagenet
+
+    data = {"layout": "auto", "classes": [{"wnid": w} for w in WNIDS], "images_per_class": 3}
+    for name, content in (("notes.txt", b"ImageNet is at /data\n"), ("x.JPEG", jpeg((1, 2, 3)))):
+        (tmp_path / name).write_bytes(content)
+        errors = _check_imagenet(tmp_path / name, data)
+        assert len(errors) == 1 and f"{tmp_path / name} is a file but not a tar archive" in errors[0], errors
+
+
+def test_missing_or_short_synsets_in_tars_are_found_at_parse_time(tmp_path):
+    from featevo.config_checks import _check_imagenet
+
+    files = fake_imagenet(tmp_path / "train", per_class=4, quirks=False)
+    del files[f"{WNIDS[1]}/{WNIDS[1]}_4.JPEG"]  # 3 images of the second synset
+    synset_tars(files, tmp_path / "tars")
+    train_tar(tmp_path / "tars", tmp_path / "ILSVRC2012_img_train.tar")
+    data = {"layout": "auto", "classes": [{"wnid": w} for w in [*WNIDS, "n03982430"]], "images_per_class": 4}
+    for src in (tmp_path / "tars", tmp_path / "ILSVRC2012_img_train.tar"):
+        errors = "\n".join(_check_imagenet(src, data))
+        assert "synset n03982430 is not in" in errors and f"synset {WNIDS[1]} has only 3 images" in errors, errors
+        assert WNIDS[0] not in errors
+    # a job that re-parses the Snakefile does not read the tars (deep=False): presence only
+    assert _check_imagenet(tmp_path / "ILSVRC2012_img_train.tar", data, deep=False) == []
+
+
+def test_a_file_name_that_is_not_utf8_is_named_before_any_decoding(tmp_path):
+    import os
+
+    fake_imagenet(tmp_path, per_class=3, quirks=False)
+    bad = os.fsencode(tmp_path / WNIDS[0]) + b"/" + b"\xff\xfe.JPEG"
+    with open(bad, "wb") as fh:
+        fh.write(jpeg((1, 2, 3)))
+    with pytest.raises(ExtractionError, match=r"is not UTF-8 .* rename it"):
+        extract(tmp_path, tmp_path / "out", WNIDS, per_class=3, val_per_class=1, size=8,
+                **{**extract_settings(), "layout": "folder"})
+
+
+def test_moved_imagenet_reruns_nothing_and_a_wrong_path_deletes_nothing(tmp_path):
+    """A finished extraction: the same data moved (the config pointed at the new place)
+    has nothing to do; a typo that names a text file is refused before any job, the
+    subset untouched; changed data reruns the extraction."""
+    import shutil
+
+    import yaml
+
+    from snakemake_helpers import ROOT, snakemake
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "config.yaml", work / "config.yaml")
+    fake_imagenet(tmp_path / "disk1" / "train", per_class=6)
+    weights = tmp_path / "vgg16-397923af.pth"
+    weights.write_bytes(b"never read: only the extraction runs")
+    classes = [{"name": f"c{i}", "wnid": w, "imagenet_index": 31 + i} for i, w in enumerate(WNIDS)]
+
+    def run(imagenet, *args, check=True):
+        (work / "mine.yaml").write_text(yaml.safe_dump({
+            "run_name": "moved", "data": {"source": "imagenet", "imagenet": str(imagenet), "classes": classes,
+                                          "images_per_class": 6, "val_per_class": 2, "image_size": 32},
+            "model": {"width_divisor": 1, "pool_size": 7}, "visualize": {"top_k": 2},
+            "reference": {"source": "torchvision", "weights": str(weights)}, "judge": {"source": "reference"}}))
+        return snakemake(work, *args, "--", "results/moved/data/main/manifest.csv", configs=[work / "mine.yaml"],
+                         check=check)
+
+    run(tmp_path / "disk1" / "train")
+    manifest = work / "results/moved/data/main/manifest.csv"
+    before = manifest.read_bytes()
+    shutil.move(str(tmp_path / "disk1"), str(tmp_path / "disk2"))
+    out = run(tmp_path / "disk2" / "train", "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
+    (tmp_path / "notes.txt").write_text("the data is on disk2\n")
+    bad = run(tmp_path / "notes.txt", check=False)
+    assert bad.returncode != 0 and "notes.txt is a file but not a tar archive" in bad.stdout + bad.stderr
+    assert manifest.read_bytes() == before  # nothing deleted
+    (tmp_path / "disk2" / "train" / WNIDS[0] / f"{WNIDS[0]}_1.JPEG").write_bytes(jpeg((1, 2, 3), size=(30, 30)))
+    out = run(tmp_path / "disk2" / "train", "-n")
+    assert "extract_subset" in out.stdout

@@ -23,24 +23,33 @@ def slug(name: str) -> str:
     return re.sub(r"[\W_]+", "_", name.lower()).strip("_")
 
 
-def _check_imagenet(path: Path, data: dict) -> list[str]:
-    """Missing synsets and short synsets, where finding them is cheap.
+def _check_imagenet(path: Path, data: dict, deep: bool = True) -> list[str]:
+    """The path is the kind of data it claims to be; missing and short synsets.
 
-    The extracted folder is listed here; for a folder of synset tars only their
-    presence is checked.  The official train tar is left to the extraction job:
-    listing it means opening the 140 GB file, and every SLURM job re-parses
-    the Snakefile.
+    The extracted folder is listed always (a stat per file); the tars' members
+    (headers only, skipping the image bytes) only with ``deep``, in the Snakemake
+    that plans the run, not again in each job that re-parses the Snakefile (on a
+    cluster, every job).  A file that is not a tar is named either way.
     """
+    from featevo.extract import ExtractionError, check_tar
+
     layout = detect_layout(path) if data["layout"] == "auto" else data["layout"]
     wnids = [c["wnid"] for c in data["classes"]]
     errors = []
-    if layout == "folder":
-        counts = {w: len(names) for w, names in list_members(path, "folder", wnids).items()}
-    elif layout == "synset_tars":
-        counts = {w: None for w in wnids if (path / f"{w}.tar").is_file()}
-        counts.update({w: 0 for w in wnids if w not in counts})
-    else:
-        return errors
+    try:
+        if layout == "train_tar":
+            if not path.is_file():
+                return [f"data.imagenet: {path} is not a file, but data.layout is train_tar"]
+            check_tar(path)
+        if layout == "folder" or deep:
+            counts = {w: len(names) for w, names in list_members(path, layout, wnids).items()}
+        elif layout == "synset_tars":
+            counts = {w: None for w in wnids if (path / f"{w}.tar").is_file()}
+            counts.update({w: 0 for w in wnids if w not in counts})
+        else:
+            return errors
+    except ExtractionError as exc:
+        return [str(exc)]
     for w, n in counts.items():
         if n == 0:
             errors.append(f"data.classes: synset {w} is not in {path} ({layout} layout); check the wnid and "
@@ -78,8 +87,9 @@ def _check_methods(cfg: dict) -> list[str]:
     return errors
 
 
-def check_config(cfg: dict) -> list[str]:
-    """Every problem found, each naming its config key and what to do."""
+def check_config(cfg: dict, deep: bool = True) -> list[str]:
+    """Every problem found, each naming its config key and what to do (``deep``: also
+    what takes reading the ImageNet tars' headers; see :func:`_check_imagenet`)."""
     errors = []
     data, exps = cfg["data"], cfg["experiments"]
     if data["val_per_class"] >= data["images_per_class"]:
@@ -108,7 +118,7 @@ def check_config(cfg: dict) -> list[str]:
         elif not Path(path).exists():
             errors.append(f"data.imagenet: {path} does not exist")
         else:
-            errors += _check_imagenet(Path(path), data)
+            errors += _check_imagenet(Path(path), data, deep)
     else:
         std = cfg["standin"]
         unknown = [w for w in wnids + std["extra_wnids"] if w not in DRAW]

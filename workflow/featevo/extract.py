@@ -54,6 +54,55 @@ def detect_layout(path: Path) -> str:
     return "folder"
 
 
+def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
+    """What the extraction reads, not where it lies: a digest that a moved or copied
+    (``cp -a`` or not) ImageNet keeps and a changed one does not, cheap enough to
+    compute whenever the workflow is parsed.
+
+    folder: every wanted synset's image names and sizes; synset_tars: each wanted
+    tar's size and first 64 KiB; train_tar: the file's size and its first and last
+    64 KiB (the outer tar's first headers and its end)."""
+    path = Path(path)
+    layout = detect_layout(path) if layout == "auto" else layout
+    h = hashlib.sha256(layout.encode())
+
+    def head_tail(f: Path, tail: bool) -> None:
+        size = f.stat().st_size
+        h.update(str(size).encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 16))
+            if tail:
+                fh.seek(max(0, size - (1 << 16)))
+                h.update(fh.read())
+
+    for w in wnids:
+        h.update(w.encode())
+        if layout == "folder":
+            d = path / w
+            for p in sorted(d.iterdir()) if d.is_dir() else []:
+                if _is_image(p.name):
+                    h.update(f"{p.name}\0{p.stat().st_size}\0".encode("utf-8", "surrogateescape"))
+        elif layout == "synset_tars" and (path / f"{w}.tar").is_file():
+            head_tail(path / f"{w}.tar", tail=False)
+    if layout == "train_tar":
+        head_tail(path, tail=True)
+    return h.hexdigest()[:16]
+
+
+def check_tar(path: Path) -> None:
+    """``path`` begins with a tar header (read: 512 bytes), else :class:`ExtractionError`."""
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            first = tf.next()
+    except TAR_ERRORS as exc:
+        first, why = None, str(exc)
+    else:
+        why = "no member in it"
+    if first is None:
+        raise ExtractionError(f"data.imagenet: {path} is a file but not a tar archive ({why}); point it at "
+                              "ILSVRC2012_img_train.tar, your ImageNet training folder, or a folder of <wnid>.tar")
+
+
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
@@ -126,6 +175,10 @@ def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[st
         for w in wnids:
             d = path / w
             found[w] = sorted(p.name for p in d.iterdir() if _is_image(p.name)) if d.is_dir() else []
+            bad = [n for n in found[w] if not _utf8(n)]
+            if bad:
+                raise ExtractionError(f"{d}: the file name {bad[0]!r} is not UTF-8 ({len(bad)} such); rename "
+                                      "it (the manifest lists every file by name)")
     elif layout == "synset_tars":
         for w in wnids:
             t = path / f"{w}.tar"
@@ -142,6 +195,14 @@ def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[st
     else:
         raise ExtractionError(f"data.layout: unknown {layout!r}; use one of {', '.join(LAYOUTS)}")
     return found
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+        return False
+    return True
 
 
 def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:

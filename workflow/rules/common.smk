@@ -40,7 +40,8 @@ _errors = schema_errors(config, _SCHEMA)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
 validate(config, "../schemas/config.schema.yaml")
-_errors = check_config(config)
+# the tars' members are listed by the Snakemake that plans the run, not by every job
+_errors = check_config(config, deep=workflow.is_main_process)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
 
@@ -238,7 +239,21 @@ STANDIN_CFG = config["standin"]
 
 
 def imagenet_input(subset):
-    return path("standin", pool=subset) if STANDIN else config["data"]["imagenet"]
+    """The stand-in's folder, made by the standin rule; nothing for your ImageNet, which
+    the extraction knows by what it holds (imagenet_source), not where it lies."""
+    return path("standin", pool=subset) if STANDIN else []
+
+
+# Your ImageNet reaches the extraction through the environment, and its identity
+# through a parameter (featevo.extract.fingerprint): a moved or copied ImageNet, or
+# a restored path, reruns nothing; changed data reruns the extraction.
+if not STANDIN:
+    from featevo.extract import fingerprint  # noqa: E402
+
+    os.environ["FEATEVO_IMAGENET"] = os.path.abspath(config["data"]["imagenet"])
+    IMAGENET_ID = fingerprint(
+        Path(config["data"]["imagenet"]), config["data"]["layout"], WNIDS
+    )
 
 
 def standin_count(pool):

@@ -70,8 +70,11 @@ rule extract_subset:
         resize=config["data"]["resize"],
         skip="--skip-unreadable" if config["data"]["skip_unreadable"] else "",
         out=lambda w, output: os.path.dirname(output.train),
+        # the stand-in's folder, or your ImageNet: its path from the environment, its content here
+        source=lambda w, input: input[0] if STANDIN else '"$FEATEVO_IMAGENET"',
+        imagenet=lambda w: "" if STANDIN else f"imagenet {IMAGENET_ID}",
     shell:
-        stage("extract") + " --input {input} --out {params.out} --wnids {params.wnids}"
+        stage("extract") + " --input {params.source} --out {params.out} --wnids {params.wnids}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
         " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}"
         " --threads {threads} > {log} 2>&1"
