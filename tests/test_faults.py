@@ -177,3 +177,52 @@ def test_a_damaged_checkpoint_is_named_before_anything_is_deleted_and_its_rebuil
     epoch2.unlink()
     sm(work)
     assert all(same(weights(work, e), reference[e]) for e in (1, 2, 3))
+
+
+def test_every_rule_runs_its_stage_as_a_job_that_watches_its_snakemake(tmp_path):
+    """Whichever rule runs it, a stage runs as `python -m featevo <stage>`, the one entry
+    that stops a job once its Snakemake is gone (the stand-in's job once went around it)."""
+    import re
+
+    work = faults_workdir(tmp_path / "dry")
+    out = snakemake(work, "-n", "-p", configs=[TINY, work / "faults.yaml"]).stdout
+    commands = [c for c in re.findall(r"^Shell command: (.*)$", out, re.M) if c != "None"]
+    assert len(commands) > 20
+    stages = set()
+    for cmd in commands:
+        calls = re.findall(r"python\S* (-\S+ \S+)( \w+)?", cmd)
+        assert calls, cmd
+        for flag, stage in calls:
+            assert flag == "-m featevo", cmd
+            stages.add(stage.strip())
+    assert {"standin", "extract", "train", "visualize", "metrics", "claims", "figures", "tables"} <= stages
+
+
+def test_snakemake_killed_while_the_stand_in_is_drawn_leaves_no_job_behind(tmp_path):
+    work = faults_workdir(tmp_path / "standin")
+    (work / "big.yaml").write_text("standin: {images_per_class: 3000}\ndata: {images_per_class: 150}\n")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--configfile", str(TINY), str(work / "faults.yaml"), str(work / "big.yaml"), "--",
+           "results/tiny/standin/main"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = work / "results/tiny/logs/standin.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "[standin] 1/4" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.is_file() and "[standin] 1/4" in log.read_text(), "the stand-in never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def standin_jobs():
+        out = subprocess.run(["pgrep", "-f", "featevo standin"], capture_output=True, text=True).stdout
+        return [p for p in out.split() if str(work) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
+
+    deadline = time.monotonic() + 5
+    while standin_jobs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not standin_jobs(), "the stand-in outlived its Snakemake"
+    assert "is gone" in log.read_text()
+    # the README's recovery works at once: unlock, rerun
+    snakemake(work, "--unlock", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])
+    snakemake(work, "--rerun-incomplete", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])

@@ -74,3 +74,17 @@ def test_a_file_whose_name_matches_but_whose_whole_digest_does_not_is_refused(fa
     with pytest.raises(WeightsError, match=f"not {published} \\(reference.sha256\\)"):
         import_weights(str(path), tmp_path / "ref.pt", published)
     assert not (tmp_path / "ref.pt").exists()
+
+
+def test_a_truncated_file_under_its_own_name_and_digest_is_named(fake_weights, tmp_path):
+    """Cut short, renamed to its new digest and that digest given as reference.sha256:
+    the hash checks pass, and the reading names the file instead of a raw traceback."""
+    path, _ = fake_weights
+    cut = tmp_path / "cut.pth"
+    with open(path, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(1 << 20))
+    digest = sha256(cut)
+    named = cut.rename(tmp_path / f"vgg16-{digest[:8]}.pth")
+    with pytest.raises(WeightsError, match=r"cannot be read as a PyTorch state dict .* cut short"):
+        import_weights(str(named), tmp_path / "ref.pt", digest)
+    assert not (tmp_path / "ref.pt").exists()

@@ -84,7 +84,13 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None) ->
     """Check the file (see the module's docstring) and write it as a 1000-class checkpoint."""
     path = locate(weights)
     digest = check_hash(path, sha256)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # a file cut short under its own name and digest (reference.sha256 set to it) still fails here
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"reference.weights: {path} cannot be read as a PyTorch state dict ({exc}); it is "
+                           "damaged or cut short: download or copy it again") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"reference.weights: {path} holds no state dict of tensors; point it at {VGG16_FILE}")
     model = build_model(IMAGENET_SPEC)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     got = {k: v.shape for k, v in state.items()}
