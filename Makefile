@@ -1,6 +1,7 @@
 # make run   install, then run the embedded demo DAG (results/demo/)
 # make test  install, then run the test suite
 # make bench install the benchmark's own environment, then print the speed table
+# make gpu-check  on a machine with CUDA: the paper's workload measured (benchmarks/gpu_check.py)
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= 2
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench gpu-check clean
 
 install: $(STAMP)
 
@@ -40,6 +41,10 @@ $(BENCH_STAMP): pyproject.toml
 # one table of side-by-side ratios -> results/bench/bench.md (about 10 min on 2 cores)
 bench: $(BENCH_STAMP)
 	PATH="$(abspath $(BENCH_VENV)/bin):$$PATH" $(BENCH_VENV)/bin/python benchmarks/bench.py --out results/bench
+
+# the first GPU's check (docs/performance.md): <= 8 min on CUDA; writes results/gpu_check/check.md
+gpu-check: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/gpu_check.py --out results/gpu_check
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

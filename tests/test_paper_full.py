@@ -9,9 +9,7 @@ visualization steps, the optional methods on.  What a user with ImageNet gets,
 at a size that runs on 2 cores in minutes.
 """
 
-import io
 import shutil
-import tarfile
 import threading
 import time
 
@@ -19,61 +17,22 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
-
-from conftest import save_as_torchvision
+from featevo import fake
 from snakemake_helpers import ROOT, snakemake
 
 pytestmark = pytest.mark.e2e
 PAPER = ROOT / "configs" / "paper.yaml"
-WNIDS = {"n01644373": 31, "n02007558": 130, "n07697313": 933, "n03982430": 736}
-DISTRACTORS = ("n01641577", "n02009912")
+WNIDS = fake.PAPER_WNIDS
 PER_CLASS, VAL = 8, 2
 CHECKPOINT_MIB = 512  # the README's budget per checkpoint of the 4-class VGG-16 (and per ImageNet import)
 
 
-def jpeg_bytes(rng, i):
-    """A small photo-like image; every fourth one with one of ImageNet's quirks."""
-    arr = (rng.random((48 + i % 5, 64, 3)) * 255).astype(np.uint8)
-    img, fmt = Image.fromarray(arr), "JPEG"
-    if i % 4 == 1:
-        img = img.convert("CMYK")
-    elif i % 4 == 2:
-        fmt = "PNG"  # a PNG named .JPEG
-    elif i % 4 == 3:
-        img = img.convert("L")
-    buf = io.BytesIO()
-    img.save(buf, fmt)
-    return buf.getvalue()
-
-
 def fake_train_tar(folder):
-    rng = np.random.default_rng(0)
-    inner = {}
-    for w in [*WNIDS, *DISTRACTORS]:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            for i in range(PER_CLASS + 2):
-                data = jpeg_bytes(rng, i)
-                info = tarfile.TarInfo(f"{w}_{i}.JPEG")
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-        inner[w] = buf.getvalue()
-    path = folder / "ILSVRC2012_img_train.tar"
-    with tarfile.open(path, "w") as tf:
-        for w in sorted(inner):  # the official tar is in wnid order, distractors among the four
-            info = tarfile.TarInfo(f"{w}.tar")
-            info.size = len(inner[w])
-            tf.addfile(info, io.BytesIO(inner[w]))
-    return path
+    return fake.train_tar(folder, PER_CLASS + 2)
 
 
 def torchvision_weights(folder):
-    """torchvision's VGG-16, seeded random weights, saved and named as torchvision's file is."""
-    import torchvision
-
-    torch.manual_seed(0)
-    return save_as_torchvision(torchvision.models.vgg16().state_dict(), folder)
+    return fake.vgg16_weights(folder)
 
 
 def du(path):
@@ -135,7 +94,7 @@ def test_every_figure_and_table_is_written(paper_run):
         for ext in ("csv", "md", "tex"):
             assert (run / "tables" / f"{name}.{ext}").is_file()
     manifest = (run / "data" / "main" / "manifest.csv").read_text()
-    assert not any(w in manifest for w in DISTRACTORS)
+    assert not any(w in manifest for w in fake.DISTRACTORS)
 
 
 def test_every_checkpoint_loads_into_torchvision_vgg16(paper_run):
