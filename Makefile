@@ -1,5 +1,5 @@
 # make run   install, then run the embedded demo DAG (results/demo/)
-# make test  install, then run the test suite
+# make test  install, then run the quick tests; make test-all: every test (CI)
 # make bench install the benchmark's own environment, then print the speed table
 # make gpu-check  on a machine with CUDA: the paper's workload measured (benchmarks/gpu_check.py)
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install run test lint bench gpu-check clean
+.PHONY: install run test test-all lint lock bench gpu-check clean
 
 install: $(STAMP)
 
@@ -18,23 +18,29 @@ install: $(STAMP)
 # install): with PYTHONDONTWRITEBYTECODE set, as on many shared machines and CI, nothing
 # compiled on first use is kept, and every job would compile torch's Python again
 # (import torch 4.2 s against 2.1-2.4 s from bytecode, measured; docs/performance.md)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -e '.[workflow,test]'
+	$(BIN)/pip install --quiet --no-compile --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-compile --no-deps -e .
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true  # some packages ship files that do not compile
 	touch $(STAMP)
 
 run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
+# the quick tier (under 10 minutes on 2 cores); test-all: every test (CI's)
 test: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
 
-$(BENCH_STAMP): pyproject.toml
+$(BENCH_STAMP): pyproject.toml requirements-bench.lock
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet --no-compile -e '.[workflow,bench]'
+	$(BENCH_VENV)/bin/pip install --quiet --no-compile --require-hashes -r requirements-bench.lock
+	$(BENCH_VENV)/bin/pip install --quiet --no-compile --no-deps -e .
 	$(BENCH_VENV)/bin/python -m compileall -q -j 0 $(BENCH_VENV)/lib > /dev/null || true
 	touch $(BENCH_STAMP)
 
@@ -45,6 +51,15 @@ bench: $(BENCH_STAMP)
 # the first GPU's check (docs/performance.md): <= 8 min on CUDA; writes results/gpu_check/check.md
 gpu-check: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/gpu_check.py --out results/gpu_check
+
+# the locked install: every package pinned with its hashes, from pyproject.toml's direct
+# requirements (Linux x86_64, Python 3.11); after changing those, refresh with `make lock`
+LOCK_ARGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -q
+lock:
+	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv
+	.venv-lock/bin/uv pip compile pyproject.toml --extra workflow --extra test $(LOCK_ARGS) -o requirements.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --extra workflow --extra bench $(LOCK_ARGS) -o requirements-bench.lock
+	rm -rf .venv-lock
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

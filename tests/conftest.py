@@ -13,6 +13,19 @@ sys.path.insert(0, str(ROOT / "workflow"))
 os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
 
 
+# The slow tier (`make test-all`, CI): whole modules that run the paper's config at full
+# size, kill and rerun DAGs, start a real SLURM or Chromium, play a second user, or
+# benchmark; `make test` (-m "not slow") leaves them out.  Single slow tests are marked
+# @pytest.mark.slow where they stand.
+SLOW_MODULES = {"test_paper_full", "test_faults", "test_slurm", "test_report", "test_shared_machine", "test_bench"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     import torch

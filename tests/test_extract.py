@@ -268,6 +268,7 @@ def test_a_file_name_that_is_not_utf8_is_named_before_any_decoding(tmp_path):
                 **{**extract_settings(), "layout": "folder"})
 
 
+@pytest.mark.slow
 def test_moved_imagenet_reruns_nothing_and_a_wrong_path_deletes_nothing(tmp_path):
     """A finished extraction: the same data moved (the config pointed at the new place)
     has nothing to do; a typo that names a text file is refused before any job, the

@@ -32,6 +32,7 @@ def test_the_gpu_check_runs_its_parts_at_toy_size(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_the_gpu_check_runs_the_paper_s_workflow_at_toy_size(tmp_path):
     assert gpu_check.main(["--toy", "--out", str(tmp_path)]) == 0
     r = check_table(tmp_path, workflow=True)

@@ -30,7 +30,7 @@ def commands():
 
 def test_the_readme_has_the_commands_this_test_knows():
     cmds = commands()
-    assert {"make run", "make test", "make bench"} <= set(cmds)
+    assert {"make run", "make test"} <= set(cmds)
     assert any(c.startswith(".venv/bin/snakemake --report") for c in cmds)
 
 

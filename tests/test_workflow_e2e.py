@@ -146,6 +146,7 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(workdir, "-n", configs=[TINY]))
 
 
+@pytest.mark.slow
 def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):
     """train.keep_checkpoints: false, the README's way to keep the paper run's disk small."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
