@@ -250,7 +250,7 @@ def imagenet_input(subset):
 if not STANDIN:
     from featevo.extract import fingerprint  # noqa: E402
 
-    os.environ["FEATEVO_IMAGENET"] = os.path.abspath(config["data"]["imagenet"])
+    os.environ.update(FEATEVO_IMAGENET=os.path.abspath(config["data"]["imagenet"]))
     IMAGENET_ID = fingerprint(
         Path(config["data"]["imagenet"]), config["data"]["layout"], WNIDS
     )

@@ -74,7 +74,8 @@ rule extract_subset:
         source=lambda w, input: input[0] if STANDIN else '"$FEATEVO_IMAGENET"',
         imagenet=lambda w: "" if STANDIN else f"imagenet {IMAGENET_ID}",
     shell:
-        stage("extract") + " --input {params.source} --out {params.out} --wnids {params.wnids}"
+        stage("extract")
+        + " --input {params.source} --out {params.out} --wnids {params.wnids}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
         " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}"
         " --threads {threads} > {log} 2>&1"

@@ -85,7 +85,8 @@ rule reference_metrics:
     params:
         units=judge_units(),
     shell:
-        stage("metrics") + " --npz {input.npz} --experiment reference --judge {input.judge}"
+        stage("metrics")
+        + " --npz {input.npz} --experiment reference --judge {input.judge}"
         " --judge-units {params.units} --csv {output} --threads {threads} > {log} 2>&1"
 
 
