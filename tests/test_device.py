@@ -11,7 +11,7 @@ def test_concurrent_jobs_claim_different_gpus_and_a_released_one_is_reused(tmp_p
     locks = tmp_path / "locks"
     assert claim_gpu(2, locks) == 0
     assert claim_gpu(2, locks) == 1  # another open of the lock: as another job would
-    with pytest.raises(TimeoutError, match="all 2 GPUs"):
+    with pytest.raises(TimeoutError, match="no free GPU among 2"):
         claim_gpu(2, locks, timeout=0)
     os.close(device._HELD.pop(0))  # the job on GPU 0 ends
     assert claim_gpu(2, locks, timeout=0) == 0

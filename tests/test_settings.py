@@ -21,6 +21,7 @@ NOT_SETTINGS = {
     "from_checkpoint": "absent for init: random",
     "skip_unreadable": "a flag: absent is false, as the rule passes it only when true",
     "processes": "how a job runs (Snakemake's threads), not what it computes",
+    "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
 }
 
 
@@ -58,7 +59,7 @@ SETTINGS = {
 EXPECTED = {  # rule: flags its every command carries
     "visualize": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5 --objective softmax"
                  " --init uniform --init-std 0.123 --seed 3 --restarts 4",
-    "visualize ": "--top-k 6 --val",
+    "visualize ": "--restarts 4 --top-k 6 --device auto --precision auto --val",
     # Fig. 3: the very same recipe as every checkpoint's
     "visualize_reference": "--steps 37 --step-size 0.0731 --normalize none --median-every 7 --median-size 5"
                            " --objective softmax --init uniform --init-std 0.123 --seed 3 --restarts 4",
@@ -68,7 +69,8 @@ EXPECTED = {  # rule: flags its every command carries
                        " --epochs 9 --batch-size 19"
                        " --optimizer adam --lr 0.0021 --rho 0.93 --eps 1.3e-07 --augment hflip --schedule constant"
                        " --warmup 0.07 --classifier-init torchvision",
-    "train_network judge": "--seed 5 --arch vgg13 --width-divisor 16 --pool-size 1 --dropout 0.11 --epochs 6",
+    "train_network judge": "--seed 5 --arch vgg13 --width-divisor 16 --pool-size 1 --dropout 0.11 --init torchvision"
+                           " --epochs 6",
     # the three pools: the subset's, then the reference's and the judge's, each with a seed of its own
     "standin": ("--wnids n01644373 n02007558 n07697313 n03982430 --per-class 14 --seed 6 --size 44 --clutter 3",
                 "--seed 1000009 --size 44 --clutter 3", "--seed 2000009 --size 44 --clutter 3"),

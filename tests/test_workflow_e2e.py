@@ -134,7 +134,7 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     # seed 1 is not in the images, GIF or methods (seed 0's): only its own chain and the summaries
     # (Fig. 1 chooses its epochs on the mean over seeds, as Table 1 does)
     assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1, "evolution_figure": 1,
-                      "learning_curves": 1, "feature_metrics": 1, "claims": 1, "all": 1}, counts
+                      "top_figure": 1, "learning_curves": 1, "feature_metrics": 1, "claims": 1, "all": 1}, counts
     (run / "train" / "scratch" / "seed0" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,

@@ -35,7 +35,7 @@ def visualize(cfg: dict) -> str:
     return (f"--image-size {cfg['data']['image_size']} --steps {v['steps']} --step-size {v['step_size']}"
             f" --normalize {v['normalize']} --median-every {v['median_every']} --median-size {v['median_size']}"
             f" --objective {v['objective']} --init {v['init']} --init-std {v['init_std']} --seed {v['seed']}"
-            f" --restarts {v['restarts']} "
+            f" --restarts {v['restarts']} --top-k {v['top_k']} "
             + runtime(v))
 
 

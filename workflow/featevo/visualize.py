@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--restarts", type=int, required=True)  # workflow settings: the schema holds their defaults
     p.add_argument("--val", type=Path, help="a folder of featevo.extract: each unit's top validation images")
-    p.add_argument("--top-k", type=int, help="how many top validation images per unit (with --val)")
+    p.add_argument("--top-k", type=int, required=True, help="how many top validation images per unit (with --val)")
     p.add_argument("--device", required=True)
     p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
@@ -292,8 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if len(a.units) != len(a.names):
         p.error("--units and --names must have the same length")
-    if (a.val is None) != (a.top_k is None):
-        p.error("--val and --top-k go together")
     device = pick_device(a.device)
     configure(device, a.threads, precision=a.precision)
     model, ckpt = load_model(a.checkpoint)

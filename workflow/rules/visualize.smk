@@ -32,7 +32,7 @@ rule visualize:
         units=list(range(len(CLASSES))),
         names=NAMES,
         args=lambda w, input: cli.visualize(config)
-        + f" --top-k {VIZ_CFG['top_k']} --val {os.path.dirname(input.val)}",
+        + f" --val {os.path.dirname(input.val)}",
     shell:
         VIZ_SHELL
 
