@@ -8,7 +8,10 @@ from snakemake_helpers import ROOT, snakemake
 
 
 def demo_config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    """config.yaml as the workflow sees it: over the schema's defaults."""
+    from featevo.config_checks import load_config
+
+    return load_config(ROOT / "config.yaml")
 
 
 @pytest.fixture

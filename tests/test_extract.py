@@ -309,3 +309,112 @@ def test_moved_imagenet_reruns_nothing_and_a_wrong_path_deletes_nothing(tmp_path
     (tmp_path / "disk2" / "train" / WNIDS[0] / f"{WNIDS[0]}_1.JPEG").write_bytes(jpeg((1, 2, 3), size=(30, 30)))
     out = run(tmp_path / "disk2" / "train", "-n")
     assert "extract_subset" in out.stdout
+
+
+def ilsvrc_val(root, per_class=3, labels="csv"):
+    """ILSVRC2012's validation set in small: flat ILSVRC2012_val_*.JPEG, two wanted synsets and
+    a distractor interleaved, and their labels as Kaggle's CSV or the devkit's ground truth."""
+    root.mkdir()
+    wnids = [*WNIDS, "n03982430"]
+    order = [wnids[i % 3] for i in range(3 * per_class)]
+    for i, w in enumerate(order, 1):
+        (root / f"ILSVRC2012_val_{i:08d}.JPEG").write_bytes(jpeg(COLOURS.get(w, (0, 0, 255))))
+    if labels == "csv":
+        rows = [f"ILSVRC2012_val_{i:08d},{w} 1 2 3 4" for i, w in enumerate(order, 1)]
+        (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+        return root / "LOC_val_solution.csv"
+    from scipy.io import savemat
+
+    ids = {w: k for k, w in enumerate(wnids, 1)}
+    synsets = np.array([(k, w) for w, k in ids.items()], dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O")])
+    devkit = root / "devkit"
+    devkit.mkdir()
+    savemat(devkit / "meta.mat", {"synsets": synsets})
+    (devkit / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{ids[w]}\n" for w in order))
+    return devkit / "ILSVRC2012_validation_ground_truth.txt"
+
+
+@pytest.mark.parametrize("labels", ["csv", "devkit"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_validation_on_ilsvrc2012_s_own_validation_images(tmp_path, labels, packed):
+    """data.validation: ilsvrc_val: every chosen training image trains; the validation split
+    is ILSVRC2012's own validation images of each class, which ImageNet weights never saw."""
+    from featevo.extract import val_labels
+
+    fake_imagenet(tmp_path / "train", per_class=5, quirks=False)
+    label_file = ilsvrc_val(tmp_path / "val", per_class=3, labels=labels)
+    assert sorted(set(val_labels(label_file).values())) == sorted([*WNIDS, "n03982430"])
+    images = tmp_path / "val"
+    if packed:
+        with tarfile.open(tmp_path / "ILSVRC2012_img_val.tar", "w") as tf:
+            for p in sorted(images.glob("*.JPEG")):
+                tf.add(p, arcname=p.name)
+        images = tmp_path / "ILSVRC2012_img_val.tar"
+    table = extract(tmp_path / "train", tmp_path / "out", WNIDS, per_class=5, val_per_class=2, size=8,
+                    **extract_settings(), val_images=images, val_labels_file=label_file)
+    train, val = table[table["split"] == "train"], table[table["split"] == "val"]
+    assert len(train) == 10 and train["member"].str.startswith("n0").all()  # all 5 per class train
+    assert len(val) == 4 and val["member"].str.startswith("ILSVRC2012_val_").all()
+    assert val.groupby("wnid").size().tolist() == [2, 2]
+    pixels = np.load(tmp_path / "out" / "val_images.npy")
+    labels_ = np.load(tmp_path / "out" / "val_labels.npy")
+    for img, label in zip(pixels, labels_):  # each validation image has its class's colour
+        np.testing.assert_allclose(img.reshape(-1, 3).mean(0), COLOURS[WNIDS[label]], atol=3)
+    with pytest.raises(ExtractionError, match=r"has 3 images of n01644373 .* lower data.val_per_class"):
+        extract(tmp_path / "train", tmp_path / "out2", WNIDS, per_class=5, val_per_class=4, size=8,
+                **extract_settings(), val_images=images, val_labels_file=label_file)
+
+
+def test_ilsvrc_val_is_checked_at_parse_time(tmp_path):
+    from featevo.config_checks import check_config
+
+    cfg = yaml_demo()
+    label_file = ilsvrc_val(tmp_path / "val", per_class=3)
+    fake_imagenet(tmp_path / "train", per_class=5, quirks=False)
+    cfg["data"].update(source="standin", validation="ilsvrc_val")
+    assert any("needs data.source: imagenet" in e for e in check_config(cfg))
+    cfg["data"].update(source="imagenet", imagenet=str(tmp_path / "train"), images_per_class=5, val_per_class=3,
+                       classes=[{"name": f"c{i}", "wnid": w} for i, w in enumerate(WNIDS)],
+                       imagenet_val=str(tmp_path / "val"), imagenet_val_labels=str(tmp_path / "nowhere.csv"))
+    assert any("data.imagenet_val_labels" in e and "does not exist" in e for e in check_config(cfg))
+    cfg["data"]["imagenet_val_labels"] = str(label_file)
+    assert not [e for e in check_config(cfg) if e.startswith("data.")]
+    cfg["data"]["val_per_class"] = 4
+    assert any("lists 3 validation images of n01644373, 4 asked for" in e for e in check_config(cfg))
+
+
+def yaml_demo():
+    from featevo.config_checks import load_config
+    from snakemake_helpers import ROOT
+
+    return load_config(ROOT / "config.yaml")
+
+
+def test_the_workflow_validates_on_ilsvrc_val_when_asked(tmp_path):
+    import shutil
+
+    import yaml
+
+    from snakemake_helpers import ROOT, snakemake
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "config.yaml", work / "config.yaml")
+    fake_imagenet(tmp_path / "train", per_class=5, quirks=False)
+    label_file = ilsvrc_val(tmp_path / "val", per_class=3)
+    weights = tmp_path / "vgg16-397923af.pth"
+    weights.write_bytes(b"never read: only the extraction runs")
+    (work / "mine.yaml").write_text(yaml.safe_dump({
+        "run_name": "val", "data": {
+            "source": "imagenet", "imagenet": str(tmp_path / "train"), "validation": "ilsvrc_val",
+            "imagenet_val": str(tmp_path / "val"), "imagenet_val_labels": str(label_file),
+            "classes": [{"name": f"c{i}", "wnid": w, "imagenet_index": 31 + i} for i, w in enumerate(WNIDS)],
+            "images_per_class": 5, "val_per_class": 3, "image_size": 32},
+        "model": {"width_divisor": 1, "pool_size": 7}, "visualize": {"top_k": 2},
+        "reference": {"source": "torchvision", "weights": str(weights)}, "judge": {"source": "reference"}}))
+    target = "results/val/data/main/manifest.csv"
+    snakemake(work, "--", target, configs=[work / "mine.yaml"])
+    assert len(np.load(work / "results/val/data/main/train_labels.npy")) == 10
+    assert np.load(work / "results/val/data/main/val_labels.npy").tolist() == [0, 0, 0, 1, 1, 1]
+    manifest = pd.read_csv(work / target)
+    assert manifest.loc[manifest["split"] == "val", "member"].str.startswith("ILSVRC2012_val_").all()

@@ -22,6 +22,8 @@ NOT_SETTINGS = {
     "skip_unreadable": "a flag: absent is false, as the rule passes it only when true",
     "processes": "how a job runs (Snakemake's threads), not what it computes",
     "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
+    "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
+    "val_labels": "a path, given only with data.validation: ilsvrc_val",
 }
 
 

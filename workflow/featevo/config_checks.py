@@ -60,6 +60,33 @@ def _check_imagenet(path: Path, data: dict, deep: bool = True) -> list[str]:
     return errors
 
 
+def _check_ilsvrc_val(data: dict) -> list[str]:
+    """data.validation: ilsvrc_val needs your ImageNet, the validation images and their labels."""
+    from featevo.extract import ExtractionError, val_labels
+
+    if data["source"] != "imagenet":
+        return ["data.validation: ilsvrc_val needs data.source: imagenet (the stand-in has no ILSVRC2012 validation "
+                "set); use validation: subset"]
+    errors = []
+    for key in ("imagenet_val", "imagenet_val_labels"):
+        if not data.get(key):
+            errors.append(f"data.{key}: data.validation is ilsvrc_val but no path is set")
+        elif not Path(data[key]).exists():
+            errors.append(f"data.{key}: {data[key]} does not exist")
+    if errors:
+        return errors
+    try:
+        labels = val_labels(Path(data["imagenet_val_labels"]))
+    except ExtractionError as exc:
+        return [str(exc)]
+    for c in data["classes"]:
+        n = sum(1 for w in labels.values() if w == c["wnid"])
+        if n < data["val_per_class"]:
+            errors.append(f"data.val_per_class: {data['imagenet_val_labels']} lists {n} validation images of "
+                          f"{c['wnid']}, {data['val_per_class']} asked for (ILSVRC2012 has 50 per class)")
+    return errors
+
+
 # modules in VGG's `features` (two per convolution, one per pool) and `classifier`;
 # kept here so that parsing the Snakefile does not import torch (a test holds it
 # to featevo.models)
@@ -92,7 +119,9 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     what takes reading the ImageNet tars' headers; see :func:`_check_imagenet`)."""
     errors = []
     data, exps = cfg["data"], cfg["experiments"]
-    if data["val_per_class"] >= data["images_per_class"]:
+    if data["validation"] == "ilsvrc_val":
+        errors += _check_ilsvrc_val(data)
+    elif data["val_per_class"] >= data["images_per_class"]:
         errors.append(f"data.val_per_class ({data['val_per_class']}) must be below data.images_per_class "
                       f"({data['images_per_class']})")
     wnids = [c["wnid"] for c in data["classes"]]

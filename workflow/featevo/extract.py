@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import sys
 import tarfile
 import time
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,12 @@ def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
 
     folder: every wanted synset's image names and sizes; synset_tars: each wanted
     tar's size and first 64 KiB; train_tar: the file's size and its first and last
-    64 KiB (the outer tar's first headers and its end)."""
+    64 KiB (the outer tar's first headers and its end); ``flat`` (ILSVRC2012's
+    validation images and their labels): a folder's image names and sizes, or a
+    file's size and ends."""
     path = Path(path)
+    if layout == "flat":
+        layout = "flat_folder" if path.is_dir() else "train_tar"
     layout = detect_layout(path) if layout == "auto" else layout
     h = hashlib.sha256(layout.encode())
 
@@ -86,6 +91,10 @@ def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
             head_tail(path / f"{w}.tar", tail=False)
     if layout == "train_tar":
         head_tail(path, tail=True)
+    elif layout == "flat_folder":
+        for name in sorted(os.listdir(path)):
+            if _is_image(name):
+                h.update(f"{name}\0{(path / name).stat().st_size}\0".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 
@@ -227,6 +236,72 @@ def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterat
                         yield w, m.name, data
 
 
+# ---- ILSVRC2012's own validation images ----------------------------------------
+
+
+def val_labels(path: Path) -> dict[str, str]:
+    """ILSVRC2012 validation image (file stem, ``ILSVRC2012_val_00000001``) -> its wnid.
+
+    From Kaggle's ``LOC_val_solution.csv`` (ImageId, PredictionString whose first
+    word is the wnid), or the devkit's ``ILSVRC2012_validation_ground_truth.txt``
+    (one ILSVRC2012_ID per image, in order) with the devkit's ``meta.mat`` beside it
+    (which maps those IDs to wnids)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            table = pd.read_csv(path)
+            return {str(i): str(p).split()[0] for i, p in zip(table["ImageId"], table["PredictionString"])}
+        from scipy.io import loadmat
+
+        meta = path.parent / "meta.mat"
+        synsets = loadmat(meta, squeeze_me=True)["synsets"]
+        wnid_of = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
+        ids = [int(v) for v in path.read_text().split()]
+        return {f"ILSVRC2012_val_{i + 1:08d}": wnid_of[k] for i, k in enumerate(ids)}
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        raise ExtractionError(f"data.imagenet_val_labels: {path} cannot be read as LOC_val_solution.csv or the "
+                              f"devkit's ILSVRC2012_validation_ground_truth.txt with meta.mat beside it ({exc!r})"
+                              ) from exc
+
+
+def val_members(images: Path, labels: dict[str, str], wnids: list[str], per_class: int) -> dict[str, list[str]]:
+    """The first ``per_class`` validation images of each wnid (by name), as member names of
+    ``images``: a folder of ``ILSVRC2012_val_*.JPEG`` or ``ILSVRC2012_img_val.tar``."""
+    images = Path(images)
+    if images.is_dir():
+        names = {Path(n).stem: n for n in os.listdir(images) if _is_image(n)}
+    else:
+        try:
+            with tarfile.open(images, mode="r:") as tf:
+                names = {Path(m.name).stem: m.name for m in tf if m.isfile() and _is_image(m.name)}
+        except TAR_ERRORS as exc:
+            raise ExtractionError(f"data.imagenet_val: {images} is neither a folder nor a readable tar ({exc})"
+                                  ) from exc
+    out = {}
+    for w in wnids:
+        mine = sorted(names[stem] for stem, wnid in labels.items() if wnid == w and stem in names)
+        if len(mine) < per_class:
+            raise ExtractionError(f"data.val_per_class: ILSVRC2012's validation set has {len(mine)} images of {w} "
+                                  f"in {images} ({per_class} asked for; it has 50 of each class); lower "
+                                  "data.val_per_class, or check data.imagenet_val and data.imagenet_val_labels")
+        out[w] = mine[:per_class]
+    return out
+
+
+def read_val(images: Path, wanted: dict[str, list[str]]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (wnid, member name, bytes) of the wanted validation images."""
+    images = Path(images)
+    wnid_of = {name: w for w, names in wanted.items() for name in names}
+    if images.is_dir():
+        for name, w in sorted(wnid_of.items()):
+            yield w, name, (images / name).read_bytes()
+        return
+    with _naming(images, "validation"), tarfile.open(images, mode="r|") as tf:
+        for m in tf:
+            if m.name in wnid_of:
+                yield wnid_of[m.name], m.name, tf.extractfile(m).read()
+
+
 def batched(items, n: int):
     """Lists of up to n items (itertools.batched arrives in Python 3.12)."""
     it = iter(items)
@@ -289,7 +364,11 @@ def select_and_split(members: dict[str, list[str]], per_class: int, val_per_clas
 
 def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_class: int, size: int,
             seed: int, layout: str, resize: str, skip_unreadable: bool, threads: int = 1,
-            log=print) -> pd.DataFrame:
+            val_images: Path | None = None, val_labels_file: Path | None = None, log=print) -> pd.DataFrame:
+    """With ``val_images`` (and ``val_labels_file``: data.validation ilsvrc_val), every one
+    of the ``per_class`` training images trains, and the validation split is the first
+    ``val_per_class`` of each class in ILSVRC2012's own validation set, which the
+    ImageNet weights never saw; without, ``val_per_class`` of them are held out (the paper)."""
     path = Path(path)
     if not path.exists():
         raise ExtractionError(f"data.imagenet: {path} does not exist")
@@ -297,8 +376,15 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
         layout = detect_layout(path)
     start = time.monotonic()
     log(f"[extract] {path} ({layout}): listing {len(wnids)} synsets")
-    table = select_and_split(list_members(path, layout, wnids), per_class, val_per_class, seed)
-    wanted = {w: set(g["member"]) for w, g in table.groupby("wnid", sort=False)}
+    own_val = val_images is not None
+    table = select_and_split(list_members(path, layout, wnids), per_class, 0 if own_val else val_per_class, seed)
+    if own_val:
+        chosen = val_members(val_images, val_labels(val_labels_file), wnids, val_per_class)
+        log(f"[extract] validation: {val_per_class} of each class from {val_images}")
+        table = pd.concat([table, pd.DataFrame([{"split": "val", "label": wnids.index(w), "wnid": w, "member": m}
+                                                for w in wnids for m in chosen[w]])], ignore_index=True)
+    from_train = table[table["split"] == "train"] if own_val else table
+    wanted = {w: set(g["member"]) for w, g in from_train.groupby("wnid", sort=False)}
     index = {(w, m): i for i, (w, m) in enumerate(zip(table["wnid"], table["member"]))}
     images = np.zeros((len(table), size, size, 3), np.uint8)
     digests = [""] * len(table)
@@ -322,7 +408,10 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
         # in bounded chunks: Executor.map takes its whole input at once, and the
         # paper's subset is over half a gigabyte of JPEG bytes
-        for chunk in batched(read_members(path, layout, wanted), 64 * max(1, threads)):
+        members = read_members(path, layout, wanted)
+        if own_val:
+            members = chain(members, read_val(val_images, chosen))
+        for chunk in batched(members, 64 * max(1, threads)):
             list(pool.map(work, chunk))
             if (done + len(chunk)) // 1000 > done // 1000:
                 log(f"[extract] {done + len(chunk)}/{len(table)} images, {time.monotonic() - start:.1f} s")
@@ -361,6 +450,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", required=True, choices=LAYOUTS)
     p.add_argument("--resize", required=True, choices=RESIZES)
     p.add_argument("--skip-unreadable", action="store_true")
+    p.add_argument("--val-images", type=Path, help="ILSVRC2012's validation images (data.validation: ilsvrc_val)")
+    p.add_argument("--val-labels", type=Path, help="their labels: LOC_val_solution.csv or the devkit's ground truth")
     p.add_argument("--threads", type=int, default=1)
     return p
 
@@ -370,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
                 seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,
-                threads=a.threads, log=lambda m: print(m, flush=True))
+                threads=a.threads, val_images=a.val_images, val_labels_file=a.val_labels,
+                log=lambda m: print(m, flush=True))
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -254,6 +254,18 @@ if not STANDIN:
     IMAGENET_ID = fingerprint(
         Path(config["data"]["imagenet"]), config["data"]["layout"], WNIDS
     )
+    OWN_VAL = config["data"]["validation"] == "ilsvrc_val"
+    if OWN_VAL:  # ILSVRC2012's validation images, by the same rule: what, not where
+        os.environ.update(
+            FEATEVO_IMAGENET_VAL=os.path.abspath(config["data"]["imagenet_val"]),
+            FEATEVO_IMAGENET_VAL_LABELS=os.path.abspath(
+                config["data"]["imagenet_val_labels"]
+            ),
+        )
+        IMAGENET_ID += " val " + " ".join(
+            fingerprint(Path(config["data"][key]), "flat", [])
+            for key in ("imagenet_val", "imagenet_val_labels")
+        )
 
 
 def standin_count(pool):

@@ -73,9 +73,14 @@ rule extract_subset:
         # the stand-in's folder, or your ImageNet: its path from the environment, its content here
         source=lambda w, input: input[0] if STANDIN else '"$FEATEVO_IMAGENET"',
         imagenet=lambda w: "" if STANDIN else f"imagenet {IMAGENET_ID}",
+        own_val=lambda w: (
+            ' --val-images "$FEATEVO_IMAGENET_VAL" --val-labels "$FEATEVO_IMAGENET_VAL_LABELS"'
+            if not STANDIN and OWN_VAL and w.subset == "main"
+            else ""
+        ),
     shell:
         stage("extract")
         + " --input {params.source} --out {params.out} --wnids {params.wnids}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
-        " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}"
+        " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}{params.own_val}"
         " --threads {threads} > {log} 2>&1"
