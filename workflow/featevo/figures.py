@@ -111,12 +111,11 @@ def reference(npz: Path, names: list[str], source: str, outputs: list[Path], exa
 
 
 def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experiment: str, names: list[str],
-               outputs: list[Path], mean: pd.DataFrame | None = None) -> list[int]:
+               outputs: list[Path], metrics: pd.DataFrame, mean: pd.DataFrame | None = None) -> list[int]:
     """Real images beside the synthetic ones: at the table's epochs, each class unit's
     top validation images (a mosaic per class and epoch), and over every epoch the
-    Jaccard similarity of each unit's top set with the epoch before."""
-    from featevo.metrics import jaccard
-
+    Jaccard similarity of each unit's top set with the epoch before (``top_jaccard``
+    of the seed's ``metrics``)."""
     data = [np.load(p) for p in npzs]
     if len(data) != len(history):
         raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
@@ -134,10 +133,8 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
     fig = plt.figure(figsize=(max(6.0, 1.5 * len(chosen) + 0.8), 1.6 * n + 3.2))
     grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.55, wspace=0.08)
     ax = fig.add_subplot(grid[0, :])
-    for i, name in enumerate(names):
-        jac = [np.nan] + [jaccard(by_epoch[e]["top_index"][i], by_epoch[p]["top_index"][i])
-                          for p, e in zip(epochs, epochs[1:])]
-        ax.plot(epochs, jac, "-o", ms=2, lw=1, label=name)
+    for name, g in metrics.groupby("class", sort=False):
+        ax.plot(g["epoch"], g["top_jaccard"], "-o", ms=2, lw=1, label=name)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="epoch", ylabel="Jaccard", ylim=(-0.05, 1.05),
            title=f"each unit's top {k} validation images: overlap with the epoch before")
@@ -306,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--names", nargs="+", required=True)
     t.add_argument("--out", type=Path, nargs="+", required=True)
     t.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
+    t.add_argument("--metrics", type=Path, required=True, help="the seed's feature metrics (top_jaccard)")
     r = sub.add_parser("reference")
     r.add_argument("--npz", type=Path, required=True)
     r.add_argument("--names", nargs="+", required=True)
@@ -341,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             gif_page(a.out, f"{a.experiment}: class visualizations per epoch", a.html)
         print(f"[figures] {a.experiment}: {n} frames -> {a.out}")
     elif a.cmd == "top":
-        shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out, _mean(a.mean_of))
+        shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out,
+                           pd.read_csv(a.metrics), _mean(a.mean_of))
         print(f"[figures] {a.experiment}: top validation images at epochs {shown} -> {a.out}")
     elif a.cmd == "method":
         method(a.npz, a.method, a.experiment, a.names, a.out)

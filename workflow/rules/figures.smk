@@ -49,6 +49,7 @@ rule top_figure:
         seeds=lambda w: [history(w.exp, s) for s in SEEDS],
         npz=lambda w: [classes_npz(w.exp, e, FIRST_SEED) for e in epochs(w.exp)],
         val=path("images", subset="main", split="val"),
+        metrics=lambda w: path("feature_metrics", exp=w.exp, seed=FIRST_SEED),
     output:
         png=report(
             path("figure", name="top_{exp}", ext="png"),
@@ -67,6 +68,7 @@ rule top_figure:
     shell:
         stage("figures")
         + " top --history {input.history} --mean-of {input.seeds} --npz {input.npz} --val {input.val}"
+        " --metrics {input.metrics}"
         " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
