@@ -124,31 +124,39 @@ def uninterrupted(tmp_path_factory):
     return work, {e: weights(work, e) for e in (1, 2, 3)}
 
 
-def featevo_jobs(workdir):
+def featevo_jobs(workdir, stage="train"):
     """Processes still running a stage for this workdir."""
-    out = subprocess.run(["pgrep", "-f", "featevo train"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-f", f"featevo {stage}"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split() if str(workdir) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
+
+
+def kill_snakemake_once(work, configs, targets, log, marker, stage="train", timeout=300):
+    """Start snakemake, SIGKILL it (alone, as a closed terminal or the OOM killer would) once
+    ``log`` shows ``marker``, then wait until no ``stage`` job of ``work`` runs (at most 5 s);
+    True if none does."""
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--configfile", *map(str, configs), "--", *targets]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not (log.is_file() and marker in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.is_file() and marker in log.read_text(), f"{log.name} never showed {marker!r}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while featevo_jobs(work, stage) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not featevo_jobs(work, stage)
 
 
 def test_snakemake_killed_mid_epoch_then_rerun_equals_the_uninterrupted_run(tmp_path, uninterrupted):
     _, reference = uninterrupted
     work = faults_workdir(tmp_path / "killed")
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--cores", "2", "--configfile", str(TINY), str(work / "faults.yaml"), "--", *TARGETS]
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
     log = work / "results/tiny/logs/train/scratch/seed0/epoch_002.log"
-    deadline = time.monotonic() + 300
-    while not (log.is_file() and "epoch 2 batch" in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert log.is_file(), "epoch 2 never started"
-    os.kill(proc.pid, signal.SIGKILL)  # Snakemake alone, as a closed terminal or the OOM killer would
-    proc.wait()
     # the orphaned job notices and stops within a second, writing nothing
-    deadline = time.monotonic() + 5
-    while featevo_jobs(work) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not featevo_jobs(work), "a job outlived its Snakemake"
+    assert kill_snakemake_once(work, [TINY, work / "faults.yaml"], TARGETS, log, "epoch 2 batch"), \
+        "a job outlived its Snakemake"
     assert "is gone" in log.read_text()
     folder = work / "results/tiny/train/scratch/seed0"
     assert not (folder / "epoch_002.pt").exists() and (folder / "epoch_001.optim.pt").is_file()
@@ -201,27 +209,10 @@ def test_every_rule_runs_its_stage_as_a_job_that_watches_its_snakemake(tmp_path)
 def test_snakemake_killed_while_the_stand_in_is_drawn_leaves_no_job_behind(tmp_path):
     work = faults_workdir(tmp_path / "standin")
     (work / "big.yaml").write_text("standin: {images_per_class: 3000}\ndata: {images_per_class: 150}\n")
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--cores", "2", "--configfile", str(TINY), str(work / "faults.yaml"), str(work / "big.yaml"), "--",
-           "results/tiny/standin/main"]
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
     log = work / "results/tiny/logs/standin.log"
-    deadline = time.monotonic() + 120
-    while not (log.is_file() and "[standin] 1/4" in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert log.is_file() and "[standin] 1/4" in log.read_text(), "the stand-in never started"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-    def standin_jobs():
-        out = subprocess.run(["pgrep", "-f", "featevo standin"], capture_output=True, text=True).stdout
-        return [p for p in out.split() if str(work) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
-
-    deadline = time.monotonic() + 5
-    while standin_jobs() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not standin_jobs(), "the stand-in outlived its Snakemake"
+    assert kill_snakemake_once(work, [TINY, work / "faults.yaml", work / "big.yaml"], ["results/tiny/standin/main"],
+                               log, "[standin] 1/4", stage="standin", timeout=120), \
+        "the stand-in outlived its Snakemake"
     assert "is gone" in log.read_text()
     # the README's recovery works at once: unlock, rerun
     snakemake(work, "--unlock", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])
