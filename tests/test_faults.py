@@ -127,7 +127,14 @@ def uninterrupted(tmp_path_factory):
 def featevo_jobs(workdir, stage="train"):
     """Processes still running a stage for this workdir."""
     out = subprocess.run(["pgrep", "-f", f"featevo {stage}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if str(workdir) in Path(f"/proc/{p}/cwd").resolve().as_posix()]
+    found = []
+    for pid in out.split():
+        try:
+            if str(workdir) in Path(f"/proc/{pid}/cwd").resolve(strict=True).as_posix():
+                found.append(int(pid))
+        except OSError:  # ended between pgrep and here
+            pass
+    return found
 
 
 def kill_snakemake_once(work, configs, targets, log, marker, stage="train", timeout=300):
