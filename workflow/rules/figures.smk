@@ -78,7 +78,13 @@ rule reference_metrics:
         npz=PATHS["reference_classes"],
         judge=judge_model(),
     output:
-        PATHS["reference_metrics"],
+        report(
+            PATHS["reference_metrics"],
+            caption="../report/reference_metrics.rst",
+            category="Metrics",
+            subcategory="reference (Fig. 3)",
+            labels={"experiment": "reference", "kind": "table"},
+        ),
     log:
         logfile("metrics/reference"),
     conda:
