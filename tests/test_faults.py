@@ -167,7 +167,7 @@ def test_snakemake_killed_mid_epoch_then_rerun_equals_the_uninterrupted_run(tmp_
     assert "is gone" in log.read_text()
     folder = work / "results/tiny/train/scratch/seed0"
     assert not (folder / "epoch_002.pt").exists() and (folder / "epoch_001.optim.pt").is_file()
-    # the README's recovery: unlock, rerun
+    # the documented recovery (docs/operations.md): unlock, rerun
     sm(work, "--unlock")
     sm(work, "--rerun-incomplete")
     assert all(same(weights(work, e), reference[e]) for e in (1, 2, 3))
@@ -221,6 +221,6 @@ def test_snakemake_killed_while_the_stand_in_is_drawn_leaves_no_job_behind(tmp_p
                                log, "[standin] 1/4", stage="standin", timeout=120), \
         "the stand-in outlived its Snakemake"
     assert "is gone" in log.read_text()
-    # the README's recovery works at once: unlock, rerun
+    # the documented recovery works at once: unlock, rerun
     snakemake(work, "--unlock", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])
     snakemake(work, "--rerun-incomplete", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 PAPER = ROOT / "configs" / "paper.yaml"
 WNIDS = fake.PAPER_WNIDS
 PER_CLASS, VAL = 8, 2
-CHECKPOINT_MIB = 512  # the README's budget per checkpoint of the 4-class VGG-16 (and per ImageNet import)
+CHECKPOINT_MIB = 512  # docs/reproducing.md's budget per checkpoint of the 4-class VGG-16 (and per ImageNet import)
 
 
 def fake_train_tar(folder):
@@ -46,7 +46,7 @@ def paper_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def paper_run_temporary(tmp_path_factory):
-    """The README's way to keep the paper run's disk small: train.keep_checkpoints: false."""
+    """docs/reproducing.md's way to keep the paper run's disk small: train.keep_checkpoints: false."""
     return run_paper(tmp_path_factory, {"keep_checkpoints": False})
 
 
@@ -138,10 +138,10 @@ def test_fig3_draws_units_31_130_933_736_of_the_imagenet_head(paper_run):
         assert logits[k, k] > max(logits[j, k] for j in range(4) if j != k), logits
 
 
-def test_disk_at_its_peak_is_within_the_readme_s_budget(paper_run):
+def test_disk_at_its_peak_is_within_the_docs_budget(paper_run):
     work, run, _, peak, seconds, _ = paper_run
-    readme = (ROOT / "README.md").read_text()
-    assert f"checkpoint of the 4-class VGG-16 is {CHECKPOINT_MIB} MiB" in readme
+    docs = (ROOT / "docs" / "reproducing.md").read_text()
+    assert f"checkpoint of the 4-class VGG-16 is {CHECKPOINT_MIB} MiB" in docs
     # 6 checkpoints, the imported ImageNet network, and at most one optimizer state per experiment
     # (1 GiB at this size) while its next epoch is written; the subset and figures are small
     budget = (6 + 1) * CHECKPOINT_MIB * 2**20 * 1.04 + 3 * 2**30 + 100 * 2**20

@@ -148,7 +148,7 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
 
 @pytest.mark.slow
 def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):
-    """train.keep_checkpoints: false, the README's way to keep the paper run's disk small."""
+    """train.keep_checkpoints: false, docs/reproducing.md's way to keep the paper run's disk small."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     (tmp_path / "temp.yaml").write_text("seeds: [1]\ntrain: {keep_checkpoints: false}\nexperiments: {pretrained: {epochs: 1}}\n")
     snakemake(tmp_path, configs=[TINY, tmp_path / "temp.yaml"])

@@ -130,7 +130,8 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
     n = len(names)
     k = data[0]["top_index"].shape[1]
     side = math.ceil(math.sqrt(k))
-    fig = plt.figure(figsize=(max(6.0, 1.5 * len(chosen) + 0.8), 1.6 * n + 3.2))
+    # about as wide as tall, like the other figures: the report shows a figure at the page's width
+    fig = plt.figure(figsize=(max(7.5, 1.5 * len(chosen) + 1.0), 1.2 * n + 2.8))
     grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.55, wspace=0.08)
     ax = fig.add_subplot(grid[0, :])
     for name, g in metrics.groupby("class", sort=False):
