@@ -130,15 +130,15 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
     n = len(names)
     k = data[0]["top_index"].shape[1]
     side = math.ceil(math.sqrt(k))
-    # about as wide as tall, like the other figures: the report shows a figure at the page's width
-    fig = plt.figure(figsize=(max(7.5, 1.5 * len(chosen) + 1.0), 1.2 * n + 2.8))
-    grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.55, wspace=0.08)
+    # wider than tall: the report shows a figure at its own size, and a tall one runs off the screen
+    fig = plt.figure(figsize=(max(8.5, 1.3 * len(chosen) + 3.0), 0.9 * n + 1.9))
+    grid = fig.add_gridspec(n + 1, len(chosen), height_ratios=[1.6] + [1] * n, hspace=0.45, wspace=0.08)
     ax = fig.add_subplot(grid[0, :])
     for name, g in metrics.groupby("class", sort=False):
         ax.plot(g["epoch"], g["top_jaccard"], "-o", ms=2, lw=1, label=name)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="epoch", ylabel="Jaccard", ylim=(-0.05, 1.05),
-           title=f"each unit's top {k} validation images: overlap with the epoch before")
+    ax.set(ylabel="Jaccard", ylim=(-0.05, 1.05),  # no x label: the mosaics' titles sit below it
+           title=f"each unit's top {k} validation images: overlap with the epoch before (x: epoch)")
     ax.title.set_fontsize(8)
     ax.legend(fontsize=6, ncol=min(4, n))
     ax.grid(alpha=0.3)
