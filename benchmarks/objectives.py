@@ -42,14 +42,14 @@ def measure(model, units, judge, judge_units, settings) -> dict:
             "total_variation": float(np.mean([total_variation(i) for i in imgs.reshape(-1, *imgs.shape[2:])]))}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--config", type=Path, nargs="+", required=True, help="the run's config files, in order")
     p.add_argument("--objectives", nargs="+", default=["logit", "margin", "log_softmax"])
     p.add_argument("--every", type=int, default=1, help="every N-th epoch (and the last)")
     p.add_argument("--set", nargs="*", default=[], help="visualize.KEY=VALUE overrides (YAML values)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = schema_defaults()
     for f in a.config:
