@@ -203,6 +203,21 @@ def workflow(work: Path, device, toy: bool) -> dict:
     return {"ok": proc.returncode == 0, "seconds": seconds, "jobs": done[-1].strip() if done else "", "tail": log}
 
 
+def own_folder(path: Path) -> str | None:
+    """Make ``path`` (and its parents, as ``mkdir -p`` does); a problem if it is not a real
+    folder of this user that only this user can write to (a planted link or an open folder
+    would let another user put files where this check writes)."""
+    import stat
+
+    path.mkdir(parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return f"--out {path} is a link or not a folder; give a folder of your own"
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return f"--out {path} belongs to another user or others may write to it; give a folder of your own"
+    return None
+
+
 def commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
@@ -252,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     r = {"machine": f"{name}, torch {torch.__version__}", "toy": a.toy,
          "params": {k: v for k, v in p.items() if k != "spec"}}
-    a.out.mkdir(parents=True, exist_ok=True)
+    out_problem = own_folder(a.out)
+    if out_problem:
+        ap.error(out_problem)
 
     def log(m):
         print(f"[gpu_check] {m}", flush=True)
@@ -266,13 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         r["two_jobs"] = two_jobs(Path(tmp))
     log(f"two jobs {r['two_jobs']}")
-    if not a.no_workflow:
-        work = a.out / "workflow"
-        if work.exists():
-            import shutil
-
-            shutil.rmtree(work)
-        work.mkdir()
+    if not a.no_workflow:  # a new private folder each run: no path of an earlier run is reused
+        work = Path(tempfile.mkdtemp(prefix="workflow-", dir=a.out))
         r["workflow"] = workflow(work, device, a.toy)
         log(f"workflow ok={r['workflow']['ok']} in {r['workflow']['seconds']:.0f} s")
     md = table(r)

@@ -25,6 +25,19 @@ def check_table(out, workflow):
     return r
 
 
+def test_the_gpu_check_writes_only_into_a_folder_of_its_user(tmp_path):
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    link = tmp_path / "link"
+    link.symlink_to(open_folder)
+    for bad in (open_folder, link):
+        with pytest.raises(SystemExit):
+            gpu_check.main(["--toy", "--no-workflow", "--out", str(bad)])
+    assert list(open_folder.iterdir()) == []
+    assert gpu_check.own_folder(tmp_path / "mine" / "deeper") is None
+
+
 def test_the_gpu_check_runs_its_parts_at_toy_size(tmp_path):
     assert gpu_check.main(["--toy", "--no-workflow", "--out", str(tmp_path)]) == 0
     r = check_table(tmp_path, workflow=False)
@@ -36,5 +49,7 @@ def test_the_gpu_check_runs_its_parts_at_toy_size(tmp_path):
 def test_the_gpu_check_runs_the_paper_s_workflow_at_toy_size(tmp_path):
     assert gpu_check.main(["--toy", "--out", str(tmp_path)]) == 0
     r = check_table(tmp_path, workflow=True)
-    assert (tmp_path / "workflow" / "results" / "paper" / "figures" / "fig1.png").is_file()
+    (work,) = tmp_path.glob("workflow-*")  # a private folder of its own
+    assert oct(work.stat().st_mode & 0o777) == "0o700"
+    assert (work / "results" / "paper" / "figures" / "fig1.png").is_file()
     assert r["workflow"]["ok"]
