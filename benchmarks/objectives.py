@@ -34,12 +34,13 @@ from featevo.visualize import SETTINGS, activation_maximization  # noqa: E402
 def measure(model, units, judge, judge_units, settings) -> dict:
     r = activation_maximization(model, units, device="cpu", precision="fp32", **settings)
     k = settings["restarts"]
-    imgs = to_uint8(r["images"]).reshape(k, len(units), *to_uint8(r["images"][:1]).shape[1:])
+    flat = to_uint8(r["images"])  # (restarts * units, H, W, 3), restart-major
+    imgs = flat.reshape(k, len(units), *flat.shape[1:])
     m = fixed_network_measures(imgs, judge, judge_units)
     return {"judge_prob": float(m["judge_prob"].mean()), "judge_leak": float(m["judge_leak"].mean()),
             "saturated": float(r["saturated"].mean()),
-            "png_ratio": float(np.mean([png_ratio(i) for i in imgs.reshape(-1, *imgs.shape[2:])])),
-            "total_variation": float(np.mean([total_variation(i) for i in imgs.reshape(-1, *imgs.shape[2:])]))}
+            "png_ratio": float(np.mean([png_ratio(i) for i in flat])),
+            "total_variation": float(np.mean([total_variation(i) for i in flat]))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,9 +91,9 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
         if "judge_leak" in ms[0]:
             best = int(acc.idxmax())
             fell = acc.iloc[-1] < acc.max() - POINT
-            rise = [float(_per_epoch(m, "judge_leak")[lambda s: s.index > best].mean()
-                          - _per_epoch(m, "judge_leak")[best]) if best < acc.index.max() else float("nan")
-                    for m in ms]
+            leaks = [_per_epoch(m, "judge_leak") for m in ms]
+            rise = [float(leak[leak.index > best].mean() - leak[best]) if best < acc.index.max() else float("nan")
+                    for leak in leaks]
             note = "" if fell else (f"validation accuracy (mean over seeds) never fell more than 1 point after its "
                                     f"best epoch ({best}): nothing to see")
             rows.append(_row("C3", exp, r, f"judge's leakage after the best epoch ({best}) minus at it",

@@ -240,7 +240,7 @@ STANDIN_CFG = config["standin"]
 
 def imagenet_input(subset):
     """The stand-in's folder, made by the standin rule; nothing for your ImageNet, which
-    the extraction knows by what it holds (imagenet_source), not where it lies."""
+    the extraction knows by what it holds (IMAGENET_ID), not where it lies."""
     return path("standin", pool=subset) if STANDIN else []
 
 
