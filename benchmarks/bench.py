@@ -38,7 +38,6 @@ from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
 from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
 from featevo.train import make_optimizer, train_one_epoch
-from featevo.visualize import SETTINGS as VIZ_SETTINGS
 from featevo.visualize import activation_maximization, initial_images, objective_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,12 +59,11 @@ def model_spec(cfg: dict) -> ModelSpec:
                      pool_size=m["pool_size"], dropout=m["dropout"])
 
 
-def viz_settings(cfg: dict, device, precision: str) -> dict:
+def viz_settings(cfg: dict, device, precision: str, **changes) -> dict:
     """activation_maximization's arguments as the workflow's visualize rule passes them."""
-    v = cfg["visualize"]
     # one image per class: the naive loop and Lucent draw one each (restarts multiply all alike)
-    return {"image_size": cfg["data"]["image_size"], **{k: v[k] for k in VIZ_SETTINGS}, "restarts": 1,
-            "device": device, "precision": precision}
+    recipe = {**cfg["visualize"], "restarts": 1, "precision": precision, **changes}
+    return {"recipe": recipe, "image_size": cfg["data"]["image_size"], "device": device}
 
 
 def sync(device: torch.device) -> None:
@@ -147,8 +145,8 @@ def bench_visualization(spec: ModelSpec, image_size: int, steps: int, viz: dict,
     units = list(range(spec.num_classes))
     n = len(units) * steps
     runs = {"ours": lambda: activation_maximization(
-        model, units, **{**viz_settings({"data": {"image_size": image_size}, "visualize": viz}, device, precision),
-                         "steps": steps}),
+        model, units, **viz_settings({"data": {"image_size": image_size}, "visualize": viz}, device, precision,
+                                     steps=steps)),
         "naive": lambda: naive_visualization(build_model(spec, seed=0), units, image_size, steps, viz, device)}
     if lucent:
         runs["lucent"] = lambda: lucent_visualization(build_model(spec, seed=0), units, image_size, steps, device,
@@ -298,9 +296,9 @@ def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: i
     # the rules' command
     cmd = [sys.executable, "-m", "featevo", "train", "epoch", "--data", str(subset), "--previous",
            str(prev), "--out", str(work / "epoch_001.pt"), "--optim-out", str(work / "epoch_001.optim.pt"),
-           "--metrics", str(work / "epoch_001.json"), *cli.epoch(DEMO).split(), "--seed", "0",
-           "--augment", DEMO["train"]["augment"], "--freeze", "none", *cli.runtime(DEMO["train"]).split(),
-           "--device", device, "--threads", str(threads), "--batch-size", str(batch_size)]
+           "--metrics", str(work / "epoch_001.json"), "--seed", "0", "--freeze", "none", "--settings",
+           cli.settings({"train": {**DEMO["train"], "device": device, "batch_size": batch_size}}, *cli.EPOCH),
+           "--threads", str(threads)]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True)
     wall = time.perf_counter() - start

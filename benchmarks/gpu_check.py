@@ -44,10 +44,13 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS 
 
 import torch  # noqa: E402
 
+from featevo.config_checks import load_config  # noqa: E402
 from featevo.device import autocast, configure  # noqa: E402
 from featevo.models import ModelSpec, build_model  # noqa: E402
 from featevo.train import make_optimizer  # noqa: E402
 from featevo.visualize import activation_maximization  # noqa: E402
+
+PAPER_VIZ = load_config(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")["visualize"]
 
 FULL = {"spec": ModelSpec(num_classes=4), "size": 224, "batch": 32, "train_steps": 20, "viz_steps": 1000,
         "det_batches": 4}
@@ -102,14 +105,13 @@ def visualization(p: dict, device, precision: str) -> dict:
 
     configure(device, None, precision=precision)
     model = build_model(p["spec"], seed=0)
-    settings = {"image_size": p["size"], "steps": p["viz_steps"], "step_size": 0.05, "normalize": "rms",
-                "median_every": 4, "median_size": 5, "objective": "logit", "init": "noise", "init_std": 0.1,
-                "seed": 0, "restarts": 1}
-    activation_maximization(model, [0, 1, 2, 3], **{**settings, "steps": 2}, device=device, precision=precision)
+    # the paper's recipe (configs/paper.yaml), one image per class
+    settings = {**PAPER_VIZ, "steps": p["viz_steps"], "restarts": 1, "precision": precision}
+    activation_maximization(model, [0, 1, 2, 3], {**settings, "steps": 2}, image_size=p["size"], device=device)
     peak_reset(device)
     sync(device)
     start = time.perf_counter()
-    activation_maximization(model, [0, 1, 2, 3], **settings, device=device, precision=precision)
+    activation_maximization(model, [0, 1, 2, 3], settings, image_size=p["size"], device=device)
     sync(device)
     seconds = time.perf_counter() - start
     flops = step_flops(p["spec"], p["size"], 4, train=False) * p["viz_steps"]

@@ -28,11 +28,11 @@ from featevo.checkpoint import load_model  # noqa: E402
 from featevo.config_checks import schema_defaults  # noqa: E402
 from featevo.inputs import to_uint8  # noqa: E402
 from featevo.metrics import fixed_network_measures, png_ratio, total_variation  # noqa: E402
-from featevo.visualize import SETTINGS, activation_maximization  # noqa: E402
+from featevo.visualize import activation_maximization  # noqa: E402
 
 
-def measure(model, units, judge, judge_units, settings) -> dict:
-    r = activation_maximization(model, units, device="cpu", precision="fp32", **settings)
+def measure(model, units, judge, judge_units, settings: dict, image_size: int) -> dict:
+    r = activation_maximization(model, units, settings, image_size=image_size, device="cpu")
     k = settings["restarts"]
     flat = to_uint8(r["images"])  # (restarts * units, H, W, 3), restart-major
     imgs = flat.reshape(k, len(units), *flat.shape[1:])
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     for kv in a.set:
         key, value = kv.split("=", 1)
         viz[key] = yaml.safe_load(value)
-    settings = {k: viz[k] for k in SETTINGS if k != "objective"}
-    settings["image_size"] = cfg["data"]["image_size"]
+    settings = {**viz, "precision": "fp32"}
+    size = cfg["data"]["image_size"]
     n = len(cfg["data"]["classes"])
     judge, _ = load_model(a.run / "judge" / "model.pt")
     reference, ref_ckpt = load_model(a.run / "reference" / "model.pt")
@@ -77,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             rows = {}
             for e in sorted(set(range(0, last + 1, a.every)) | {last}):
                 model, _ = load_model(folder / f"epoch_{e:03d}.pt")
-                rows[e] = measure(model, list(range(n)), judge, list(range(n)), s)
+                rows[e] = measure(model, list(range(n)), judge, list(range(n)), s, size)
             for label, es in (("0-2", [e for e in rows if e <= 2]), (f"last 3", sorted(rows)[-3:])):
                 mean = {k: np.mean([rows[e][k] for e in es]) for k in rows[es[0]]}
                 print(f"| {objective} | {exp} | {label} | {mean['judge_prob']:.2f} | {mean['judge_leak']:.2f} | "
                       f"{mean['saturated']:.2f} | {mean['png_ratio']:.2f} | {mean['total_variation']:.3f} |",
                       flush=True)
-        m = measure(reference, ref_units, judge, list(range(n)), s)
+        m = measure(reference, ref_units, judge, list(range(n)), s, size)
         print(f"| {objective} | reference (Fig. 3) | - | {m['judge_prob']:.2f} | {m['judge_leak']:.2f} | "
               f"{m['saturated']:.2f} | {m['png_ratio']:.2f} | {m['total_variation']:.3f} |", flush=True)
     return 0

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from featevo import cli, visualize
+import json
+
 from featevo.config_checks import schema_defaults
+from featevo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
@@ -70,10 +72,11 @@ from featevo.fake import save_as_torchvision  # noqa: E402,F401  (the tests' nam
 DEFAULTS = schema_defaults()
 
 
-def viz_settings(**overrides) -> dict:
-    """activation_maximization's settings: the schema's defaults on the CPU in fp32, then overrides."""
-    v = DEFAULTS["visualize"]
-    return {**{k: v[k] for k in visualize.SETTINGS}, "device": "cpu", "precision": "fp32", **overrides}
+def viz_settings(image_size: int = 32, device: str = "cpu", **overrides) -> dict:
+    """activation_maximization's arguments: the schema's ``visualize`` defaults in fp32 with
+    ``overrides`` as its recipe, then the image size and the device."""
+    return {"recipe": {**DEFAULTS["visualize"], "precision": "fp32", **overrides}, "image_size": image_size,
+            "device": device}
 
 
 def extract_settings(**overrides) -> dict:
@@ -82,22 +85,18 @@ def extract_settings(**overrides) -> dict:
     return {k: d[k] for k in ("seed", "layout", "resize", "skip_unreadable")} | overrides
 
 
-def method_settings(**overrides) -> dict:
-    """explain's settings: the schema's defaults of methods.occlusion and methods.inversion, then overrides."""
+def method_settings(**overrides) -> Settings:
+    """explain's settings: the schema's ``methods`` section, then overrides of its keys
+    (``saliency={"enabled": True}``), as the stage reads it."""
     m = DEFAULTS["methods"]
-    inv = m["inversion"]
-    return {"window": m["occlusion"]["window"], "stride": m["occlusion"]["stride"], "layers": tuple(inv["layers"]),
-            "steps": inv["steps"], "lr": inv["lr"], "tv_weight": inv["tv_weight"], **overrides}
+    return Settings({**m, **{k: {**m[k], **v} if isinstance(v, dict) else v for k, v in overrides.items()}},
+                    "methods")
 
 
-def train_args(command: str) -> list[str]:
-    """featevo.train's settings for ``command`` (init, epoch, reference) as the rules pass
-    them (featevo.cli, from the schema's defaults), on the CPU in fp32; a test appends its own after."""
-    args = ["--seed", "0", "--device", "cpu", "--precision", "fp32"]
-    if command in ("init", "reference"):
-        args += cli.model(DEFAULTS).split()
-    if command == "epoch":
-        args += [*cli.epoch(DEFAULTS).split(), "--augment", DEFAULTS["train"]["augment"], "--freeze", "none"]
-    if command == "reference":
-        args += cli.reference(DEFAULTS).split()
-    return args
+def train_settings(**sections) -> str:
+    """featevo.train's ``--settings``: the schema's defaults (what a stage reads when a
+    section is left out) on the CPU in fp32, then each section's given keys."""
+    cfg = {"train": {"device": "cpu", "precision": "fp32"}}
+    for name, keys in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **keys}
+    return json.dumps(cfg)

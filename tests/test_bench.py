@@ -14,8 +14,9 @@ from featevo.visualize import activation_maximization, initial_images  # noqa: E
 def test_naive_baseline_computes_what_ours_computes():
     # a baseline that did other work would make the ratio meaningless
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
-    viz = viz_settings(step_size=0.05, median_every=3, median_size=3, restarts=1)
-    ours = activation_maximization(build_model(spec, seed=0), [0, 1, 2], **{**viz, "image_size": 32, "steps": 6})["images"]
+    args = viz_settings(step_size=0.05, median_every=3, median_size=3, restarts=1, steps=6)
+    viz = args["recipe"]
+    ours = activation_maximization(build_model(spec, seed=0), [0, 1, 2], **args)["images"]
     naive = bench.naive_visualization(build_model(spec, seed=0), [0, 1, 2], 32, 6, viz, torch.device("cpu"))
     assert naive.shape == ours.shape
     torch.testing.assert_close(naive, ours, atol=1e-4, rtol=0)

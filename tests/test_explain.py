@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -66,8 +68,13 @@ def test_inversion_matches_the_features_of_its_image():
     assert dist(end) < 0.3 * dist(start)
 
 
-# what the rule passes from the schema (the stage has no defaults of its own)
-SETTINGS = ["--images-per-class", "1", "--lr", "0.02", "--tv-weight", "10", "--device", "cpu"]
+def methods(**sections) -> str:
+    """explain's --settings: every method on, small, on the CPU (the schema fills in the rest)."""
+    cfg = {"device": "cpu", "saliency": {"enabled": True}, "occlusion": {"enabled": True, "window": 8, "stride": 8},
+           "inversion": {"enabled": True, "layers": ["features.3", "classifier.1"], "steps": 2}}
+    for k, v in sections.items():
+        cfg[k] = {**cfg[k], **v}
+    return json.dumps({"methods": cfg})
 
 
 def test_cli_writes_every_enabled_method(tmp_path):
@@ -75,9 +82,7 @@ def test_cli_writes_every_enabled_method(tmp_path):
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
     save_checkpoint(tmp_path / "e.pt", build_model(spec, seed=0), spec, epoch=4, classes=["a", "b", "c"])
     assert explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
-                         str(tmp_path / "x.npz"), "--methods", "saliency", "occlusion", "inversion",
-                         "--layers", "features.3", "classifier.1", "--steps", "2", "--window", "8",
-                         "--stride", "8", *SETTINGS]) == 0
+                         str(tmp_path / "x.npz"), "--settings", methods()]) == 0
     d = np.load(tmp_path / "x.npz")
     assert int(d["epoch"]) == 4 and d["labels"].tolist() == [0, 1, 2]
     assert d["saliency"].shape == (3, 32, 32) and d["occlusion"].shape == (3, 32, 32)
@@ -85,5 +90,9 @@ def test_cli_writes_every_enabled_method(tmp_path):
     assert d["probs"].shape == (3, 3)
     with pytest.raises(SystemExit, match="methods.inversion.layers"):
         explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
-                      str(tmp_path / "y.npz"), "--methods", "inversion", "--layers", "features.99", "--steps", "2",
-                      "--window", "8", "--stride", "8", *SETTINGS])
+                      str(tmp_path / "y.npz"), "--settings", methods(inversion={"layers": ["features.99"]})])
+    # only the enabled methods run: saliency alone writes no occlusion or inversion
+    assert explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
+                         str(tmp_path / "z.npz"), "--settings",
+                         methods(occlusion={"enabled": False}, inversion={"enabled": False})]) == 0
+    assert set(np.load(tmp_path / "z.npz")) & {"saliency", "occlusion", "inversion"} == {"saliency"}

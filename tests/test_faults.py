@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import train_args, write_subset
+from conftest import train_settings, write_subset
 from featevo import train
 from featevo.checkpoint import load_checkpoint
 
@@ -21,16 +21,15 @@ def data(tmp_path):
 def epoch_args(data, prev, out):
     state = [] if prev.name.endswith("000.pt") else ["--previous-optim", str(prev.with_suffix(".optim.pt"))]
     return ["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
-            str(out.with_suffix(".optim.pt")), "--metrics", str(out.with_suffix(".json")), *train_args("epoch"),
-            "--batch-size", "4",
-            "--threads", "1", *state]
+            str(out.with_suffix(".optim.pt")), "--metrics", str(out.with_suffix(".json")), "--seed", "0",
+            "--freeze", "none", "--settings", train_settings(train={"batch_size": 4}), "--threads", "1", *state]
 
 
 def chain(data, folder):
     folder.mkdir()
     train.main(["init", "--data", str(data), "--out", str(folder / "epoch_000.pt"),
-                "--metrics", str(folder / "epoch_000.json"), "--classes", "a", "b", "c", *train_args("init"),
-                "--width-divisor", "16", "--pool-size", "1"])
+                "--metrics", str(folder / "epoch_000.json"), "--classes", "a", "b", "c", "--seed", "0",
+                "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1})])
     train.main(epoch_args(data, folder / "epoch_000.pt", folder / "epoch_001.pt"))
 
 

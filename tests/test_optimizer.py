@@ -37,7 +37,7 @@ def test_saved_state_continues_exactly(tmp_path):
 
 def test_a_frozen_layer_has_no_optimizer_state():
     model = small()
-    freeze(model, "features")
+    freeze(model, "features", "vgg16")
     opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
     steps(model, opt, 1, torch.Generator().manual_seed(0))
     trained = {id(p) for p in model.classifier.parameters()}

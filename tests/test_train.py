@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_args, viz_settings, write_subset
+from conftest import train_settings, viz_settings, write_subset
 from featevo import inputs, train
 from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
 from featevo.models import ModelSpec, build_model, transfer
@@ -82,9 +82,10 @@ def test_transfer_copies_all_but_the_head():
     assert torch.equal(new.classifier[6].weight, head_before)
 
 
-def run_init(data, out, *extra):
+def run_init(data, out, *extra, train_keys=None):
     train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
-                "--classes", "n1", "n2", "n3", *train_args("init"), "--width-divisor", "16", "--pool-size", "1",
+                "--classes", "n1", "n2", "n3", "--seed", "0",
+                "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1}, train=train_keys or {}),
                 *extra])
 
 
@@ -92,12 +93,12 @@ def optim(ckpt):
     return ckpt.with_suffix(".optim.pt")
 
 
-def run_epoch(data, prev, out, *extra, state=True):
+def run_epoch(data, prev, out, *extra, state=True, train_keys=None):
     """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
     given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
     train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
-                str(optim(out)), "--metrics", str(out.with_suffix(".json")), *train_args("epoch"), "--batch-size", "8",
-                *given, *extra])
+                str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--seed", "0", "--freeze", "none",
+                "--settings", train_settings(train={"batch_size": 8, **(train_keys or {})}), *given, *extra])
 
 
 def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
@@ -121,11 +122,11 @@ def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, da
     assert all(torch.equal(wa[k], again[k]) for k in wa)
 
 
-def test_an_epoch_without_its_predecessor_s_state_resets_it_and_says_so(tmp_path, data, capsys):
+def test_an_epoch_without_its_predecessor_s_state_resets_it_and_says_so(tmp_path, data, caplog):
     run_init(data, tmp_path / "epoch_000.pt")
     run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt")
     run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "again.pt", state=False)
-    assert "WARNING" in capsys.readouterr().out
+    assert [r.levelname for r in caplog.records if "fresh Adadelta state" in r.getMessage()] == ["WARNING"]
     assert json.loads((tmp_path / "again.json").read_text())["optimizer_state"] == "reset"
 
 
@@ -166,7 +167,8 @@ def test_epoch_with_augmentation_trains_deterministically(tmp_path, data):
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
         run_init(data, tmp_path / run / "epoch_000.pt")
-        run_epoch(data, tmp_path / run / "epoch_000.pt", tmp_path / run / "epoch_001.pt", "--augment", "hflip")
+        run_epoch(data, tmp_path / run / "epoch_000.pt", tmp_path / run / "epoch_001.pt",
+                  train_keys={"augment": "hflip"})
     wa, wb = (load_checkpoint(tmp_path / r / "epoch_001.pt")["model"] for r in ("a", "b"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -228,14 +230,14 @@ def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
     the first place it runs: autocast bf16, channels_last, the device-resident data path."""
     from featevo.visualize import activation_maximization
 
-    run_init(data, tmp_path / "epoch_000.pt", "--precision", "bf16")
-    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--precision", "bf16")
+    run_init(data, tmp_path / "epoch_000.pt", train_keys={"precision": "bf16"})
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", train_keys={"precision": "bf16"})
     ckpt = load_checkpoint(tmp_path / "epoch_001.pt")
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values())
     m = json.loads((tmp_path / "epoch_001.json").read_text())
     assert np.isfinite([m["train_loss"], m["val_loss"]]).all()
     model, _ = load_model(tmp_path / "epoch_001.pt")
-    result = activation_maximization(model, [0, 1, 2], **viz_settings(image_size=32, steps=3, precision="bf16"))
+    result = activation_maximization(model, [0, 1, 2], **viz_settings(steps=3, precision="bf16"))
     assert torch.isfinite(result["images"]).all() and result["logits"].dtype == torch.float32
 
 
@@ -268,8 +270,9 @@ def test_a_scheduler_steps_after_every_batch(data):
 def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
     out = tmp_path / "model.pt"
     train.main(["reference", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "model.json"),
-                "--classes", "n1", "n2", "n3", *train_args("reference"), "--width-divisor", "16", "--pool-size", "1",
-                "--epochs", "2", "--batch-size", "8"])
+                "--classes", "n1", "n2", "n3", "--seed", "0",
+                "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1},
+                                             reference={"epochs": 2, "batch_size": 8})])
     ckpt = load_checkpoint(out)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
     assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2

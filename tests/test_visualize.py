@@ -64,7 +64,7 @@ def trained():
 def test_activation_maximization_raises_each_objective(trained, objective):
     # projected gradient ascent alone (the median filter is a regularizer and may cost a
     # little objective for a class; the logit test below runs with it)
-    result = activation_maximization(trained, [0, 1, 2, 3], **viz_settings(image_size=32, steps=24, step_size=0.02,
+    result = activation_maximization(trained, [0, 1, 2, 3], **viz_settings(steps=24, step_size=0.02,
                                      objective=objective, median_every=0, restarts=1))
     first, last = result["trace"][0], result["trace"][-1]
     assert result["trace"].shape == (24, 4)
@@ -78,9 +78,9 @@ def test_activation_maximization_raises_each_objective(trained, objective):
 
 def test_activation_maximization_raises_every_logit_with_median_and_clipping(trained):
     units = torch.tensor([2, 0, 3, 1])
-    start = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=0, seed=1,
+    start = activation_maximization(trained, units.tolist(), **viz_settings(steps=0, seed=1,
                                                                             restarts=1))
-    result = activation_maximization(trained, units.tolist(), **viz_settings(image_size=32, steps=30, step_size=0.05,
+    result = activation_maximization(trained, units.tolist(), **viz_settings(steps=30, step_size=0.05,
                                      objective="logit", seed=1, restarts=1))
     pick = torch.arange(4)
     assert (result["logits"][pick, units] > start["logits"][pick, units]).all()
@@ -88,9 +88,9 @@ def test_activation_maximization_raises_every_logit_with_median_and_clipping(tra
 
 def test_activation_maximization_is_seeded():
     model = tiny_model()
-    a = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=7))["images"]
-    b = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=7))["images"]
-    c = activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=5, seed=8))["images"]
+    a = activation_maximization(model, [0, 1], **viz_settings(steps=5, seed=7))["images"]
+    b = activation_maximization(model, [0, 1], **viz_settings(steps=5, seed=7))["images"]
+    c = activation_maximization(model, [0, 1], **viz_settings(steps=5, seed=8))["images"]
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -133,9 +133,10 @@ def test_the_caller_s_model_is_left_as_it_was_found():
     model.classifier[6].weight.requires_grad_(False)  # the caller's own choice, kept
     flags = [p.requires_grad for p in model.parameters()]
     ptrs = [p.data_ptr() for p in model.parameters()]
-    activation_maximization(model, [0, 1], **viz_settings(image_size=32, steps=2))
+    activation_maximization(model, [0, 1], **viz_settings(steps=2))
     images = (np.random.default_rng(0).random((2, 32, 32, 3)) * 255).astype(np.uint8)
-    explain(model, images, np.array([0, 1]), ["saliency"], device="cpu", log=lambda m: None, **method_settings())
+    explain(model, images, np.array([0, 1]), method_settings(saliency={"enabled": True}), device="cpu",
+            log=lambda m: None)
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
     assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same tensors, layout included
@@ -146,18 +147,17 @@ def test_restarts_start_from_their_own_noise_and_run_in_one_batch(trained):
     restart climbs, and the first restart is the image a single run from the same
     noise ends with (images in a batch are independent)."""
     units = [0, 1, 2, 3]
-    settings = viz_settings(image_size=32, steps=12, step_size=0.05, median_every=4, median_size=3,
-                            objective="logit")
-    three = activation_maximization(trained, units, **{**settings, "restarts": 3})
+    settings = dict(steps=12, step_size=0.05, median_every=4, median_size=3, objective="logit")
+    three = activation_maximization(trained, units, **viz_settings(**settings, restarts=3))
     assert three["images"].shape == (12, 3, 32, 32) and three["trace"].shape == (12, 12)
     assert three["saturated"].shape == (12,)
     first, last = three["trace"][0], three["trace"][-1]
     assert (last > first).all()
     imgs = three["images"].reshape(3, 4, -1)
     assert not torch.equal(imgs[0], imgs[1]) and not torch.equal(imgs[1], imgs[2])
-    start = activation_maximization(trained, units, **{**settings, "steps": 0, "restarts": 3})["images"].reshape(3, 4, -1)
+    start = activation_maximization(trained, units, **viz_settings(**{**settings, "steps": 0}, restarts=3))["images"].reshape(3, 4, -1)
     assert not torch.equal(start[0], start[1])  # different starting noise
-    one = activation_maximization(trained, units, **{**settings, "restarts": 1})
+    one = activation_maximization(trained, units, **viz_settings(**settings, restarts=1))
     np.testing.assert_allclose(one["images"].reshape(4, -1), imgs[0], atol=1e-5)
 
 
@@ -169,12 +169,12 @@ def test_saturated_share_counts_steps_without_gradient_on_the_own_unit():
         model[1].weight.zero_()
         model[1].bias.zero_()
         model[1].weight[0] = 0.15  # class 0: logit 14 at the start (p < 1), 29 when all white
-    settings = viz_settings(image_size=8, steps=20, step_size=0.1, median_every=0, restarts=1)
-    stalled = activation_maximization(model, [0], **{**settings, "objective": "log_softmax"})
+    settings = dict(image_size=8, steps=20, step_size=0.1, median_every=0, restarts=1)
+    stalled = activation_maximization(model, [0], **viz_settings(**settings, objective="log_softmax"))
     assert stalled["probs"][0, 0] == 1.0
     assert 0 < stalled["saturated"][0] < 1
     for objective in ("logit", "margin"):
-        assert activation_maximization(model, [0], **{**settings, "objective": objective})["saturated"][0] == 0
+        assert activation_maximization(model, [0], **viz_settings(**settings, objective=objective))["saturated"][0] == 0
 
 
 def test_top_images_are_the_validation_images_that_raise_each_unit_most():

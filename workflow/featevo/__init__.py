@@ -6,7 +6,3 @@ importable and tested on their own.
 """
 
 __version__ = "0.1.0"
-
-# the optional methods over the checkpoints (featevo.explain), in the order the
-# workflow runs and the schema lists them: the one list the rules and stages share
-METHODS = ("saliency", "occlusion", "inversion")

@@ -94,6 +94,27 @@ FEATURE_MODULES = {"vgg11": 21, "vgg13": 25, "vgg16": 31, "vgg19": 37}
 CLASSIFIER_MODULES = 7
 
 
+def _check_arch(cfg: dict, deep: bool) -> list[str]:
+    """model.arch and judge.arch: featevo's VGG (no torch import while parsing the
+    Snakefile), else, by the planning Snakemake only (``deep``), torchvision's registry."""
+    errors = []
+    for key, arch in (("model.arch", cfg["model"]["arch"]), ("judge.arch", cfg.get("judge", {}).get("arch"))):
+        if arch is None or arch in FEATURE_MODULES:
+            continue
+        m = cfg["model"]
+        if (m["width_divisor"], m["pool_size"]) != (1, 7) and key == "model.arch":
+            errors.append(f"model.width_divisor and model.pool_size narrow featevo's VGG only; with {key} {arch} "
+                          "leave them out")
+        if deep:
+            from featevo.models import architecture
+
+            try:
+                architecture(arch)
+            except ValueError as exc:
+                errors.append(str(exc).replace("model.arch", key))
+    return errors
+
+
 def _check_methods(cfg: dict) -> list[str]:
     m, errors = cfg.get("methods", {}), []
     if not m:
@@ -102,7 +123,10 @@ def _check_methods(cfg: dict) -> list[str]:
         errors.append(f"methods.images_per_class ({m['images_per_class']}) must be at most data.val_per_class "
                       f"({cfg['data']['val_per_class']})")
     inv = m["inversion"]
-    if inv["enabled"]:
+    if inv["enabled"] and cfg["model"]["arch"] not in FEATURE_MODULES:
+        if not inv["layers"]:
+            errors.append("methods.inversion.layers is empty; name at least one layer of model.arch")
+    elif inv["enabled"]:
         sizes = {"features": FEATURE_MODULES[cfg["model"]["arch"]], "classifier": CLASSIFIER_MODULES}
         if not inv["layers"]:
             errors.append("methods.inversion.layers is empty; name at least one layer, e.g. features.15")
@@ -192,6 +216,7 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
                 if exp[key] in names:
                     errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
                 names[exp[key]] = f"experiments.{name}.{key}"
+    errors += _check_arch(cfg, deep)
     errors += _check_methods(cfg)
     if "fig3" in names:
         errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
@@ -223,8 +248,8 @@ def torch_file_problem(path: str | Path) -> str | None:
 
 def _resolve(node: dict, schema: dict) -> dict:
     ref = node.get("$ref", "")
-    if ref.startswith("#/$defs/"):
-        return schema["$defs"][ref.rsplit("/", 1)[1]]
+    if ref.startswith("#/$defs/"):  # the definition, with what the node sets beside it (its default)
+        return {**schema["$defs"][ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
     return node
 
 
@@ -278,6 +303,18 @@ def schema_defaults(node: dict | None = None, schema: dict | None = None) -> dic
             out[key] = schema_defaults(prop, schema)
         elif "default" in prop:
             out[key] = prop["default"]
+    return out
+
+
+def with_defaults(config: dict, defaults: dict | None = None) -> dict:
+    """``config`` with every default of the schema filled in where it leaves a key out
+    (nested sections too; the config's own values untouched)."""
+    out = dict(config)
+    for key, value in (schema_defaults() if defaults is None else defaults).items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = with_defaults(out[key], value)
     return out
 
 

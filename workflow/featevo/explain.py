@@ -16,18 +16,23 @@ class probabilities, and one array per method.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from featevo import METHODS
 from featevo.checkpoint import load_model
 from featevo.device import configure, pick_device
 from featevo.models import evaluated
 from featevo.inputs import Subset, imagenet_normalize, to_pixels, to_uint8
+from featevo.settings import Settings, parse
+
+log = logging.getLogger("featevo.explain")
 
 
 def fixed_images(data: Subset, per_class: int, classes: int) -> np.ndarray:
@@ -119,67 +124,103 @@ def invert(model: torch.nn.Module, x: torch.Tensor, layer: str, steps: int, lr: 
     return y.detach()
 
 
-def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, methods: list[str], *, device,
-            window: int, stride: int, layers: tuple[str, ...], steps: int, lr: float, tv_weight: float,
+# ---- the registry: one entry per method --------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method over the checkpoints, behind one signature (as captum's attribution classes).
+
+    ``compute(model, net, x, target, settings)`` returns the method's arrays for the
+    images ``x`` (pixels in [0, 1]) of classes ``target``: ``model`` is the network,
+    ``net`` the same on pixels (:class:`Normalized`), ``settings`` its
+    ``methods.<name>`` section.  ``columns(arrays)`` names the figure's columns per
+    image (None: one), ``draw(ax, image, arrays, i, k)`` paints image ``i``'s column
+    ``k``, and ``caption`` says what the figure shows.  A new method is one entry
+    here and its section in the schema (``enabled`` and its settings)."""
+
+    compute: Callable[..., dict[str, np.ndarray]]
+    draw: Callable
+    caption: str
+    columns: Callable[[Mapping], list] = lambda arrays: [None]
+
+
+def _heat(ax, img: np.ndarray, heat: np.ndarray, signed: bool) -> None:
+    ax.imshow(img, interpolation="nearest")
+    if signed:  # red where hiding the square lowers the class score
+        lim = float(np.abs(heat).max()) or 1.0
+        ax.imshow(heat, cmap="bwr", vmin=-lim, vmax=lim, alpha=0.6, interpolation="nearest")
+    else:
+        ax.imshow(heat / (heat.max() or 1.0), cmap="inferno", alpha=0.6, interpolation="nearest")
+
+
+def _inversions(model, net, x, target, s) -> dict[str, np.ndarray]:
+    inv = [invert(model, x, layer, s.steps, s.lr, s.tv_weight) for layer in s.layers]
+    return {"inversion": np.stack([to_uint8(v.cpu()) for v in inv]), "inversion_layers": np.asarray(s.layers)}
+
+
+METHODS: dict[str, Method] = {
+    "saliency": Method(
+        compute=lambda model, net, x, target, s: {
+            "saliency": saliency(net, x.clone().requires_grad_(True), target).astype(np.float32)},
+        draw=lambda ax, img, d, i, k: _heat(ax, img, d["saliency"][i], signed=False),
+        caption="saliency |d logit / d pixel|"),
+    "occlusion": Method(
+        compute=lambda model, net, x, target, s: {
+            "occlusion": occlusion(net, x, target, s.window, s.stride).astype(np.float32)},
+        draw=lambda ax, img, d, i, k: _heat(ax, img, d["occlusion"][i], signed=True),
+        caption="occlusion (red: hiding it lowers the class score)"),
+    "inversion": Method(
+        compute=_inversions,
+        draw=lambda ax, img, d, i, k: ax.imshow(d["inversion"][k, i], interpolation="nearest"),
+        caption="feature inversion at each layer",
+        columns=lambda d: list(d["inversion_layers"])),
+}
+
+
+def enabled(methods: Settings) -> list[str]:
+    """The methods whose ``methods.<name>.enabled`` is true, in the registry's order."""
+    return [name for name in METHODS if methods[name].enabled]
+
+
+def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, methods: Settings, *, device,
             log=print) -> dict[str, np.ndarray]:
-    """The maps of ``methods`` for each image, and the network's probabilities on them.
+    """The maps of every enabled method for each image, and the network's probabilities on them.
 
     Args:
         model: the network; its mode, gradients and place are restored on return
             (:func:`featevo.models.evaluated`).
         images, labels: (N, H, W, 3) uint8 images and their classes.
-        methods: a subset of :data:`featevo.METHODS`.
-        window, stride: occlusion's square and step (``methods.occlusion``).
-        layers, steps, lr, tv_weight: inversion's settings (``methods.inversion``);
-            the workflow's schema holds every default.
+        methods: the ``methods`` section (the schema holds every default); each
+            enabled entry of :data:`METHODS` runs with its own subsection.
         device: where the maps are computed.
 
     Returns:
-        ``images``, ``labels``, ``probs`` (N, classes) and one array per method.
+        ``images``, ``labels``, ``probs`` (N, classes) and each method's arrays.
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")
     with evaluated(model, device):
-        return _explain(model, images, labels, methods, device, window, stride, layers, steps, lr, tv_weight, log)
-
-
-def _explain(model, images, labels, methods, device, window, stride, layers, steps, lr, tv_weight, log):
-    net = Normalized(model)
-    x = to_pixels(images, device)
-    target = torch.from_numpy(labels).to(device)
-    with torch.no_grad():
-        probs = net(x).softmax(1).cpu().numpy()
-    out = {"images": images, "labels": labels, "probs": probs}
-    for m in methods:
-        start = time.monotonic()
-        if m == "saliency":
-            out["saliency"] = saliency(net, x.clone().requires_grad_(True), target).astype(np.float32)
-        elif m == "occlusion":
-            out["occlusion"] = occlusion(net, x, target, window, stride).astype(np.float32)
-        else:
-            inv = [invert(model, x, layer, steps, lr, tv_weight) for layer in layers]
-            out["inversion"] = np.stack([to_uint8(v.cpu()) for v in inv])
-            out["inversion_layers"] = np.asarray(layers)
-        log(f"[explain] {m}: {time.monotonic() - start:.1f} s")
-    return out
+        net = Normalized(model)
+        x = to_pixels(images, device)
+        target = torch.from_numpy(labels).to(device)
+        with torch.no_grad():
+            probs = net(x).softmax(1).cpu().numpy()
+        out = {"images": images, "labels": labels, "probs": probs}
+        for name in enabled(methods):
+            start = time.monotonic()
+            out.update(METHODS[name].compute(model, net, x, target, methods[name]))
+            log(f"{name}: {time.monotonic() - start:.1f} s")
+        return out
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.explain's command line; workflow settings are required (tests/test_settings.py)."""
+    """featevo.explain's command line: paths as flags, settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with val_images.npy (featevo.extract)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--methods", nargs="+", required=True, choices=METHODS)
-    p.add_argument("--images-per-class", type=int, required=True)
-    p.add_argument("--window", type=int, required=True, help="occlusion: side of the square (px)")
-    p.add_argument("--stride", type=int, required=True, help="occlusion: its step (px)")
-    p.add_argument("--layers", nargs="*", required=True, help="inversion: module names, e.g. features.15")
-    p.add_argument("--steps", type=int, required=True, help="inversion: Adam steps")
-    p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--tv-weight", type=float, required=True)
-    p.add_argument("--device", required=True)
+    p.add_argument("--settings", type=lambda text: parse(text, "methods"), default=parse("{}", "methods"),
+                   help="methods.* as JSON (the rules pass it), or @FILE (a config file); the schema's defaults "
+                        "fill in the rest (featevo.settings)")
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -187,26 +228,28 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    device = pick_device(a.device)
+    m = a.settings.methods
+    if not enabled(m):
+        raise SystemExit("error: no method is enabled; set methods.<name>.enabled: true for one of "
+                         + ", ".join(METHODS))
+    device = pick_device(m.device)
     configure(device, a.threads, precision="fp32")  # its maps are float32 throughout
     model, ckpt = load_model(a.checkpoint)
     names = {n for n, _ in model.named_modules()}
-    bad = [layer for layer in a.layers if layer not in names]
-    if bad:
+    layers = m.inversion.layers
+    bad = [layer for layer in layers if layer not in names]
+    if m.inversion.enabled and bad:
         raise SystemExit(f"error: methods.inversion.layers: {bad} are not layers of {a.checkpoint}; "
                          f"e.g. {[n for n in names if n.startswith('features.')][:6]}")
-    if "inversion" in a.methods and not a.layers:
+    if m.inversion.enabled and not layers:
         raise SystemExit("error: methods.inversion.layers is empty")
     val = Subset(a.data, "val")
-    idx = fixed_images(val, a.images_per_class, len(ckpt["classes"]))
-    print(f"[explain] {a.checkpoint} (epoch {ckpt['epoch']}) on {device}: {a.methods}, {len(idx)} images",
-          flush=True)
-    out = explain(model, val.images[idx], val.labels[idx], a.methods, device=device, window=a.window,
-                  stride=a.stride, layers=tuple(a.layers), steps=a.steps, lr=a.lr, tv_weight=a.tv_weight,
-                  log=lambda m: print(m, flush=True))
+    idx = fixed_images(val, m.images_per_class, len(ckpt["classes"]))
+    log.info("%s (epoch %s) on %s: %s, %d images", a.checkpoint, ckpt["epoch"], device, enabled(m), len(idx))
+    out = explain(model, val.images[idx], val.labels[idx], m, device=device, log=log.info)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(a.out, epoch=ckpt["epoch"], index=idx, **out)
-    print(f"[explain] -> {a.out}", flush=True)
+    log.info("-> %s", a.out)
     return 0
 
 

@@ -15,6 +15,7 @@ its bytes).  The same inputs and seed give the same bytes.
 from __future__ import annotations
 
 import argparse
+import logging
 import hashlib
 import io
 import os
@@ -31,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+log = logging.getLogger("featevo.extract")
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 LAYOUTS = ("auto", "folder", "synset_tars", "train_tar")  # data.layout
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
                 seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,
                 threads=a.threads, val_images=a.val_images, val_labels_file=a.val_labels,
-                log=lambda m: print(m, flush=True))
+                log=log.info)
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

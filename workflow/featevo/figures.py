@@ -5,6 +5,7 @@ reference network's visualization (Fig. 3), and learning curves.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import math
 import sys
@@ -18,9 +19,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from featevo import METHODS  # noqa: E402
+from featevo.explain import METHODS  # noqa: E402
 from featevo.plots import grid_positions, order_note, save  # noqa: E402
 from featevo.tables import across_seeds, table_epochs  # noqa: E402
+
+log = logging.getLogger("featevo.figures")
 
 
 def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str],
@@ -231,23 +234,17 @@ def gif_page(gif_path: Path, title: str, out: Path) -> None:
                    "</body></html>\n")
 
 
-def _heat(ax, img: np.ndarray, heat: np.ndarray, signed: bool) -> None:
-    ax.imshow(img, interpolation="nearest")
-    if signed:  # occlusion: red where hiding the square lowers the class score
-        lim = float(np.abs(heat).max()) or 1.0
-        ax.imshow(heat, cmap="bwr", vmin=-lim, vmax=lim, alpha=0.6, interpolation="nearest")
-    else:
-        ax.imshow(heat / (heat.max() or 1.0), cmap="inferno", alpha=0.6, interpolation="nearest")
-
-
 def method(npzs: list[Path], name: str, experiment: str, names: list[str], outputs: list[Path]) -> None:
     """One row per explained epoch, one column per fixed image (per layer, for
-    inversion); the top row shows the images themselves."""
+    inversion: the method's ``columns``); the top row shows the images themselves.
+    Each method paints its own cells (``featevo.explain.METHODS``); importing it costs
+    the job torch's import, a few seconds against the figure's own."""
     data = sorted((np.load(p) for p in npzs), key=lambda d: int(d["epoch"]))
     if name not in data[0]:
         raise ValueError(f"{npzs[0]} has no {name} maps; enable methods.{name} and rerun its explain jobs")
     images, labels = data[0]["images"], data[0]["labels"]
-    layers = list(data[0]["inversion_layers"]) if name == "inversion" else [None]
+    entry = METHODS[name]
+    layers = entry.columns(data[0])
     cols = len(images) * len(layers)
     fig, axes = plt.subplots(len(data) + 1, cols, figsize=(1.3 * cols, 1.35 * (len(data) + 1) + 0.5),
                              squeeze=False)
@@ -264,16 +261,11 @@ def method(npzs: list[Path], name: str, experiment: str, names: list[str], outpu
         for j in range(cols):
             i, k = divmod(j, len(layers))
             ax = axes[r, j]
-            if name == "inversion":
-                ax.imshow(d["inversion"][k, i], interpolation="nearest")
-            else:
-                _heat(ax, images[i], d[name][i], signed=name == "occlusion")
+            entry.draw(ax, images[i], d, i, k)
             if k == 0:
                 ax.set_xlabel(f"p={probs[i, labels[i]]:.2f}", fontsize=6, labelpad=1)
         axes[r, 0].set_ylabel(f"epoch {int(d['epoch'])}", fontsize=7)
-    what = {"saliency": "saliency |d logit / d pixel|", "occlusion": "occlusion (red: hiding it lowers the class "
-            "score)", "inversion": "feature inversion at each layer"}[name]
-    fig.suptitle(f"{experiment}: {what}, per epoch (p: the checkpoint's probability of the true class)", fontsize=8)
+    fig.suptitle(f"{experiment}: {entry.caption}, per epoch (p: the checkpoint's probability of the true class)", fontsize=8)
     fig.tight_layout()
     save(fig, outputs)
 
@@ -338,26 +330,26 @@ def main(argv: list[str] | None = None) -> int:
         n = gif(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out)
         if a.html:
             gif_page(a.out, f"{a.experiment}: class visualizations per epoch", a.html)
-        print(f"[figures] {a.experiment}: {n} frames -> {a.out}")
+        log.info(f"{a.experiment}: {n} frames -> {a.out}")
     elif a.cmd == "top":
         shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out,
                            pd.read_csv(a.metrics), _mean(a.mean_of))
-        print(f"[figures] {a.experiment}: top validation images at epochs {shown} -> {a.out}")
+        log.info(f"{a.experiment}: top validation images at epochs {shown} -> {a.out}")
     elif a.cmd == "method":
         method(a.npz, a.method, a.experiment, a.names, a.out)
-        print(f"[figures] {a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
+        log.info(f"{a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
     elif a.cmd == "evolution":
         shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out,
                           mean=_mean(a.mean_of), metrics=pd.read_csv(a.metrics) if a.metrics else None)
-        print(f"[figures] {a.experiment}: epochs {shown} -> {a.out}")
+        log.info(f"{a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None
         reference(a.npz, a.names, a.source, a.out, a.examples, a.per_class, acc,
                   pd.read_csv(a.judged) if a.judged else None, a.judge_is_reference, a.recipe)
-        print(f"[figures] reference -> {a.out}")
+        log.info(f"reference -> {a.out}")
     else:
         curves([pd.read_csv(h) for h in a.history], a.experiments, a.out)
-        print(f"[figures] learning curves -> {a.out}")
+        log.info(f"learning curves -> {a.out}")
     return 0
 
 

@@ -38,6 +38,7 @@ Every measure of the images is the mean over the restarts.
 from __future__ import annotations
 
 import argparse
+import logging
 import io
 import sys
 from pathlib import Path
@@ -51,6 +52,8 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from featevo.plots import save  # noqa: E402
+
+log = logging.getLogger("featevo.metrics")
 
 MEASURES = ("png_ratio", "hf_energy", "total_variation")
 
@@ -116,13 +119,13 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
     """
     import torch
 
-    from featevo.models import last_linear_name
+    from featevo.models import head_name
     from featevo.inputs import to_input
 
     if images.ndim == 5:
         images = images[:, None]
     e, k, n = images.shape[:3]
-    head = judge.get_submodule(last_linear_name(judge))
+    head = judge.get_submodule(head_name(judge))
     feats, probs = [], []
     store = {}
     handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("without --history, one --npz")
         df, _ = measure(a.npz, [0], judge, a.judge_units)
         df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
-        print(f"[metrics] {a.experiment}: judge p(own class) "
+        log.info(f"{a.experiment}: judge p(own class) "
               f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
         return 0
     df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
@@ -319,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_confusion(matrices, names, a.experiment, a.confusion, judged=judge is not None)
     last = df[df["epoch"] == df["epoch"].max()]
     col = "judge_prob" if "judge_prob" in df else "own_prob"
-    print(f"[metrics] {a.experiment}: {df['epoch'].nunique()} epochs; last epoch {col} "
+    log.info(f"{a.experiment}: {df['epoch'].nunique()} epochs; last epoch {col} "
           f"{last[col].round(3).tolist()} -> {a.csv}")
     return 0
 

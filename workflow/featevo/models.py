@@ -1,16 +1,24 @@
-"""VGG-16 as torchvision builds it, optionally narrowed for the CPU demo.
+"""The networks: one registry of architectures (``model.arch``).
 
-Module and parameter names are torchvision's (``features.N.weight``,
-``classifier.6.bias``), so torchvision's ImageNet weights load into
-``width_divisor=1`` unchanged and a checkpoint of ours loads into
-``torchvision.models.vgg16`` (a test holds both to it).  The layout is built
-here rather than imported: ``import torchvision`` costs about 3 s, paid by every
-one of the workflow's per-epoch and per-checkpoint jobs.
+* ``vgg11``-``vgg19``: VGG as torchvision builds it, optionally narrowed for the
+  CPU demo (``width_divisor``, ``pool_size``).  Module and parameter names are
+  torchvision's (``features.N.weight``, ``classifier.6.bias``), so torchvision's
+  ImageNet weights load into ``width_divisor=1`` unchanged and a checkpoint of
+  ours loads into ``torchvision.models.vgg16`` (a test holds both to it).  The
+  layout is built here rather than imported: ``import torchvision`` costs about
+  3 s, paid by every one of the workflow's per-epoch and per-checkpoint jobs.
+* any other classifier that ``torchvision.models.get_model`` builds (resnet18,
+  mobilenet_v3_small, convnext_tiny, vit_b_16, ...), with one output per class
+  (:func:`torchvision_architecture`).
+
+Each entry says how to build the network, which parameters ``freeze: features``
+keeps fixed, and which module is the output layer (the one cut to the classes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -79,7 +87,7 @@ def _features(layout: list) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-INITS = ("torchvision", "glorot")  # model.init
+INITS = ("torchvision", "glorot")  # model.init: the constructor's own init, or Keras's of 2017
 
 
 def _init_glorot(model: nn.Module) -> None:
@@ -89,7 +97,8 @@ def _init_glorot(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def _init_like_torchvision(model: nn.Module) -> None:
@@ -105,18 +114,9 @@ def _init_like_torchvision(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvision") -> VGG:
-    """A freshly initialized VGG; the same seed gives the same weights.
-
-    ``init`` (``model.init``): ``torchvision``'s scheme, or ``glorot`` as Keras
-    initialized in 2017.  Loading a checkpoint overwrites whichever was used."""
-    if init not in INITS:
-        raise ValueError(f"model.init: unknown {init!r}; choose one of {', '.join(INITS)}")
-    if spec.arch not in _LAYOUTS:
-        raise ValueError(f"model.arch: unknown {spec.arch!r}; choose one of {sorted(_LAYOUTS)}")
-    if seed is not None:
-        torch.manual_seed(seed)
-    layout = [v if v == "M" else max(1, v // spec.width_divisor) for v in _LAYOUTS[spec.arch]]
+def _vgg(name: str, spec: ModelSpec, init: str) -> VGG:
+    """torchvision's VGG layout ``name``, every width divided by ``spec.width_divisor``."""
+    layout = [v if v == "M" else max(1, v // spec.width_divisor) for v in _LAYOUTS[name]]
     channels = [v for v in layout if v != "M"][-1]
     hidden = max(1, 4096 // spec.width_divisor)
     classifier = nn.Sequential(  # torchvision's classifier, indices included
@@ -133,6 +133,76 @@ def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvisi
     return model
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """One entry of the registry, behind one signature.
+
+    ``build(spec, init)`` returns a fresh network with ``spec.num_classes`` outputs,
+    initialized by ``init`` (:data:`INITS`; draws from torch's global generator);
+    ``features(model)`` the parameters that ``experiments.*.freeze: features`` keeps
+    fixed; ``vgg_sizes``: whether ``width_divisor`` and ``pool_size`` apply."""
+
+    build: Callable[[ModelSpec, str], nn.Module]
+    features: Callable[[nn.Module], Iterable[nn.Parameter]]
+    vgg_sizes: bool = False
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    name: Architecture(build=functools.partial(_vgg, name), features=lambda m: m.features.parameters(),
+                       vgg_sizes=True)
+    for name in _LAYOUTS
+}
+
+
+def _not_head(model: nn.Module) -> Iterator[nn.Parameter]:
+    head = head_name(model) + "."
+    return (p for n, p in model.named_parameters() if not n.startswith(head))
+
+
+def _torchvision_build(name: str, spec: ModelSpec, init: str) -> nn.Module:
+    from torchvision.models import get_model
+
+    kwargs: dict = {"num_classes": spec.num_classes}
+    if name in ("googlenet", "inception_v3"):  # their auxiliary heads only train on ImageNet's recipe
+        kwargs.update(aux_logits=False, init_weights=True)
+    model = get_model(name, weights=None, **kwargs)
+    if init == "glorot":
+        _init_glorot(model)
+    return model
+
+
+@functools.cache
+def torchvision_classifiers() -> tuple[str, ...]:
+    """Every classification network ``torchvision.models.get_model`` builds."""
+    import torchvision.models
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def architecture(name: str) -> Architecture:
+    """The registry's entry for ``model.arch``: ours, else torchvision's classifier of that
+    name (``freeze: features`` then keeps every parameter but the output layer's)."""
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    if name in torchvision_classifiers():
+        return Architecture(build=functools.partial(_torchvision_build, name), features=_not_head)
+    raise ValueError(f"model.arch: unknown {name!r}; choose one of {', '.join(ARCHITECTURES)} or a classifier "
+                     "of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
+
+
+def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvision") -> nn.Module:
+    """A freshly initialized network (:func:`architecture`); the same seed gives the same weights.
+
+    ``init`` (``model.init``): ``torchvision``'s scheme, or ``glorot`` as Keras
+    initialized in 2017.  Loading a checkpoint overwrites whichever was used."""
+    if init not in INITS:
+        raise ValueError(f"model.init: unknown {init!r}; choose one of {', '.join(INITS)}")
+    arch = architecture(spec.arch)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return arch.build(spec, init)
+
+
 def kaiming_classifier(model: nn.Module, seed: int) -> None:
     """Re-initialize the classifier's linear layers to keep the signal's scale
     (Kaiming, fan in), for the demo's reference network only.
@@ -144,16 +214,25 @@ def kaiming_classifier(model: nn.Module, seed: int) -> None:
     torchvision's init, 76% with this one."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for m in model.classifier:
+        for m in model.modules():  # VGG's: those of its classifier
             if isinstance(m, nn.Linear):
                 m.weight.normal_(0, (2.0 / m.in_features) ** 0.5, generator=gen)
                 m.bias.zero_()
 
 
-def last_linear_name(model: nn.Module) -> str:
-    """Name of the output layer (the one cut to the number of classes)."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return names[-1]
+def head_name(model: nn.Module) -> str:
+    """Name of the output layer (the one cut to the number of classes): the last linear
+    layer, or for a network without one (SqueezeNet) the last convolution."""
+    for kind in (nn.Linear, nn.Conv2d):
+        names = [n for n, m in model.named_modules() if isinstance(m, kind)]
+        if names:
+            return names[-1]
+    raise ValueError(f"{type(model).__name__} has no linear or convolutional layer to use as its output layer")
+
+
+def num_outputs(model: nn.Module) -> int:
+    head = model.get_submodule(head_name(model))
+    return head.out_features if isinstance(head, nn.Linear) else head.out_channels
 
 
 def transfer(target: nn.Module, source_state: dict[str, torch.Tensor]) -> list[str]:
@@ -163,7 +242,7 @@ def transfer(target: nn.Module, source_state: dict[str, torch.Tensor]) -> list[s
     paper's "the weights from this layer could not be transferred".
     """
     own = target.state_dict()
-    head = last_linear_name(target)
+    head = head_name(target)
     missing = []
     for name, tensor in own.items():
         src = source_state.get(name)

@@ -14,6 +14,7 @@ Files: ``<root>/<wnid>/<wnid>_<n>.JPEG``, as in ``ILSVRC2012_img_train``.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+log = logging.getLogger("featevo.standin")
 
 # wnid -> (name, drawing function name).  The first four are the paper's.
 CLASSES: dict[str, str] = {
@@ -312,8 +315,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     n = write_standin(a.out, a.wnids, a.per_class, a.size, a.seed, a.clutter, processes=a.processes,
-                      log=lambda m: print(m, flush=True))
-    print(f"[standin] wrote {n} images under {a.out}", flush=True)
+                      log=log.info)
+    log.info(f"wrote {n} images under {a.out}")
     return 0
 
 

@@ -8,11 +8,14 @@ CSV, Markdown (with the paper's values beside ours) and LaTeX.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+log = logging.getLogger("featevo.tables")
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "history":
         df = read_history(a.metrics)
         df.to_csv(a.out, index=False)
-        print(f"[tables] {len(df)} epochs -> {a.out}")
+        log.info(f"{len(df)} epochs -> {a.out}")
         return 0
     if len(a.paper_epochs) != len(a.paper_acc):
         p.error("--paper-epochs and --paper-acc differ in length")
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(csv, index=False)
     Path(md).write_text(markdown(table, history, a.experiment, paper))
     Path(tex).write_text(latex(table, f"Validation accuracy during training ({a.experiment})."))
-    print(f"[tables] {a.experiment}: epochs {table['epoch'].tolist()} -> {csv}, {md}, {tex}")
+    log.info(f"{a.experiment}: epochs {table['epoch'].tolist()} -> {csv}, {md}, {tex}")
     return 0
 
 

@@ -13,6 +13,7 @@ rerun from the same checkpoint gives the same weights on the CPU.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import math
 import sys
@@ -26,7 +27,19 @@ import torch.nn.functional as F
 from featevo import checkpoint as ck
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
-from featevo.models import INITS, ModelSpec, build_model, kaiming_classifier, transfer
+from featevo.models import ModelSpec, architecture, build_model, kaiming_classifier, transfer
+from featevo.settings import Settings, parse
+
+log = logging.getLogger("featevo.train")
+
+# train.* / reference.optimizer: torch.optim's classes over the weights that train
+OPTIMIZERS = {
+    "adadelta": lambda params, lr, rho, eps: torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps),  # the paper's
+    "adam": lambda params, lr, rho, eps: torch.optim.Adam(params, lr=lr),  # the demo's reference network only
+}
+SCHEDULES = ("constant", "onecycle")  # reference.schedule
+CLASSIFIER_INITS = ("torchvision", "kaiming")  # reference.classifier_init
+
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str):
     """Adadelta as in the paper (``torch.optim``, over the weights that train: a frozen
@@ -34,12 +47,9 @@ def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, na
 
     ``torch.optim`` imports ``torch._dynamo`` on first use (1.1 s on 2 cores, paid by
     each demo epoch job); beside a full-size epoch (minutes) it is nothing."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if name == "adadelta":
-        return torch.optim.Adadelta(trainable, lr=lr, rho=rho, eps=eps)
-    if name == "adam":
-        return torch.optim.Adam(trainable, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; use adadelta or adam")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]([p for p in model.parameters() if p.requires_grad], lr, rho, eps)
 
 
 @torch.no_grad()
@@ -60,14 +70,20 @@ def evaluate(model, data: Subset, device, precision: str, batch_size: int = 256)
     return {"loss": loss.item() / n, "acc": correct.item() / n}
 
 
+def _hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = (torch.rand(len(x), generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(3), x)
+
+
+# train.augment / reference.augment: none (the paper), or each image mirrored left-right with probability 1/2
+AUGMENT = {"none": lambda x, gen: x, "hflip": _hflip}
+
+
 def augment_batch(x: torch.Tensor, augment: str, gen: torch.Generator) -> torch.Tensor:
-    """``none`` (the paper) or ``hflip``: each image mirrored left-right with probability 1/2."""
-    if augment == "none":
-        return x
-    if augment == "hflip":
-        flip = (torch.rand(len(x), generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
-        return torch.where(flip, x.flip(3), x)
-    raise ValueError(f"train.augment: unknown {augment!r}; use none or hflip")
+    """The batch augmented by :data:`AUGMENT`'s ``augment``."""
+    if augment not in AUGMENT:
+        raise ValueError(f"train.augment: unknown {augment!r}; use one of {', '.join(AUGMENT)}")
+    return AUGMENT[augment](x, gen)
 
 
 def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, batch_size: int, device,
@@ -114,31 +130,37 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
             "train_seconds": time.monotonic() - start}
 
 
-def freeze(model: torch.nn.Module, what: str) -> None:
-    """``features``: the convolutional layers keep their weights (the paper's
-    future-work case); autograd then skips their backward pass entirely."""
+FREEZE = ("none", "features")  # experiments.*.freeze
+
+
+def freeze(model: torch.nn.Module, what: str, arch: str) -> None:
+    """``features``: the feature block keeps its weights (the paper's future-work case:
+    VGG's convolutional layers; for torchvision's other networks everything but the
+    output layer, a linear probe); autograd then skips their backward pass entirely."""
+    if what not in FREEZE:
+        raise ValueError(f"experiments.*.freeze: unknown {what!r}; use one of {', '.join(FREEZE)}")
     if what == "features":
-        for p in model.features.parameters():
+        for p in architecture(arch).features(model):
             p.requires_grad_(False)
-    elif what != "none":
-        raise ValueError(f"experiments.*.freeze: unknown {what!r}; use none or features")
 
 
 def _write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
 
 
-def _fresh(a) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
-    """The device set up, and the freshly initialized network the command line describes."""
-    device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic, a.precision)
-    spec = ModelSpec(arch=a.arch, num_classes=len(a.classes), width_divisor=a.width_divisor, pool_size=a.pool_size,
-                     dropout=a.dropout)
-    return device, spec, build_model(spec, seed=a.seed, init=a.init)
+def _fresh(a, net: Settings) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
+    """The device set up (``train.device``, ``precision``, ``deterministic``), and the freshly
+    initialized network that ``net`` (a ``model`` section) describes."""
+    t = a.settings.train
+    device = pick_device(t.device)
+    configure(device, a.threads, t.deterministic, t.precision)
+    spec = ModelSpec(arch=net.arch, num_classes=len(a.classes), width_divisor=net.width_divisor,
+                     pool_size=net.pool_size, dropout=net.dropout)
+    return device, spec, build_model(spec, seed=a.seed, init=net.init)
 
 
 def cmd_init(a) -> None:
-    device, spec, model = _fresh(a)
+    device, spec, model = _fresh(a, a.settings.model)
     source = "random"
     if a.from_checkpoint:
         ref = ck.load_checkpoint(a.from_checkpoint)
@@ -148,28 +170,29 @@ def cmd_init(a) -> None:
             raise ValueError(f"{a.from_checkpoint}: its network ({ref_spec}) does not match model.* in the "
                              f"config ({spec}); the weights cannot be transferred")
         not_copied = transfer(model, ref["model"])
-        print(f"[init] transferred {len(model.state_dict()) - len(not_copied)} tensors from "
-              f"{a.from_checkpoint}; kept the fresh init for {not_copied}", flush=True)
+        log.info(f"transferred {len(model.state_dict()) - len(not_copied)} tensors from "
+              f"{a.from_checkpoint}; kept the fresh init for {not_copied}")
         source = str(a.from_checkpoint)
     model.to(device, memory_format=torch.channels_last)
-    val = evaluate(model, Subset(a.data, "val"), device, a.precision)
+    val = evaluate(model, Subset(a.data, "val"), device, a.settings.train.precision)
     metrics = {"epoch": 0, "val_loss": val["loss"], "val_acc": val["acc"], "train_loss": float("nan"),
                "train_acc": float("nan"), "init": source}
     ck.save_checkpoint(a.out, model, spec, epoch=0, classes=a.classes, metrics=metrics)
     _write_metrics(a.metrics, metrics)
-    print(f"[init] epoch 0 ({source}): val acc {val['acc']:.3f} loss {val['loss']:.4f} -> {a.out}", flush=True)
+    log.info(f"epoch 0 ({source}): val acc {val['acc']:.3f} loss {val['loss']:.4f} -> {a.out}")
 
 
 def cmd_epoch(a) -> None:
     t0 = time.monotonic()
-    device = pick_device(a.device)
-    configure(device, a.threads, a.deterministic, a.precision)
+    t = a.settings.train
+    device = pick_device(t.device)
+    configure(device, a.threads, t.deterministic, t.precision)
     model, prev = ck.load_model(a.previous)
     epoch = prev["epoch"] + 1
     spec = ModelSpec(**prev["spec"])
     model.to(device, memory_format=torch.channels_last)
-    freeze(model, a.freeze)
-    optimizer = make_optimizer(model, a.lr, a.rho, a.eps, "adadelta")
+    freeze(model, a.freeze, spec.arch)
+    optimizer = make_optimizer(model, t.lr, t.rho, t.eps, "adadelta")
     if a.previous_optim is not None:
         # the state epoch e-1 ended with: declared to Snakemake beside its checkpoint, so
         # that a rerun of this epoch continues exactly where the first run did
@@ -186,19 +209,18 @@ def cmd_epoch(a) -> None:
         state = "fresh"
     else:
         state = "reset"
-        print(f"[train] WARNING: no optimizer state given for epoch {prev['epoch']} (--previous-optim), so epoch "
-              f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it",
-              flush=True)
+        log.warning(f"no optimizer state given for epoch {prev['epoch']} (--previous-optim), so epoch "
+              f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it")
     train = Subset(a.data, "train")
     val = Subset(a.data, "val")
     tag = f" {a.tag}" if a.tag else ""
     start = time.monotonic()
     load_s = start - t0
-    stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
-                            device=device, precision=a.precision, log=lambda m: print(m, flush=True), tag=tag,
-                            augment=a.augment)
+    stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=t.batch_size,
+                            device=device, precision=t.precision, log=log.info, tag=tag,
+                            augment=t.augment)
     t_eval = time.monotonic()
-    v = evaluate(model, val, device, a.precision)
+    v = evaluate(model, val, device, t.precision)
     metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
                "frozen": a.freeze,
                "images_per_s": len(train) / stats["train_seconds"], "device": str(device),
@@ -209,90 +231,78 @@ def cmd_epoch(a) -> None:
     ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
     # the job's fixed costs (loading, saving) beside its work, for benchmarks/bench.py
     _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
-    print(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
-          f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}", flush=True)
+    log.info(f"epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
+          f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}")
 
 
 def cmd_reference(a) -> None:
-    """The demo's stand-in for ImageNet pretraining (and its judge): a recipe of its own,
-    chosen by measuring (config.yaml's reference section says what was measured)."""
-    device, spec, model = _fresh(a)
-    if a.classifier_init == "kaiming":
+    """The demo's stand-in for ImageNet pretraining (and its judge): a recipe of its own
+    (``reference.*``), chosen by measuring (config.yaml's reference section says what
+    was measured).  The judge (``--net judge``) is another architecture trained for its
+    own epochs (``judge.arch``, ``judge.epochs``) in the same recipe."""
+    r, t = a.settings.reference, a.settings.train
+    judge = a.settings.judge if a.net == "judge" else None
+    # torchvision's init: the recipe was measured with it, whatever model.init the experiments use
+    net = a.settings.model.replace(dropout=r.dropout, init="torchvision", **({"arch": judge.arch} if judge else {}))
+    epochs = judge.epochs if judge else r.epochs
+    device, spec, model = _fresh(a, net)
+    if r.classifier_init == "kaiming":
         kaiming_classifier(model, a.seed)
     model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, a.lr, a.rho, a.eps, a.optimizer)
+    optimizer = make_optimizer(model, r.lr, t.rho, t.eps, r.optimizer)
     train, val = Subset(a.data, "train"), Subset(a.data, "val")
     scheduler = None
-    if a.schedule == "onecycle":  # rises for `warmup` of the steps, then anneals to nearly 0
+    if r.schedule == "onecycle":  # rises for `warmup` of the steps, then anneals to nearly 0
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=a.lr, total_steps=a.epochs * math.ceil(len(train) / a.batch_size),
-            pct_start=a.warmup)
+            optimizer, max_lr=r.lr, total_steps=epochs * math.ceil(len(train) / r.batch_size),
+            pct_start=r.warmup)
     history = []
-    for epoch in range(1, a.epochs + 1):
-        stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=a.batch_size,
-                                device=device, precision=a.precision, augment=a.augment,
-                                log=lambda m: print(m, flush=True), tag=" reference", scheduler=scheduler)
-        v = evaluate(model, val, device, a.precision)
+    for epoch in range(1, epochs + 1):
+        stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=r.batch_size,
+                                device=device, precision=t.precision, augment=r.augment,
+                                log=log.info, tag=f" {a.net}", scheduler=scheduler)
+        v = evaluate(model, val, device, t.precision)
         history.append({"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"]})
-        print(f"[train reference] epoch {epoch}/{a.epochs}: val acc {v['acc']:.3f} on {len(a.classes)} classes",
-              flush=True)
-    ck.save_checkpoint(a.out, model, spec, epoch=a.epochs, classes=a.classes, metrics=history[-1],
+        log.info(f"{a.net}: epoch {epoch}/{epochs}: val acc {v['acc']:.3f} on {len(a.classes)} classes")
+    ck.save_checkpoint(a.out, model, spec, epoch=epochs, classes=a.classes, metrics=history[-1],
                        extra={"history": history})
     _write_metrics(a.metrics, history[-1])
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+SETTINGS_HELP = ("the config sections this command reads, as JSON (the rules pass them), or @FILE (a config "
+                 "file); the schema's defaults fill in the rest (featevo.settings)")
+
+
+def _common(p: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder written by featevo.extract")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True, help="JSON file for this checkpoint's metrics")
-    # workflow settings are required: the schema holds their defaults, the rules pass them
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--device", required=True)
-    p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
+    p.add_argument("--seed", type=int, required=True, help="this network's seed (an experiment's seed wildcard)")
+    p.add_argument("--settings", type=lambda text: parse(text, *sections), default=parse("{}", *sections),
+                   help=f"{', '.join(sections)}: " + SETTINGS_HELP)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--deterministic", action="store_true")
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classes", nargs="+", required=True, help="wnids, in label order")
-    p.add_argument("--arch", required=True)
-    p.add_argument("--width-divisor", type=int, required=True)
-    p.add_argument("--pool-size", type=int, required=True)
-    p.add_argument("--dropout", type=float, required=True)
-    p.add_argument("--init", required=True, choices=INITS, help="the scheme of the initial weights (model.init)")
-
-
-def _optim_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--rho", type=float, required=True)
-    p.add_argument("--eps", type=float, required=True)
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.train's command line; workflow settings are required (tests/test_settings.py)."""
+    """featevo.train's command line: paths and the seed as flags, settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     init = sub.add_parser("init", help="write epoch 0")
-    _common(init), _model_args(init)
+    _common(init, ("model", "train"))
+    init.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
     init.add_argument("--from-checkpoint", type=Path, help="initialize from this network (all but the head)")
     ep = sub.add_parser("epoch", help="train checkpoint e-1 for one epoch")
-    _common(ep), _optim_args(ep)
+    _common(ep, ("train",))
     ep.add_argument("--previous", type=Path, required=True)
     ep.add_argument("--previous-optim", type=Path, default=None,
                     help="optimizer state of the previous epoch (none for epoch 0, whose state is fresh)")
     ep.add_argument("--optim-out", type=Path, required=True, help="where this epoch's optimizer state goes")
-    ep.add_argument("--augment", required=True, choices=["none", "hflip"])
-    ep.add_argument("--freeze", required=True, choices=["none", "features"])
+    ep.add_argument("--freeze", required=True, choices=FREEZE, help="the experiment's experiments.*.freeze")
     ep.add_argument("--tag", default="")
-    ref = sub.add_parser("reference", help="train the demo's reference network on every class")
-    _common(ref), _model_args(ref), _optim_args(ref)
-    ref.add_argument("--epochs", type=int, required=True)
-    ref.add_argument("--optimizer", required=True, choices=["adadelta", "adam"])
-    ref.add_argument("--augment", required=True, choices=["none", "hflip"])
-    ref.add_argument("--schedule", required=True, choices=["constant", "onecycle"])
-    ref.add_argument("--warmup", type=float, required=True, help="one-cycle: the share of steps the rate rises")
-    ref.add_argument("--classifier-init", required=True, choices=["torchvision", "kaiming"])
+    ref = sub.add_parser("reference", help="train the demo's reference network (or the judge) on every class")
+    _common(ref, ("model", "reference", "train", "judge"))
+    ref.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
+    ref.add_argument("--net", choices=("reference", "judge"), default="reference")
     return p
 
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +38,13 @@ from PIL import Image
 from featevo.checkpoint import load_model
 from featevo.config_checks import slug
 from featevo.device import autocast, configure, pick_device
-from featevo.models import evaluated, last_linear_name
+from featevo.models import evaluated, num_outputs
 from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plots import composite
+from featevo.settings import Settings, parse
 
-OBJECTIVES = ("logit", "margin", "log_softmax", "softmax")
-# activation_maximization's arguments that are `visualize.*` settings of the workflow
-SETTINGS = ("steps", "step_size", "normalize", "median_every", "median_size", "objective", "init", "init_std", "seed",
-            "restarts")
+SECTIONS = ("visualize", "data")  # the config sections this stage reads
+log = logging.getLogger("featevo.visualize")
 
 
 def _batcher_pairs(m: int) -> list[tuple[int, int]]:
@@ -105,54 +106,70 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     return v[size * size // 2]
 
 
-def objective_values(logits: torch.Tensor, units: torch.Tensor, objective: str) -> torch.Tensor:
-    """Per-image value of its own unit under the chosen objective."""
-    logits = logits.float()
-    if objective == "logit":
-        scores = logits
-    elif objective == "margin":  # own logit minus the largest other one: never flat, never capped
-        own = logits.gather(1, units.view(-1, 1)).squeeze(1)
-        if logits.shape[1] == 1:
-            return own
-        others = logits.scatter(1, units.view(-1, 1), float("-inf")).amax(dim=1)
-        return own - others
-    elif objective == "log_softmax":
-        scores = logits.log_softmax(dim=1)
-    elif objective == "softmax":
-        scores = logits.softmax(dim=1)
-    else:
-        raise ValueError(f"visualize.objective: unknown {objective!r}; choose one of {OBJECTIVES}")
+def _own(scores: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
     return scores.gather(1, units.view(-1, 1)).squeeze(1)
+
+
+def _margin(logits: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+    # own logit minus the largest other one: never flat, never capped
+    own = _own(logits, units)
+    if logits.shape[1] == 1:
+        return own
+    return own - logits.scatter(1, units.view(-1, 1), float("-inf")).amax(dim=1)
+
+
+# visualize.objective: each image's value of its own unit, from the float32 logits
+OBJECTIVES = {
+    "logit": _own,  # the paper's a_i(x), before the softmax
+    "margin": _margin,
+    "log_softmax": lambda logits, units: _own(logits.log_softmax(dim=1), units),
+    "softmax": lambda logits, units: _own(logits.softmax(dim=1), units),
+}
+
+
+def objective_values(logits: torch.Tensor, units: torch.Tensor, objective: str) -> torch.Tensor:
+    """Per-image value of its own unit under the chosen objective (:data:`OBJECTIVES`)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"visualize.objective: unknown {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[objective](logits.float(), units)
+
+
+# visualize.init: the (n, 3, size, size) starting pixels, from a seeded generator and init_std
+INITS = {
+    "noise": lambda shape, std, gen: 0.5 + std * torch.randn(shape, generator=gen),
+    "uniform": lambda shape, std, gen: torch.rand(shape, generator=gen),
+    "gray": lambda shape, std, gen: torch.full(shape, 0.5),
+}
 
 
 def initial_images(n: int, image_size: int, init: str, init_std: float, seed: int) -> torch.Tensor:
     """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded."""
-    gen = torch.Generator().manual_seed(seed)
-    if init == "noise":
-        x = 0.5 + init_std * torch.randn(n, 3, image_size, image_size, generator=gen)
-    elif init == "uniform":
-        x = torch.rand(n, 3, image_size, image_size, generator=gen)
-    elif init == "gray":
-        x = torch.full((n, 3, image_size, image_size), 0.5)
-    else:
-        raise ValueError(f"visualize.init: unknown {init!r}; choose noise, uniform or gray")
+    if init not in INITS:
+        raise ValueError(f"visualize.init: unknown {init!r}; choose one of {', '.join(INITS)}")
+    x = INITS[init]((n, 3, image_size, image_size), init_std, torch.Generator().manual_seed(seed))
     return x.clamp_(0, 1)
 
 
-def activation_maximization(model: torch.nn.Module, units: list[int], *, image_size: int, steps: int,
-                            step_size: float, normalize: str, median_every: int, median_size: int, objective: str,
-                            init: str, init_std: float, seed: int, restarts: int, device: torch.device | str,
-                            precision: str, log=None, log_every: int = 50) -> dict:
-    """Images in [0, 1] that maximize each unit, ``restarts`` of each, and the trace of the objective.
+# visualize.normalize: what the gradient is divided by before the step
+NORMALIZE = {
+    "rms": lambda g: g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12),  # step in pixel units
+    "none": lambda g: g,
+}
+
+
+def activation_maximization(model: torch.nn.Module, units: list[int], recipe: Mapping, *, image_size: int,
+                            device: torch.device | str, log=None, log_every: int = 50) -> dict:
+    """Images in [0, 1] that maximize each unit, ``recipe.restarts`` of each, and the trace of the objective.
 
     Args:
         model: the network; its mode, gradients and place are restored on return.
         units: the output unit to maximize in each image (one image per unit and restart).
-        image_size, steps, step_size, normalize, median_every, median_size, objective,
-        init, init_std, seed, restarts, precision: the ``visualize`` settings of the
-            workflow's schema (which holds their defaults; see its descriptions).  Every
-            restart starts from its own noise (one generator seeded with ``seed`` draws
-            them all); the image kept is always the one after the last step (the paper).
+        recipe: the workflow's ``visualize`` section (a :class:`featevo.settings.Settings`
+            or a mapping with its keys; the schema holds every default and says what each
+            does).  Every restart starts from its own noise (one generator seeded with
+            ``seed`` draws them all); the image kept is always the one after the last step
+            (the paper).
+        image_size: the side of the images (``data.image_size``).
         device: where the ascent runs.
         log: called with a progress line every ``log_every`` steps, if given.
 
@@ -167,44 +184,42 @@ def activation_maximization(model: torch.nn.Module, units: list[int], *, image_s
     the step size is in pixel units whatever the scale of the network's logits.
     The caller's model is left as it was found (:func:`featevo.models.evaluated`).
     """
-    if restarts < 1:
-        raise ValueError(f"visualize.restarts must be at least 1, got {restarts}")
+    r = recipe if isinstance(recipe, Settings) else Settings(recipe, "visualize")
+    if r.restarts < 1:
+        raise ValueError(f"visualize.restarts must be at least 1, got {r.restarts}")
+    if r.normalize not in NORMALIZE:
+        raise ValueError(f"visualize.normalize: unknown {r.normalize!r}; choose one of {', '.join(NORMALIZE)}")
     device = torch.device(device)
     with evaluated(model, device, torch.channels_last):
-        return _ascend(model, list(units) * restarts, image_size, steps, step_size, normalize, median_every,
-                       median_size, objective, init, init_std, seed, device, precision, log, log_every)
+        return _ascend(model, list(units) * r.restarts, r, image_size, device, log, log_every)
 
 
-def _ascend(model, units, image_size, steps, step_size, normalize, median_every, median_size, objective, init,
-            init_std, seed, device, precision, log, log_every) -> dict:
-    n = len(units)
-    x = initial_images(n, image_size, init, init_std, seed).to(device).contiguous(memory_format=torch.channels_last)
+def _ascend(model, units, r: Settings, image_size: int, device, log, log_every: int) -> dict:
+    n, steps = len(units), r.steps
+    x = initial_images(n, image_size, r.init, r.init_std, r.seed).to(device).contiguous(
+        memory_format=torch.channels_last)
     target = torch.tensor(units, device=device)
     trace = []
     flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
     start = time.monotonic()
     for step in range(1, steps + 1):
         x.requires_grad_(True)
-        with autocast(device, precision):
+        with autocast(device, r.precision):
             logits = model(imagenet_normalize(x))
-        value = objective_values(logits, target, objective)
+        value = objective_values(logits, target, r.objective)
         # one backward for all images (they are independent), to the pixels and to the logits
         grad, dlogits = torch.autograd.grad(value.sum(), (x, logits))
         with torch.no_grad():
             flat += dlogits.float().gather(1, target.view(-1, 1)).squeeze(1) == 0
-            if normalize == "rms":
-                grad = grad / (grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12)
-            elif normalize != "none":
-                raise ValueError(f"visualize.normalize: unknown {normalize!r}; choose rms or none")
-            x = (x.detach() + step_size * grad).clamp_(0.0, 1.0)  # clip to the valid pixel range
-            if median_every and step % median_every == 0:
-                x = median_filter(x, median_size).contiguous(memory_format=torch.channels_last)
+            x = (x.detach() + r.step_size * NORMALIZE[r.normalize](grad)).clamp_(0.0, 1.0)  # clip to the valid pixel range
+            if r.median_every and step % r.median_every == 0:
+                x = median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
-            log(f"[visualize] step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
+            log(f"step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
                 f"{step / (time.monotonic() - start):.1f} steps/s")
-    with torch.no_grad(), autocast(device, precision):
+    with torch.no_grad(), autocast(device, r.precision):
         final = model(imagenet_normalize(x)).float()
     return {
         "images": x.detach().float().cpu(),
@@ -261,28 +276,17 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.visualize's command line; workflow settings are required (tests/test_settings.py)."""
+    """featevo.visualize's command line: paths and units as flags, settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out-png", type=Path, required=True, help="the composite; class images go beside it")
     p.add_argument("--out-npz", type=Path, required=True)
     p.add_argument("--units", type=int, nargs="+", required=True, help="output unit of each class")
     p.add_argument("--names", nargs="+", required=True, help="class names, same order as --units")
-    p.add_argument("--image-size", type=int, required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--step-size", type=float, required=True)
-    p.add_argument("--normalize", required=True)
-    p.add_argument("--median-every", type=int, required=True)
-    p.add_argument("--median-size", type=int, required=True)
-    p.add_argument("--objective", required=True, choices=OBJECTIVES)
-    p.add_argument("--init", required=True)
-    p.add_argument("--init-std", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--restarts", type=int, required=True)  # workflow settings: the schema holds their defaults
+    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default=parse("{}", *SECTIONS),
+                   help="visualize.* and data.image_size as JSON (the rules pass them), or @FILE (a config "
+                        "file); the schema's defaults fill in the rest (featevo.settings)")
     p.add_argument("--val", type=Path, help="a folder of featevo.extract: each unit's top validation images")
-    p.add_argument("--top-k", type=int, required=True, help="how many top validation images per unit (with --val)")
-    p.add_argument("--device", required=True)
-    p.add_argument("--precision", required=True, choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -292,28 +296,25 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if len(a.units) != len(a.names):
         p.error("--units and --names must have the same length")
-    device = pick_device(a.device)
-    configure(device, a.threads, precision=a.precision)
+    v = a.settings.visualize
+    device = pick_device(v.device)
+    configure(device, a.threads, precision=v.precision)
     model, ckpt = load_model(a.checkpoint)
-    out_dim = model.get_submodule(last_linear_name(model)).out_features
+    out_dim = num_outputs(model)
     bad = [u for u in a.units if not 0 <= u < out_dim]
     if bad:
         raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
-    print(f"[visualize] {a.checkpoint} (epoch {ckpt['epoch']}) on {device}: units {a.units}, {a.steps} steps, "
-          f"objective {a.objective}", flush=True)
-    result = activation_maximization(model, a.units, image_size=a.image_size, steps=a.steps, step_size=a.step_size,
-                                     normalize=a.normalize, median_every=a.median_every,
-                                     median_size=a.median_size, objective=a.objective, init=a.init,
-                                     init_std=a.init_std, seed=a.seed, restarts=a.restarts, device=device,
-                                     precision=a.precision,
-                                     log=lambda m: print(m, flush=True))
+    log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device, a.units,
+             v.steps, v.objective)
+    result = activation_maximization(model, a.units, v, image_size=a.settings.data.image_size, device=device,
+                                     log=log.info)
     top = None
     if a.val is not None:
-        top = top_images(model, Subset(a.val, "val").images, a.units, a.top_k, device, a.precision)
+        top = top_images(model, Subset(a.val, "val").images, a.units, v.top_k, device, v.precision)
     write_outputs(result, a.units, a.names, a.out_png, a.out_npz, top)
-    saturated = result["saturated"].reshape(a.restarts, -1).mean(axis=0)
-    print(f"[visualize] done in {result['seconds']:.1f} s, {a.restarts} restarts; share of steps with no gradient "
-          f"on the own unit {dict(zip(a.names, np.round(saturated, 3).tolist()))} -> {a.out_png}", flush=True)
+    saturated = result["saturated"].reshape(v.restarts, -1).mean(axis=0)
+    log.info("done in %.1f s, %s restarts; share of steps with no gradient on the own unit %s -> %s",
+             result["seconds"], v.restarts, dict(zip(a.names, np.round(saturated, 3).tolist())), a.out_png)
     return 0
 
 

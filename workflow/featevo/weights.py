@@ -16,6 +16,7 @@ before anything is loaded:
 from __future__ import annotations
 
 import argparse
+import logging
 import hashlib
 import json
 import re
@@ -26,6 +27,8 @@ import torch
 
 from featevo.checkpoint import save_checkpoint
 from featevo.models import ModelSpec, build_model
+
+log = logging.getLogger("featevo.weights")
 
 VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_SPEC = ModelSpec(arch="vgg16", num_classes=1000, width_divisor=1, pool_size=7)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     a.metrics.write_text(json.dumps(info, indent=1) + "\n")
-    print(f"[weights] {info['source']} (sha256 {info['sha256'][:12]}...) -> {a.out}")
+    log.info(f"{info['source']} (sha256 {info['sha256'][:12]}...) -> {a.out}")
     return 0
 
 

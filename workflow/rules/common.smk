@@ -20,12 +20,13 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo import METHODS as ALL_METHODS, cli, runtime  # noqa: E402
+from featevo import cli, runtime  # noqa: E402
 import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
     check_config,
     coerce,
+    with_defaults,
     schema_errors,
     torch_file_problem,
 )
@@ -40,6 +41,9 @@ _errors = schema_errors(config, _SCHEMA)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
 validate(config, "../schemas/config.schema.yaml")
+# Snakemake's validate leaves out the defaults of settings defined under $defs (device,
+# precision, threads, augment): every default the schema holds, under the config's values
+config.update(with_defaults(config))
 # the tars' members are listed by the Snakemake that plans the run, not by every job
 _errors = check_config(config, deep=workflow.is_main_process)
 if _errors:
@@ -95,6 +99,13 @@ EXPERIMENTS = config["experiments"]
 SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]  # the seed the figures show
 METHODS_CFG = config["methods"]
+# the optional methods, in the schema's order: its sections under methods with `enabled`
+# (each one entry of featevo.explain.METHODS)
+ALL_METHODS = [
+    name
+    for name, node in _SCHEMA["properties"]["methods"]["properties"].items()
+    if "enabled" in node.get("properties", {})
+]
 METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]

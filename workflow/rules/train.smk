@@ -51,12 +51,15 @@ if TRAINED_NETWORKS:
             seed=lambda w: (
                 FIRST_SEED if w.net == "reference" else config["judge"]["seed"]
             ),
-            recipe=lambda w: cli.reference(config, judge=w.net == "judge"),
-            runtime=cli.runtime(TRAIN_CFG),
+            settings=lambda w: (
+                cli.settings(config, *cli.NETWORK, "judge", "-reference.epochs")
+                if w.net == "judge"
+                else cli.settings(config, *cli.NETWORK)
+            ),
         shell:
-            stage("train") + " reference --data {params.data} --out {output.ckpt}"
+            stage("train") + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
             " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
-            " {params.recipe} {params.runtime} --threads {threads} > {log} 2>&1"
+            " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 if config["reference"]["source"] != "train":
@@ -102,12 +105,11 @@ rule init_model:
             if "reference" in input.keys()
             else ""
         ),
-        model=cli.model(config),
-        runtime=cli.runtime(TRAIN_CFG),
+        settings=cli.settings(config, *cli.INIT),
     shell:
         stage("train")
         + " init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
-        " --classes {params.classes} --seed {wildcards.seed} {params.source} {params.model} {params.runtime}"
+        " --classes {params.classes} --seed {wildcards.seed} {params.source} --settings {params.settings:q}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -133,20 +135,18 @@ rule train_epoch:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
-        optim=cli.epoch(config),
-        runtime=cli.runtime(TRAIN_CFG),
+        settings=cli.settings(config, *cli.EPOCH),
         state=lambda w, input: (
             f"--previous-optim {input.previous_optim}"
             if "previous_optim" in input.keys()
             else ""
         ),
-        augment=TRAIN_CFG["augment"],
         freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
         stage("train")
         + " epoch --data {params.data} --previous {input.previous} {params.state} --out {output.ckpt}"
-        " --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed} {params.optim}"
-        " {params.runtime} --augment {params.augment} --freeze {params.freeze}"
+        " --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed}"
+        " --settings {params.settings:q} --freeze {params.freeze}"
         " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
 
 

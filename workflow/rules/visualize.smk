@@ -5,7 +5,8 @@ VIZ_CFG = config["visualize"]
 VIZ_SHELL = (
     stage("visualize")
     + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
-    " --units {params.units} --names {params.names:q} {params.args} --threads {threads} > {log} 2>&1"
+    " --units {params.units} --names {params.names:q} --settings {params.settings:q} {params.val}"
+    " --threads {threads} > {log} 2>&1"
 )
 
 
@@ -31,8 +32,8 @@ rule visualize:
     params:
         units=list(range(len(CLASSES))),
         names=NAMES,
-        args=lambda w, input: cli.visualize(config)
-        + f" --val {os.path.dirname(input.val)}",
+        settings=cli.settings(config, *cli.VISUALIZE),
+        val=lambda w, input: f"--val {os.path.dirname(input.val)}",
     shell:
         VIZ_SHELL
 
@@ -56,7 +57,8 @@ rule visualize_reference:
         units=reference_units(),
         names=NAMES,
         # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
-        args=cli.visualize(config),
+        settings=cli.settings(config, *cli.VISUALIZE),
+        val="",
     shell:
         VIZ_SHELL
 
@@ -84,9 +86,8 @@ rule explain:
         gpu=0 if METHODS_CFG["device"] == "cpu" else 1,
     params:
         data=folder_of("val"),
-        methods=METHODS,
-        args=cli.explain(config),
+        settings=cli.settings(config, *cli.EXPLAIN),
     shell:
         stage("explain")
         + " --checkpoint {input.ckpt} --data {params.data} --out {output}"
-        " --methods {params.methods} {params.args} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
