@@ -195,7 +195,7 @@ def _enum(*keys):
 
 def test_each_registry_covers_its_schema_enum():
     """Each enum is one list: the schema's, and the registry (or choices) the code runs."""
-    assert _enum("data", "layout") == list(extract.LAYOUTS)
+    assert _enum("data", "layout") == ["auto", *extract.LAYOUTS]
     assert _enum("data", "resize") == list(extract.RESIZES)
     assert _enum("visualize", "objective") == list(visualize.OBJECTIVES)
     assert _enum("visualize", "init") == list(visualize.INITS)

@@ -15,17 +15,18 @@ its bytes).  The same inputs and seed give the same bytes.
 from __future__ import annotations
 
 import argparse
-import logging
 import hashlib
+import logging
 import io
 import os
 import sys
 import tarfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 
@@ -36,7 +37,6 @@ from PIL import Image
 log = logging.getLogger("featevo.extract")
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-LAYOUTS = ("auto", "folder", "synset_tars", "train_tar")  # data.layout
 RESIZES = ("stretch", "center_crop")  # data.resize
 
 
@@ -48,14 +48,11 @@ class ExtractionError(RuntimeError):
 
 
 def detect_layout(path: Path) -> str:
-    if path.is_file():
-        return "train_tar"
-    if not path.is_dir():
+    """The layout of ``path`` (``data.layout: auto``): the registry's entry that recognizes it."""
+    if not path.exists():
         raise ExtractionError(f"data.imagenet: {path} does not exist; point it at the ImageNet training "
                               "folder, a folder of <wnid>.tar files, or ILSVRC2012_img_train.tar")
-    if any(path.glob("n*.tar")):
-        return "synset_tars"
-    return "folder"
+    return next(name for name, layout in LAYOUTS.items() if layout.detect(path))
 
 
 def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
@@ -180,33 +177,97 @@ def _ends_properly(path: Path, offset: int) -> bool:
     return len(end) == 1024 and not any(end)
 
 
+def _list_folder(path: Path, wnids: list[str]) -> dict[str, list[str]]:
+    found = {}
+    for w in wnids:
+        d = path / w
+        found[w] = sorted(p.name for p in d.iterdir() if _is_image(p.name)) if d.is_dir() else []
+        bad = [n for n in found[w] if not _utf8(n)]
+        if bad:
+            raise ExtractionError(f"{d}: the file name {bad[0]!r} is not UTF-8 ({len(bad)} such); rename "
+                                  "it (the manifest lists every file by name)")
+    return found
+
+
+def _read_folder(path: Path, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
+    for w, names in wanted.items():
+        for name in sorted(names):
+            yield w, name, (path / w / name).read_bytes()
+
+
+def _list_synset_tars(path: Path, wnids: list[str]) -> dict[str, list[str]]:
+    found = {}
+    for w in wnids:
+        t = path / f"{w}.tar"
+        if t.is_file():
+            with _naming(t, w), tarfile.open(t) as tf:
+                found[w] = sorted(m.name for m in tf if m.isfile() and _is_image(m.name))
+        else:
+            found[w] = []
+    return found
+
+
+def _read_synset_tars(path: Path, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
+    for w, names in wanted.items():
+        with _naming(path / f"{w}.tar", w), tarfile.open(path / f"{w}.tar", mode="r|") as tf:
+            for m in tf:
+                if m.name in names:
+                    data = tf.extractfile(m).read()
+                    yield w, m.name, data
+
+
+def _list_train_tar(path: Path, wnids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {w: [] for w in wnids}
+    for w, inner in _synset_tars_in(path, wnids):
+        with _naming(path, w, f"{w}.tar"):
+            found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
+    return found
+
+
+def _read_train_tar(path: Path, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
+    for w, inner in _synset_tars_in(path, list(wanted)):
+        with _naming(path, w, f"{w}.tar"):
+            for m in inner:
+                if m.name in wanted[w]:
+                    data = inner.extractfile(m).read()
+                    yield w, m.name, data
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way an ImageNet training set lies on disk, behind one signature:
+    ``detect(path)`` recognizes it (``data.layout: auto``), ``list(path, wnids)`` gives
+    each synset's image member names, sorted, without reading an image, and
+    ``read(path, wanted)`` yields (wnid, name, bytes) for the wanted members only.
+    A new layout is one entry here and its name in the schema's ``data.layout``."""
+
+    detect: Callable[[Path], bool]
+    list: Callable[[Path, list[str]], dict[str, list[str]]]
+    read: Callable[[Path, dict[str, set[str]]], Iterator[tuple[str, str, bytes]]]
+
+
+# data.layout (besides auto), in the schema's order
+LAYOUTS: dict[str, Layout] = {
+    # train/<wnid>/*.JPEG (ILSVRC2012_img_train extracted; Kaggle's ILSVRC/Data/CLS-LOC/train)
+    "folder": Layout(detect=lambda p: p.is_dir() and not any(p.glob("n*.tar")), list=_list_folder,
+                     read=_read_folder),
+    # <wnid>.tar per synset (the official train tar unpacked once)
+    "synset_tars": Layout(detect=lambda p: p.is_dir() and any(p.glob("n*.tar")), list=_list_synset_tars,
+                          read=_read_synset_tars),
+    # ILSVRC2012_img_train.tar itself, read in place
+    "train_tar": Layout(detect=lambda p: p.is_file(), list=_list_train_tar, read=_read_train_tar),
+}
+
+
+def _layout(layout: str) -> Layout:
+    if layout not in LAYOUTS:
+        raise ExtractionError(f"data.layout: unknown {layout!r}; use auto or one of {', '.join(LAYOUTS)}")
+    return LAYOUTS[layout]
+
+
 def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[str]]:
     """Image member names per wnid, sorted, without reading any image."""
-    found: dict[str, list[str]] = {}
-    if layout == "folder":
-        for w in wnids:
-            d = path / w
-            found[w] = sorted(p.name for p in d.iterdir() if _is_image(p.name)) if d.is_dir() else []
-            bad = [n for n in found[w] if not _utf8(n)]
-            if bad:
-                raise ExtractionError(f"{d}: the file name {bad[0]!r} is not UTF-8 ({len(bad)} such); rename "
-                                      "it (the manifest lists every file by name)")
-    elif layout == "synset_tars":
-        for w in wnids:
-            t = path / f"{w}.tar"
-            if t.is_file():
-                with _naming(t, w), tarfile.open(t) as tf:
-                    found[w] = sorted(m.name for m in tf if m.isfile() and _is_image(m.name))
-            else:
-                found[w] = []
-    elif layout == "train_tar":
-        found = {w: [] for w in wnids}
-        for w, inner in _synset_tars_in(path, wnids):
-            with _naming(path, w, f"{w}.tar"):
-                found[w] = sorted(m.name for m in inner if m.isfile() and _is_image(m.name))
-    else:
-        raise ExtractionError(f"data.layout: unknown {layout!r}; use one of {', '.join(LAYOUTS)}")
-    return found
+    return _layout(layout).list(path, wnids)
 
 
 def _utf8(name: str) -> bool:
@@ -219,24 +280,7 @@ def _utf8(name: str) -> bool:
 
 def read_members(path: Path, layout: str, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
     """Yield (wnid, member name, bytes) for the wanted members only."""
-    if layout == "folder":
-        for w, names in wanted.items():
-            for name in sorted(names):
-                yield w, name, (path / w / name).read_bytes()
-    elif layout == "synset_tars":
-        for w, names in wanted.items():
-            with _naming(path / f"{w}.tar", w), tarfile.open(path / f"{w}.tar", mode="r|") as tf:
-                for m in tf:
-                    if m.name in names:
-                        data = tf.extractfile(m).read()
-                        yield w, m.name, data
-    else:
-        for w, inner in _synset_tars_in(path, list(wanted)):
-            with _naming(path, w, f"{w}.tar"):
-                for m in inner:
-                    if m.name in wanted[w]:
-                        data = inner.extractfile(m).read()
-                        yield w, m.name, data
+    return _layout(layout).read(path, wanted)
 
 
 # ---- ILSVRC2012's own validation images ----------------------------------------
@@ -450,7 +494,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--val-per-class", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--layout", required=True, choices=LAYOUTS)
+    p.add_argument("--layout", required=True, choices=("auto", *LAYOUTS))
     p.add_argument("--resize", required=True, choices=RESIZES)
     p.add_argument("--skip-unreadable", action="store_true")
     p.add_argument("--val-images", type=Path, help="ILSVRC2012's validation images (data.validation: ilsvrc_val)")

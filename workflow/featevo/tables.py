@@ -19,6 +19,15 @@ log = logging.getLogger("featevo.tables")
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
+# The paper's published validation accuracy (%), epoch -> value: Table 1 (VGG-16 from
+# scratch) and Table 2 (from ImageNet weights).  Facts of the paper, not settings: an
+# experiment whose table is named table1 or table2 shows them beside its own
+# (experiments.*.paper gives other numbers to compare with).
+PUBLISHED = {
+    "table1": {1: 60, 2: 80, 4: 83, 6: 88, 8: 89, 12: 90, 13: 91, 18: 92, 23: 93},
+    "table2": {1: 59, 2: 89, 6: 91, 7: 95, 8: 96, 14: 96, 20: 93},
+}
+
 
 def read_history(metrics_files: list[Path]) -> pd.DataFrame:
     rows = [json.loads(Path(f).read_text()) for f in metrics_files]
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--history", type=Path, nargs="+", required=True, help="one per seed")
     t.add_argument("--seeds", type=int, nargs="+", help="the seed of each history (default 0, 1, ...)")
     t.add_argument("--experiment", required=True)
+    t.add_argument("--table", help="the table's name: table1 and table2 are the paper's (PUBLISHED)")
     t.add_argument("--paper-epochs", type=int, nargs="*", default=[])
     t.add_argument("--paper-acc", type=float, nargs="*", default=[])
     t.add_argument("--out", type=Path, nargs=3, required=True, metavar=("CSV", "MD", "TEX"))
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = a.seeds or list(range(len(a.history)))
     history = across_seeds([pd.read_csv(h) for h in a.history], seeds)
     table = accuracy_table(history)
-    paper = dict(zip(a.paper_epochs, a.paper_acc)) or None
+    paper = dict(zip(a.paper_epochs, a.paper_acc)) or PUBLISHED.get(a.table)
     csv, md, tex = a.out
     table.to_csv(csv, index=False)
     Path(md).write_text(markdown(table, history, a.experiment, paper))

@@ -210,7 +210,7 @@ rule accuracy_table:
     shell:
         stage("tables")
         + " table --history {input} --seeds {params.seeds} --experiment {params.exp}"
-        " {params.paper}"
+        " --table {wildcards.table} {params.paper}"
         " --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
 
 

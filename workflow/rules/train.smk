@@ -57,7 +57,8 @@ if TRAINED_NETWORKS:
                 else cli.settings(config, *cli.NETWORK)
             ),
         shell:
-            stage("train") + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
+            stage("train")
+            + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
             " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
             " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
