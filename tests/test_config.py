@@ -59,7 +59,7 @@ def test_demo_config_is_clean():
 def test_semantic_checks():
     cfg = demo_config()
     cfg["reference"]["source"] = "torchvision"
-    cfg["experiments"]["scratch"]["paper"]["val_acc"].pop()
+    cfg["experiments"]["scratch"]["paper"] = {"epochs": [1, 2], "val_acc": [60]}
     cfg["experiments"]["pretrained"]["figure"] = "fig1"
     errors = "\n".join(check_config(cfg))
     assert "model.width_divisor 1" in errors
@@ -187,7 +187,8 @@ def test_nested_overrides_under_experiments_are_read_as_their_schema_types():
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
     cfg = demo_config()
-    cfg["experiments"]["scratch"] = {**cfg["experiments"]["scratch"], "epochs": "5"}
+    cfg["experiments"]["scratch"] = {**cfg["experiments"]["scratch"], "epochs": "5",
+                                     "paper": {"epochs": ["1"], "val_acc": ["60"]}}
     cfg["experiments"]["extra"] = {"init": "random", "epochs": "3", "freeze": "none"}
     fixed = coerce(cfg, schema, schema)
     assert fixed["experiments"]["scratch"]["epochs"] == 5 and fixed["experiments"]["extra"]["epochs"] == 3
