@@ -16,6 +16,8 @@ from snakemake_helpers import ROOT, SNAKEMAKE, snakemake
 README = (ROOT / "README.md").read_text()
 NEEDS_IMAGENET_OR_CLUSTER = ("configs/paper.yaml", "profiles/slurm", "FEATEVO_SLURM")
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+# run at toy size by tests/test_architectures.py (its full size takes the demo's minutes)
+RUN_ELSEWHERE = ("configs/resnet-demo.yaml",)
 
 
 def commands():
@@ -35,7 +37,7 @@ def test_the_readme_has_the_commands_this_test_knows():
 
 
 @pytest.mark.parametrize("cmd", [c for c in commands() if c.startswith(".venv/bin/snakemake")
-                                 and not any(k in c for k in NEEDS_IMAGENET_OR_CLUSTER)])
+                                 and not any(k in c for k in NEEDS_IMAGENET_OR_CLUSTER + RUN_ELSEWHERE)])
 def test_a_snakemake_command_of_the_readme_runs(tiny_run, cmd):
     workdir, _, _ = tiny_run
     args = shlex.split(cmd)[1:]

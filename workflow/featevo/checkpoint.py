@@ -91,5 +91,15 @@ def load_model(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network stored in a checkpoint, in eval mode on the CPU, and the checkpoint."""
     ckpt = load_checkpoint(path)
     model = build_model(ModelSpec(**ckpt["spec"]))
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"])
     return model.eval(), ckpt
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)`` for a state stored as a plain dict: the module
+    versions a state dict carries (MNASNet checks its own) are the fresh network's."""
+    from collections import OrderedDict
+
+    state = OrderedDict(state)
+    state._metadata = getattr(model.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
+    model.load_state_dict(state)

@@ -106,12 +106,22 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
             errors.append(f"model.width_divisor and model.pool_size narrow featevo's VGG only; with {key} {arch} "
                           "leave them out")
         if deep:
-            from featevo.models import architecture
+            from featevo.models import ModelSpec, architecture, shape_problem
 
             try:
                 architecture(arch)
             except ValueError as exc:
                 errors.append(str(exc).replace("model.arch", key))
+                continue
+            problem, names = shape_problem(ModelSpec(arch=arch, num_classes=len(cfg["data"]["classes"])),
+                                           cfg["data"]["image_size"])
+            if problem:
+                errors.append(f"{key} {arch}: {problem}")
+            inv = cfg.get("methods", {}).get("inversion", {})
+            bad = [layer for layer in inv.get("layers", []) if layer not in names]
+            if key == "model.arch" and inv.get("enabled") and bad:
+                errors.append(f"methods.inversion.layers: {bad} are not modules of {arch}; e.g. "
+                              f"{[n for n in names if n.count('.') <= 1][:8]}")
     return errors
 
 

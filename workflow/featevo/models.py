@@ -190,6 +190,22 @@ def architecture(name: str) -> Architecture:
                      "of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
 
 
+def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, list[str]]:
+    """Whether ``spec``'s network takes ``image_size`` px images (ViT and MaxViT want their
+    own size, Inception v3 at least 75 px), and its module names: built and run on
+    PyTorch's meta device, which checks every shape and computes nothing."""
+    with torch.device("meta"):
+        model = architecture(spec.arch).build(spec, "torchvision")
+        names = [n for n, _ in model.named_modules() if n]
+        try:
+            with torch.no_grad():
+                model.eval()(torch.empty(1, 3, image_size, image_size))
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            return (f"data.image_size: {spec.arch} does not take {image_size} px images ({str(exc)[:160]}); "
+                    "choose the size it was made for (ViT and MaxViT: 224; Inception v3: at least 75)"), names
+    return None, names
+
+
 def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvision") -> nn.Module:
     """A freshly initialized network (:func:`architecture`); the same seed gives the same weights.
 

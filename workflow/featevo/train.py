@@ -231,7 +231,7 @@ def cmd_epoch(a) -> None:
     ck.save_checkpoint(a.out, model, spec, epoch=epoch, classes=prev["classes"], metrics=metrics)
     # the job's fixed costs (loading, saving) beside its work, for benchmarks/bench.py
     _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
-    log.info(f"epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
+    log.info(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
           f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}")
 
 
