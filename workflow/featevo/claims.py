@@ -65,9 +65,9 @@ def _verdict(ok: list[bool], testable: bool = True) -> str:
 
 
 def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_reference: bool) -> pd.DataFrame:
-    """``runs``: experiment -> {"kind": random | reference | frozen, "metrics": [per seed DataFrame]}."""
+    """``runs``: experiment -> {"kind": random | reference | frozen | imported, "metrics": [per seed DataFrame]}."""
     rows = []
-    role = {"random": "test", "reference": "test", "frozen": "control"}
+    role = {"random": "test", "reference": "test", "frozen": "control", "imported": "test"}
     for exp, run in runs.items():
         ms, r = run["metrics"], role[run["kind"]]
         for sub, col, what in (("C1a", "judge_prob", "judge p(own class)"), ("C1b", "png_ratio", "PNG ratio")):
@@ -123,19 +123,21 @@ def markdown(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--experiments", nargs="+", required=True, help="NAME:KIND, KIND random, reference or frozen")
-    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--experiments", nargs="+", required=True,
+                   help="NAME:KIND:SEEDS, KIND random, reference, frozen or imported, SEEDS comma-separated")
     p.add_argument("--metrics", type=Path, nargs="+", required=True,
-                   help="each experiment's metrics CSV of each seed, experiment by experiment")
+                   help="each experiment's metrics CSV of each of its seeds, experiment by experiment")
     p.add_argument("--reference", type=Path, help="the judge's measures of Fig. 3's images")
     p.add_argument("--judge-is-reference", action="store_true")
     p.add_argument("--out", type=Path, nargs=2, required=True, help="CSV and Markdown")
     a = p.parse_args(argv)
-    exps = [e.split(":", 1) for e in a.experiments]
-    if len(a.metrics) != len(exps) * len(a.seeds):
-        p.error(f"{len(a.metrics)} metrics files for {len(exps)} experiments x {len(a.seeds)} seeds")
+    exps = [e.split(":", 2) for e in a.experiments]
+    n = sum(len(seeds.split(",")) for _, _, seeds in exps)
+    if len(a.metrics) != n:
+        p.error(f"{len(a.metrics)} metrics files for {n} (experiment, seed) pairs")
     it = iter(a.metrics)
-    runs = {name: {"kind": kind, "metrics": [pd.read_csv(next(it)) for _ in a.seeds]} for name, kind in exps}
+    runs = {name: {"kind": kind, "metrics": [pd.read_csv(next(it)) for _ in seeds.split(",")]}
+            for name, kind, seeds in exps}
     df = claims(runs, pd.read_csv(a.reference) if a.reference else None, a.judge_is_reference)
     df.to_csv(a.out[0], index=False)
     a.out[1].write_text(markdown(df))

@@ -94,6 +94,25 @@ FEATURE_MODULES = {"vgg11": 21, "vgg13": 25, "vgg16": 31, "vgg19": 37}
 CLASSIFIER_MODULES = 7
 
 
+def imported_file(exp: dict, epoch: int) -> Path:
+    """An imported experiment's checkpoint of ``epoch`` (its ``checkpoints`` pattern)."""
+    return Path(exp["checkpoints"].format(epoch=epoch))
+
+
+def _check_imported(name: str, exp: dict) -> list[str]:
+    """experiments.<name>.checkpoints: every epoch's file is there (epoch 0 may be missing)."""
+    key = f"experiments.{name}.checkpoints"
+    try:
+        files = [imported_file(exp, e) for e in range(1, exp["epochs"] + 1)]
+    except (KeyError, IndexError, ValueError) as exc:
+        return [f"{key}: {exp['checkpoints']!r} is not a path with {{epoch}} ({exc}); e.g. runs/x/epoch_{{epoch}}.pt"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        return [f"{key}: {missing[0]} does not exist ({len(missing)} of epochs 1-{exp['epochs']} missing); "
+                f"check the pattern, or lower experiments.{name}.epochs"]
+    return []
+
+
 def _check_arch(cfg: dict, deep: bool) -> list[str]:
     """model.arch and judge.arch: featevo's VGG (no torch import while parsing the
     Snakefile), else, by the planning Snakemake only (``deep``), torchvision's registry."""
@@ -218,6 +237,8 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
             errors.append(f"data.classes: {missing} need imagenet_index for the torchvision reference")
     names = {}
     for name, exp in exps.items():
+        if "checkpoints" in exp:
+            errors += _check_imported(name, exp)
         paper = exp.get("paper")
         if paper and len(paper["epochs"]) != len(paper["val_acc"]):
             errors.append(f"experiments.{name}.paper: epochs and val_acc differ in length")

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from featevo import checkpoint as ck
+from featevo.checkpoint import load_weights
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
 from featevo.models import ModelSpec, architecture, build_model, kaiming_classifier, transfer
@@ -269,6 +270,65 @@ def cmd_reference(a) -> None:
     _write_metrics(a.metrics, history[-1])
 
 
+def _plain_state(obj, source: Path) -> dict[str, torch.Tensor]:
+    """The state dict in what ``torch.load`` read: itself, or a Lightning checkpoint's
+    ``state_dict`` (also a ``model_state_dict`` or ``model`` entry)."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                return obj[key]
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise SystemExit(f"error: {source} holds no state dict (save one with torch.save(model.state_dict(), path))")
+
+
+def fitted_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
+    """``state`` with its names as ``model``'s (a Lightning module's prefix, such as
+    ``model.``, dropped), or an error that names the first tensor that does not fit."""
+    own = model.state_dict()
+    names = list(state)
+    for _ in range(3):  # prefixes of nested wrappers: model.net.conv1.weight
+        if set(names) >= set(own) or not names or not all("." in n for n in names):
+            break
+        first = {n.split(".", 1)[0] for n in names}
+        if len(first) != 1:
+            break
+        names = [n.split(".", 1)[1] for n in names]
+    state = dict(zip(names, state.values()))
+    for name, tensor in own.items():
+        if name not in state:
+            raise SystemExit(f"error: {source} does not fit model.arch: it has no {name} {tuple(tensor.shape)}; "
+                             "set model.* to the network that was trained")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise SystemExit(f"error: {source} does not fit model.arch: its {name} is "
+                             f"{tuple(state[name].shape)}, the config's network has {tuple(tensor.shape)} (model.* "
+                             "or the number of data.classes differs from the run's)")
+    extra = [n for n in state if n not in own]
+    if extra:
+        raise SystemExit(f"error: {source} does not fit model.arch: it has {extra[0]} "
+                         f"{tuple(state[extra[0]].shape)} ({len(extra)} tensors more than the config's network); "
+                         "set model.* to the network that was trained")
+    return {n: state[n] for n in own}
+
+
+def cmd_import(a) -> None:
+    """One checkpoint of your own training run, as one of ours: same network (``model.*``),
+    its accuracy evaluated on the validation split."""
+    device, spec, model = _fresh(a, a.settings.model)
+    try:
+        obj = torch.load(a.source, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SystemExit(f"error: {a.source} cannot be read as a torch checkpoint ({exc})") from None
+    load_weights(model, fitted_state(model, _plain_state(obj, a.source), a.source))
+    model.to(device, memory_format=torch.channels_last)
+    val = evaluate(model, Subset(a.data, "val"), device, a.settings.train.precision)
+    metrics = {"epoch": a.epoch, "val_loss": val["loss"], "val_acc": val["acc"], "train_loss": float("nan"),
+               "train_acc": float("nan"), "init": f"imported from {a.source}"}
+    ck.save_checkpoint(a.out, model, spec, epoch=a.epoch, classes=a.classes, metrics=metrics)
+    _write_metrics(a.metrics, metrics)
+    log.info(f"imported epoch {a.epoch} from {a.source}: val acc {val['acc']:.3f} -> {a.out}")
+
+
 SETTINGS_HELP = ("the config sections this command reads, as JSON (the rules pass them), or @FILE (a config "
                  "file); the schema's defaults fill in the rest (featevo.settings)")
 
@@ -299,6 +359,11 @@ def parser() -> argparse.ArgumentParser:
     ep.add_argument("--optim-out", type=Path, required=True, help="where this epoch's optimizer state goes")
     ep.add_argument("--freeze", required=True, choices=FREEZE, help="the experiment's experiments.*.freeze")
     ep.add_argument("--tag", default="")
+    imp = sub.add_parser("import", help="one checkpoint of your own training run (experiments.*.checkpoints)")
+    _common(imp, ("model", "train"))
+    imp.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
+    imp.add_argument("--source", type=Path, required=True, help="a state dict, or a Lightning checkpoint")
+    imp.add_argument("--epoch", type=int, required=True)
     ref = sub.add_parser("reference", help="train the demo's reference network (or the judge) on every class")
     _common(ref, ("model", "reference", "train", "judge"))
     ref.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
@@ -309,7 +374,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference}[a.cmd](a)
+    {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference, "import": cmd_import}[a.cmd](a)
     return 0
 
 

@@ -26,6 +26,7 @@ import yaml  # noqa: E402
 from featevo.config_checks import (  # noqa: E402
     check_config,
     coerce,
+    imported_file,
     with_defaults,
     schema_errors,
     torch_file_problem,
@@ -96,6 +97,12 @@ CLASSES = config["data"]["classes"]
 WNIDS = [c["wnid"] for c in CLASSES]
 NAMES = [c["name"] for c in CLASSES]
 EXPERIMENTS = config["experiments"]
+# experiments whose checkpoints come from the user's own training run; the others train here
+IMPORTED = [exp for exp, spec in EXPERIMENTS.items() if "checkpoints" in spec]
+TRAINED = [exp for exp in EXPERIMENTS if exp not in IMPORTED]
+# a rule's exp wildcard: one of them ("(?!)" matches nothing)
+TRAINED_EXP = "|".join(TRAINED) or "(?!)"
+IMPORTED_EXP = "|".join(IMPORTED) or "(?!)"
 SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]  # the seed the figures show
 METHODS_CFG = config["methods"]
@@ -220,7 +227,16 @@ def explain_epochs(exp):
 
 
 def epochs(exp):
-    return range(EXPERIMENTS[exp]["epochs"] + 1)
+    """Epochs 0 to the last (an imported experiment: from 1 when it has no epoch 0)."""
+    first = 0
+    if exp in IMPORTED and not imported_file(EXPERIMENTS[exp], 0).is_file():
+        first = 1
+    return range(first, EXPERIMENTS[exp]["epochs"] + 1)
+
+
+def seeds_of(exp):
+    """The seeds an experiment runs: every seed, or the one run of an imported experiment."""
+    return [FIRST_SEED] if exp in IMPORTED else SEEDS
 
 
 def reference_wnids():
@@ -308,7 +324,11 @@ def final_targets():
         if "table" in spec:
             out += expand(path("table", table=spec["table"]), ext=["csv", "md", "tex"])
     out += expand(PATHS["figure"], name=["fig3", "learning_curves"], ext=["png", "pdf"])
-    out += expand(PATHS["feature_metrics"], exp=EXPERIMENTS, seed=SEEDS)
+    out += [
+        path("feature_metrics", exp=exp, seed=seed)
+        for exp in EXPERIMENTS
+        for seed in seeds_of(exp)
+    ]
     out += expand(path("table", table="claims"), ext=["csv", "md"])
     out += expand(
         PATHS["figure"], name=[f"top_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
@@ -319,7 +339,7 @@ def final_targets():
             f"{kind}_{exp}_seed{seed}"
             for kind in ("metrics", "confusion")
             for exp in EXPERIMENTS
-            for seed in SEEDS
+            for seed in seeds_of(exp)
         ],
         ext=["png", "pdf"],
     )
@@ -337,7 +357,7 @@ def final_targets():
     if KEEP_CHECKPOINTS:
         out += [
             checkpoint_file(exp, e, seed)
-            for exp in EXPERIMENTS
+            for exp in TRAINED
             for seed in SEEDS
             for e in epochs(exp)
         ]
@@ -345,8 +365,11 @@ def final_targets():
 
 
 def experiment_kind(exp):
-    """random (scratch), reference (pretrained) or frozen: its role in the claims table."""
+    """random (scratch), reference (pretrained), frozen, or imported (your own run):
+    its role in the claims table."""
     spec = EXPERIMENTS[exp]
+    if exp in IMPORTED:
+        return "imported"
     if spec["init"] == "random":
         return "random"
     return "frozen" if spec["freeze"] == "features" else "reference"

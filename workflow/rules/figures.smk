@@ -6,7 +6,10 @@ rule evolution_figure:
     input:
         history=lambda w: history(experiment_of("figure", w.fig), FIRST_SEED),
         # the epochs are chosen on the mean over seeds, as the table chooses them
-        seeds=lambda w: [history(experiment_of("figure", w.fig), s) for s in SEEDS],
+        seeds=lambda w: [
+            history(experiment_of("figure", w.fig), s)
+            for s in seeds_of(experiment_of("figure", w.fig))
+        ],
         metrics=lambda w: path(
             "feature_metrics", exp=experiment_of("figure", w.fig), seed=FIRST_SEED
         ),
@@ -46,7 +49,7 @@ rule evolution_figure:
 rule top_figure:
     input:
         history=lambda w: history(w.exp, FIRST_SEED),
-        seeds=lambda w: [history(w.exp, s) for s in SEEDS],
+        seeds=lambda w: [history(w.exp, s) for s in seeds_of(w.exp)],
         npz=lambda w: [classes_npz(w.exp, e, FIRST_SEED) for e in epochs(w.exp)],
         val=path("images", subset="main", split="val"),
         metrics=lambda w: path("feature_metrics", exp=w.exp, seed=FIRST_SEED),
@@ -103,7 +106,7 @@ rule claims:
         metrics=[
             path("feature_metrics", exp=exp, seed=seed)
             for exp in EXPERIMENTS
-            for seed in SEEDS
+            for seed in seeds_of(exp)
         ],
         reference=PATHS["reference_metrics"],
     output:
@@ -119,11 +122,13 @@ rule claims:
     conda:
         ENV
     params:
-        experiments=[f"{exp}:{experiment_kind(exp)}" for exp in EXPERIMENTS],
-        seeds=SEEDS,
+        experiments=[
+            f"{exp}:{experiment_kind(exp)}:{','.join(map(str, seeds_of(exp)))}"
+            for exp in EXPERIMENTS
+        ],
         judge="" if JUDGE_TRAINED else "--judge-is-reference",
     shell:
-        stage("claims") + " --experiments {params.experiments} --seeds {params.seeds}"
+        stage("claims") + " --experiments {params.experiments}"
         " --metrics {input.metrics} --reference {input.reference} {params.judge}"
         " --out {output.csv} {output.md} > {log} 2>&1"
 
@@ -162,7 +167,7 @@ rule reference_figure:
 
 rule learning_curves:
     input:
-        [history(exp, seed) for exp in EXPERIMENTS for seed in SEEDS],
+        [history(exp, seed) for exp in EXPERIMENTS for seed in seeds_of(exp)],
     output:
         png=report(
             path("figure", name="learning_curves", ext="png"),
@@ -176,7 +181,7 @@ rule learning_curves:
     conda:
         ENV
     params:
-        names=[exp for exp in EXPERIMENTS for seed in SEEDS],
+        names=[exp for exp in EXPERIMENTS for seed in seeds_of(exp)],
     shell:
         stage("figures") + " curves --history {input} --experiments {params.names}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
@@ -184,7 +189,10 @@ rule learning_curves:
 
 rule accuracy_table:
     input:
-        lambda w: [history(experiment_of("table", w.table), s) for s in SEEDS],
+        lambda w: [
+            history(experiment_of("table", w.table), s)
+            for s in seeds_of(experiment_of("table", w.table))
+        ],
     output:
         csv=report(
             path("table", ext="csv"),
@@ -206,7 +214,7 @@ rule accuracy_table:
     params:
         exp=lambda w: experiment_of("table", w.table),
         paper=lambda w: paper_args(experiment_of("table", w.table)),
-        seeds=SEEDS,
+        seeds=lambda w: seeds_of(experiment_of("table", w.table)),
     shell:
         stage("tables")
         + " table --history {input} --seeds {params.seeds} --experiment {params.exp}"

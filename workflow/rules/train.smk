@@ -92,6 +92,8 @@ rule init_model:
         logfile("train/{exp}/seed{seed}/epoch_000"),
     benchmark:
         benchmark_file("train/{exp}/seed{seed}/epoch_000")
+    wildcard_constraints:
+        exp=TRAINED_EXP,
     priority: TRAIN_PRIORITY
     conda:
         ENV
@@ -128,6 +130,8 @@ rule train_epoch:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
         benchmark_file("train/{exp}/seed{seed}/epoch_{epoch}")
+    wildcard_constraints:
+        exp=TRAINED_EXP,
     priority: TRAIN_PRIORITY
     conda:
         ENV
@@ -149,6 +153,38 @@ rule train_epoch:
         " --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed}"
         " --settings {params.settings:q} --freeze {params.freeze}"
         " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
+
+
+# Your own training run (experiments.*.checkpoints): each of its checkpoints becomes
+# one of ours, its accuracy evaluated on the validation split; nothing is trained.
+rule import_checkpoint:
+    input:
+        source=lambda w: str(imported_file(EXPERIMENTS[w.exp], int(w.epoch))),
+        val=path("images", subset="main", split="val"),
+    output:
+        ckpt=PATHS["checkpoint"],
+        metrics=PATHS["epoch_metrics"],
+    log:
+        logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
+    benchmark:
+        benchmark_file("train/{exp}/seed{seed}/epoch_{epoch}")
+    wildcard_constraints:
+        exp=IMPORTED_EXP,
+        epoch="[0-9]{3}",
+    conda:
+        ENV
+    threads: TRAIN_CFG["threads"]
+    resources:
+        gpu=TRAIN_GPUS,
+    params:
+        data=folder_of("val"),
+        classes=WNIDS,
+        settings=cli.settings(config, *cli.INIT),
+    shell:
+        stage("train")
+        + " import --source {input.source:q} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
+        " --metrics {output.metrics} --classes {params.classes} --seed {wildcards.seed}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 rule history:
