@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="each experiment's metrics CSV of each of its seeds, experiment by experiment")
     p.add_argument("--reference", type=Path, help="the judge's measures of Fig. 3's images")
     p.add_argument("--judge-is-reference", action="store_true")
+    p.add_argument("--fig3-missing", help="why there is no Fig. 3 (claim 4 then has nothing to compare)")
     p.add_argument("--out", type=Path, nargs=2, required=True, help="CSV and Markdown")
     a = p.parse_args(argv)
     exps = [e.split(":", 2) for e in a.experiments]
@@ -139,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = {name: {"kind": kind, "metrics": [pd.read_csv(next(it)) for _ in seeds.split(",")]}
             for name, kind, seeds in exps}
     df = claims(runs, pd.read_csv(a.reference) if a.reference else None, a.judge_is_reference)
+    if a.fig3_missing:
+        df = pd.concat([df, pd.DataFrame([_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [],
+                                               "not testable", f"no Fig. 3: {a.fig3_missing}")])],
+                       ignore_index=True)
     df.to_csv(a.out[0], index=False)
     a.out[1].write_text(markdown(df))
     print(markdown(df))

@@ -31,10 +31,11 @@ def _check_imagenet(path: Path, data: dict, deep: bool = True) -> list[str]:
     that plans the run, not again in each job that re-parses the Snakefile (on a
     cluster, every job).  A file that is not a tar is named either way.
     """
-    from featevo.extract import ExtractionError, check_tar
+    from featevo.extract import ExtractionError, check_tar, imagenet_root
 
+    path = imagenet_root(path)
     layout = detect_layout(path) if data["layout"] == "auto" else data["layout"]
-    wnids = [c["wnid"] for c in data["classes"]]
+    wnids = class_ids(data)
     errors = []
     try:
         if layout == "train_tar":
@@ -113,6 +114,53 @@ def _check_imported(name: str, exp: dict) -> list[str]:
     return []
 
 
+def class_id(c: dict, data: dict) -> str:
+    """A class's id through the workflow: its wnid, or with data.source folder its sub-folder."""
+    return c.get("folder", c["name"]) if data["source"] == "folder" else c["wnid"]
+
+
+def class_ids(data: dict) -> list[str]:
+    return [class_id(c, data) for c in data["classes"]]
+
+
+def _check_folder(data: dict, cfg: dict) -> list[str]:
+    """data.source folder: data.path holds a sub-folder per class with enough images (the
+    judge, trained here, takes images of its own besides)."""
+    from featevo.extract import IMAGE_SUFFIXES
+
+    path = data.get("path")
+    if not path:
+        return ["data.path: data.source is folder but no path is set; point data.path at the folder holding one "
+                "sub-folder of images per class"]
+    if not Path(path).is_dir():
+        return [f"data.path: {path} is not a folder"]
+    errors = []
+    judge = cfg["judge"]["images_per_class"] if cfg["judge"]["source"] == "train" else 0
+    for c in data["classes"]:
+        d = Path(path) / class_id(c, data)
+        n = sum(1 for f in d.iterdir() if f.name.lower().endswith(IMAGE_SUFFIXES)) if d.is_dir() else 0
+        if n == 0:
+            errors.append(f"data.classes: {c['name']!r} has no images in {d}; set its folder, or add images")
+        elif n < data["images_per_class"] + judge:
+            errors.append(f"data.images_per_class: {d} has {n} images, {data['images_per_class']} asked for"
+                          + (f" and {judge} more for the judge (judge.images_per_class), which never sees the "
+                             "experiments' images" if judge else "") + "; lower them, or add images")
+    return errors
+
+
+def fig3_missing(cfg: dict) -> str | None:
+    """Why Fig. 3 (the reference network's own visualization of each class) cannot be
+    drawn, or None: it needs a reference, and with ImageNet weights each class's unit."""
+    if cfg["reference"]["source"] == "none":
+        return "reference.source is none: there is no reference network to visualize"
+    if cfg["reference"]["source"] == "torchvision":
+        missing = [c["name"] for c in cfg["data"]["classes"] if "imagenet_index" not in c]
+        if missing:
+            return (f"data.classes {missing} have no imagenet_index: the ImageNet network has no unit of theirs "
+                    "to visualize")
+    return None
+
+
 def _check_arch(cfg: dict, deep: bool) -> list[str]:
     """model.arch and judge.arch: featevo's VGG (no torch import while parsing the
     Snakefile), else, by the planning Snakemake only (``deep``), torchvision's registry."""
@@ -177,22 +225,30 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     elif data["val_per_class"] >= data["images_per_class"]:
         errors.append(f"data.val_per_class ({data['val_per_class']}) must be below data.images_per_class "
                       f"({data['images_per_class']})")
-    wnids = [c["wnid"] for c in data["classes"]]
+    if data["source"] != "folder":
+        nameless = [c["name"] for c in data["classes"] if "wnid" not in c]
+        if nameless:
+            errors.append(f"data.classes: {nameless} have no wnid; data.source {data['source']} finds each class by "
+                          "its ImageNet synset (or use data.source: folder with data.path)")
+            return errors
+    wnids = class_ids(data)
     if len(set(wnids)) != len(wnids):
-        errors.append(f"data.classes: a wnid is listed twice ({wnids})")
+        errors.append(f"data.classes: a class is listed twice ({wnids})")
     # each class's PNG is named after it (tree_frog.png): two names that give one file would overwrite
     files: dict[str, str] = {}
     for c in data["classes"]:
         stem = slug(c["name"])
         if not stem:
-            errors.append(f"data.classes: the name {c['name']!r} ({c['wnid']}) has no letter or digit to name its "
+            errors.append(f"data.classes: the name {c['name']!r} ({class_id(c, data)}) has no letter or digit to name its "
                           "file by; give it one")
             continue
         if stem in files:
-            errors.append(f"data.classes: {c['name']!r} ({c['wnid']}) and {files[stem]} give the same file name "
+            errors.append(f"data.classes: {c['name']!r} ({class_id(c, data)}) and {files[stem]} give the same file name "
                           f"({stem}.png); give each class a name of its own")
-        files[stem] = f"{c['name']!r} ({c['wnid']})"
-    if data["source"] == "imagenet":
+        files[stem] = f"{c['name']!r} ({class_id(c, data)})"
+    if data["source"] == "folder":
+        errors += _check_folder(data, cfg)
+    elif data["source"] == "imagenet":
         path = data.get("imagenet")
         if not path:
             errors.append("data.imagenet: data.source is imagenet but no path is set; point data.imagenet at your "
@@ -220,10 +276,17 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     ref = cfg["reference"]
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "
-                      "stand-in class); use reference.source: torchvision with ImageNet")
-    if cfg["judge"]["source"] == "train" and data["source"] != "standin":
-        errors.append("judge.source: train needs data.source: standin (the judge is trained on stand-in images "
+                      "stand-in class); use reference.source: torchvision (ImageNet weights) or none")
+    if cfg["judge"]["source"] == "train" and data["source"] == "imagenet":
+        errors.append("judge.source: train needs data.source standin or folder (the judge is trained on images "
                       "of its own); use judge.source: reference with ImageNet")
+    if ref["source"] == "none":
+        needing = [name for name, exp in exps.items() if exp.get("init") == "reference"]
+        if needing:
+            errors.append(f"experiments: {needing} start from the reference network (init: reference), but "
+                          "reference.source is none; give them init: random, or a reference")
+        if cfg["judge"]["source"] == "reference":
+            errors.append("judge.source: reference, but reference.source is none; use judge.source: train")
     if ref["source"] == "torchvision":
         m = cfg["model"]
         if (m["arch"], m["width_divisor"], m["pool_size"]) != ("vgg16", 1, 7):
@@ -232,9 +295,6 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
         problem = weights_problem(ref.get("weights"))
         if problem:
             errors.append(problem)
-        missing = [c["name"] for c in data["classes"] if "imagenet_index" not in c]
-        if missing:
-            errors.append(f"data.classes: {missing} need imagenet_index for the torchvision reference")
     names = {}
     for name, exp in exps.items():
         if "checkpoints" in exp:

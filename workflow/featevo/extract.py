@@ -36,7 +36,8 @@ from PIL import Image
 
 log = logging.getLogger("featevo.extract")
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+# what PIL opens among ImageNet's (JPEG, one PNG) and your own folders' files
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 RESIZES = ("stretch", "center_crop")  # data.resize
 
 
@@ -45,6 +46,16 @@ class ExtractionError(RuntimeError):
 
 
 # ---- reading the three layouts -------------------------------------------
+
+
+def imagenet_root(path: Path) -> Path:
+    """The training images under ``path``: Kaggle's download (``ILSVRC/Data/CLS-LOC/train``,
+    from its root or from ``ILSVRC``) is ImageNet's training folder; anything else is itself."""
+    path = Path(path)
+    for inner in ("ILSVRC/Data/CLS-LOC/train", "Data/CLS-LOC/train"):
+        if path.is_dir() and (path / inner).is_dir():
+            return path / inner
+    return path
 
 
 def detect_layout(path: Path) -> str:
@@ -66,6 +77,8 @@ def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
     validation images and their labels): a folder's image names and sizes, or a
     file's size and ends."""
     path = Path(path)
+    if layout != "flat":
+        path = imagenet_root(path)
     if layout == "flat":
         layout = "flat_folder" if path.is_dir() else "train_tar"
     layout = detect_layout(path) if layout == "auto" else layout
@@ -382,25 +395,37 @@ def decode(data: bytes, size: int, resize: str) -> np.ndarray:
 # ---- selection and split ------------------------------------------------------
 
 
+def class_stream(class_id: str) -> int:
+    """The class's own random stream: a wnid's number (n01644373: 1644373), or for a
+    class of your own folder a checksum of its folder's name (CRC-32)."""
+    if len(class_id) == 9 and class_id[0] == "n" and class_id[1:].isdigit():
+        return int(class_id[1:])
+    return zlib.crc32(class_id.encode("utf-8", "surrogateescape"))
+
+
 def select_and_split(members: dict[str, list[str]], per_class: int, val_per_class: int,
-                     seed: int) -> pd.DataFrame:
+                     seed: int, exclude: dict[str, set[str]] | None = None) -> pd.DataFrame:
     """Seeded choice of ``per_class`` images per class and a stratified split.
 
-    Each class draws from its own stream seeded by (seed, wnid), so the choice
-    for one class does not depend on which other classes are asked for.
+    Each class draws from its own stream seeded by (seed, class), so the choice
+    for one class does not depend on which other classes are asked for.  Members in
+    ``exclude`` (another subset's, e.g. the judge's images beside the experiments')
+    are never chosen.
     """
     if not 0 <= val_per_class < per_class:
         raise ExtractionError(f"data.val_per_class ({val_per_class}) must be at least 0 and below "
                               f"data.images_per_class ({per_class})")
     rows = []
     for label, (wnid, names) in enumerate(members.items()):
+        if exclude:
+            names = [n for n in names if n not in exclude.get(wnid, ())]
         if not names:
             raise ExtractionError(f"data.classes: synset {wnid} has no images in the input; check the wnid "
                                   "and data.imagenet")
         if len(names) < per_class:
             raise ExtractionError(f"data.images_per_class: synset {wnid} has only {len(names)} images, "
                                   f"{per_class} asked for; lower data.images_per_class")
-        rng = np.random.default_rng([seed, int(wnid.lstrip("n") or 0)])
+        rng = np.random.default_rng([seed, class_stream(wnid)])
         chosen = np.sort(rng.choice(len(names), per_class, replace=False))
         val = set(rng.choice(chosen, val_per_class, replace=False).tolist())
         for i in chosen:
@@ -411,12 +436,14 @@ def select_and_split(members: dict[str, list[str]], per_class: int, val_per_clas
 
 def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_class: int, size: int,
             seed: int, layout: str, resize: str, skip_unreadable: bool, threads: int = 1,
-            val_images: Path | None = None, val_labels_file: Path | None = None, log=print) -> pd.DataFrame:
+            val_images: Path | None = None, val_labels_file: Path | None = None,
+            exclude: Path | None = None, log=print) -> pd.DataFrame:
     """With ``val_images`` (and ``val_labels_file``: data.validation ilsvrc_val), every one
     of the ``per_class`` training images trains, and the validation split is the first
     ``val_per_class`` of each class in ILSVRC2012's own validation set, which the
-    ImageNet weights never saw; without, ``val_per_class`` of them are held out (the paper)."""
-    path = Path(path)
+    ImageNet weights never saw; without, ``val_per_class`` of them are held out (the paper).
+    ``exclude``: another subset's manifest, none of whose images are taken."""
+    path = imagenet_root(Path(path))
     if not path.exists():
         raise ExtractionError(f"data.imagenet: {path} does not exist")
     if layout == "auto":
@@ -424,7 +451,12 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     start = time.monotonic()
     log(f"[extract] {path} ({layout}): listing {len(wnids)} synsets")
     own_val = val_images is not None
-    table = select_and_split(list_members(path, layout, wnids), per_class, 0 if own_val else val_per_class, seed)
+    taken = None
+    if exclude is not None:
+        other = pd.read_csv(exclude)
+        taken = {w: set(g["member"]) for w, g in other.groupby("wnid")}
+    table = select_and_split(list_members(path, layout, wnids), per_class, 0 if own_val else val_per_class, seed,
+                             taken)
     if own_val:
         chosen = val_members(val_images, val_labels(val_labels_file), wnids, val_per_class)
         log(f"[extract] validation: {val_per_class} of each class from {val_images}")
@@ -499,6 +531,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-unreadable", action="store_true")
     p.add_argument("--val-images", type=Path, help="ILSVRC2012's validation images (data.validation: ilsvrc_val)")
     p.add_argument("--val-labels", type=Path, help="their labels: LOC_val_solution.csv or the devkit's ground truth")
+    p.add_argument("--exclude", type=Path, help="another subset's manifest.csv: none of its images are taken")
     p.add_argument("--threads", type=int, default=1)
     return p
 
@@ -509,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
                 seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,
                 threads=a.threads, val_images=a.val_images, val_labels_file=a.val_labels,
-                log=log.info)
+                exclude=a.exclude, log=log.info)
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 # Configuration checks, paths and helpers shared by every stage.
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -25,7 +26,9 @@ import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
     check_config,
+    class_ids,
     coerce,
+    fig3_missing,
     imported_file,
     with_defaults,
     schema_errors,
@@ -38,6 +41,11 @@ _SCHEMA = yaml.safe_load(
     (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text()
 )
 config.update(coerce(dict(config), _SCHEMA, _SCHEMA))
+# an experiment set to null in a later config file is left out (config files layer)
+if isinstance(config.get("experiments"), dict):
+    config["experiments"] = {
+        k: v for k, v in config["experiments"].items() if v is not None
+    }
 _errors = schema_errors(config, _SCHEMA)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
@@ -94,7 +102,8 @@ def path(key, /, **wildcards):
 
 
 CLASSES = config["data"]["classes"]
-WNIDS = [c["wnid"] for c in CLASSES]
+# each class's id through the workflow: its wnid, or its sub-folder of data.path
+WNIDS = class_ids(config["data"])
 NAMES = [c["name"] for c in CLASSES]
 EXPERIMENTS = config["experiments"]
 # experiments whose checkpoints come from the user's own training run; the others train here
@@ -115,6 +124,11 @@ ALL_METHODS = [
 ]
 METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
+FOLDER = config["data"]["source"] == "folder"  # your own classes under data.path
+# Fig. 3 needs a reference network, and with ImageNet weights each class's unit
+FIG3_MISSING = fig3_missing(config)
+if FIG3_MISSING and workflow.is_main_process:
+    print(f"Fig. 3 is left out: {FIG3_MISSING}", file=sys.stderr)
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 # portable GPU request of the rules that can use one (SLURM and workstation profiles)
 TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
@@ -246,7 +260,9 @@ def reference_wnids():
 
 
 def reference_units():
-    """Output unit of each class in the reference network (Fig. 3)."""
+    """Output unit of each class in the reference network (Fig. 3; none without it)."""
+    if FIG3_MISSING:
+        return []
     if config["reference"]["source"] == "torchvision":
         return [c["imagenet_index"] for c in CLASSES]
     return [reference_wnids().index(w) for w in WNIDS]
@@ -265,22 +281,16 @@ def subset_spec(subset):
 STANDIN_CFG = config["standin"]
 
 
-def imagenet_input(subset):
-    """The stand-in's folder, made by the standin rule; nothing for your ImageNet, which
-    the extraction knows by what it holds (IMAGENET_ID), not where it lies."""
-    return path("standin", pool=subset) if STANDIN else []
-
-
-# Your ImageNet reaches the extraction through the environment, and its identity
-# through a parameter (featevo.extract.fingerprint): a moved or copied ImageNet, or
-# a restored path, reruns nothing; changed data reruns the extraction.
+# Your ImageNet (or folder of classes) reaches the extraction through the environment,
+# and its identity through a parameter (featevo.extract.fingerprint): a moved or copied
+# ImageNet, or a restored path, reruns nothing; changed data reruns the extraction.
+DATA_PATH = config["data"]["path"] if FOLDER else config["data"]["imagenet"]
+LAYOUT = "folder" if FOLDER else config["data"]["layout"]
 if not STANDIN:
     from featevo.extract import fingerprint  # noqa: E402
 
-    os.environ.update(FEATEVO_IMAGENET=os.path.abspath(config["data"]["imagenet"]))
-    IMAGENET_ID = fingerprint(
-        Path(config["data"]["imagenet"]), config["data"]["layout"], WNIDS
-    )
+    os.environ.update(FEATEVO_IMAGENET=os.path.abspath(DATA_PATH))
+    IMAGENET_ID = fingerprint(Path(DATA_PATH), LAYOUT, WNIDS)
     OWN_VAL = config["data"]["validation"] == "ilsvrc_val"
     if OWN_VAL:  # ILSVRC2012's validation images, by the same rule: what, not where
         os.environ.update(
@@ -293,6 +303,17 @@ if not STANDIN:
             fingerprint(Path(config["data"][key]), "flat", [])
             for key in ("imagenet_val", "imagenet_val_labels")
         )
+
+
+def extract_inputs(wildcards):
+    """The stand-in's folder of the subset; with your own folder of classes, the judge
+    also takes the main subset's manifest, whose images it never takes."""
+    inputs = {}
+    if STANDIN:
+        inputs["standin"] = path("standin", pool=wildcards.subset)
+    elif FOLDER and wildcards.subset == "judge":
+        inputs["exclude"] = path("manifest", subset="main")
+    return inputs
 
 
 def standin_count(pool):
@@ -323,7 +344,11 @@ def final_targets():
             out += expand(path("figure", name=spec["figure"]), ext=["png", "pdf"])
         if "table" in spec:
             out += expand(path("table", table=spec["table"]), ext=["csv", "md", "tex"])
-    out += expand(PATHS["figure"], name=["fig3", "learning_curves"], ext=["png", "pdf"])
+    out += expand(
+        PATHS["figure"],
+        name=["learning_curves"] + ([] if FIG3_MISSING else ["fig3"]),
+        ext=["png", "pdf"],
+    )
     out += [
         path("feature_metrics", exp=exp, seed=seed)
         for exp in EXPERIMENTS

@@ -41,7 +41,7 @@ rule standin:
 
 rule extract_subset:
     input:
-        lambda w: imagenet_input(w.subset),
+        unpack(extract_inputs),
     output:
         train=path("images", split="train"),
         train_labels=path("labels", split="train"),
@@ -66,13 +66,16 @@ rule extract_subset:
         val=lambda w: subset_spec(w.subset)[2],
         size=config["data"]["image_size"],
         seed=config["data"]["seed"],
-        layout=config["data"]["layout"],
+        layout=LAYOUT,
         resize=config["data"]["resize"],
         skip="--skip-unreadable" if config["data"]["skip_unreadable"] else "",
         out=lambda w, output: os.path.dirname(output.train),
         # the stand-in's folder, or your ImageNet: its path from the environment, its content here
-        source=lambda w, input: input[0] if STANDIN else '"$FEATEVO_IMAGENET"',
+        source=lambda w, input: input.standin if STANDIN else '"$FEATEVO_IMAGENET"',
         imagenet=lambda w: "" if STANDIN else f"imagenet {IMAGENET_ID}",
+        exclude=lambda w, input: (
+            f" --exclude {input.exclude}" if "exclude" in input.keys() else ""
+        ),
         own_val=lambda w: (
             ' --val-images "$FEATEVO_IMAGENET_VAL" --val-labels "$FEATEVO_IMAGENET_VAL_LABELS"'
             if not STANDIN and OWN_VAL and w.subset == "main"
@@ -80,7 +83,8 @@ rule extract_subset:
         ),
     shell:
         stage("extract")
-        + " --input {params.source} --out {params.out} --wnids {params.wnids}"
+        + " --input {params.source} --out {params.out} --wnids {params.wnids:q}"
         " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
         " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}{params.own_val}"
+        "{params.exclude}"
         " --threads {threads} > {log} 2>&1"

@@ -108,7 +108,7 @@ rule claims:
             for exp in EXPERIMENTS
             for seed in seeds_of(exp)
         ],
-        reference=PATHS["reference_metrics"],
+        reference=[] if FIG3_MISSING else PATHS["reference_metrics"],
     output:
         csv=report(
             path("table", table="claims", ext="csv"),
@@ -127,9 +127,14 @@ rule claims:
             for exp in EXPERIMENTS
         ],
         judge="" if JUDGE_TRAINED else "--judge-is-reference",
+        reference=lambda w, input: (
+            f"--fig3-missing {shlex.quote(FIG3_MISSING)}"
+            if FIG3_MISSING
+            else f"--reference {input.reference}"
+        ),
     shell:
         stage("claims") + " --experiments {params.experiments}"
-        " --metrics {input.metrics} --reference {input.reference} {params.judge}"
+        " --metrics {input.metrics} {params.reference} {params.judge}"
         " --out {output.csv} {output.md} > {log} 2>&1"
 
 

@@ -59,7 +59,7 @@ if TRAINED_NETWORKS:
         shell:
             stage("train")
             + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
-            " --metrics {output.metrics} --classes {params.classes} --seed {params.seed}"
+            " --metrics {output.metrics} --classes {params.classes:q} --seed {params.seed}"
             " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
@@ -112,7 +112,7 @@ rule init_model:
     shell:
         stage("train")
         + " init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
-        " --classes {params.classes} --seed {wildcards.seed} {params.source} --settings {params.settings:q}"
+        " --classes {params.classes:q} --seed {wildcards.seed} {params.source} --settings {params.settings:q}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -183,7 +183,7 @@ rule import_checkpoint:
     shell:
         stage("train")
         + " import --source {input.source:q} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
-        " --metrics {output.metrics} --classes {params.classes} --seed {wildcards.seed}"
+        " --metrics {output.metrics} --classes {params.classes:q} --seed {wildcards.seed}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 

@@ -1,0 +1,75 @@
+"""Your own classes: data.source folder reads DIR/<class>/ (any image PIL opens, plain
+names, no wnids); the judge trains on images no experiment takes; without a reference
+network Fig. 3 is left out, and the run says why."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from featevo.extract import imagenet_root, select_and_split
+from snakemake_helpers import ROOT, snakemake
+
+SHAPES = {"circle": "ellipse", "square": "rectangle", "triangles": "polygon"}
+
+
+def shapes_folder(root, per_class: int):
+    """Three classes of drawn shapes, .jpg files with plain names (and one .png)."""
+    rng = np.random.default_rng(0)
+    for folder, kind in SHAPES.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            img = Image.new("RGB", (48, 40), tuple(int(v) for v in rng.integers(0, 90, 3)))
+            d = ImageDraw.Draw(img)
+            x, y, r = (int(v) for v in rng.integers(14, 26, 3))
+            box = [x - r // 2, y - r // 2, x + r // 2, y + r // 2]
+            colour = tuple(int(v) for v in rng.integers(150, 255, 3))
+            if kind == "polygon":
+                d.polygon([(box[0], box[3]), (box[2], box[3]), (x, box[1])], fill=colour)
+            else:
+                getattr(d, kind)(box, fill=colour)
+            img.save(root / folder / (f"shape {i}.png" if i == 0 else f"img_{i}.jpg"))
+    return root
+
+
+def test_a_folder_of_own_classes_runs_the_dag_and_leaves_out_fig3(tmp_path):
+    shapes_folder(tmp_path / "shapes", per_class=20)
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "own.yaml").write_text(
+        "run_name: shapes\n"
+        f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
+        "  classes: [{name: circle}, {name: square}, {name: tri angle, folder: triangles}]}\n"
+        "reference: {source: none}\n"
+        "judge: {images_per_class: 8}\n"
+        "experiments: {scratch: {epochs: 2}, pretrained: null, frozen: null}\n")
+    proc = snakemake(tmp_path, configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "own.yaml"],
+                     check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Fig. 3 is left out: reference.source is none" in proc.stderr
+    run = tmp_path / "results" / "shapes"
+    assert (run / "figures" / "fig1.png").stat().st_size > 0
+    assert not (run / "figures" / "fig3.png").exists()
+    assert (run / "viz" / "scratch" / "seed0" / "epoch_002" / "tri_angle.png").is_file()
+    claims = (run / "tables" / "claims.md").read_text()
+    assert "no Fig. 3: reference.source is none" in claims
+    main = pd.read_csv(run / "data" / "main" / "manifest.csv")
+    judge = pd.read_csv(run / "data" / "judge" / "manifest.csv")
+    assert sorted(main["wnid"].unique()) == ["circle", "square", "triangles"] and len(main) == 36
+    assert not set(zip(main["wnid"], main["member"])) & set(zip(judge["wnid"], judge["member"]))
+    assert "shape 0.png" in set(main["member"]) | set(judge["member"])  # a .png, with a space
+
+
+def test_the_split_of_a_folder_class_is_seeded_by_its_name_not_a_wnid():
+    members = {"circle": [f"{i}.jpg" for i in range(30)], "square": [f"{i}.jpg" for i in range(30)]}
+    a = select_and_split(members, 10, 3, seed=0)
+    b = select_and_split({"square": members["square"]}, 10, 3, seed=0)  # other classes do not matter
+    assert a[a["wnid"] == "square"]["member"].tolist() == b["member"].tolist()
+    assert a[a["wnid"] == "circle"]["member"].tolist() != a[a["wnid"] == "square"]["member"].tolist()
+
+
+def test_kaggle_s_download_is_an_imagenet_training_folder(tmp_path):
+    train = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "train"
+    (train / "n01644373").mkdir(parents=True)
+    assert imagenet_root(tmp_path) == train == imagenet_root(tmp_path / "ILSVRC")
+    assert imagenet_root(train) == train
