@@ -89,6 +89,7 @@ def test_architecture_problems_are_named_at_parse_time():
     assert "narrow featevo's VGG only" in "\n".join(check_config(cfg))
 
 
+@pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_the_resnet_demo_runs_through_snakemake_at_toy_size(tmp_path):
     """configs/resnet-demo.yaml's whole DAG (figures, tables, metrics, claims) at toy size."""
     import shutil

@@ -4,6 +4,8 @@ network Fig. 3 is left out, and the run says why."""
 
 import shutil
 
+import pytest
+
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
@@ -33,6 +35,7 @@ def shapes_folder(root, per_class: int):
     return root
 
 
+@pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_a_folder_of_own_classes_runs_the_dag_and_leaves_out_fig3(tmp_path):
     shapes_folder(tmp_path / "shapes", per_class=20)
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
@@ -73,3 +76,42 @@ def test_kaggle_s_download_is_an_imagenet_training_folder(tmp_path):
     (train / "n01644373").mkdir(parents=True)
     assert imagenet_root(tmp_path) == train == imagenet_root(tmp_path / "ILSVRC")
     assert imagenet_root(train) == train
+
+
+@pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
+def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(tmp_path):
+    """The issue's case: a folder of classes with plain names, torchvision's ResNet-18
+    trained from scratch and from a weights file named as torchvision names it."""
+    import torch
+    import torchvision
+
+    from featevo.checkpoint import load_checkpoint
+    from featevo.fake import save_as_torchvision
+
+    shapes_folder(tmp_path / "shapes", per_class=20)
+    torch.manual_seed(0)
+    weights, _ = save_as_torchvision(torchvision.models.resnet18().state_dict(), tmp_path, "resnet18")
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "own.yaml").write_text(
+        "run_name: shapes-resnet\n"
+        f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
+        "  classes: [{name: circle, imagenet_index: 1}, {name: square, imagenet_index: 2},\n"
+        "            {name: triangle, folder: triangles, imagenet_index: 3}]}\n"
+        "model: {arch: resnet18, width_divisor: 1, pool_size: 7}\n"
+        f"reference: {{source: torchvision, weights: {weights}}}\n"
+        "judge: {arch: resnet18, images_per_class: 8}\n"
+        "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: null}\n"
+        "methods: {inversion: {layers: [layer1, layer3]}}\n")
+    proc = snakemake(tmp_path, configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "own.yaml"],
+                     check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "results" / "shapes-resnet"
+    for name in ("fig1.png", "fig2.png", "fig3.png", "inversion_pretrained.png", "learning_curves.png"):
+        assert (run / "figures" / name).stat().st_size > 0, name
+    ref = load_checkpoint(run / "reference" / "model.pt")
+    assert ref["spec"]["arch"] == "resnet18" and ref["weights"]["sha256_checked"] == "name's 8 hex digits"
+    assert "set reference.sha256:" in (run / "logs" / "import_reference.log").read_text()
+    # the pretrained experiment starts from the file's weights, all but the output layer
+    start = load_checkpoint(run / "train" / "pretrained" / "seed0" / "epoch_000.pt")["model"]
+    assert torch.equal(start["layer4.1.conv2.weight"], ref["model"]["layer4.1.conv2.weight"])
+    assert start["fc.weight"].shape == (3, 512)

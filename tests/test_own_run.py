@@ -34,6 +34,7 @@ def plain_loop(folder, epochs: int, lightning_at: int | None = None):
     return model
 
 
+@pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_an_imported_run_gives_its_figures_and_tables(tmp_path):
     plain_loop(tmp_path / "runs" / "mine", epochs=2, lightning_at=2)
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")

@@ -8,7 +8,7 @@ import torch
 from featevo.checkpoint import load_model
 from featevo.models import build_model
 from conftest import save_as_torchvision
-from featevo.weights import IMAGENET_SPEC, WeightsError, import_weights, sha256
+from featevo.weights import IMAGENET_SPEC, PUBLISHED_SHA256, WeightsError, import_weights, sha256
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +56,18 @@ def test_file_without_hash_in_name_or_missing_is_refused(fake_weights, tmp_path)
 
 
 def test_other_network_with_a_valid_hash_is_refused(tmp_path):
-    path, _ = save_as_torchvision({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path)
-    with pytest.raises(WeightsError, match="is not torchvision's VGG-16"):
-        import_weights(str(path), tmp_path / "ref.pt")
+    path, digest = save_as_torchvision({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path)
+    with pytest.raises(WeightsError, match="is not torchvision's vgg16"):
+        import_weights(str(path), tmp_path / "ref.pt", digest)
 
 
 def test_a_file_whose_name_matches_but_whose_whole_digest_does_not_is_refused(fake_weights, tmp_path):
     """The name's 8 hex digits are 32 bits: the whole SHA-256 (reference.sha256) is checked too."""
-    import yaml
-
-    from snakemake_helpers import ROOT
-
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    published = schema["properties"]["reference"]["properties"]["sha256"]["default"]
-    assert published.startswith("397923af")  # vgg16-397923af.pth's, the default a user gets
+    published = PUBLISHED_SHA256["vgg16-397923af.pth"]
+    assert published.startswith("397923af")  # checked by default: reference.sha256 is null
     path, _ = fake_weights
-    with pytest.raises(WeightsError, match=f"not {published} \\(reference.sha256\\)"):
-        import_weights(str(path), tmp_path / "ref.pt", published)
+    with pytest.raises(WeightsError, match=f"not {published} \\(reference.sha256, else the published"):
+        import_weights(str(path), tmp_path / "ref.pt")
     assert not (tmp_path / "ref.pt").exists()
 
 
@@ -88,3 +83,27 @@ def test_a_truncated_file_under_its_own_name_and_digest_is_named(fake_weights, t
     with pytest.raises(WeightsError, match=r"cannot be read as a PyTorch state dict .* cut short"):
         import_weights(str(named), tmp_path / "ref.pt", digest)
     assert not (tmp_path / "ref.pt").exists()
+
+
+def test_any_torchvision_network_s_weights_import_and_say_how_to_pin_them(tmp_path, caplog):
+    """resnet18-<8 hex>.pth, as torchvision names it: its name's digits are checked, a
+    warning gives the whole digest to pin (the project knows only VGG-16's), and the
+    weights' own preprocessing is recorded."""
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    path, digest = save_as_torchvision(net.state_dict(), tmp_path, "resnet18")
+    info = import_weights(str(path), tmp_path / "ref.pt", arch="resnet18", image_size=64)
+    assert info["sha256"] == digest and info["sha256_checked"] == "name's 8 hex digits"
+    assert f"set reference.sha256: {digest}" in caplog.text and "trained at 224 px" in caplog.text
+    assert info["preprocessing"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    loaded, ckpt = load_model(tmp_path / "ref.pt")
+    assert ckpt["spec"]["arch"] == "resnet18" and ckpt["spec"]["num_classes"] == 1000
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), net.eval()(x))
+    caplog.clear()
+    assert import_weights(str(path), tmp_path / "ref2.pt", digest, arch="resnet18")["sha256_checked"] == "whole"
+    assert "set reference.sha256" not in caplog.text
+    with pytest.raises(WeightsError, match="is not torchvision's resnet34"):
+        import_weights(str(path), tmp_path / "ref3.pt", arch="resnet34")

@@ -289,9 +289,9 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
             errors.append("judge.source: reference, but reference.source is none; use judge.source: train")
     if ref["source"] == "torchvision":
         m = cfg["model"]
-        if (m["arch"], m["width_divisor"], m["pool_size"]) != ("vgg16", 1, 7):
-            errors.append("reference.source: torchvision weights are VGG-16's: set model.arch vgg16, "
-                          "model.width_divisor 1, model.pool_size 7")
+        if (m["width_divisor"], m["pool_size"]) != (1, 7):
+            errors.append("reference.source: torchvision's weights are of the full network: set "
+                          "model.width_divisor 1 and model.pool_size 7")
         problem = weights_problem(ref.get("weights"))
         if problem:
             errors.append(problem)
@@ -461,8 +461,8 @@ def weights_problem(path: str | None) -> str | None:
         return None
     p = Path(path).expanduser()
     if not p.is_file():
-        return (f"reference.weights: {path} is not a file; point it at your copy of vgg16-397923af.pth, or set it "
-                "to null to use the torch hub cache")
+        return (f"reference.weights: {path} is not a file; point it at your copy of model.arch's weights file "
+                "(vgg16-397923af.pth), or set it to null to use the torch hub cache")
     if p.stat().st_size == 0:
-        return f"reference.weights: {path} is empty; copy vgg16-397923af.pth again"
+        return f"reference.weights: {path} is empty; copy the weights file again"
     return None

@@ -1,24 +1,30 @@
-"""Import torchvision's ImageNet VGG-16 weights as a featevo checkpoint.
+"""Import torchvision's ImageNet weights of ``model.arch`` as a featevo checkpoint.
 
 The file comes from the config (cluster nodes are often offline) or from the
 torch hub cache, downloaded there when the machine is online.  What is checked,
 before anything is loaded:
 
 * its name carries hex digits, as torchvision names its files
-  (``<arch>-<first 8 hex digits of the SHA-256>.pth``), and they begin the
-  file's SHA-256 (torch.hub's own check: 32 bits);
-* its whole SHA-256 equals ``reference.sha256`` (by default the published
-  digest of ``vgg16-397923af.pth``), so a truncated, tampered or other file is
-  refused even when its name was made to match;
-* its tensors have VGG-16's names and shapes.
+  (``<arch>-<first 8 hex digits of the SHA-256>.pth``, e.g. ``vgg16-397923af.pth``,
+  ``resnet18-f37072fd.pth``), and they begin the file's SHA-256 (torch.hub's own
+  check: 32 bits);
+* its whole SHA-256 equals ``reference.sha256`` where the config gives it, else
+  the published digest where the project knows it (:data:`PUBLISHED_SHA256`), so
+  a truncated, tampered or other file is refused even when its name was made to
+  match; where neither is known, a warning says how to pin the whole digest;
+* its tensors have the network's names and shapes.
+
+The weights' own preprocessing (torchvision's ``transforms()``: mean, std, crop
+size) is recorded beside them, and a warning names any that differs from the
+workflow's (ImageNet's mean and std, ``data.image_size``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import hashlib
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -32,6 +38,9 @@ log = logging.getLogger("featevo.weights")
 
 VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_SPEC = ModelSpec(arch="vgg16", num_classes=1000, width_divisor=1, pool_size=7)
+# the whole SHA-256 of torchvision's files that the project has checked (a file's name
+# holds only the first 8 hex digits); others are pinned with reference.sha256
+PUBLISHED_SHA256 = {VGG16_FILE: "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"}
 
 
 class WeightsError(RuntimeError):
@@ -59,50 +68,92 @@ def check_hash(path: Path, expected: str | None = None) -> str:
                            f"{digest[:16]}..., its name says {m.group(1)}...); download it again")
     if expected and digest != expected.lower():
         raise WeightsError(f"reference.weights: {path} has SHA-256 {digest}, not {expected} "
-                           "(reference.sha256); it is corrupt or not the published file: download it again, or "
-                           "set reference.sha256 to the digest of the file you mean to use")
+                           "(reference.sha256, else the published file's); it is corrupt or not the published "
+                           "file: download it again, or set reference.sha256 to the digest of the file you mean "
+                           "to use")
     return digest
 
 
-def locate(weights: str | None) -> Path:
+def published(arch: str):
+    """torchvision's default ImageNet weights of ``arch`` (a ``WeightsEnum`` member)."""
+    from torchvision.models import get_model_weights
+
+    return get_model_weights(arch).DEFAULT
+
+
+def file_name(arch: str) -> str:
+    """The name torchvision gives ``arch``'s weights file (``resnet18-f37072fd.pth``)."""
+    if arch == "vgg16":  # without importing torchvision
+        return VGG16_FILE
+    return Path(published(arch).url).name
+
+
+def locate(weights: str | None, arch: str = "vgg16") -> Path:
     if weights:
         path = Path(weights)
         if not path.is_file():
             raise WeightsError(f"reference.weights: {path} does not exist")
         return path
-    path = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    name = file_name(arch)
+    path = Path(torch.hub.get_dir()) / "checkpoints" / name
     if not path.is_file():
-        from torchvision.models import VGG16_Weights
-
         try:  # downloads into the hub cache and checks the hash itself
-            VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+            published(arch).get_state_dict(progress=False, check_hash=True)
         except Exception as exc:
             raise WeightsError(f"reference.weights is null and {path} is not in the torch hub cache, and the "
-                               f"download failed ({exc}); fetch {VGG16_FILE} on a machine that is online and set "
+                               f"download failed ({exc}); fetch {name} on a machine that is online and set "
                                "reference.weights to its path") from exc
     return path
 
 
-def import_weights(weights: str | None, out: Path, sha256: str | None = None) -> dict:
+def preprocessing(arch: str) -> dict:
+    """The weights' own preprocessing (mean, std, sizes), as torchvision's transforms() says."""
+    if arch.startswith("vgg"):
+        from featevo.inputs import MEAN, STD
+
+        return {"mean": list(MEAN), "std": list(STD), "crop_size": 224, "resize_size": 256}
+    t = published(arch).transforms()
+    return {"mean": list(t.mean), "std": list(t.std), "crop_size": int(t.crop_size[0]),
+            "resize_size": int(t.resize_size[0])}
+
+
+def import_weights(weights: str | None, out: Path, sha256: str | None = None, arch: str = "vgg16",
+                   image_size: int | None = None) -> dict:
     """Check the file (see the module's docstring) and write it as a 1000-class checkpoint."""
-    path = locate(weights)
-    digest = check_hash(path, sha256)
+    path = locate(weights, arch)
+    expected = sha256 or PUBLISHED_SHA256.get(file_name(arch))
+    digest = check_hash(path, expected)
+    if not expected:
+        log.warning(f"{path} was checked against the 8 hex digits of its name only (32 bits); to check all of it, "
+                    f"set reference.sha256: {digest} (after making sure the file is the published one)")
     try:  # a file cut short under its own name and digest (reference.sha256 set to it) still fails here
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"reference.weights: {path} cannot be read as a PyTorch state dict ({exc}); it is "
                            "damaged or cut short: download or copy it again") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"reference.weights: {path} holds no state dict of tensors; point it at {VGG16_FILE}")
-    model = build_model(IMAGENET_SPEC)
-    expected = {k: v.shape for k, v in model.state_dict().items()}
+        raise WeightsError(f"reference.weights: {path} holds no state dict of tensors; point it at "
+                           f"{file_name(arch)}")
+    spec = ModelSpec(arch=arch, num_classes=1000, width_divisor=1, pool_size=7)
+    model = build_model(spec)
+    expected_shapes = {k: v.shape for k, v in model.state_dict().items()}
     got = {k: v.shape for k, v in state.items()}
-    if expected != got:
-        diff = sorted(set(expected.items()) ^ set(got.items()))[:4]
-        raise WeightsError(f"reference.weights: {path} is not torchvision's VGG-16 (differs at {diff})")
-    model.load_state_dict(state)
-    info = {"source": str(path), "sha256": digest, "classes": 1000}
-    save_checkpoint(out, model, IMAGENET_SPEC, epoch=0, classes=[], metrics={}, extra={"weights": info})
+    if expected_shapes != got:
+        diff = sorted(set(expected_shapes.items()) ^ set(got.items()))[:4]
+        raise WeightsError(f"reference.weights: {path} is not torchvision's {arch} (differs at {diff})")
+    from featevo.checkpoint import load_weights
+    from featevo.inputs import MEAN, STD
+
+    load_weights(model, state)
+    prep = preprocessing(arch)
+    if any(abs(a - b) > 1e-3 for a, b in zip(prep["mean"] + prep["std"], list(MEAN) + list(STD))):
+        log.warning(f"{arch}'s weights were trained with mean {prep['mean']} and std {prep['std']}; the workflow "
+                    f"normalizes with ImageNet's {list(MEAN)} and {list(STD)}")
+    if image_size and image_size != prep["crop_size"]:
+        log.warning(f"{arch}'s weights were trained at {prep['crop_size']} px; data.image_size is {image_size}")
+    info = {"source": str(path), "sha256": digest, "sha256_checked": "whole" if expected else "name's 8 hex digits",
+            "classes": 1000, "arch": arch, "preprocessing": prep}
+    save_checkpoint(out, model, spec, epoch=0, classes=[], metrics={}, extra={"weights": info})
     return info
 
 
@@ -111,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="", help="weights file; empty = the torch hub cache")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
-    p.add_argument("--sha256", required=True, help="the file's whole expected SHA-256 (reference.sha256)")
+    p.add_argument("--sha256", default="", help="the file's whole expected SHA-256 (reference.sha256); empty: "
+                   "the published digest where the project knows it")
+    p.add_argument("--arch", required=True, help="the network the weights are of (model.arch)")
+    p.add_argument("--image-size", type=int, help="data.image_size, to compare with the weights' own")
     a = p.parse_args(argv)
     try:
-        info = import_weights(a.weights or None, a.out, a.sha256)
+        info = import_weights(a.weights or None, a.out, a.sha256 or None, a.arch, a.image_size)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -76,9 +76,12 @@ if config["reference"]["source"] != "train":
             ENV
         params:
             weights=config["reference"].get("weights") or "",
-            sha256=config["reference"]["sha256"],
+            sha256=config["reference"]["sha256"] or "",
+            arch=config["model"]["arch"],
+            size=config["data"]["image_size"],
         shell:
-            stage("weights") + " --weights '{params.weights}' --sha256 {params.sha256}"
+            stage("weights") + " --weights {params.weights:q} --sha256 '{params.sha256}' --arch {params.arch}"
+            " --image-size {params.size}"
             " --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
 
 
