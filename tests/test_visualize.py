@@ -4,6 +4,7 @@ import torch
 from scipy import ndimage
 
 from conftest import method_settings, viz_settings
+from featevo.inputs import imagenet_normalize
 from featevo.models import ModelSpec, build_model
 from featevo.plots import composite, grid_positions
 from featevo.visualize import activation_maximization, median_filter, objective_values
@@ -195,3 +196,43 @@ def test_top_images_are_the_validation_images_that_raise_each_unit_most():
     assert index.shape == (2, 3) and logit.shape == (2, 3)
     assert sorted(index[0] % 4) == [2, 2, 2] and sorted(index[1] % 4) == [0, 0, 0]
     assert (np.diff(logit, axis=1) <= 0).all()  # best first
+
+
+def test_inner_units_climb_in_one_batch_and_stop_at_their_deepest_layer():
+    """visualize.units: a channel's mean activation (or one neuron) of inner layers, of
+    several layers in one batch; the forward pass stops once the deepest has run."""
+    from featevo.visualize import InnerUnit
+
+    model = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).eval()
+    units = [InnerUnit.parse("features.3:1"), InnerUnit.parse("features.8:2"), InnerUnit.parse("features.8:0:2:3")]
+    assert str(units[2]) == "features.8:0:2:3"
+    ran = []
+    head = model.classifier.register_forward_hook(lambda *a: ran.append("classifier"))
+    r = activation_maximization(model, units, **viz_settings(steps=10, step_size=0.05, restarts=2))
+    head.remove()
+    assert not ran  # the layers above the deepest unit never ran
+    assert r["images"].shape == (6, 3, 32, 32) and r["activation"].shape == (6,)
+    assert (r["trace"][-1] > r["trace"][0]).all()  # every unit climbed
+    # the trace is what the hooks read: the channel's mean, and the neuron itself
+    x = r["images"][:3]
+    with torch.no_grad():
+        acts = {}
+        hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: acts.setdefault(n, o))
+                 for n in ("features.3", "features.8")]
+        model(imagenet_normalize(x))
+        [h.remove() for h in hooks]
+    torch.testing.assert_close(r["activation"][:3], torch.stack([
+        acts["features.3"][0, 1].mean(), acts["features.8"][1, 2].mean(), acts["features.8"][2, 0, 2, 3]]),
+        rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="layer:channel"):
+        InnerUnit.parse("features.3")
+
+
+def test_inner_units_are_checked_against_the_network_at_parse_time():
+    from featevo.models import shape_problem, unit_problem
+
+    _, shapes = shape_problem(ModelSpec(num_classes=4, width_divisor=8, pool_size=2), 64)
+    assert unit_problem("features.28:63", shapes) is None and unit_problem("classifier.3:5", shapes) is None
+    assert "has 64 channels" in unit_problem("features.28:64", shapes)
+    assert "no module 'layer9'" in unit_problem("layer9:1", shapes)
+    assert "output is (64, 4, 4)" in unit_problem("features.28:1:4:0", shapes)

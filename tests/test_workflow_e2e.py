@@ -181,3 +181,15 @@ def test_the_judge_is_trained_apart_from_the_reference(tiny_run):
     assert not any(img.tobytes() in flat for img in own)  # images of its own
     m = pd.read_csv(run / "metrics" / "scratch_seed0.csv")
     assert {"judge_prob", "judge_similarity"} <= set(m.columns)
+
+
+def test_inner_units_get_a_figure_per_experiment(tiny_run):
+    """visualize.units (tests/configs/tiny.yaml): every checkpoint of the first seed, one job
+    each, and a figure of each unit over the epochs."""
+    _, run, _ = tiny_run
+    for exp in ("scratch", "pretrained", "frozen"):
+        assert (run / "figures" / f"units_{exp}.png").stat().st_size > 0
+        d = np.load(run / "viz" / exp / "seed0" / "epoch_001" / "units.npz")
+        assert d["units"].tolist() == ["features.28:3", "features.10:1:2:2"]
+        assert d["images"].shape == (2, 32, 32, 3) and d["activation"].shape == (2, 2)
+    assert not (run / "viz" / "scratch" / "seed1" / "epoch_001" / "units.npz").exists()  # the first seed only

@@ -180,8 +180,9 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
             except ValueError as exc:
                 errors.append(str(exc).replace("model.arch", key))
                 continue
-            problem, names = shape_problem(ModelSpec(arch=arch, num_classes=len(cfg["data"]["classes"])),
-                                           cfg["data"]["image_size"])
+            problem, shapes = shape_problem(ModelSpec(arch=arch, num_classes=len(cfg["data"]["classes"])),
+                                            cfg["data"]["image_size"])
+            names = list(shapes)
             if problem:
                 errors.append(f"{key} {arch}: {problem}")
             inv = cfg.get("methods", {}).get("inversion", {})
@@ -308,6 +309,14 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
                     errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
                 names[exp[key]] = f"experiments.{name}.{key}"
     errors += _check_arch(cfg, deep)
+    if cfg["visualize"].get("units") and deep:
+        from featevo.models import ModelSpec, shape_problem, unit_problem
+
+        m = cfg["model"]
+        spec = ModelSpec(arch=m["arch"], num_classes=len(data["classes"]), width_divisor=m["width_divisor"],
+                         pool_size=m["pool_size"], dropout=m["dropout"])
+        _, shapes = shape_problem(spec, data["image_size"])
+        errors += [e for e in (unit_problem(u, shapes) for u in cfg["visualize"]["units"]) if e]
     errors += _check_methods(cfg)
     if "fig3" in names:
         errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")

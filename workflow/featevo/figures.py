@@ -270,6 +270,36 @@ def method(npzs: list[Path], name: str, experiment: str, names: list[str], outpu
     save(fig, outputs)
 
 
+def units(npzs: list[Path], history: pd.DataFrame, experiment: str, recipe: str, outputs: list[Path],
+          max_cols: int = 8) -> list[int]:
+    """One row per inner unit (``visualize.units``), one column per epoch shown (the
+    first, the last, and evenly between; every epoch when they fit), each image with
+    the unit's activation on it and the epoch's validation accuracy on top."""
+    data = [np.load(p) for p in npzs]  # one per epoch of the history, in its order
+    epochs = [int(e) for e in history["epoch"]]
+    if len(epochs) != len(data):
+        raise ValueError(f"{len(data)} units.npz files for the {len(epochs)} epochs of the history")
+    cols = np.unique(np.linspace(0, len(data) - 1, min(max_cols, len(data))).round().astype(int)).tolist()
+    names = [str(u) for u in data[0]["units"]]
+    fig, axes = plt.subplots(len(names), len(cols), figsize=(1.35 * len(cols) + 1.2, 1.45 * len(names) + 0.6),
+                             squeeze=False)
+    acc = dict(zip(history["epoch"], history["val_acc"]))
+    for c, k in enumerate(cols):
+        d, e = data[k], epochs[k]
+        for r, name in enumerate(names):
+            ax = axes[r, c]
+            ax.imshow(d["images"][r], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_xlabel(f"a={float(d['activation'][0, r]):.2f}", fontsize=6, labelpad=1)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=6)
+        axes[0, c].set_title(f"epoch {e}\nacc {acc.get(e, float('nan')):.2f}", fontsize=7)
+    fig.suptitle(f"{experiment}: inner units over training ({recipe}; a: the unit's activation)", fontsize=8)
+    fig.tight_layout()
+    save(fig, outputs)
+    return [epochs[k] for k in cols]
+
+
 def _mean(histories: list[Path] | None) -> pd.DataFrame | None:
     """Every seed's history averaged (the table's way), or None without them."""
     if not histories:
@@ -319,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--names", nargs="+", required=True)
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--html", type=Path, help="also an HTML page holding the GIF (for the report)")
+    u = sub.add_parser("units", help="inner units (visualize.units) over the epochs")
+    u.add_argument("--npz", type=Path, nargs="+", required=True, help="units.npz of each epoch, in order")
+    u.add_argument("--history", type=Path, required=True)
+    u.add_argument("--experiment", required=True)
+    u.add_argument("--recipe", required=True)
+    u.add_argument("--out", type=Path, nargs="+", required=True)
     m = sub.add_parser("method", help="epoch-by-epoch figure of one optional method")
     m.add_argument("--method", required=True, choices=METHODS)
     m.add_argument("--npz", type=Path, nargs="+", required=True)
@@ -335,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out,
                            pd.read_csv(a.metrics), _mean(a.mean_of))
         log.info(f"{a.experiment}: top validation images at epochs {shown} -> {a.out}")
+    elif a.cmd == "units":
+        shown = units(a.npz, pd.read_csv(a.history), a.experiment, a.recipe, a.out)
+        log.info(f"{a.experiment}: inner units at epochs {shown} -> {a.out}")
     elif a.cmd == "method":
         method(a.npz, a.method, a.experiment, a.names, a.out)
         log.info(f"{a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")

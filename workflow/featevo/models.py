@@ -190,20 +190,50 @@ def architecture(name: str) -> Architecture:
                      "of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
 
 
-def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, list[str]]:
+def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[str, tuple[int, ...]]]:
     """Whether ``spec``'s network takes ``image_size`` px images (ViT and MaxViT want their
-    own size, Inception v3 at least 75 px), and its module names: built and run on
-    PyTorch's meta device, which checks every shape and computes nothing."""
+    own size, Inception v3 at least 75 px), and each module's output shape (one image; ()
+    where it did not run or gave no tensor): built and run on PyTorch's meta device,
+    which checks every shape and computes nothing."""
     with torch.device("meta"):
         model = architecture(spec.arch).build(spec, "torchvision")
-        names = [n for n, _ in model.named_modules() if n]
+        shapes: dict[str, tuple[int, ...]] = {n: () for n, _ in model.named_modules() if n}
+
+        def record(name):
+            def hook(module, inputs, output):
+                if isinstance(output, torch.Tensor):
+                    shapes[name] = tuple(output.shape[1:])
+            return hook
+
+        handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
         try:
             with torch.no_grad():
                 model.eval()(torch.empty(1, 3, image_size, image_size))
         except (RuntimeError, AssertionError, ValueError) as exc:
             return (f"data.image_size: {spec.arch} does not take {image_size} px images ({str(exc)[:160]}); "
-                    "choose the size it was made for (ViT and MaxViT: 224; Inception v3: at least 75)"), names
-    return None, names
+                    "choose the size it was made for (ViT and MaxViT: 224; Inception v3: at least 75)"), shapes
+        finally:
+            for h in handles:
+                h.remove()
+    return None, shapes
+
+
+def unit_problem(unit: str, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Why ``visualize.units``' entry ``layer:channel[:y:x]`` is not a unit of the network
+    whose module output shapes are ``shapes`` (:func:`shape_problem`), or None."""
+    layer, _, rest = unit.partition(":")
+    idx = [int(v) for v in rest.split(":")]
+    if layer not in shapes:
+        near = [n for n in shapes if n.count(".") <= 1][:8]
+        return f"visualize.units: {unit!r}: the network has no module {layer!r}; e.g. {near}"
+    shape = shapes[layer]
+    if not shape:
+        return f"visualize.units: {unit!r}: {layer} gives no tensor of its own to read"
+    if idx[0] >= shape[0]:
+        return f"visualize.units: {unit!r}: {layer} has {shape[0]} channels (0 to {shape[0] - 1})"
+    if len(idx) == 3 and (len(shape) != 3 or idx[1] >= shape[1] or idx[2] >= shape[2]):
+        return f"visualize.units: {unit!r}: {layer}'s output is {shape} (channels, height, width) at data.image_size"
+    return None
 
 
 def build_model(spec: ModelSpec, seed: int | None = None, init: str = "torchvision") -> nn.Module:

@@ -28,6 +28,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,13 +158,16 @@ NORMALIZE = {
 }
 
 
-def activation_maximization(model: torch.nn.Module, units: list[int], recipe: Mapping, *, image_size: int,
+def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping, *, image_size: int,
                             device: torch.device | str, log=None, log_every: int = 50) -> dict:
     """Images in [0, 1] that maximize each unit, ``recipe.restarts`` of each, and the trace of the objective.
 
     Args:
         model: the network; its mode, gradients and place are restored on return.
-        units: the output unit to maximize in each image (one image per unit and restart).
+        units: what each image maximizes (one image per unit and restart): output units
+            (ints, the paper's class units, under ``recipe.objective``), or inner units
+            (:class:`InnerUnit`, ``visualize.units``: a channel's mean activation, or one
+            neuron's), all in one batch.
         recipe: the workflow's ``visualize`` section (a :class:`featevo.settings.Settings`
             or a mapping with its keys; the schema holds every default and says what each
             does).  Every restart starts from its own noise (one generator seeded with
@@ -175,10 +179,11 @@ def activation_maximization(model: torch.nn.Module, units: list[int], recipe: Ma
 
     Returns:
         ``images`` (restarts * N, 3, H, W) float in [0, 1] on the CPU, restart-major
-        (the first N are the first restart), the network's ``probs`` and ``logits`` on
-        them, the objective's ``trace`` (steps, restarts * N), ``saturated`` (restarts * N):
-        the share of steps whose objective had a gradient of exactly zero on the
-        image's own unit, and ``seconds``.
+        (the first N are the first restart), the objective's ``trace`` (steps, restarts * N),
+        ``saturated`` (restarts * N): the share of steps whose objective had a gradient of
+        exactly zero on the image's own unit (inner units: on every pixel), and ``seconds``;
+        for output units the network's ``probs`` and ``logits`` on the images, for inner
+        units each one's final ``activation``.
 
     ``normalize="rms"`` divides each image's gradient by its root mean square, so
     the step size is in pixel units whatever the scale of the network's logits.
@@ -190,27 +195,127 @@ def activation_maximization(model: torch.nn.Module, units: list[int], recipe: Ma
     if r.normalize not in NORMALIZE:
         raise ValueError(f"visualize.normalize: unknown {r.normalize!r}; choose one of {', '.join(NORMALIZE)}")
     device = torch.device(device)
+    units = list(units) * r.restarts
+    inner = [isinstance(u, InnerUnit) for u in units]
+    if any(inner) and not all(inner):
+        raise ValueError("output units and inner units go in separate calls")
     with evaluated(model, device, torch.channels_last):
-        return _ascend(model, list(units) * r.restarts, r, image_size, device, log, log_every)
+        target = _Inner(model, units) if all(inner) else _Output(torch.tensor(units, device=device), r.objective)
+        try:
+            return _ascend(model, target, len(units), r, image_size, device, log, log_every)
+        finally:
+            target.close()
 
 
-def _ascend(model, units, r: Settings, image_size: int, device, log, log_every: int) -> dict:
-    n, steps = len(units), r.steps
+class _Output:
+    """Output units under an objective (the paper's class units): saturated when the
+    objective's gradient on the image's own logit is exactly zero."""
+
+    def __init__(self, target: torch.Tensor, objective: str):
+        self.target, self.objective = target, objective
+
+    def value(self, model, xn):
+        logits = model(xn)
+        return objective_values(logits, self.target, self.objective), logits
+
+    def flat(self, dwatched, grad):
+        return dwatched.float().gather(1, self.target.view(-1, 1)).squeeze(1) == 0
+
+    def final(self, model, xn) -> dict:
+        final = model(xn).float()
+        return {"probs": final.softmax(dim=1).cpu(), "logits": final.cpu()}
+
+    def close(self):
+        pass
+
+
+@dataclass(frozen=True)
+class InnerUnit:
+    """A unit of an inner layer (``visualize.units``): ``layer:channel`` is the channel's
+    mean activation over space, ``layer:channel:y:x`` one neuron of it (``layer``: a
+    module name, as torchvision's ``get_graph_node_names`` lists for modules); a linear
+    layer's ``layer:index`` is its neuron."""
+
+    layer: str
+    channel: int
+    y: int | None = None
+    x: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> InnerUnit:
+        parts = text.split(":")
+        if len(parts) not in (2, 4) or not all(p.isdigit() for p in parts[1:]):
+            raise ValueError(f"visualize.units: {text!r} is not layer:channel or layer:channel:y:x")
+        return cls(parts[0], *map(int, parts[1:]))
+
+    def __str__(self) -> str:
+        return ":".join(map(str, [self.layer, self.channel] + ([self.y, self.x] if self.y is not None else [])))
+
+
+class _Reached(Exception):
+    pass
+
+
+class _Inner:
+    """Inner units read by forward hooks on their layers; the forward pass stops once
+    every layer asked for has run (the layers above do not matter)."""
+
+    def __init__(self, model, units: list[InnerUnit]):
+        self.units, self.outputs = units, {}
+        layers = {u.layer for u in units}
+        self.handles = [model.get_submodule(name).register_forward_hook(self._hook(name, len(layers)))
+                        for name in sorted(layers)]
+
+    def _hook(self, name: str, wanted: int):
+        def hook(module, inputs, output):
+            # a copy: an in-place activation after the layer would change its output in place
+            self.outputs[name] = output.clone()
+            if len(self.outputs) == wanted:
+                raise _Reached
+        return hook
+
+    def _values(self, model, xn) -> torch.Tensor:
+        self.outputs = {}
+        try:
+            model(xn)
+        except _Reached:
+            pass
+        out = []
+        for i, u in enumerate(self.units):
+            a = self.outputs[u.layer][i, u.channel].float()
+            out.append(a.mean() if u.y is None else a[u.y, u.x])
+        return torch.stack(out)
+
+    def value(self, model, xn):
+        return self._values(model, xn), None
+
+    def flat(self, dwatched, grad):
+        return (grad.flatten(1) == 0).all(dim=1)
+
+    def final(self, model, xn) -> dict:
+        return {"activation": self._values(model, xn).cpu()}
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int) -> dict:
+    steps = r.steps
     x = initial_images(n, image_size, r.init, r.init_std, r.seed).to(device).contiguous(
         memory_format=torch.channels_last)
-    target = torch.tensor(units, device=device)
     trace = []
     flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
     start = time.monotonic()
     for step in range(1, steps + 1):
         x.requires_grad_(True)
         with autocast(device, r.precision):
-            logits = model(imagenet_normalize(x))
-        value = objective_values(logits, target, r.objective)
-        # one backward for all images (they are independent), to the pixels and to the logits
-        grad, dlogits = torch.autograd.grad(value.sum(), (x, logits))
+            value, watched = target.value(model, imagenet_normalize(x))
+        # one backward for all images (they are independent), to the pixels (and to the logits)
+        grads = torch.autograd.grad(value.sum(), (x,) if watched is None else (x, watched))
+        grad = grads[0]
         with torch.no_grad():
-            flat += dlogits.float().gather(1, target.view(-1, 1)).squeeze(1) == 0
+            flat += target.flat(grads[-1], grad)
             x = (x.detach() + r.step_size * NORMALIZE[r.normalize](grad)).clamp_(0.0, 1.0)  # clip to the valid pixel range
             if r.median_every and step % r.median_every == 0:
                 x = median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
@@ -220,11 +325,10 @@ def _ascend(model, units, r: Settings, image_size: int, device, log, log_every: 
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
                 f"{step / (time.monotonic() - start):.1f} steps/s")
     with torch.no_grad(), autocast(device, r.precision):
-        final = model(imagenet_normalize(x)).float()
+        final = target.final(model, imagenet_normalize(x))
     return {
         "images": x.detach().float().cpu(),
-        "probs": final.softmax(dim=1).cpu(),
-        "logits": final.cpu(),
+        **final,
         "trace": torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n), np.float32),
         "saturated": (flat / max(1, steps)).cpu().numpy(),
         "seconds": time.monotonic() - start,
@@ -275,14 +379,31 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
                         logits=result["logits"].numpy().reshape(restarts, n, -1)[0], trace=result["trace"], **extra)
 
 
+def write_unit_outputs(result: dict, units: list[InnerUnit], out_png: Path, out_npz: Path) -> None:
+    """The inner units' images of the first restart side by side (``out_png``), and in the
+    ``.npz``: ``images`` (N, H, W, 3) of the first restart, ``restart_images``, ``units``
+    (their names), ``activation`` and ``saturated`` (restarts, N) and the ``trace``."""
+    n = len(units)
+    images = to_uint8(result["images"])
+    restarts = len(images) // n
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(list(images[:n]), axis=1)).save(out_png)
+    np.savez_compressed(out_npz, images=images[:n], units=np.asarray([str(u) for u in units]),
+                        restart_images=images.reshape(restarts, n, *images.shape[1:]),
+                        activation=result["activation"].numpy().reshape(restarts, n),
+                        saturated=result["saturated"].reshape(restarts, n), trace=result["trace"])
+
+
 def parser() -> argparse.ArgumentParser:
     """featevo.visualize's command line: paths and units as flags, settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out-png", type=Path, required=True, help="the composite; class images go beside it")
     p.add_argument("--out-npz", type=Path, required=True)
-    p.add_argument("--units", type=int, nargs="+", required=True, help="output unit of each class")
-    p.add_argument("--names", nargs="+", required=True, help="class names, same order as --units")
+    p.add_argument("--units", type=int, nargs="+", help="output unit of each class")
+    p.add_argument("--names", nargs="+", help="class names, same order as --units")
+    p.add_argument("--inner", action="store_true",
+                   help="the inner units of visualize.units instead of output units (--units, --names)")
     p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default=parse("{}", *SECTIONS),
                    help="visualize.* and data.image_size as JSON (the rules pass them), or @FILE (a config "
                         "file); the schema's defaults fill in the rest (featevo.settings)")
@@ -294,27 +415,39 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    if len(a.units) != len(a.names):
-        p.error("--units and --names must have the same length")
     v = a.settings.visualize
+    if a.inner:
+        if not v.units:
+            p.error("--inner: visualize.units is empty")
+        units = [InnerUnit.parse(u) for u in v.units]
+    else:
+        if not a.units or not a.names or len(a.units) != len(a.names):
+            p.error("--units and --names (one name per unit) are needed without --inner")
+        units = a.units
     device = pick_device(v.device)
     configure(device, a.threads, precision=v.precision)
     model, ckpt = load_model(a.checkpoint)
-    out_dim = num_outputs(model)
-    bad = [u for u in a.units if not 0 <= u < out_dim]
-    if bad:
-        raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
-    log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device, a.units,
-             v.steps, v.objective)
-    result = activation_maximization(model, a.units, v, image_size=a.settings.data.image_size, device=device,
+    if not a.inner:
+        out_dim = num_outputs(model)
+        bad = [u for u in units if not 0 <= u < out_dim]
+        if bad:
+            raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
+    log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device,
+             [str(u) for u in units], v.steps, "mean activation" if a.inner else v.objective)
+    result = activation_maximization(model, units, v, image_size=a.settings.data.image_size, device=device,
                                      log=log.info)
-    top = None
-    if a.val is not None:
-        top = top_images(model, Subset(a.val, "val").images, a.units, v.top_k, device, v.precision)
-    write_outputs(result, a.units, a.names, a.out_png, a.out_npz, top)
+    if a.inner:
+        write_unit_outputs(result, units, a.out_png, a.out_npz)
+        labels = [str(u) for u in units]
+    else:
+        top = None
+        if a.val is not None:
+            top = top_images(model, Subset(a.val, "val").images, units, v.top_k, device, v.precision)
+        write_outputs(result, units, a.names, a.out_png, a.out_npz, top)
+        labels = a.names
     saturated = result["saturated"].reshape(v.restarts, -1).mean(axis=0)
     log.info("done in %.1f s, %s restarts; share of steps with no gradient on the own unit %s -> %s",
-             result["seconds"], v.restarts, dict(zip(a.names, np.round(saturated, 3).tolist())), a.out_png)
+             result["seconds"], v.restarts, dict(zip(labels, np.round(saturated, 3).tolist())), a.out_png)
     return 0
 
 

@@ -75,6 +75,8 @@ PATHS = {
     "history": f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
     "composite": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
     "classes": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
+    "units_png": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.png",
+    "units": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.npz",
     "reference_composite": f"{RUN}/viz/reference/composite.png",
     "reference_classes": f"{RUN}/viz/reference/classes.npz",
     "explained": f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
@@ -378,6 +380,14 @@ def final_targets():
         name=[f"{method}_{exp}" for method in METHODS for exp in EXPERIMENTS],
         ext=["png", "pdf"],
     )
+    if config["visualize"][
+        "units"
+    ]:  # visualize.units: inner units, a figure per experiment
+        out += expand(
+            PATHS["figure"],
+            name=[f"units_{exp}" for exp in EXPERIMENTS],
+            ext=["png", "pdf"],
+        )
     # every checkpoint is a product too: a deleted one is rebuilt, with what depends on it
     if KEEP_CHECKPOINTS:
         out += [

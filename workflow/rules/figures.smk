@@ -270,6 +270,33 @@ rule feature_metrics:
         " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
 
 
+rule units_figure:
+    input:
+        npz=lambda w: [
+            path("units", exp=w.exp, epoch=e, seed=FIRST_SEED) for e in epochs(w.exp)
+        ],
+        history=lambda w: history(w.exp, FIRST_SEED),
+    output:
+        png=report(
+            path("figure", name="units_{exp}", ext="png"),
+            caption="../report/units.rst",
+            category="Figures",
+            labels={"figure": "units_{exp}"},
+        ),
+        pdf=path("figure", name="units_{exp}", ext="pdf"),
+    log:
+        logfile("figures/units_{exp}"),
+    conda:
+        ENV
+    params:
+        seed=FIRST_SEED,
+        recipe=viz_recipe(),
+    shell:
+        stage("figures") + " units --npz {input.npz} --history {input.history}"
+        " --experiment '{wildcards.exp} (seed {params.seed})' --recipe {params.recipe:q}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"
+
+
 rule animation:
     input:
         history=lambda w: history(w.exp, FIRST_SEED),

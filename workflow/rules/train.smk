@@ -80,7 +80,8 @@ if config["reference"]["source"] != "train":
             arch=config["model"]["arch"],
             size=config["data"]["image_size"],
         shell:
-            stage("weights") + " --weights {params.weights:q} --sha256 '{params.sha256}' --arch {params.arch}"
+            stage("weights")
+            + " --weights {params.weights:q} --sha256 '{params.sha256}' --arch {params.arch}"
             " --image-size {params.size}"
             " --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
 

@@ -38,6 +38,32 @@ rule visualize:
         VIZ_SHELL
 
 
+# visualize.units: the inner units of every checkpoint of the first seed, in one job each
+rule visualize_units:
+    input:
+        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
+    output:
+        png=PATHS["units_png"],
+        npz=PATHS["units"],
+    log:
+        logfile("viz/{exp}/seed{seed}/epoch_{epoch}_units"),
+    benchmark:
+        benchmark_file("viz/{exp}/seed{seed}/epoch_{epoch}_units")
+    wildcard_constraints:
+        epoch="[0-9]{3}",
+    conda:
+        ENV
+    threads: VIZ_CFG["threads"]
+    resources:
+        gpu=VIZ_GPUS,
+    params:
+        settings=cli.settings(config, *cli.VISUALIZE),
+    shell:
+        stage("visualize")
+        + " --inner --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+
+
 rule visualize_reference:
     input:
         ckpt=path("network", net="reference"),
