@@ -14,7 +14,7 @@ from featevo.models import ModelSpec, build_model, head_name, num_outputs, shape
 from featevo.models import transfer
 from featevo.train import freeze, make_optimizer
 from featevo.visualize import activation_maximization
-from snakemake_helpers import ROOT
+from snakemake_helpers import ROOT, tiny_with
 
 # one member of every torchvision classification family, and the side its images need
 # (ViT and MaxViT are made for 224 px, Inception v3 for 75 px and more)
@@ -92,19 +92,12 @@ def test_architecture_problems_are_named_at_parse_time():
 @pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_the_resnet_demo_runs_through_snakemake_at_toy_size(tmp_path):
     """configs/resnet-demo.yaml's whole DAG (figures, tables, metrics, claims) at toy size."""
-    import shutil
-
-    from snakemake_helpers import snakemake
-
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "toy.yaml").write_text(
+    tiny_with(tmp_path, (
         "run_name: resnet-toy\n"
         "model: {width_divisor: 1, pool_size: 7}\n"
         "reference: {epochs: 1}\njudge: {epochs: 1}\n"
         "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: {epochs: 1}}\n"
-        "methods: {every: 1, inversion: {steps: 2}}\n")
-    snakemake(tmp_path, configs=[ROOT / "tests" / "configs" / "tiny.yaml", ROOT / "configs" / "resnet-demo.yaml",
-                                 tmp_path / "toy.yaml"])
+        "methods: {every: 1, inversion: {steps: 2}}\n"), ROOT / "configs" / "resnet-demo.yaml")
     run = tmp_path / "results" / "resnet-toy"
     for name in ("fig1.png", "fig2.png", "fig_frozen.png", "fig3.png", "inversion_scratch.png"):
         assert (run / "figures" / name).stat().st_size > 0, name

@@ -2,8 +2,6 @@
 names, no wnids); the judge trains on images no experiment takes; without a reference
 network Fig. 3 is left out, and the run says why."""
 
-import shutil
-
 import pytest
 
 import numpy as np
@@ -11,7 +9,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from featevo.extract import imagenet_root, select_and_split
-from snakemake_helpers import ROOT, snakemake
+from snakemake_helpers import tiny_with
 
 SHAPES = {"circle": "ellipse", "square": "rectangle", "triangles": "polygon"}
 
@@ -38,17 +36,13 @@ def shapes_folder(root, per_class: int):
 @pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_a_folder_of_own_classes_runs_the_dag_and_leaves_out_fig3(tmp_path):
     shapes_folder(tmp_path / "shapes", per_class=20)
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "own.yaml").write_text(
+    proc = tiny_with(tmp_path, (
         "run_name: shapes\n"
         f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
         "  classes: [{name: circle}, {name: square}, {name: tri angle, folder: triangles}]}\n"
         "reference: {source: none}\n"
         "judge: {images_per_class: 8}\n"
-        "experiments: {scratch: {epochs: 2}, pretrained: null, frozen: null}\n")
-    proc = snakemake(tmp_path, configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "own.yaml"],
-                     check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        "experiments: {scratch: {epochs: 2}, pretrained: null, frozen: null}\n"))
     assert "Fig. 3 is left out: reference.source is none" in proc.stderr
     run = tmp_path / "results" / "shapes"
     assert (run / "figures" / "fig1.png").stat().st_size > 0
@@ -91,8 +85,7 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
     shapes_folder(tmp_path / "shapes", per_class=20)
     torch.manual_seed(0)
     weights, _ = save_as_torchvision(torchvision.models.resnet18().state_dict(), tmp_path, "resnet18")
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "own.yaml").write_text(
+    tiny_with(tmp_path, (
         "run_name: shapes-resnet\n"
         f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
         "  classes: [{name: circle, imagenet_index: 1}, {name: square, imagenet_index: 2},\n"
@@ -101,10 +94,7 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
         f"reference: {{source: torchvision, weights: {weights}}}\n"
         "judge: {arch: resnet18, images_per_class: 8}\n"
         "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: null}\n"
-        "methods: {inversion: {layers: [layer1, layer3]}}\n")
-    proc = snakemake(tmp_path, configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "own.yaml"],
-                     check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        "methods: {inversion: {layers: [layer1, layer3]}}\n"))
     run = tmp_path / "results" / "shapes-resnet"
     for name in ("fig1.png", "fig2.png", "fig3.png", "inversion_pretrained.png", "learning_curves.png"):
         assert (run / "figures" / name).stat().st_size > 0, name

@@ -29,6 +29,7 @@ NOT_SETTINGS = {
     "units": "the class units, derived from data.classes (absent with --inner)",
     "names": "the class names, from data.classes (absent with --inner)",
     "inner": "a mode: the inner units of visualize.units instead of the class units",
+    "exclude": "a path: the main subset's manifest, given only to the judge's extraction from your own folder",
     "net": "which of the two networks of train_network's one recipe (reference or judge)",
     "previous_optim": "absent for epoch 1, whose optimizer state is fresh",
     "from_checkpoint": "absent for init: random",
