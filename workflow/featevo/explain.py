@@ -218,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with val_images.npy (featevo.extract)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--settings", type=lambda text: parse(text, "methods"), default=parse("{}", "methods"),
+    p.add_argument("--settings", type=lambda text: parse(text, "methods"), default="{}",
                    help="methods.* as JSON (the rules pass it), or @FILE (a config file); the schema's defaults "
                         "fill in the rest (featevo.settings)")
     p.add_argument("--threads", type=int, default=None)

@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from featevo.explain import METHODS  # noqa: E402
 from featevo.plots import grid_positions, order_note, save  # noqa: E402
 from featevo.tables import across_seeds, table_epochs  # noqa: E402
 
@@ -237,12 +236,15 @@ def gif_page(gif_path: Path, title: str, out: Path) -> None:
 def method(npzs: list[Path], name: str, experiment: str, names: list[str], outputs: list[Path]) -> None:
     """One row per explained epoch, one column per fixed image (per layer, for
     inversion: the method's ``columns``); the top row shows the images themselves.
-    Each method paints its own cells (``featevo.explain.METHODS``); importing it costs
-    the job torch's import, a few seconds against the figure's own."""
+    Each method paints its own cells (``featevo.explain.METHODS``)."""
     data = sorted((np.load(p) for p in npzs), key=lambda d: int(d["epoch"]))
     if name not in data[0]:
         raise ValueError(f"{npzs[0]} has no {name} maps; enable methods.{name} and rerun its explain jobs")
     images, labels = data[0]["images"], data[0]["labels"]
+    from featevo.explain import METHODS  # torch: only this figure's jobs pay its import
+
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; featevo.explain.METHODS has {', '.join(METHODS)}")
     entry = METHODS[name]
     layers = entry.columns(data[0])
     cols = len(images) * len(layers)
@@ -273,8 +275,10 @@ def method(npzs: list[Path], name: str, experiment: str, names: list[str], outpu
 def units(npzs: list[Path], history: pd.DataFrame, experiment: str, recipe: str, outputs: list[Path],
           max_cols: int = 8) -> list[int]:
     """One row per inner unit (``visualize.units``), one column per epoch shown (the
-    first, the last, and evenly between; every epoch when they fit), each image with
-    the unit's activation on it and the epoch's validation accuracy on top."""
+    first, the last, and evenly between; every epoch when they fit), the epoch's
+    validation accuracy on top.  The unit's activation on its own image is what chose
+    the image, so it is kept in ``units.npz`` (``activation``, ``trace``) and not
+    printed as evidence."""
     data = [np.load(p) for p in npzs]  # one per epoch of the history, in its order
     epochs = [int(e) for e in history["epoch"]]
     if len(epochs) != len(data):
@@ -290,11 +294,10 @@ def units(npzs: list[Path], history: pd.DataFrame, experiment: str, recipe: str,
             ax = axes[r, c]
             ax.imshow(d["images"][r], interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_xlabel(f"a={float(d['activation'][0, r]):.2f}", fontsize=6, labelpad=1)
             if c == 0:
                 ax.set_ylabel(name, fontsize=6)
         axes[0, c].set_title(f"epoch {e}\nacc {acc.get(e, float('nan')):.2f}", fontsize=7)
-    fig.suptitle(f"{experiment}: inner units over training ({recipe}; a: the unit's activation)", fontsize=8)
+    fig.suptitle(f"{experiment}: inner units over training ({recipe})", fontsize=8)
     fig.tight_layout()
     save(fig, outputs)
     return [epochs[k] for k in cols]
@@ -356,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--recipe", required=True)
     u.add_argument("--out", type=Path, nargs="+", required=True)
     m = sub.add_parser("method", help="epoch-by-epoch figure of one optional method")
-    m.add_argument("--method", required=True, choices=METHODS)
+    m.add_argument("--method", required=True, help="one of featevo.explain.METHODS")
     m.add_argument("--npz", type=Path, nargs="+", required=True)
     m.add_argument("--experiment", required=True)
     m.add_argument("--names", nargs="+", required=True)

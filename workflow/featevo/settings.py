@@ -17,6 +17,7 @@ importing Snakemake costs every job about a second).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -92,6 +93,13 @@ def _merged(defaults: dict, given: dict) -> dict:
     return out
 
 
+@functools.cache
+def _schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(SCHEMA_FILE.read_text())
+
+
 def parse(text: str, *sections: str) -> Settings:
     """``--settings`` of a stage: JSON, or ``@FILE`` (a YAML or JSON config), holding
     ``sections`` (each whole or in part); each is checked against the schema and
@@ -111,7 +119,7 @@ def parse(text: str, *sections: str) -> Settings:
             raise SystemExit(f"error: --settings is not JSON ({exc}); give a JSON object, or @FILE") from None
     if not isinstance(raw, dict):
         raise SystemExit("error: --settings must be a mapping of config sections")
-    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    schema = _schema()
     defaults = schema_defaults(schema, schema)
     props = schema["properties"]
     unknown = [s for s in sections if s not in props]

@@ -338,7 +338,7 @@ def _common(p: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True, help="JSON file for this checkpoint's metrics")
     p.add_argument("--seed", type=int, required=True, help="this network's seed (an experiment's seed wildcard)")
-    p.add_argument("--settings", type=lambda text: parse(text, *sections), default=parse("{}", *sections),
+    p.add_argument("--settings", type=lambda text: parse(text, *sections), default="{}",
                    help=f"{', '.join(sections)}: " + SETTINGS_HELP)
     p.add_argument("--threads", type=int, default=None)
 

@@ -404,7 +404,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="+", help="class names, same order as --units")
     p.add_argument("--inner", action="store_true",
                    help="the inner units of visualize.units instead of output units (--units, --names)")
-    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default=parse("{}", *SECTIONS),
+    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default="{}",
                    help="visualize.* and data.image_size as JSON (the rules pass them), or @FILE (a config "
                         "file); the schema's defaults fill in the rest (featevo.settings)")
     p.add_argument("--val", type=Path, help="a folder of featevo.extract: each unit's top validation images")
