@@ -139,7 +139,8 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,
                       "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
-                      "method_figure": 3, "top_figure": 1, "claims": 1, "all": 1}, counts
+                      "method_figure": 3, "top_figure": 1, "claims": 1, "visualize_units": 1, "units_figure": 1,
+                      "all": 1}, counts
     # rebuilt, the run is complete again (and the session's other tests see it whole)
     snakemake(workdir, configs=[TINY])
     assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()

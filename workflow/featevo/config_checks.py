@@ -116,7 +116,7 @@ def _check_imported(name: str, exp: dict) -> list[str]:
 
 def class_id(c: dict, data: dict) -> str:
     """A class's id through the workflow: its wnid, or with data.source folder its sub-folder."""
-    return c.get("folder", c["name"]) if data["source"] == "folder" else c["wnid"]
+    return c.get("folder", c["name"]) if data.get("source") == "folder" else c["wnid"]
 
 
 def class_ids(data: dict) -> list[str]:
