@@ -1,8 +1,10 @@
 # featevo: rebuild "Visualization of Feature Evolution During Convolutional
 # Neural Network Training" (Punjabi & Katsaggelos, 2017) from its inputs.
 #
-#   snakemake --cores 2                              the embedded demo (config.yaml)
-#   snakemake --cores 8 --configfile configs/paper.yaml --config data.imagenet=...
+#   snakemake --cores 2                                          the embedded demo (config.yaml)
+#   snakemake --cores 2 --configfile configs/resnet-demo.yaml    the demo with torchvision's ResNet-18
+#   snakemake --cores 8 --configfile configs/paper.yaml site.yaml
+#                                   the paper, site.yaml saying where: data: {imagenet: PATH}
 
 
 configfile: "config.yaml"
