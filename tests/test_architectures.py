@@ -86,7 +86,12 @@ def test_architecture_problems_are_named_at_parse_time():
     cfg["model"]["arch"] = "resnet99"
     assert "model.arch: unknown 'resnet99'" in "\n".join(check_config(cfg))
     cfg["model"] = {**cfg["model"], "arch": "resnet18", "width_divisor": 8}
-    assert "narrow featevo's VGG only" in "\n".join(check_config(cfg))
+    assert "model.width_divisor and model.pool_size narrow featevo's VGG only" in "\n".join(check_config(cfg))
+    # the judge narrows as the model does unless it says otherwise (configs/resnet-demo.yaml: VGG-11 / 8)
+    demo = load_config(ROOT / "config.yaml")
+    assert check_config({**demo, "judge": {**demo["judge"], "arch": "resnet18"}})[0].startswith(
+        "judge.width_divisor and judge.pool_size narrow featevo's VGG only")
+    assert not check_config(load_config(ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml"))
 
 
 @pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier

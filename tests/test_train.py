@@ -276,6 +276,16 @@ def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
     ckpt = load_checkpoint(out)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
     assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2
+    # the judge: its own architecture, epochs and (where it sets them) narrowing, in the same recipe
+    train.main(["reference", "--net", "judge", "--data", str(data), "--out", str(tmp_path / "judge.pt"),
+                "--metrics", str(tmp_path / "judge.json"), "--classes", "n1", "n2", "n3", "--seed", "1",
+                "--settings", train_settings(model={"arch": "resnet18", "width_divisor": 1, "pool_size": 7},
+                                             reference={"epochs": 2, "batch_size": 8},
+                                             judge={"arch": "vgg11", "epochs": 1, "width_divisor": 32,
+                                                    "pool_size": 1})])
+    judge = load_checkpoint(tmp_path / "judge.pt")
+    assert (judge["spec"]["arch"], judge["spec"]["width_divisor"], judge["spec"]["pool_size"]) == ("vgg11", 32, 1)
+    assert [h["epoch"] for h in judge["history"]] == [1]
 
 
 def test_glorot_init_is_keras_s_glorot_uniform_with_zero_biases():

@@ -169,9 +169,13 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
         if arch is None or arch in FEATURE_MODULES:
             continue
         m = cfg["model"]
-        if (m["width_divisor"], m["pool_size"]) != (1, 7) and key == "model.arch":
-            errors.append(f"model.width_divisor and model.pool_size narrow featevo's VGG only; with {key} {arch} "
-                          "leave them out")
+        if key == "judge.arch":  # the judge's own narrowing, else the model's
+            j = cfg["judge"]
+            m = {k: m[k] if j.get(k) is None else j[k] for k in ("width_divisor", "pool_size")}
+        section = key.split(".")[0]
+        if (m["width_divisor"], m["pool_size"]) != (1, 7):
+            errors.append(f"{section}.width_divisor and {section}.pool_size narrow featevo's VGG only; with {key} "
+                          f"{arch} set them to 1 and 7")
         if deep:
             from featevo.models import ModelSpec, architecture, shape_problem
 

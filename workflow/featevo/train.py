@@ -244,7 +244,10 @@ def cmd_reference(a) -> None:
     r, t = a.settings.reference, a.settings.train
     judge = a.settings.judge if a.net == "judge" else None
     # torchvision's init: the recipe was measured with it, whatever model.init the experiments use
-    net = a.settings.model.replace(dropout=r.dropout, init="torchvision", **({"arch": judge.arch} if judge else {}))
+    net = a.settings.model.replace(dropout=r.dropout, init="torchvision")
+    if judge:  # its own architecture, and its own narrowing where it sets one
+        net = net.replace(arch=judge.arch, **{k: judge[k] for k in ("width_divisor", "pool_size")
+                                              if judge[k] is not None})
     epochs = judge.epochs if judge else r.epochs
     device, spec, model = _fresh(a, net)
     if r.classifier_init == "kaiming":
