@@ -10,7 +10,6 @@ Standard library only until the stage itself is imported.
 
 from __future__ import annotations
 
-import logging
 import runpy
 import sys
 
@@ -26,10 +25,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m featevo STAGE [args...], STAGE one of {', '.join(STAGES)}", file=sys.stderr)
         return 2
     runtime.watch_snakemake()
-    # logging configured once, here: each stage logs under featevo.<stage>, to its job's log
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
-    logging.captureWarnings(True)
     sys.argv = [f"featevo.{argv[0]}", *argv[1:]]
     runpy.run_module(f"featevo.{argv[0]}", run_name="__main__", alter_sys=True)
     return 0

@@ -550,4 +550,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from featevo.runtime import configure_logging
+
+    configure_logging()
     sys.exit(main())
