@@ -195,8 +195,12 @@ def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[st
     own size, Inception v3 at least 75 px), and each module's output shape (one image; ()
     where it did not run or gave no tensor): built and run on PyTorch's meta device,
     which checks every shape and computes nothing."""
+    try:
+        with torch.device("meta"):
+            model = architecture(spec.arch).build(spec, "torchvision")
+    except NotImplementedError:  # RegNet sizes its layers with tensors, which need data: built for real
+        model = architecture(spec.arch).build(spec, "torchvision").to("meta")
     with torch.device("meta"):
-        model = architecture(spec.arch).build(spec, "torchvision")
         shapes: dict[str, tuple[int, ...]] = {n: () for n, _ in model.named_modules() if n}
 
         def record(name):
