@@ -102,9 +102,10 @@ def test_the_resnet_demo_runs_through_snakemake_at_toy_size(tmp_path):
         "model: {width_divisor: 1, pool_size: 7}\n"
         "reference: {epochs: 1}\njudge: {epochs: 1}\n"
         "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: {epochs: 1}}\n"
-        "methods: {every: 1, inversion: {steps: 2}}\n"), ROOT / "configs" / "resnet-demo.yaml")
+        "methods: {every: 1, inversion: {steps: 2}}\n"
+        "visualize: {units: ['layer4.1.conv2:3', 'layer2.0.conv1:1:2:2']}\n"), ROOT / "configs" / "resnet-demo.yaml")
     run = tmp_path / "results" / "resnet-toy"
-    for name in ("fig1.png", "fig2.png", "fig_frozen.png", "fig3.png", "inversion_scratch.png"):
+    for name in ("fig1.png", "fig2.png", "fig_frozen.png", "fig3.png", "inversion_scratch.png", "units_scratch.png"):
         assert (run / "figures" / name).stat().st_size > 0, name
     assert (run / "tables" / "claims.md").read_text().count("|") > 10
     model, ckpt = load_model(run / "train" / "scratch" / "seed0" / "epoch_002.pt")

@@ -94,7 +94,8 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
         f"reference: {{source: torchvision, weights: {weights}}}\n"
         "judge: {arch: resnet18, images_per_class: 8}\n"
         "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: null}\n"
-        "methods: {inversion: {layers: [layer1, layer3]}}\n"))
+        "methods: {inversion: {layers: [layer1, layer3]}}\n"
+        "visualize: {units: ['layer4.0.conv1:2']}\n"))
     run = tmp_path / "results" / "shapes-resnet"
     for name in ("fig1.png", "fig2.png", "fig3.png", "inversion_pretrained.png", "learning_curves.png"):
         assert (run / "figures" / name).stat().st_size > 0, name

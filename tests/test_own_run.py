@@ -42,9 +42,10 @@ def test_an_imported_run_gives_its_figures_and_tables(tmp_path):
         "experiments:\n"
         "  scratch: {init: random, epochs: 1}\n"
         "  mine: {checkpoints: 'runs/mine/epoch_{epoch}.pt', epochs: 2, figure: fig_mine, table: table_mine}\n"
-        "methods: {saliency: {enabled: false}, occlusion: {enabled: false}, inversion: {enabled: false}}\n"))
+        "methods: {saliency: {enabled: false}, occlusion: {enabled: false}, inversion: {enabled: false}}\n"
+        "visualize: {units: ['layer3.1.conv2:7']}\n"))
     run = tmp_path / "results" / "own"
-    for name in ("fig_mine.png", "top_mine.png", "evolution_mine.gif", "metrics_mine_seed0.png"):
+    for name in ("fig_mine.png", "top_mine.png", "evolution_mine.gif", "metrics_mine_seed0.png", "units_mine.png"):
         assert (run / "figures" / name).stat().st_size > 0, name
     assert "| 2 |" in (run / "tables" / "table_mine.md").read_text()
     assert "mine" in (run / "tables" / "claims.md").read_text()
