@@ -162,8 +162,10 @@ def fig3_missing(cfg: dict) -> str | None:
 
 
 def _check_arch(cfg: dict, deep: bool) -> list[str]:
-    """model.arch and judge.arch: featevo's VGG (no torch import while parsing the
-    Snakefile), else, by the planning Snakemake only (``deep``), torchvision's registry."""
+    """model.arch and judge.arch, and what names model.arch's modules (inversion layers,
+    inner units): featevo's VGG is known without torch (parsing the Snakefile imports
+    none); the rest, and every module and shape, by the planning Snakemake only
+    (``deep``), on the meta device (:func:`featevo.models.shape_problem`)."""
     errors = []
     for key, arch in (("model.arch", cfg["model"]["arch"]), ("judge.arch", cfg.get("judge", {}).get("arch"))):
         if arch is None or arch in FEATURE_MODULES:
@@ -177,24 +179,34 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
             errors.append(f"{section}.width_divisor and {section}.pool_size narrow featevo's VGG only; with {key} "
                           f"{arch} set them to 1 and 7")
         if deep:
-            from featevo.models import ModelSpec, architecture, shape_problem
+            from featevo.models import architecture
 
             try:
                 architecture(arch)
             except ValueError as exc:
                 errors.append(str(exc).replace("model.arch", key))
-                continue
-            problem, shapes = shape_problem(ModelSpec(arch=arch, num_classes=len(cfg["data"]["classes"])),
-                                            cfg["data"]["image_size"])
-            names = list(shapes)
-            if problem:
-                errors.append(f"{key} {arch}: {problem}")
-            inv = cfg.get("methods", {}).get("inversion", {})
-            bad = [layer for layer in inv.get("layers", []) if layer not in names]
-            if key == "model.arch" and inv.get("enabled") and bad:
-                errors.append(f"methods.inversion.layers: {bad} are not modules of {arch}; e.g. "
-                              f"{[n for n in names if n.count('.') <= 1][:8]}")
-    return errors
+    if errors or not deep:
+        return errors
+    vgg = cfg["model"]["arch"] in FEATURE_MODULES
+    units = cfg["visualize"].get("units") or []
+    inv = cfg.get("methods", {}).get("inversion", {})
+    if vgg and not units:
+        return errors  # VGG's layers are checked without torch (_check_methods)
+    from featevo.models import ModelSpec, shape_problem, unit_problem
+
+    m, data = cfg["model"], cfg["data"]
+    spec = ModelSpec(arch=m["arch"], num_classes=len(data["classes"]), width_divisor=m["width_divisor"],
+                     pool_size=m["pool_size"], dropout=m["dropout"])
+    problem, shapes = shape_problem(spec, data["image_size"])  # every module, run or not
+    if problem:
+        errors.append(f"model.arch {m['arch']}: {problem}")
+    bad = [layer for layer in inv.get("layers", []) if layer not in shapes]
+    if not vgg and inv.get("enabled") and bad:
+        errors.append(f"methods.inversion.layers: {bad} are not modules of {m['arch']}; e.g. "
+                      f"{[n for n in shapes if n.count('.') <= 1][:8]}")
+    if problem:  # no output shapes to check the units' indices against: their modules only
+        units = [u for u in units if u.partition(":")[0] not in shapes]
+    return errors + [e for e in (unit_problem(u, shapes) for u in units) if e]
 
 
 def _check_methods(cfg: dict) -> list[str]:
@@ -313,14 +325,6 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
                     errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
                 names[exp[key]] = f"experiments.{name}.{key}"
     errors += _check_arch(cfg, deep)
-    if cfg["visualize"].get("units") and deep:
-        from featevo.models import ModelSpec, shape_problem, unit_problem
-
-        m = cfg["model"]
-        spec = ModelSpec(arch=m["arch"], num_classes=len(data["classes"]), width_divisor=m["width_divisor"],
-                         pool_size=m["pool_size"], dropout=m["dropout"])
-        _, shapes = shape_problem(spec, data["image_size"])
-        errors += [e for e in (unit_problem(u, shapes) for u in cfg["visualize"]["units"]) if e]
     errors += _check_methods(cfg)
     if "fig3" in names:
         errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
