@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         df, _ = measure(a.npz, [0], judge, a.judge_units)
         df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
         log.info(f"{a.experiment}: judge p(own class) "
-              f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
+                 f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
         return 0
     df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
     df.to_csv(a.csv, index=False)
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     last = df[df["epoch"] == df["epoch"].max()]
     col = "judge_prob" if "judge_prob" in df else "own_prob"
     log.info(f"{a.experiment}: {df['epoch'].nunique()} epochs; last epoch {col} "
-          f"{last[col].round(3).tolist()} -> {a.csv}")
+             f"{last[col].round(3).tolist()} -> {a.csv}")
     return 0
 
 

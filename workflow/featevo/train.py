@@ -13,8 +13,8 @@ rerun from the same checkpoint gives the same weights on the CPU.
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import math
 import sys
 import time
@@ -149,12 +149,18 @@ def _write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
 
 
-def _fresh(a, net: Settings) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
-    """The device set up (``train.device``, ``precision``, ``deterministic``), and the freshly
-    initialized network that ``net`` (a ``model`` section) describes."""
+def _device(a) -> torch.device:
+    """The device of ``train.device``, set up for ``train.precision`` and ``deterministic``."""
     t = a.settings.train
     device = pick_device(t.device)
     configure(device, a.threads, t.deterministic, t.precision)
+    return device
+
+
+def _fresh(a, net: Settings) -> tuple[torch.device, ModelSpec, torch.nn.Module]:
+    """The device set up (:func:`_device`), and the freshly initialized network that
+    ``net`` (a ``model`` section) describes."""
+    device = _device(a)
     spec = ModelSpec(arch=net.arch, num_classes=len(a.classes), width_divisor=net.width_divisor,
                      pool_size=net.pool_size, dropout=net.dropout)
     return device, spec, build_model(spec, seed=a.seed, init=net.init)
@@ -172,7 +178,7 @@ def cmd_init(a) -> None:
                              f"config ({spec}); the weights cannot be transferred")
         not_copied = transfer(model, ref["model"])
         log.info(f"transferred {len(model.state_dict()) - len(not_copied)} tensors from "
-              f"{a.from_checkpoint}; kept the fresh init for {not_copied}")
+                 f"{a.from_checkpoint}; kept the fresh init for {not_copied}")
         source = str(a.from_checkpoint)
     model.to(device, memory_format=torch.channels_last)
     val = evaluate(model, Subset(a.data, "val"), device, a.settings.train.precision)
@@ -186,8 +192,7 @@ def cmd_init(a) -> None:
 def cmd_epoch(a) -> None:
     t0 = time.monotonic()
     t = a.settings.train
-    device = pick_device(t.device)
-    configure(device, a.threads, t.deterministic, t.precision)
+    device = _device(a)
     model, prev = ck.load_model(a.previous)
     epoch = prev["epoch"] + 1
     spec = ModelSpec(**prev["spec"])
@@ -211,7 +216,7 @@ def cmd_epoch(a) -> None:
     else:
         state = "reset"
         log.warning(f"no optimizer state given for epoch {prev['epoch']} (--previous-optim), so epoch "
-              f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it")
+                    f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it")
     train = Subset(a.data, "train")
     val = Subset(a.data, "val")
     tag = f" {a.tag}" if a.tag else ""
@@ -233,7 +238,7 @@ def cmd_epoch(a) -> None:
     # the job's fixed costs (loading, saving) beside its work, for benchmarks/bench.py
     _write_metrics(a.metrics, {**metrics, "save_seconds": time.monotonic() - t_save})
     log.info(f"[train{tag}] epoch {epoch} done in {time.monotonic() - start:.1f} s: train acc "
-          f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}")
+             f"{stats['train_acc']:.3f} val acc {v['acc']:.3f} val loss {v['loss']:.4f} -> {a.out}")
 
 
 def cmd_reference(a) -> None:
