@@ -1,14 +1,20 @@
 """torchvision's ImageNet VGG-16 weights: a fake file with the real shapes and names."""
 
+import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from snakemake_helpers import snakemake
 
 from featevo.checkpoint import load_model
 from featevo.models import build_model
 from conftest import save_as_torchvision
 from featevo.weights import IMAGENET_SPEC, PUBLISHED_SHA256, WeightsError, import_weights, sha256
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +52,17 @@ def test_tampered_file_is_refused(fake_weights, tmp_path):
 
 
 def test_file_without_hash_in_name_or_missing_is_refused(fake_weights, tmp_path):
+    """VGG-16's whole published digest is known: any name is checked against it. A
+    network whose digest is not known and is not pinned needs the name's digits."""
     path, _ = fake_weights
     renamed = tmp_path / "vgg16.pth"
     renamed.symlink_to(path)
-    with pytest.raises(WeightsError, match="no hash in its name"):
+    with pytest.raises(WeightsError, match="is corrupt or not the published file"):
         import_weights(str(renamed), tmp_path / "ref.pt")
+    resnet = tmp_path / "resnet18.pth"
+    resnet.write_bytes(b"never hashed")
+    with pytest.raises(WeightsError, match="no hash in its name"):
+        import_weights(str(resnet), tmp_path / "ref.pt", arch="resnet18")
     with pytest.raises(WeightsError, match="does not exist"):
         import_weights(str(tmp_path / "vgg16-397923af.pth"), tmp_path / "ref.pt")
 
@@ -107,3 +119,82 @@ def test_any_torchvision_network_s_weights_import_and_say_how_to_pin_them(tmp_pa
     assert "set reference.sha256" not in caplog.text
     with pytest.raises(WeightsError, match="is not torchvision's resnet34"):
         import_weights(str(path), tmp_path / "ref3.pt", arch="resnet34")
+
+
+def test_a_pinned_digest_accepts_a_file_of_any_name(fake_weights, tmp_path):
+    """Your own ImageNet weights in torchvision's format, under a name of your own: the whole
+    SHA-256 pinned in reference.sha256 is the check; unpinned, the name must carry digits."""
+    path, model = fake_weights
+    own = tmp_path / "my_vgg16.pth"
+    own.symlink_to(path)
+    info = import_weights(str(own), tmp_path / "ref.pt", sha256(path))
+    assert info["sha256_checked"] == "whole"
+    with pytest.raises(WeightsError, match="is corrupt or not the published file"):
+        import_weights(str(own), tmp_path / "ref2.pt")  # unpinned: VGG-16's published digest
+
+
+def _paper_workdir(tmp_path, own: dict):
+    import yaml
+
+    from featevo import fake
+
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    tar = fake.train_tar(tmp_path, 4)
+    site = {"data": {"imagenet": str(tar), "images_per_class": 4, "val_per_class": 1}, "visualize": {"top_k": 2},
+            **own}
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    return [ROOT / "configs" / "paper.yaml", tmp_path / "site.yaml"]
+
+
+def test_the_paper_config_s_default_weights_come_from_the_torch_hub_cache(fake_weights, tmp_path, monkeypatch):
+    """configs/paper.yaml leaves reference.weights null: torchvision's file is read from the
+    torch hub cache ($TORCH_HOME/hub/checkpoints/vgg16-397923af.pth), through snakemake.
+    (The fake file's own digest is pinned: the published one would refuse it.)"""
+    path, model = fake_weights
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    os.link(path, cache / "vgg16-397923af.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    work = tmp_path / "work"
+    work.mkdir()
+    configs = _paper_workdir(work, {"reference": {"sha256": sha256(path)}})
+    dry = snakemake(work, "-n", "-p", "results/paper/reference/model.pt", configs=configs)
+    shown = dry.stdout + dry.stderr
+    assert "featevo weights --settings" in shown and '"weights": null' in shown and "--weights" not in shown
+    snakemake(work, "--", "results/paper/reference/model.pt", configs=configs)
+    info = json.loads((work / "results" / "paper" / "reference" / "model.json").read_text())
+    assert info["source"] == str(cache / "vgg16-397923af.pth") and info["sha256_checked"] == "whole"
+    loaded, ckpt = load_model(work / "results" / "paper" / "reference" / "model.pt")
+    x = torch.rand(1, 3, 224, 224)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_a_weights_path_with_a_tilde_is_the_same_file_at_parse_time_and_in_the_job(fake_weights, tmp_path,
+                                                                                     monkeypatch):
+    path, _ = fake_weights
+    home = tmp_path / "home"
+    home.mkdir()
+    os.link(path, home / path.name)
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "work"
+    work.mkdir()
+    configs = _paper_workdir(work, {"reference": {"weights": f"~/{path.name}", "sha256": sha256(path)}})
+    snakemake(work, "--", "results/paper/reference/model.pt", configs=configs)
+    info = json.loads((work / "results" / "paper" / "reference" / "model.json").read_text())
+    assert info["source"] == str(home / path.name)
+
+
+def test_an_unpinned_file_without_digits_in_its_name_is_named_at_parse_time(tmp_path):
+    """No digest of ResNet-18's file is known and none is pinned: its name must carry the
+    digits, and a name without them is named before any job (the judge would train first)."""
+    weights = tmp_path / "resnet18_mine.pth"
+    weights.write_bytes(b"not read at parse time")
+    work = tmp_path / "work"
+    work.mkdir()
+    configs = _paper_workdir(work, {"model": {"arch": "resnet18"}, "reference": {"weights": str(weights)},
+                                    "methods": {"inversion": {"enabled": False}}})
+    proc = snakemake(work, "-n", configs=configs, check=False)
+    assert proc.returncode != 0
+    assert "reference.weights: resnet18_mine.pth has no hash in its name" in proc.stderr + proc.stdout
+    (work / "pin.yaml").write_text(f"reference: {{sha256: '{'0' * 64}'}}\n")
+    assert snakemake(work, "-n", configs=[*configs, work / "pin.yaml"], check=False).returncode == 0

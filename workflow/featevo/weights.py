@@ -4,14 +4,15 @@ The file comes from the config (cluster nodes are often offline) or from the
 torch hub cache, downloaded there when the machine is online.  What is checked,
 before anything is loaded:
 
-* its name carries hex digits, as torchvision names its files
-  (``<arch>-<first 8 hex digits of the SHA-256>.pth``, e.g. ``vgg16-397923af.pth``,
-  ``resnet18-f37072fd.pth``), and they begin the file's SHA-256 (torch.hub's own
-  check: 32 bits);
-* its whole SHA-256 equals ``reference.sha256`` where the config gives it, else
-  the published digest where the project knows it (:data:`PUBLISHED_SHA256`), so
-  a truncated, tampered or other file is refused even when its name was made to
-  match; where neither is known, a warning says how to pin the whole digest;
+* its whole SHA-256 equals ``reference.sha256`` where the config gives it (then
+  the file may have any name: a state dict of your own in torchvision's format),
+  else the published digest where the project knows it (:data:`PUBLISHED_SHA256`),
+  so a truncated, tampered or other file is refused even when its name was made
+  to match;
+* where no whole digest is known, its name carries hex digits as torchvision
+  names its files (``<arch>-<first 8 hex digits of the SHA-256>.pth``, e.g.
+  ``resnet18-f37072fd.pth``), they begin the file's SHA-256 (torch.hub's own
+  check: 32 bits), and a warning says how to pin the whole digest;
 * its tensors have the network's names and shapes.
 
 The weights' own preprocessing (torchvision's ``transforms()``: mean, std, crop
@@ -25,22 +26,19 @@ import argparse
 import hashlib
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 
 import torch
 
 from featevo.checkpoint import save_checkpoint
+from featevo.config_checks import NAME_DIGITS, PUBLISHED_SHA256, name_problem
 from featevo.models import ModelSpec, build_model
 
 log = logging.getLogger("featevo.weights")
 
 VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_SPEC = ModelSpec(arch="vgg16", num_classes=1000, width_divisor=1, pool_size=7)
-# the whole SHA-256 of torchvision's files that the project has checked (a file's name
-# holds only the first 8 hex digits); others are pinned with reference.sha256
-PUBLISHED_SHA256 = {VGG16_FILE: "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"}
 
 
 class WeightsError(RuntimeError):
@@ -56,14 +54,15 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def check_hash(path: Path, expected: str | None = None) -> str:
-    """The file's SHA-256, after checking it starts with the digits in its name and,
-    when ``expected`` is given, equals it in full."""
-    m = re.search(r"-([0-9a-f]{8,64})\.[^.]+$", path.name)
-    if not m:
-        raise WeightsError(f"reference.weights: {path.name} has no hash in its name (torchvision names it "
-                           f"like {VGG16_FILE}); keep the published file name")
+    """The file's SHA-256, after checking it equals ``expected`` in full when given (any
+    file name then), else that it starts with the digits in the file's name."""
+    if not expected:
+        problem = name_problem(path.name)
+        if problem:
+            raise WeightsError(problem)
     digest = sha256(path)
-    if not digest.startswith(m.group(1)):
+    m = NAME_DIGITS.search(path.name)
+    if not expected and not digest.startswith(m.group(1)):
         raise WeightsError(f"reference.weights: {path} is corrupt or not the published file (SHA-256 "
                            f"{digest[:16]}..., its name says {m.group(1)}...); download it again")
     if expected and digest != expected.lower():
@@ -89,8 +88,11 @@ def file_name(arch: str) -> str:
 
 
 def locate(weights: str | None, arch: str = "vgg16") -> Path:
+    """The weights file: ``reference.weights`` (``~`` expanded, as the config check expands
+    it), or torchvision's file of ``arch`` in the torch hub cache, downloaded there when
+    it is missing and the machine is online."""
     if weights:
-        path = Path(weights)
+        path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsError(f"reference.weights: {path} does not exist")
         return path
@@ -157,18 +159,22 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None, ar
     return info
 
 
+SECTIONS = ("reference", "model", "data")  # the config sections this stage reads
+
+
 def main(argv: list[str] | None = None) -> int:
+    from featevo.settings import parse
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default="", help="weights file; empty = the torch hub cache")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
-    p.add_argument("--sha256", default="", help="the file's whole expected SHA-256 (reference.sha256); empty: "
-                   "the published digest where the project knows it")
-    p.add_argument("--arch", required=True, help="the network the weights are of (model.arch)")
-    p.add_argument("--image-size", type=int, help="data.image_size, to compare with the weights' own")
+    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default="{}",
+                   help="reference.weights (null: the torch hub cache), reference.sha256, model.arch and "
+                        "data.image_size as JSON (the rule passes them), or @FILE (a config file)")
     a = p.parse_args(argv)
+    s = a.settings
     try:
-        info = import_weights(a.weights or None, a.out, a.sha256 or None, a.arch, a.image_size)
+        info = import_weights(s.reference.weights, a.out, s.reference.sha256, s.model.arch, s.data.image_size)
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

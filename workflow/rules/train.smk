@@ -75,15 +75,10 @@ if config["reference"]["source"] != "train":
         conda:
             ENV
         params:
-            weights=config["reference"].get("weights") or "",
-            sha256=config["reference"]["sha256"] or "",
-            arch=config["model"]["arch"],
-            size=config["data"]["image_size"],
+            settings=cli.settings(config, *cli.WEIGHTS),
         shell:
             stage("weights")
-            + " --weights {params.weights:q} --sha256 '{params.sha256}' --arch {params.arch}"
-            " --image-size {params.size}"
-            " --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
+            + " --settings {params.settings:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
 
 
 rule init_model:
