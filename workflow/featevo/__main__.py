@@ -1,22 +1,34 @@
-"""``python -m featevo <stage> [args]``: one stage of the workflow as a job.
+"""``python -m featevo <stage> [args]``: one stage of the workflow as a job, the one
+entry of every stage (by hand too: ``python -m featevo visualize --help``).
 
-Every rule runs its stage this way, as a plain process that Snakemake starts
-(and its ``benchmark:`` measures).  The one thing a job adds to the stage's own
-command line: it stops, writing nothing more, as soon as the Snakemake that
-started it is gone (:func:`featevo.runtime.watch_snakemake`), and
-``featevo.checkpoint.atomic_save`` checks again right before it publishes.
+Every rule runs its stage this way, as a plain process that Snakemake starts (and
+its ``benchmark:`` measures).  What the entry adds to the stage's own ``main``: logging,
+set up here once (each stage logs under ``featevo.<stage>``, with the time, to
+standard output: its job's log), and the job stops, writing nothing more, as soon as
+the Snakemake that started it is gone (:func:`featevo.watch.watch_snakemake`;
+``featevo.checkpoint.atomic_save`` checks again right before it publishes).
 Standard library only until the stage itself is imported.
 """
 
 from __future__ import annotations
 
-import runpy
+import importlib
 import sys
 
-from featevo import runtime
+from featevo import watch
 
 # the workflow's stages, the modules a rule may run
 STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables")
+
+
+def configure_logging() -> None:
+    """Logging configured once, for the job: every stage logs under ``featevo.<stage>``,
+    with the time, to standard output (its job's log); warnings go there too."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    logging.captureWarnings(True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in STAGES:
         print(f"usage: python -m featevo STAGE [args...], STAGE one of {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    runtime.watch_snakemake()
-    sys.argv = [f"featevo.{argv[0]}", *argv[1:]]
-    runpy.run_module(f"featevo.{argv[0]}", run_name="__main__", alter_sys=True)
-    return 0
+    configure_logging()
+    watch.watch_snakemake()
+    sys.argv = [f"featevo {argv[0]}", *argv[1:]]  # the stage's usage line: "usage: featevo train ..."
+    return importlib.import_module(f"featevo.{argv[0]}").main(argv[1:])
 
 
 if __name__ == "__main__":

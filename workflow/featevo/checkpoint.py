@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from featevo import runtime
+from featevo import watch
 from featevo.models import ModelSpec, build_model
 
 FORMAT = "featevo-checkpoint/1"
@@ -48,7 +48,7 @@ def atomic_save(obj: Any, path: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         # a job whose Snakemake is gone publishes nothing: the rerun owns this path now
-        runtime.stop_if_orphaned(before_exit=lambda: Path(tmp).unlink(missing_ok=True))
+        watch.stop_if_orphaned(before_exit=lambda: Path(tmp).unlink(missing_ok=True))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

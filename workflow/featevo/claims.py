@@ -31,11 +31,13 @@ C4 A 4-class network's features are simpler than the 1000-class network's it
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from featevo.plan import experiment_kind, fig3_missing, seeds_of
+from featevo.settings import parse
 
 POINT = 0.01  # one percentage point of accuracy
 
@@ -121,37 +123,39 @@ def markdown(df: pd.DataFrame) -> str:
             "(lowest to highest).\n\n" + "\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo claims's command line: paths as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--experiments", nargs="+", required=True,
-                   help="NAME:KIND:SEEDS, KIND random, reference, frozen or imported, SEEDS comma-separated")
     p.add_argument("--metrics", type=Path, nargs="+", required=True,
-                   help="each experiment's metrics CSV of each of its seeds, experiment by experiment")
+                   help="each experiment's metrics CSV of each of its seeds, experiment by experiment, in "
+                        "experiments' order (featevo.plan.seeds_of)")
     p.add_argument("--reference", type=Path, help="the judge's measures of Fig. 3's images")
-    p.add_argument("--judge-is-reference", action="store_true")
-    p.add_argument("--fig3-missing", help="why there is no Fig. 3 (claim 4 then has nothing to compare)")
+    p.add_argument("--settings", default="{}", help="experiments, seeds, judge.source, reference.source and "
+                   "data.classes as JSON (the rule passes them), or @FILE (a config file)")
     p.add_argument("--out", type=Path, nargs=2, required=True, help="CSV and Markdown")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
-    exps = [e.split(":", 2) for e in a.experiments]
-    n = sum(len(seeds.split(",")) for _, _, seeds in exps)
+    s = parse(a.settings, "claims")
+    exps = [(name, experiment_kind(spec), seeds_of(s, name)) for name, spec in s.experiments.items()]
+    n = sum(len(seeds) for _, _, seeds in exps)
     if len(a.metrics) != n:
         p.error(f"{len(a.metrics)} metrics files for {n} (experiment, seed) pairs")
     it = iter(a.metrics)
-    runs = {name: {"kind": kind, "metrics": [pd.read_csv(next(it)) for _ in seeds.split(",")]}
-            for name, kind, seeds in exps}
-    df = claims(runs, pd.read_csv(a.reference) if a.reference else None, a.judge_is_reference)
-    if a.fig3_missing:
+    runs = {name: {"kind": kind, "metrics": [pd.read_csv(next(it)) for _ in seeds]} for name, kind, seeds in exps}
+    missing = fig3_missing(s)
+    if not missing and a.reference is None:
+        p.error("--reference: the judge's measures of Fig. 3's images are needed (the config draws Fig. 3)")
+    judge_is_reference = s.judge.source != "train"
+    df = claims(runs, pd.read_csv(a.reference) if a.reference and not missing else None, judge_is_reference)
+    if missing:
         df = pd.concat([df, pd.DataFrame([_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [],
-                                               "not testable", f"no Fig. 3: {a.fig3_missing}")])],
+                                               "not testable", f"no Fig. 3: {missing}")])],
                        ignore_index=True)
     df.to_csv(a.out[0], index=False)
     a.out[1].write_text(markdown(df))
     print(markdown(df))
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

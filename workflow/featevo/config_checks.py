@@ -10,17 +10,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from featevo.extract import detect_layout, list_members
-from featevo.standin import DRAW
-
-
-def slug(name: str) -> str:
-    """A class name as a file name: tree frog -> tree_frog, 雨蛙 -> 雨蛙 (each class's PNG).
-
-    Letters and digits of any script are kept; everything else (``/``, ``.``, spaces)
-    becomes ``_``, so that no name can leave its folder.  Empty when the name has no
-    letter or digit: the config check refuses such a name."""
-    return re.sub(r"[\W_]+", "_", name.lower()).strip("_")
+from featevo.plan import class_id, class_ids, slug
 
 
 def _check_imagenet(path: Path, data: dict, deep: bool = True) -> list[str]:
@@ -31,24 +21,14 @@ def _check_imagenet(path: Path, data: dict, deep: bool = True) -> list[str]:
     that plans the run, not again in each job that re-parses the Snakefile (on a
     cluster, every job).  A file that is not a tar is named either way.
     """
-    from featevo.extract import ExtractionError, check_tar, imagenet_root
+    from featevo.extract import ExtractionError, census, detect_layout, imagenet_root
 
     path = imagenet_root(path)
-    layout = detect_layout(path) if data["layout"] == "auto" else data["layout"]
     wnids = class_ids(data)
     errors = []
     try:
-        if layout == "train_tar":
-            if not path.is_file():
-                return [f"data.imagenet: {path} is not a file, but data.layout is train_tar"]
-            check_tar(path)
-        if layout == "folder" or deep:
-            counts = {w: len(names) for w, names in list_members(path, layout, wnids).items()}
-        elif layout == "synset_tars":
-            counts = {w: None for w in wnids if (path / f"{w}.tar").is_file()}
-            counts.update({w: 0 for w in wnids if w not in counts})
-        else:
-            return errors
+        layout = detect_layout(path) if data["layout"] == "auto" else data["layout"]
+        counts = census(path, layout, wnids, deep)
     except ExtractionError as exc:
         return [str(exc)]
     for w, n in counts.items():
@@ -114,15 +94,6 @@ def _check_imported(name: str, exp: dict) -> list[str]:
     return []
 
 
-def class_id(c: dict, data: dict) -> str:
-    """A class's id through the workflow: its wnid, or with data.source folder its sub-folder."""
-    return c.get("folder", c["name"]) if data.get("source") == "folder" else c["wnid"]
-
-
-def class_ids(data: dict) -> list[str]:
-    return [class_id(c, data) for c in data["classes"]]
-
-
 def _check_folder(data: dict, cfg: dict) -> list[str]:
     """data.source folder: data.path holds a sub-folder per class with enough images (the
     judge, trained here, takes images of its own besides)."""
@@ -146,19 +117,6 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
                           + (f" and {judge} more for the judge (judge.images_per_class), which never sees the "
                              "experiments' images" if judge else "") + "; lower them, or add images")
     return errors
-
-
-def fig3_missing(cfg: dict) -> str | None:
-    """Why Fig. 3 (the reference network's own visualization of each class) cannot be
-    drawn, or None: it needs a reference, and with ImageNet weights each class's unit."""
-    if cfg["reference"]["source"] == "none":
-        return "reference.source is none: there is no reference network to visualize"
-    if cfg["reference"]["source"] == "torchvision":
-        missing = [c["name"] for c in cfg["data"]["classes"] if "imagenet_index" not in c]
-        if missing:
-            return (f"data.classes {missing} have no imagenet_index: the ImageNet network has no unit of theirs "
-                    "to visualize")
-    return None
 
 
 def _check_arch(cfg: dict, deep: bool) -> list[str]:
@@ -276,6 +234,8 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
             errors += _check_imagenet(Path(path), data, deep)
     else:
         std = cfg["standin"]
+        from featevo.standin import DRAW
+
         unknown = [w for w in wnids + std["extra_wnids"] if w not in DRAW]
         if unknown:
             errors.append(f"data.classes / standin.extra_wnids: the stand-in cannot draw {unknown}; it knows "
@@ -349,127 +309,6 @@ def torch_file_problem(path: str | Path) -> str | None:
     except (zipfile.BadZipFile, OSError) as exc:
         return f"it is cut short or not a torch file: {exc}"
     return None
-
-
-# ---- the schema: --config values coerced, every error at once -------------------------------
-
-
-def _resolve(node: dict, schema: dict) -> dict:
-    ref = node.get("$ref", "")
-    if ref.startswith("#/$defs/"):  # the definition, with what the node sets beside it (its default)
-        return {**schema["$defs"][ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
-
-
-def _types(node: dict) -> list[str]:
-    t = node.get("type", [])
-    return [t] if isinstance(t, str) else list(t)
-
-
-def coerce(value, node: dict, schema: dict):
-    """``value`` with the strings that Snakemake's ``--config`` makes of nested values
-    (``train={keep_checkpoints: false}`` gives the string 'false') read as YAML
-    where the schema asks for a boolean, number or null there."""
-    import yaml
-
-    node = _resolve(node, schema)
-    types = _types(node)
-    extra = node.get("additionalProperties")
-    if isinstance(value, dict) and ("properties" in node or isinstance(extra, dict)):
-        props = node.get("properties", {})
-        return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}), schema)
-                for k, v in value.items()}
-    if isinstance(value, list) and isinstance(node.get("items"), dict):
-        return [coerce(v, node["items"], schema) for v in value]
-    if isinstance(value, str) and "string" not in types and set(types) & {"boolean", "integer", "number", "null"}:
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-        kinds = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
-        kind = kinds.get(type(parsed))
-        if kind in types or (kind == "integer" and "number" in types):
-            return parsed
-    return value
-
-
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-
-
-def schema_defaults(node: dict | None = None, schema: dict | None = None) -> dict:
-    """Every setting the schema fills in when a config leaves it out, nested as in the
-    config: what library callers (tests, the benchmark) pass for a setting they do not
-    choose, so that no function keeps a default of its own that could disagree."""
-    import yaml
-
-    if schema is None:
-        schema = node = yaml.safe_load(SCHEMA_FILE.read_text())
-    out = {}
-    for key, prop in _resolve(node, schema).get("properties", {}).items():
-        prop = _resolve(prop, schema)
-        if "properties" in prop:
-            out[key] = schema_defaults(prop, schema)
-        elif "default" in prop:
-            out[key] = prop["default"]
-    return out
-
-
-def with_defaults(config: dict, defaults: dict | None = None) -> dict:
-    """``config`` with every default of the schema filled in where it leaves a key out
-    (nested sections too; the config's own values untouched)."""
-    out = dict(config)
-    for key, value in (schema_defaults() if defaults is None else defaults).items():
-        if key not in out:
-            out[key] = value
-        elif isinstance(value, dict) and isinstance(out[key], dict):
-            out[key] = with_defaults(out[key], value)
-    return out
-
-
-def load_config(*files: Path) -> dict:
-    """The schema's defaults with each YAML file layered on in turn, as ``snakemake
-    --configfile a b`` does (Snakemake's own ``update_config``): the settings a run
-    of the workflow has, for callers outside it (the benchmark)."""
-    import yaml
-    from snakemake.utils import update_config
-
-    config = schema_defaults()
-    for f in files:
-        update_config(config, yaml.safe_load(Path(f).read_text()) or {})
-    return config
-
-
-# keys that earlier versions accepted, and what to do instead
-REMOVED = {
-    ("preload",): "the fork server is gone (every job is a plain process); delete the key",
-    ("visualize", "keep"): "every image is the one after the last step, as the paper's; delete the key",
-    ("reference", "visualize"): "Fig. 3 is drawn with visualize.* like every checkpoint; delete the section",
-}
-
-
-def removed_keys(config: dict) -> list[str]:
-    """One line for each key of an earlier version that ``config`` still sets."""
-    out = []
-    for keys, what in REMOVED.items():
-        node = config
-        for k in keys[:-1]:
-            node = node.get(k) if isinstance(node, dict) else None
-        if isinstance(node, dict) and keys[-1] in node:
-            out.append(f"{'.'.join(keys)}: no longer a setting: {what}")
-    return out
-
-
-def schema_errors(config: dict, schema: dict) -> list[str]:
-    """Every place where ``config`` breaks the schema, one line each, naming the key."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    lines = removed_keys(config)
-    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        key = ".".join(map(str, err.absolute_path)) or "(top level)"
-        msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
-        lines.append(f"{key}: {msg}")
-    return lines
 
 
 def hub_checkpoints() -> Path:

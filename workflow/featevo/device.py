@@ -1,18 +1,148 @@
-"""Where and in which precision the tensors live: CUDA when present, else CPU."""
+"""Where and in which precision the tensors live: CUDA when present, else CPU; and the
+claims by which concurrent jobs, of any user, each get a GPU of their own.
+
+The claims are lock files in a folder every user's jobs share.  A lab workstation or
+a cluster's submit host has other users, and the shared temporary folder is theirs
+too: the folder is made here or accepted only after its owner and mode are checked,
+and files in it are opened relative to that folder without following symbolic links,
+so a link or folder planted by someone else is refused with a message naming it,
+never used.  (Python's ``tempfile`` makes private files but no reusable named
+folder; nothing in the standard library checks a folder's owner, so it is written
+here.)
+"""
+
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import pwd
 import re
+import stat
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from featevo import runtime
+# ---- runtime folders on a machine shared with other users ----------------------------
+
+
+class UnsafePath(RuntimeError):
+    """A runtime folder or file that another user could control."""
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _parent_problem(path: Path) -> str | None:
+    """Every existing folder above ``path`` must be this user's or root's, and one that
+    others may write to must be sticky (as /tmp) or this user's: else its owner, or
+    those others, could rename our folder away and put theirs in its place."""
+    for parent in Path(path).absolute().parents:
+        try:
+            st = os.lstat(parent)  # a link is judged by its own owner, who chose where it points
+        except FileNotFoundError:
+            continue  # created below, by this user
+        if st.st_uid not in (0, os.getuid()):
+            return f"{parent}, above it, belongs to {user_name(st.st_uid)}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX and st.st_uid != os.getuid() \
+                and not stat.S_ISLNK(st.st_mode):
+            return f"{parent}, above it, is writable by other users and not sticky"
+    return None
+
+
+def _make(path: Path, mode: int) -> None:
+    """mkdir with ``mode`` exactly (mkdir's own mode is cut by the umask); an existing
+    path is left as it is, for the caller's check."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, mode, follow_symlinks=False)
+
+
+def _checked(path: Path, problems_of, advice: str) -> Path:
+    """``path`` if it is a real folder (not a link), ``problems_of(its lstat)`` finds
+    nothing, and its parent is safe; else :class:`UnsafePath` naming every problem."""
+    st = os.lstat(path)
+    problems = []
+    if stat.S_ISLNK(st.st_mode):
+        problems.append("is a symbolic link")
+    elif not stat.S_ISDIR(st.st_mode):
+        problems.append("is not a folder")
+    problems += problems_of(st)
+    parent = _parent_problem(path)
+    if parent:
+        problems.append(parent)
+    if problems:
+        raise UnsafePath(f"{path} {' and '.join(problems)}; featevo will not use it. {advice}")
+    return path
+
+
+def shared_dir(path: Path | str, *, hint: str = "") -> Path:
+    """A folder several users share, as the system's temporary folder is shared:
+    created world-writable with the sticky bit (1777, so nobody can remove or
+    replace another's files in it), or accepted only when it is a real folder
+    that is either private to this user, or sticky and world-writable and owned by
+    this user or root (the owner of a sticky folder may still delete any file in
+    it, a lock another job holds included)."""
+    path = Path(path)
+    _make(path, 0o1777)
+
+    def problems(st):
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid == os.getuid() and not mode & 0o022:
+            return []  # private to this user
+        if mode & 0o1777 == 0o1777 and st.st_uid in (0, os.getuid()):
+            return []  # shared as /tmp is, by someone who cannot be another user
+        if mode & 0o1777 == 0o1777:
+            return [f"belongs to {user_name(st.st_uid)}, who could delete the lock files in it (it must belong to "
+                    "root or to you)"]
+        return [f"belongs to {user_name(st.st_uid)} with mode {mode:04o} (1777, sticky and open to all, is "
+                "needed to share it safely)"]
+
+    return _checked(path, problems, hint or "Ask its owner to remove it")
+
+
+def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` of ``folder/name`` that never follows a symbolic link, in the
+    folder or at the name (a planted link raises ``OSError`` ELOOP), and never
+    opens anything but a regular file with one link (a planted hard link to a
+    file of the victim's is refused too)."""
+    import errno
+
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+    except OSError as exc:  # ELOOP; or EACCES where the kernel protects links in sticky folders
+        try:
+            st = os.lstat(name, dir_fd=dfd)
+        except OSError:
+            raise exc from None
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(f"{folder / name} is a symbolic link (made by {user_name(st.st_uid)}); featevo never "
+                             "follows one there. Remove it and rerun") from None
+        if exc.errno in (errno.EACCES, errno.EPERM) and st.st_uid != os.getuid():
+            raise UnsafePath(f"{folder / name} belongs to {user_name(st.st_uid)} and cannot be opened; remove it "
+                             "or ask its owner to") from None
+        raise
+    finally:
+        os.close(dfd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise UnsafePath(f"{folder / name} is not a plain file of its own (a link or device); featevo will not "
+                         "open it. Remove it and rerun")
+    return fd
+
+
+# ---- GPU claims and the device ----------------------------------------------------------
 
 _HELD = []  # lock files of GPUs this process has claimed, held until it exits
 # machine-wide, so that every user's jobs see the same claims (FEATEVO_GPU_LOCK_DIR overrides)
@@ -43,7 +173,7 @@ def _holders(inode: int) -> list[str]:
             try:
                 uid = int(next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines()
                                if x.startswith("Uid:")).split()[1])
-                out.append(f"pid {pid} ({runtime.user_name(uid)})")
+                out.append(f"pid {pid} ({user_name(uid)})")
             except (OSError, StopIteration, ValueError):
                 out.append(f"pid {pid}")
     return out
@@ -55,7 +185,7 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
 
     Each GPU has a lock file named by its machine id in a folder every user's jobs
     share (made 1777 and sticky like /tmp, owned by root or this user, or refused:
-    :func:`runtime.shared_dir`); the files are opened read-only, without blocking
+    :func:`shared_dir`); the files are opened read-only, without blocking
     and without following links, and never written, so a planted link, FIFO or file
     can neither hang the job, be used against this user nor be truncated.  A lock
     file that cannot be used (planted, unreadable) is skipped for the next GPU.
@@ -66,7 +196,7 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
     """
     ids = [str(i) for i in range(ids)] if isinstance(ids, int) else list(ids)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    lock_dir = runtime.shared_dir(Path(lock_dir or os.environ.get("FEATEVO_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR),
+    lock_dir = shared_dir(Path(lock_dir or os.environ.get("FEATEVO_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR),
                                   hint="Ask its owner to remove it, or set FEATEVO_GPU_LOCK_DIR to a folder all "
                                        "GPU users share")
     if timeout is None:
@@ -77,8 +207,8 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
         for i, gpu in enumerate(ids):
             name = "gpu-" + re.sub(r"[^A-Za-z0-9_.-]", "_", gpu) + ".lock"
             try:  # O_NONBLOCK: a FIFO planted under the name would block the open forever
-                fd = runtime.open_in(lock_dir, name, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
-            except (OSError, runtime.UnsafePath) as exc:
+                fd = open_in(lock_dir, name, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
+            except (OSError, UnsafePath) as exc:
                 held.append(f"GPU {gpu} not usable ({exc})")
                 continue
             try:

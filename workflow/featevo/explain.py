@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -213,12 +212,12 @@ def explain(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, meth
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.explain's command line: paths as flags, settings whole (``--settings``)."""
+    """featevo explain's command line: paths as flags, settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with val_images.npy (featevo.extract)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--settings", type=lambda text: parse(text, "methods"), default="{}",
+    p.add_argument("--settings", default="{}",
                    help="methods.* as JSON (the rules pass it), or @FILE (a config file); the schema's defaults "
                         "fill in the rest (featevo.settings)")
     p.add_argument("--threads", type=int, default=None)
@@ -228,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    m = a.settings.methods
+    m = parse(a.settings, "explain").methods
     if not enabled(m):
         raise SystemExit("error: no method is enabled; set methods.<name>.enabled: true for one of "
                          + ", ".join(METHODS))
@@ -251,10 +250,3 @@ def main(argv: list[str] | None = None) -> int:
     np.savez_compressed(a.out, epoch=ckpt["epoch"], index=idx, **out)
     log.info("-> %s", a.out)
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

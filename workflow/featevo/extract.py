@@ -69,46 +69,65 @@ def detect_layout(path: Path) -> str:
 def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
     """What the extraction reads, not where it lies: a digest that a moved or copied
     (``cp -a`` or not) ImageNet keeps and a changed one does not, cheap enough to
-    compute whenever the workflow is parsed.
+    compute whenever the workflow is parsed (each layout's ``fingerprint``).
 
-    folder: every wanted synset's image names and sizes; synset_tars: each wanted
-    tar's size and first 64 KiB; train_tar: the file's size and its first and last
-    64 KiB (the outer tar's first headers and its end); ``flat`` (ILSVRC2012's
-    validation images and their labels): a folder's image names and sizes, or a
-    file's size and ends."""
+    ``flat`` (ILSVRC2012's validation images and their labels): a folder's image
+    names and sizes, or a file's size and ends."""
     path = Path(path)
-    if layout != "flat":
-        path = imagenet_root(path)
     if layout == "flat":
-        layout = "flat_folder" if path.is_dir() else "train_tar"
-    layout = detect_layout(path) if layout == "auto" else layout
-    h = hashlib.sha256(layout.encode())
+        name, digest = ("flat_folder", _fingerprint_flat) if path.is_dir() else \
+            ("train_tar", LAYOUTS["train_tar"].fingerprint)
+    else:
+        path = imagenet_root(path)
+        name = detect_layout(path) if layout == "auto" else layout
+        digest = _layout(name).fingerprint
+    h = hashlib.sha256(name.encode())
+    digest(h, path, wnids)
+    return h.hexdigest()[:16]
 
-    def head_tail(f: Path, tail: bool) -> None:
-        size = f.stat().st_size
-        h.update(str(size).encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(1 << 16))
-            if tail:
-                fh.seek(max(0, size - (1 << 16)))
-                h.update(fh.read())
 
+def _head_tail(h, f: Path, tail: bool) -> None:
+    """A file's size and first 64 KiB (and with ``tail`` its last 64 KiB) into the digest ``h``."""
+    size = f.stat().st_size
+    h.update(str(size).encode())
+    with open(f, "rb") as fh:
+        h.update(fh.read(1 << 16))
+        if tail:
+            fh.seek(max(0, size - (1 << 16)))
+            h.update(fh.read())
+
+
+def _names_and_sizes(h, folder: Path, names) -> None:
+    for name in names:
+        if _is_image(name):
+            h.update(f"{name}\0{(folder / name).stat().st_size}\0".encode("utf-8", "surrogateescape"))
+
+
+def _fingerprint_folder(h, path: Path, wnids: list[str]) -> None:
+    """Every wanted synset's image names and sizes."""
     for w in wnids:
         h.update(w.encode())
-        if layout == "folder":
-            d = path / w
-            for p in sorted(d.iterdir()) if d.is_dir() else []:
-                if _is_image(p.name):
-                    h.update(f"{p.name}\0{p.stat().st_size}\0".encode("utf-8", "surrogateescape"))
-        elif layout == "synset_tars" and (path / f"{w}.tar").is_file():
-            head_tail(path / f"{w}.tar", tail=False)
-    if layout == "train_tar":
-        head_tail(path, tail=True)
-    elif layout == "flat_folder":
-        for name in sorted(os.listdir(path)):
-            if _is_image(name):
-                h.update(f"{name}\0{(path / name).stat().st_size}\0".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()[:16]
+        d = path / w
+        _names_and_sizes(h, d, [p.name for p in sorted(d.iterdir())] if d.is_dir() else [])
+
+
+def _fingerprint_synset_tars(h, path: Path, wnids: list[str]) -> None:
+    """Each wanted tar's size and first 64 KiB."""
+    for w in wnids:
+        h.update(w.encode())
+        if (path / f"{w}.tar").is_file():
+            _head_tail(h, path / f"{w}.tar", tail=False)
+
+
+def _fingerprint_train_tar(h, path: Path, wnids: list[str]) -> None:
+    """The file's size and its first and last 64 KiB (the outer tar's first headers and its end)."""
+    for w in wnids:
+        h.update(w.encode())
+    _head_tail(h, path, tail=True)
+
+
+def _fingerprint_flat(h, path: Path, wnids: list[str]) -> None:
+    _names_and_sizes(h, path, sorted(os.listdir(path)))
 
 
 def check_tar(path: Path) -> None:
@@ -246,29 +265,57 @@ def _read_train_tar(path: Path, wanted: dict[str, set[str]]) -> Iterator[tuple[s
                     yield w, m.name, data
 
 
+def _counts(listing: dict[str, list[str]]) -> dict[str, int]:
+    return {w: len(names) for w, names in listing.items()}
+
+
+def _census_folder(path: Path, wnids: list[str], deep: bool) -> dict[str, int]:
+    return _counts(_list_folder(path, wnids))  # a stat per file: cheap enough for every parse
+
+
+def _census_synset_tars(path: Path, wnids: list[str], deep: bool) -> dict[str, int | None]:
+    if deep:
+        return _counts(_list_synset_tars(path, wnids))
+    return {w: None if (path / f"{w}.tar").is_file() else 0 for w in wnids}
+
+
+def _census_train_tar(path: Path, wnids: list[str], deep: bool) -> dict[str, int | None]:
+    if not path.is_file():
+        raise ExtractionError(f"data.imagenet: {path} is not a file, but data.layout is train_tar")
+    check_tar(path)
+    return _counts(_list_train_tar(path, wnids)) if deep else {}
+
+
 @dataclass(frozen=True)
 class Layout:
     """One way an ImageNet training set lies on disk, behind one signature:
     ``detect(path)`` recognizes it (``data.layout: auto``), ``list(path, wnids)`` gives
     each synset's image member names, sorted, without reading an image, and
-    ``read(path, wanted)`` yields (wnid, name, bytes) for the wanted members only.
+    ``read(path, wanted)`` yields (wnid, name, bytes) for the wanted members only;
+    ``fingerprint(digest, path, wnids)`` feeds a digest what the extraction reads (not
+    where it lies: :func:`fingerprint`), and ``census(path, wnids, deep)`` counts each
+    wanted synset's images when the workflow is parsed (None: present, not counted;
+    ``deep`` False in each job that re-parses the Snakefile: only what is cheap).
     A new layout is one entry here and its name in the schema's ``data.layout``."""
 
     detect: Callable[[Path], bool]
     list: Callable[[Path, list[str]], dict[str, list[str]]]
     read: Callable[[Path, dict[str, set[str]]], Iterator[tuple[str, str, bytes]]]
+    fingerprint: Callable[[object, Path, list[str]], None]
+    census: Callable[[Path, list[str], bool], dict[str, int | None]]
 
 
 # data.layout (besides auto), in the schema's order
 LAYOUTS: dict[str, Layout] = {
     # train/<wnid>/*.JPEG (ILSVRC2012_img_train extracted; Kaggle's ILSVRC/Data/CLS-LOC/train)
     "folder": Layout(detect=lambda p: p.is_dir() and not any(p.glob("n*.tar")), list=_list_folder,
-                     read=_read_folder),
+                     read=_read_folder, fingerprint=_fingerprint_folder, census=_census_folder),
     # <wnid>.tar per synset (the official train tar unpacked once)
     "synset_tars": Layout(detect=lambda p: p.is_dir() and any(p.glob("n*.tar")), list=_list_synset_tars,
-                          read=_read_synset_tars),
+                          read=_read_synset_tars, fingerprint=_fingerprint_synset_tars, census=_census_synset_tars),
     # ILSVRC2012_img_train.tar itself, read in place
-    "train_tar": Layout(detect=lambda p: p.is_file(), list=_list_train_tar, read=_read_train_tar),
+    "train_tar": Layout(detect=lambda p: p.is_file(), list=_list_train_tar, read=_read_train_tar,
+                        fingerprint=_fingerprint_train_tar, census=_census_train_tar),
 }
 
 
@@ -281,6 +328,12 @@ def _layout(layout: str) -> Layout:
 def list_members(path: Path, layout: str, wnids: list[str]) -> dict[str, list[str]]:
     """Image member names per wnid, sorted, without reading any image."""
     return _layout(layout).list(path, wnids)
+
+
+def census(path: Path, layout: str, wnids: list[str], deep: bool = True) -> dict[str, int | None]:
+    """Each wanted synset's image count at parse time (``Layout.census``); ``layout`` may be auto."""
+    path = imagenet_root(Path(path))
+    return _layout(detect_layout(path) if layout == "auto" else layout).census(path, wnids, deep)
 
 
 def _utf8(name: str) -> bool:
@@ -516,19 +569,17 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     return table
 
 
+SUBSETS = ("main", "reference", "judge")  # featevo.plan.subset_spec
+
+
 def parser() -> argparse.ArgumentParser:
-    """featevo.extract's command line; workflow settings are required (tests/test_settings.py)."""
+    """featevo extract's command line: paths and the subset as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--subset", required=True, choices=SUBSETS, help="the experiments', the reference's or the judge's")
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--wnids", nargs="+", required=True)
-    p.add_argument("--per-class", type=int, required=True)
-    p.add_argument("--val-per-class", type=int, required=True)
-    p.add_argument("--size", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--layout", required=True, choices=("auto", *LAYOUTS))
-    p.add_argument("--resize", required=True, choices=RESIZES)
-    p.add_argument("--skip-unreadable", action="store_true")
+    p.add_argument("--settings", default="{}", help="data.* (less its paths) and the subset's counts as JSON (the "
+                   "rule passes them), or @FILE (a config file); the schema's defaults fill in the rest")
     p.add_argument("--val-images", type=Path, help="ILSVRC2012's validation images (data.validation: ilsvrc_val)")
     p.add_argument("--val-labels", type=Path, help="their labels: LOC_val_solution.csv or the devkit's ground truth")
     p.add_argument("--exclude", type=Path, help="another subset's manifest.csv: none of its images are taken")
@@ -537,20 +588,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from featevo.plan import subset_spec
+    from featevo.settings import parse
+
     a = parser().parse_args(argv)
+    s = parse(a.settings, f"extract {a.subset}")
+    d = s.data
+    wnids, per_class, val_per_class = subset_spec(s, a.subset)
+    if a.subset == "main" and d.validation == "ilsvrc_val" and a.val_images is None:
+        raise SystemExit("error: data.validation is ilsvrc_val: give --val-images and --val-labels")
     try:
-        extract(a.input, a.out, a.wnids, per_class=a.per_class, val_per_class=a.val_per_class, size=a.size,
-                seed=a.seed, layout=a.layout, resize=a.resize, skip_unreadable=a.skip_unreadable,
-                threads=a.threads, val_images=a.val_images, val_labels_file=a.val_labels,
-                exclude=a.exclude, log=log.info)
+        extract(a.input, a.out, wnids, per_class=per_class, val_per_class=val_per_class, size=d.image_size,
+                seed=d.seed, layout="folder" if d.source == "folder" else d.layout, resize=d.resize,
+                skip_unreadable=d.skip_unreadable, threads=a.threads, val_images=a.val_images,
+                val_labels_file=a.val_labels, exclude=a.exclude, log=log.info)
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

@@ -8,7 +8,6 @@ import argparse
 import logging
 import json
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -310,72 +309,88 @@ def _mean(histories: list[Path] | None) -> pd.DataFrame | None:
     return across_seeds([pd.read_csv(h) for h in histories], list(range(len(histories))))
 
 
-def main(argv: list[str] | None = None) -> int:
+def recipe_line(npz) -> str:
+    """One line of how a visualize job drew its images: the recipe it stored with them
+    (``featevo.visualize.recipe_entry``), or nothing where it stored none."""
+    if "recipe" not in npz:
+        return ""
+    v = json.loads(str(npz["recipe"]))
+    return (f"{v['objective']}, {v['steps']} steps of {v['step_size']}, "
+            f"{v['median_size']}x{v['median_size']} median every {v['median_every']}, {v['restarts']} restarts")
+
+
+def parser() -> argparse.ArgumentParser:
+    """featevo figures's command line: paths and the experiment as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("evolution")
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, **kw)
+        c.add_argument("--settings", default="{}", help=f"what featevo.cli.READS['figures {name}'] names, as JSON "
+                       "(the rule passes it), or @FILE (a config file)")
+        c.add_argument("--out", type=Path, nargs="+", required=True)
+        return c
+
+    e = command("evolution")
     e.add_argument("--history", type=Path, required=True)
     e.add_argument("--composites", type=Path, nargs="+", required=True, help="one per epoch of --history, in order")
     e.add_argument("--experiment", required=True)
-    e.add_argument("--names", nargs="+", required=True)
-    e.add_argument("--out", type=Path, nargs="+", required=True)
     e.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
     e.add_argument("--metrics", type=Path, help="the seed's feature metrics: mark the epochs that changed")
-    t = sub.add_parser("top", help="each class unit's top validation images over the epochs")
+    t = command("top", help="each class unit's top validation images over the epochs")
     t.add_argument("--history", type=Path, required=True)
     t.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch, in order")
     t.add_argument("--val", type=Path, required=True, help="the validation split's val_images.npy")
     t.add_argument("--experiment", required=True)
-    t.add_argument("--names", nargs="+", required=True)
-    t.add_argument("--out", type=Path, nargs="+", required=True)
     t.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
     t.add_argument("--metrics", type=Path, required=True, help="the seed's feature metrics (top_jaccard)")
-    r = sub.add_parser("reference")
-    r.add_argument("--npz", type=Path, required=True)
-    r.add_argument("--names", nargs="+", required=True)
-    r.add_argument("--source", required=True)
+    r = command("reference")
+    r.add_argument("--npz", type=Path, required=True, help="the reference's classes.npz (its recipe says how)")
     r.add_argument("--examples", type=Path, help="a split's *_images.npy: training images shown under each class")
     r.add_argument("--per-class", type=int, default=3, help="examples of each class (a figure's layout, not a setting)")
     r.add_argument("--metrics", type=Path, help="the network's model.json (its validation accuracy, in the title)")
-    r.add_argument("--out", type=Path, nargs="+", required=True)
     r.add_argument("--judged", type=Path, help="the judge's measures of these images (metrics/reference.csv)")
-    r.add_argument("--judge-is-reference", action="store_true", help="the judge is this network: print no p")
-    r.add_argument("--recipe", default="", help="a line that says how the images were drawn")
-    c = sub.add_parser("curves")
-    c.add_argument("--history", type=Path, nargs="+", required=True)
-    c.add_argument("--experiments", nargs="+", required=True)
-    c.add_argument("--out", type=Path, nargs="+", required=True)
-    g = sub.add_parser("gif", help="animation of the composite over epochs")
+    c = command("curves")
+    c.add_argument("--history", type=Path, nargs="+", required=True,
+                   help="each experiment's history of each of its seeds, in experiments' order")
+    g = command("gif", help="animation of the composite over epochs")
     g.add_argument("--history", type=Path, required=True)
     g.add_argument("--composites", type=Path, nargs="+", required=True)
     g.add_argument("--experiment", required=True)
-    g.add_argument("--names", nargs="+", required=True)
-    g.add_argument("--out", type=Path, required=True)
     g.add_argument("--html", type=Path, help="also an HTML page holding the GIF (for the report)")
-    u = sub.add_parser("units", help="inner units (visualize.units) over the epochs")
+    u = command("units", help="inner units (visualize.units) over the epochs")
     u.add_argument("--npz", type=Path, nargs="+", required=True, help="units.npz of each epoch, in order")
     u.add_argument("--history", type=Path, required=True)
     u.add_argument("--experiment", required=True)
-    u.add_argument("--recipe", required=True)
-    u.add_argument("--out", type=Path, nargs="+", required=True)
-    m = sub.add_parser("method", help="epoch-by-epoch figure of one optional method")
+    m = command("method", help="epoch-by-epoch figure of one optional method")
     m.add_argument("--method", required=True, help="one of featevo.explain.METHODS")
     m.add_argument("--npz", type=Path, nargs="+", required=True)
     m.add_argument("--experiment", required=True)
-    m.add_argument("--names", nargs="+", required=True)
-    m.add_argument("--out", type=Path, nargs="+", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from featevo.plan import names as class_names, seeds_of
+    from featevo.settings import parse
+
+    p = parser()
     a = p.parse_args(argv)
+    s = parse(a.settings, f"figures {a.cmd}")
+    if a.cmd in ("evolution", "top", "reference", "gif", "method"):
+        a.names = class_names(s.data)
+    if a.cmd in ("evolution", "top", "gif", "units", "method"):  # the figures show the first seed
+        a.experiment = f"{a.experiment} (seed {s.seeds[0]})"
     if a.cmd == "gif":
-        n = gif(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out)
+        n = gif(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out[0])
         if a.html:
-            gif_page(a.out, f"{a.experiment}: class visualizations per epoch", a.html)
+            gif_page(a.out[0], f"{a.experiment}: class visualizations per epoch", a.html)
         log.info(f"{a.experiment}: {n} frames -> {a.out}")
     elif a.cmd == "top":
         shown = top_images(a.npz, pd.read_csv(a.history), a.val, a.experiment, a.names, a.out,
                            pd.read_csv(a.metrics), _mean(a.mean_of))
         log.info(f"{a.experiment}: top validation images at epochs {shown} -> {a.out}")
     elif a.cmd == "units":
-        shown = units(a.npz, pd.read_csv(a.history), a.experiment, a.recipe, a.out)
+        shown = units(a.npz, pd.read_csv(a.history), a.experiment, recipe_line(np.load(a.npz[0])), a.out)
         log.info(f"{a.experiment}: inner units at epochs {shown} -> {a.out}")
     elif a.cmd == "method":
         method(a.npz, a.method, a.experiment, a.names, a.out)
@@ -386,17 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info(f"{a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None
-        reference(a.npz, a.names, a.source, a.out, a.examples, a.per_class, acc,
-                  pd.read_csv(a.judged) if a.judged else None, a.judge_is_reference, a.recipe)
+        reference(a.npz, a.names, s.reference.source, a.out, a.examples, a.per_class, acc,
+                  pd.read_csv(a.judged) if a.judged else None, s.judge.source != "train",
+                  recipe_line(np.load(a.npz)))
         log.info(f"reference -> {a.out}")
     else:
-        curves([pd.read_csv(h) for h in a.history], a.experiments, a.out)
+        labels = [exp for exp in s.experiments for _ in seeds_of(s, exp)]
+        if len(labels) != len(a.history):
+            p.error(f"{len(a.history)} histories for the {len(labels)} (experiment, seed) pairs of experiments")
+        curves([pd.read_csv(h) for h in a.history], labels, a.out)
         log.info(f"learning curves -> {a.out}")
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

@@ -32,6 +32,21 @@ class Subset:
         return len(self.labels)
 
 
+def subset_classes(folder: Path) -> list[str]:
+    """The class ids of an extracted subset, in label order: its ``manifest.csv`` (the
+    classes of a network are those of the data it trains on)."""
+    import csv
+
+    path = Path(folder) / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rerun the extract_subset rule")
+    with open(path, newline="") as fh:
+        ids = {int(row["label"]): row["wnid"] for row in csv.DictReader(fh)}
+    if sorted(ids) != list(range(len(ids))):
+        raise ValueError(f"{path}: its labels are not 0 to {len(ids) - 1}")
+    return [ids[i] for i in range(len(ids))]
+
+
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """Pixels in [0, 1] (N, 3, H, W) -> the network's input (ImageNet statistics)."""
     return (x - x.new_tensor(MEAN).view(1, 3, 1, 1)) / x.new_tensor(STD).view(1, 3, 1, 1)

@@ -40,18 +40,15 @@ from __future__ import annotations
 import argparse
 import logging
 import io
-import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from featevo.plots import save  # noqa: E402
+from featevo.plan import judge_units
+from featevo.plots import pyplot, save
+from featevo.settings import parse
 
 log = logging.getLogger("featevo.metrics")
 
@@ -215,7 +212,7 @@ def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment
     epochs = sorted(matrices)
     cols = min(max_cols, len(epochs))
     rows = -(-len(epochs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows + 0.8), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows + 0.8), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, e in zip(axes.flat, epochs):
@@ -244,7 +241,7 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
     accuracy; the last panel sets each epoch's change against the restarts' spread."""
     panels = [c for c in PANELS if c in df] + (["change"] if "change" in df else [])
     ncols = -(-len(panels) // 2)
-    fig, axes = plt.subplots(2, ncols, figsize=(3.2 * ncols, 6.2), squeeze=False)
+    fig, axes = pyplot().subplots(2, ncols, figsize=(3.2 * ncols, 6.2), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     axes = axes.flat
@@ -282,19 +279,27 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
     save(fig, outputs)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo metrics's command line: paths and the label as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch of --history, in order")
     p.add_argument("--history", type=Path, help="the experiment's history; without it, one network's npz (Fig. 3)")
-    p.add_argument("--experiment", required=True)
+    p.add_argument("--experiment", required=True, help="a label: the experiment and seed (or reference)")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--figure", type=Path, nargs="+", help="the measures per epoch (with --history)")
     p.add_argument("--confusion", type=Path, nargs="+", help="figure of the per-epoch probability matrices")
     p.add_argument("--judge", type=Path, help="the fixed network's checkpoint (judge_* columns)")
-    p.add_argument("--judge-units", type=int, nargs="+", help="its output unit of each class")
+    p.add_argument("--settings", default="{}", help="what finds each class's unit in the judge (featevo.plan."
+                   "judge_units) as JSON (the rules pass it), or @FILE (a config file)")
     p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
-    judge = None
+    s = parse(a.settings, "metrics")
+    judge, units = None, None
     if a.judge:
         import torch
 
@@ -303,17 +308,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.threads:
             torch.set_num_threads(a.threads)
         judge, _ = load_model(a.judge)
-        if not a.judge_units:
-            p.error("--judge needs --judge-units")
+        units = judge_units(s)
     if a.history is None:
         if len(a.npz) != 1:
             p.error("without --history, one --npz")
-        df, _ = measure(a.npz, [0], judge, a.judge_units)
+        df, _ = measure(a.npz, [0], judge, units)
         df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
         log.info(f"{a.experiment}: judge p(own class) "
                  f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
         return 0
-    df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
+    df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, units)
     df.to_csv(a.csv, index=False)
     if a.figure:
         plot(df, a.experiment, a.figure)
@@ -325,10 +329,3 @@ def main(argv: list[str] | None = None) -> int:
     log.info(f"{a.experiment}: {df['epoch'].nunique()} epochs; last epoch {col} "
              f"{last[col].round(3).tolist()} -> {a.csv}")
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

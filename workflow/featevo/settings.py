@@ -1,56 +1,232 @@
-"""A stage's settings: the config sections it reads, validated, as one frozen object.
+"""The ground floor: the workflow's schema, its defaults and coercion, and a stage's
+settings as one frozen object.
 
-A rule hands its job the sections whole, as one JSON argument (``--settings``,
-written by :func:`featevo.cli.settings`); the stage validates them against the
-workflow's schema, which fills in every default, and passes library functions a
-read-only :class:`Settings` (``s.visualize.median_every``).  A setting is thus
-written in the schema and in the code that reads it, nowhere else; reading a key
-the schema does not have is an error that says where a new setting goes
-(tests/test_settings.py ties both ways).
+A rule hands its job the parts of the config its stage reads (``--settings``, JSON
+written by :func:`featevo.cli.settings` from ``featevo.cli.READS``); the stage parses
+them under the same name (:func:`parse`): they are validated against the schema,
+which fills in every default, and library functions get a read-only
+:class:`Settings` (``s.visualize.median_every``).  A setting is thus written in the
+schema and in the code that reads it, nowhere else; reading a key the schema does
+not have is an error that says where a new setting goes, and reading one the stage
+does not declare in ``READS`` is an error that says to declare it (the rule would
+not have passed it: the job must not quietly take the default instead).
 
 By hand, ``--settings @config.yaml`` reads a config file (the schema's defaults
 fill in what it leaves out), and ``--settings '{"visualize": {"steps": 50}}'``
 changes one setting of the defaults.  Standard library, PyYAML and jsonschema
-only (no Snakemake: ``snakemake.utils.validate`` fills defaults the same way, but
-importing Snakemake costs every job about a second).
+only: every job imports this (no Snakemake: importing it costs a job about a second;
+no pandas, torch or the data readers: tests/test_settings.py checks).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from featevo.config_checks import SCHEMA_FILE, _resolve, schema_defaults, schema_errors
+from featevo import cli
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def _yaml_load(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's: 5x faster
+
+
+@functools.cache
+def _schema() -> dict:
+    return _yaml_load(SCHEMA_FILE.read_text())
+
+
+def schema() -> dict:
+    """The workflow's JSON schema (a copy: callers may change it)."""
+    return copy.deepcopy(_schema())
+
+
+# ---- the schema: defaults, coercion of --config values, every error at once -----------------
+
+
+def _resolve(node: dict, schema: dict) -> dict:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):  # the definition, with what the node sets beside it (its default)
+        return {**schema["$defs"][ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _types(node: dict) -> list[str]:
+    t = node.get("type", [])
+    return [t] if isinstance(t, str) else list(t)
+
+
+def coerce(value, node: dict, schema: dict):
+    """``value`` with the strings that Snakemake's ``--config`` makes of nested values
+    (``train={keep_checkpoints: false}`` gives the string 'false') read as YAML
+    where the schema asks for a boolean, number or null there."""
+    import yaml
+
+    node = _resolve(node, schema)
+    types = _types(node)
+    extra = node.get("additionalProperties")
+    if isinstance(value, dict) and ("properties" in node or isinstance(extra, dict)):
+        props = node.get("properties", {})
+        return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}), schema)
+                for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [coerce(v, node["items"], schema) for v in value]
+    if isinstance(value, str) and "string" not in types and set(types) & {"boolean", "integer", "number", "null"}:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        kinds = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
+        kind = kinds.get(type(parsed))
+        if kind in types or (kind == "integer" and "number" in types):
+            return parsed
+    return value
+
+
+def schema_defaults(node: dict | None = None, schema: dict | None = None) -> dict:
+    """Every setting the schema fills in when a config leaves it out, nested as in the
+    config: what library callers (tests, the benchmark) pass for a setting they do not
+    choose, so that no function keeps a default of its own that could disagree."""
+    if schema is None:
+        schema = node = _schema()
+    out = {}
+    for key, prop in _resolve(node, schema).get("properties", {}).items():
+        prop = _resolve(prop, schema)
+        if "properties" in prop:
+            out[key] = schema_defaults(prop, schema)
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+def with_defaults(config: dict, defaults: dict | None = None) -> dict:
+    """``config`` with every default of the schema filled in where it leaves a key out
+    (nested sections too; the config's own values untouched)."""
+    out = dict(config)
+    for key, value in (schema_defaults() if defaults is None else defaults).items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = with_defaults(out[key], value)
+    return out
+
+
+def load_config(*files: Path) -> dict:
+    """The schema's defaults with each YAML file layered on in turn, as ``snakemake
+    --configfile a b`` does (Snakemake's own ``update_config``): the settings a run
+    of the workflow has, for callers outside it (the benchmark)."""
+    from snakemake.utils import update_config
+
+    config = schema_defaults()
+    for f in files:
+        update_config(config, _yaml_load(Path(f).read_text()) or {})
+    return config
+
+
+# keys that earlier versions accepted, and what to do instead
+REMOVED = {
+    ("preload",): "the fork server is gone (every job is a plain process); delete the key",
+    ("visualize", "keep"): "every image is the one after the last step, as the paper's; delete the key",
+    ("reference", "visualize"): "Fig. 3 is drawn with visualize.* like every checkpoint; delete the section",
+}
+
+
+def removed_keys(config: dict) -> list[str]:
+    """One line for each key of an earlier version that ``config`` still sets."""
+    out = []
+    for keys, what in REMOVED.items():
+        node = config
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            out.append(f"{'.'.join(keys)}: no longer a setting: {what}")
+    return out
+
+
+def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
+    """Every place where ``config`` breaks the schema, one line each, naming the key
+    (``at``: where ``config`` sits in the whole config, for the names)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = [] if at else removed_keys(config)
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(map(str, (*at, *err.absolute_path))) or "(top level)"
+        msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
+        lines.append(f"{key}: {msg}")
+    return lines
+
+
+# ---- a stage's settings ---------------------------------------------------------------------
 
 
 class Settings(Mapping):
     """Read-only settings with attribute access; nested sections are Settings too,
-    lists are tuples.  ``name`` is the dotted config key, for messages."""
+    lists are tuples.  ``name`` is the dotted config key, for messages.
 
-    __slots__ = ("_data", "_name")
+    ``handed``: which keys the stage was handed (None: all of them; else a dict of
+    key -> what of it, None for all), and ``stage`` its name in ``featevo.cli.READS``;
+    a key the schema has but the stage was not handed is an error, whether read as an
+    attribute, a subscript, with ``get`` or ``in``, never a quiet default."""
 
-    def __init__(self, data: Mapping, name: str = "config"):
+    __slots__ = ("_data", "_name", "_handed", "_stage")
+
+    def __init__(self, data: Mapping, name: str = "config", handed: dict | None = None, stage: str | None = None):
         object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_data", {k: _frozen(v, f"{name}.{k}") for k, v in data.items()})
+        object.__setattr__(self, "_handed", handed)
+        object.__setattr__(self, "_stage", stage)
+        object.__setattr__(self, "_data", {k: _frozen(v, f"{name}.{k}", None if handed is None else handed.get(k),
+                                                      stage) for k, v in data.items()})
+
+    def _not_handed(self, key: str) -> bool:
+        return self._handed is not None and key not in self._handed and key not in self._data
+
+    def _refuse(self, key: str) -> str:
+        return (f"{self._name}.{key} was not handed to {self._stage or 'this stage'}: add it to "
+                f"featevo.cli.READS[{self._stage!r}], whose parts the rule passes and the stage reads")
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("__"):
             raise AttributeError(key)
         try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(
-                f"{self._name} has no setting {key!r} (it has {', '.join(sorted(self._data)) or 'none'}); "
-                "a new setting is written in workflow/schemas/config.schema.yaml, with its default") from None
+            return self[key]
+        except KeyError as exc:
+            raise AttributeError(exc.args[0]) from None
 
     def __setattr__(self, key, value):
         raise AttributeError(f"{self._name} is read-only")
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        try:
+            return self._data[key]
+        except KeyError:
+            pass
+        if self._not_handed(key):
+            raise KeyError(self._refuse(key))
+        if _in_schema(self._name, key):
+            raise KeyError(f"{self._name}.{key} is not set, and the schema has no default for it: set it in the "
+                           "config (or in --settings)")
+        raise KeyError(f"{self._name} has no setting {key!r} (it has {', '.join(sorted(self._data)) or 'none'}); "
+                       "a new setting is written in workflow/schemas/config.schema.yaml, with its default")
+
+    def get(self, key: str, default=None):
+        """``default`` where the config leaves an optional key out (a class's
+        imagenet_index); an error for a key the stage was not handed."""
+        if self._not_handed(key):
+            raise KeyError(self._refuse(key))
+        return self._data.get(key, default)
+
+    def __contains__(self, key) -> bool:
+        if self._not_handed(key):
+            raise KeyError(self._refuse(key))
+        return key in self._data
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -67,14 +243,27 @@ class Settings(Mapping):
 
     def replace(self, **changes) -> Settings:
         """A copy with some settings changed (a recipe derived from another)."""
-        return Settings({**self.to_dict(), **changes}, self._name)
+        handed = None if self._handed is None else {**self._handed, **dict.fromkeys(changes)}
+        return Settings({**self.to_dict(), **changes}, self._name, handed, self._stage)
 
 
-def _frozen(value, name: str):
+def _in_schema(name: str, key: str) -> bool:
+    """Whether the schema has ``key`` under the Settings named ``name`` (config.data, config.data.classes[0])."""
+    import re
+
+    keys = tuple(int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", name)[1:])
+    try:
+        _node((*keys, key), _schema())
+    except ValueError:
+        return False
+    return True
+
+
+def _frozen(value, name: str, handed, stage):
     if isinstance(value, Mapping):
-        return value if isinstance(value, Settings) else Settings(value, name)
+        return value if isinstance(value, Settings) else Settings(value, name, handed, stage)
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v, f"{name}[{i}]") for i, v in enumerate(value))
+        return tuple(_frozen(v, f"{name}[{i}]", None, stage) for i, v in enumerate(value))
     return value
 
 
@@ -86,31 +275,66 @@ def _plain(value):
     return value
 
 
-def _merged(defaults: dict, given: dict) -> dict:
-    out = dict(defaults)
-    for k, v in given.items():
-        out[k] = _merged(defaults[k], v) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+def _node(keys: tuple, schema: dict) -> dict:
+    """The schema's node of a config key (``("experiments", "scratch", "freeze")``)."""
+    node = schema
+    for k in keys:
+        node = _resolve(node, schema)
+        if isinstance(k, int):
+            node = node.get("items", {})
+        elif k in node.get("properties", {}):
+            node = node["properties"][k]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            raise ValueError(f"featevo.cli.READS names {'.'.join(map(str, keys))}, which the schema does not have")
+    return _resolve(node, schema)
+
+
+def _complete(value, node: dict, schema: dict):
+    """``value`` with the schema's defaults filled in below ``node``: absent keys that
+    have a default, absent sections with all of theirs, and the entries of a mapping
+    of named items (experiments) each with its own."""
+    node = _resolve(node, schema)
+    if not isinstance(value, dict):
+        return value
+    props = node.get("properties", {})
+    out = dict(value)
+    for key, prop in props.items():
+        prop = _resolve(prop, schema)
+        if key in out:
+            out[key] = _complete(out[key], prop, schema)
+        elif "properties" in prop:
+            out[key] = schema_defaults(prop, schema)
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        out.update({k: _complete(v, extra, schema) for k, v in out.items() if k not in props})
     return out
 
 
-@functools.cache
-def _schema() -> dict:
-    import yaml
+def _part(node: dict) -> dict:
+    """A node checked as a part: the keys it requires (and the choice between them) may be
+    left out, as a job gets only the keys it reads; the whole config was checked when
+    the workflow was parsed."""
+    out = {k: v for k, v in node.items() if k != "required"}
+    if all(set(alt) <= {"required"} for alt in out.get("oneOf", [{}])):
+        out.pop("oneOf", None)
+    return out
 
-    return yaml.safe_load(SCHEMA_FILE.read_text())
 
-
-def parse(text: str, *sections: str) -> Settings:
-    """``--settings`` of a stage: JSON, or ``@FILE`` (a YAML or JSON config), holding
-    ``sections`` (each whole or in part); each is checked against the schema and
-    completed with its defaults.  Bad settings end the job with every error named."""
-    import yaml
-
+def parse(text: str, stage: str, **fill) -> Settings:
+    """``--settings`` of ``stage`` (a name in ``featevo.cli.READS``; ``fill``: the job's
+    wildcards its parts name): JSON, or ``@FILE`` (a YAML or JSON config).  Each part
+    the stage reads is checked against the schema and completed with its defaults;
+    what the stage does not read is refused in JSON (a rule passes exactly those parts)
+    and left aside in a config file.  Bad settings end the job with every error named."""
     if text.startswith("@"):
         path = Path(text[1:])
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            raw = _yaml_load(path.read_text()) or {}
+        except Exception as exc:  # OSError, yaml.YAMLError
             raise SystemExit(f"error: --settings {text}: cannot read {path} ({exc})") from None
     else:
         try:
@@ -120,21 +344,83 @@ def parse(text: str, *sections: str) -> Settings:
     if not isinstance(raw, dict):
         raise SystemExit("error: --settings must be a mapping of config sections")
     schema = _schema()
-    defaults = schema_defaults(schema, schema)
-    props = schema["properties"]
-    unknown = [s for s in sections if s not in props]
-    if unknown:
-        raise ValueError(f"no config sections {unknown} in the schema")
-    out, errors = {}, []
-    for name in sections:
-        given = raw.get(name, {})
-        base = defaults.get(name, {})
-        value = _merged(base, given) if isinstance(given, dict) and isinstance(base, dict) else given
-        node = _resolve(props[name], schema)
-        # a job gets the parts of a section it reads: keys the schema requires may be absent
-        part = {**schema, "required": [], "properties": {name: {k: v for k, v in node.items() if k != "required"}}}
-        errors += schema_errors({name: value}, part)
-        out[name] = value
+    out: dict = {}
+    handed: dict = {}  # key -> dict of what of it, or None: all of it
+    errors = []
+    for left_out, keys in cli.picks(stage, **fill):
+        if left_out:
+            parent = _at(handed, keys[:-1], schema, out)
+            parent.pop(keys[-1], None)
+            _pop(out, keys)
+            continue
+        index = keys[-1] if isinstance(keys[-1], int) else None
+        keys_ = keys[:-1] if index is not None else keys
+        node = _node(keys_, schema)
+        value, found = cli._get(raw, keys_)
+        if not found and "default" in node:
+            value, found = copy.deepcopy(node["default"]), True
+        elif not found and "properties" in node:
+            value, found = {}, True
+        if not found:
+            _mark(handed, keys_)  # handed, but absent: an optional key (get() gives None)
+            continue
+        value = _complete(value, node, schema)
+        if index is not None and isinstance(value, list):  # seeds[0]: the first item, alone
+            value = value[index:index + 1]
+        errors += schema_errors(value, {"$defs": schema.get("$defs", {}), **_part(node)}, keys_)
+        _put(out, keys_, value)
+        _mark(handed, keys_)
+    if text.startswith("@"):
+        pass  # a config file: the parts the stage reads are taken, the rest is its other stages'
+    else:
+        errors += [f"{k}: given, but featevo.cli.READS[{stage!r}] does not read it" for k in _beyond(raw, handed)]
+    errors += removed_keys(raw)
     if errors:
-        raise SystemExit("error: --settings: " + "; ".join(errors))
-    return Settings(out)
+        raise SystemExit(f"error: --settings ({stage}): " + "; ".join(errors))
+    return Settings(out, "config", handed, stage)
+
+
+def _mark(handed: dict, keys: tuple) -> None:
+    node = handed
+    for k in keys[:-1]:
+        if node.get(k, {}) is None:
+            return  # already handed whole
+        node = node.setdefault(k, {})
+    node[keys[-1]] = None
+
+
+def _at(handed: dict, keys: tuple, schema: dict, out: dict) -> dict:
+    """The handed-tree node at ``keys`` as a dict of its keys (a part handed whole is
+    spelled out key by key, so that one of them can be left out)."""
+    node = handed
+    for i, k in enumerate(keys):
+        if node.get(k, {}) is None:
+            value, _ = cli._get(out, keys[:i + 1])
+            names = set(_node(keys[:i + 1], schema).get("properties", {})) | set(value or {})
+            node[k] = dict.fromkeys(names)
+        node = node.setdefault(k, {})
+    return node
+
+
+def _put(out: dict, keys: tuple, value) -> None:
+    node = out
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def _pop(out: dict, keys: tuple) -> None:
+    value, found = cli._get(out, keys[:-1])
+    if found and isinstance(value, dict):
+        value.pop(keys[-1], None)
+
+
+def _beyond(raw, handed, prefix: str = "") -> list[str]:
+    """The keys of ``raw`` (given as JSON) outside what the stage was handed."""
+    out = []
+    for k, v in raw.items() if isinstance(raw, dict) else ():
+        if k not in handed:
+            out.append(prefix + k)
+        elif handed[k] is not None:
+            out += _beyond(v, handed[k], f"{prefix}{k}.")
+    return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -299,29 +298,32 @@ def _write_class(job) -> str:
     return wnid
 
 
+POOLS = ("main", "reference", "judge")  # featevo.plan.standin_pool
+
+
 def parser() -> argparse.ArgumentParser:
-    """featevo.standin's command line; workflow settings are required (tests/test_settings.py)."""
+    """featevo standin's command line: a folder per pool, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="root folder to write <wnid>/<wnid>_<n>.JPEG into")
-    p.add_argument("--wnids", nargs="+", required=True, choices=sorted(DRAW))
-    p.add_argument("--per-class", type=int, required=True)
-    p.add_argument("--size", type=int, required=True)
-    p.add_argument("--clutter", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    for pool in POOLS:
+        p.add_argument(f"--{pool}", type=Path, help=f"the {pool} pool's root folder (<wnid>/<wnid>_<n>.JPEG)")
+    p.add_argument("--settings", default="{}", help="data.classes, standin.*, reference.images_per_class and "
+                   "judge.images_per_class as JSON (the rule passes them), or @FILE (a config file)")
     p.add_argument("--processes", type=int, default=1)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from featevo.plan import standin_pool
+    from featevo.settings import parse
+
     a = parser().parse_args(argv)
-    n = write_standin(a.out, a.wnids, a.per_class, a.size, a.seed, a.clutter, processes=a.processes,
-                      log=log.info)
-    log.info(f"wrote {n} images under {a.out}")
+    s = parse(a.settings, "standin")
+    for pool in POOLS:  # one after the other, each with every process
+        out = getattr(a, pool)
+        if out is None:
+            continue
+        wnids, per_class, seed = standin_pool(s, pool)
+        n = write_standin(out, wnids, per_class, s.standin.image_size, seed, s.standin.clutter,
+                          processes=a.processes, log=log.info)
+        log.info(f"wrote {n} images under {out}")
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

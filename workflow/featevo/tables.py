@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -132,42 +131,49 @@ def latex(table: pd.DataFrame, caption: str) -> str:
     return wide.to_latex(caption=caption, position="h", column_format="l" + "c" * len(table))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """featevo tables's command line: paths and names as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     h = sub.add_parser("history", help="collect per-epoch metrics into one CSV")
     h.add_argument("--metrics", type=Path, nargs="+", required=True)
     h.add_argument("--out", type=Path, required=True)
+    h.add_argument("--settings", default="{}", help="none: the history reads none (featevo.cli.READS)")
     t = sub.add_parser("table", help="the paper's table from a history CSV")
-    t.add_argument("--history", type=Path, nargs="+", required=True, help="one per seed")
-    t.add_argument("--seeds", type=int, nargs="+", help="the seed of each history (default 0, 1, ...)")
-    t.add_argument("--experiment", required=True)
-    t.add_argument("--table", help="the table's name: table1 and table2 are the paper's (PUBLISHED)")
-    t.add_argument("--paper-epochs", type=int, nargs="*", default=[])
-    t.add_argument("--paper-acc", type=float, nargs="*", default=[])
+    t.add_argument("--history", type=Path, nargs="+", required=True, help="one per seed (featevo.plan.seeds_of)")
+    t.add_argument("--experiment", required=True, help="the experiment whose table it is")
+    t.add_argument("--table", required=True, help="the table's name: table1 and table2 are the paper's (PUBLISHED)")
+    t.add_argument("--settings", default="{}", help="the experiment's section and seeds as JSON (the rule "
+                   "passes them), or @FILE (a config file)")
     t.add_argument("--out", type=Path, nargs=3, required=True, metavar=("CSV", "MD", "TEX"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from featevo.plan import seeds_of
+    from featevo.settings import parse
+
+    p = parser()
     a = p.parse_args(argv)
     if a.cmd == "history":
+        parse(a.settings, "tables history")
         df = read_history(a.metrics)
         df.to_csv(a.out, index=False)
         log.info(f"{len(df)} epochs -> {a.out}")
         return 0
-    if len(a.paper_epochs) != len(a.paper_acc):
-        p.error("--paper-epochs and --paper-acc differ in length")
-    seeds = a.seeds or list(range(len(a.history)))
+    s = parse(a.settings, "tables table", exp=a.experiment)
+    seeds = seeds_of(s, a.experiment)
+    if len(seeds) != len(a.history):
+        p.error(f"{len(a.history)} histories for the seeds {seeds} of {a.experiment}")
+    given = s.experiments[a.experiment].get("paper")
+    if given and len(given.epochs) != len(given.val_acc):
+        p.error(f"experiments.{a.experiment}.paper: epochs and val_acc differ in length")
     history = across_seeds([pd.read_csv(h) for h in a.history], seeds)
     table = accuracy_table(history)
-    paper = dict(zip(a.paper_epochs, a.paper_acc)) or PUBLISHED.get(a.table)
+    paper = (dict(zip(map(int, given.epochs), map(float, given.val_acc))) if given else {}) or PUBLISHED.get(a.table)
     csv, md, tex = a.out
     table.to_csv(csv, index=False)
     Path(md).write_text(markdown(table, history, a.experiment, paper))
     Path(tex).write_text(latex(table, f"Validation accuracy during training ({a.experiment})."))
     log.info(f"{a.experiment}: epochs {table['epoch'].tolist()} -> {csv}, {md}, {tex}")
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

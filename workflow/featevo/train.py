@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from featevo import checkpoint as ck
 from featevo.checkpoint import load_weights
 from featevo.device import autocast, configure, pick_device
-from featevo.inputs import Subset, on_device, to_input
+from featevo.inputs import Subset, on_device, subset_classes, to_input
 from featevo.models import ModelSpec, architecture, build_model, kaiming_classifier, transfer
 from featevo.settings import Settings, parse
 
@@ -219,7 +218,7 @@ def cmd_epoch(a) -> None:
                     f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it")
     train = Subset(a.data, "train")
     val = Subset(a.data, "val")
-    tag = f" {a.tag}" if a.tag else ""
+    tag = f" {a.tag}"
     start = time.monotonic()
     load_s = start - t0
     stats = train_one_epoch(model, optimizer, train, epoch=epoch, seed=a.seed, batch_size=t.batch_size,
@@ -337,57 +336,57 @@ def cmd_import(a) -> None:
     log.info(f"imported epoch {a.epoch} from {a.source}: val acc {val['acc']:.3f} -> {a.out}")
 
 
-SETTINGS_HELP = ("the config sections this command reads, as JSON (the rules pass them), or @FILE (a config "
-                 "file); the schema's defaults fill in the rest (featevo.settings)")
+SETTINGS_HELP = ("as JSON (the rule passes them), or @FILE (a config file); the schema's defaults fill in the "
+                 "rest (featevo.settings)")
 
 
-def _common(p: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
-    p.add_argument("--data", type=Path, required=True, help="folder written by featevo.extract")
+def _common(p: argparse.ArgumentParser, reads: str, seed: bool = True) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder written by featevo extract (its manifest "
+                   "gives the network's classes, in label order)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True, help="JSON file for this checkpoint's metrics")
-    p.add_argument("--seed", type=int, required=True, help="this network's seed (an experiment's seed wildcard)")
-    p.add_argument("--settings", type=lambda text: parse(text, *sections), default="{}",
-                   help=f"{', '.join(sections)}: " + SETTINGS_HELP)
+    if seed:
+        p.add_argument("--seed", type=int, required=True, help="this network's seed (an experiment's seed wildcard)")
+    p.add_argument("--settings", default="{}", help=f"what featevo.cli.READS[{reads!r}] names, " + SETTINGS_HELP)
     p.add_argument("--threads", type=int, default=None)
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.train's command line: paths and the seed as flags, settings whole (``--settings``)."""
+    """featevo train's command line: paths and wildcards as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     init = sub.add_parser("init", help="write epoch 0")
-    _common(init, ("model", "train"))
-    init.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
+    _common(init, "train init")
     init.add_argument("--from-checkpoint", type=Path, help="initialize from this network (all but the head)")
     ep = sub.add_parser("epoch", help="train checkpoint e-1 for one epoch")
-    _common(ep, ("train",))
+    _common(ep, "train epoch")
+    ep.add_argument("--experiment", required=True, help="the experiment (its freeze setting; a wildcard)")
     ep.add_argument("--previous", type=Path, required=True)
     ep.add_argument("--previous-optim", type=Path, default=None,
                     help="optimizer state of the previous epoch (none for epoch 0, whose state is fresh)")
     ep.add_argument("--optim-out", type=Path, required=True, help="where this epoch's optimizer state goes")
-    ep.add_argument("--freeze", required=True, choices=FREEZE, help="the experiment's experiments.*.freeze")
-    ep.add_argument("--tag", default="")
     imp = sub.add_parser("import", help="one checkpoint of your own training run (experiments.*.checkpoints)")
-    _common(imp, ("model", "train"))
-    imp.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
+    _common(imp, "train import")
     imp.add_argument("--source", type=Path, required=True, help="a state dict, or a Lightning checkpoint")
     imp.add_argument("--epoch", type=int, required=True)
     ref = sub.add_parser("reference", help="train the demo's reference network (or the judge) on every class")
-    _common(ref, ("model", "reference", "train", "judge"))
-    ref.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
+    _common(ref, "train reference", seed=False)
     ref.add_argument("--net", choices=("reference", "judge"), default="reference")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
-    a = p.parse_args(argv)
+    a = parser().parse_args(argv)
+    if a.cmd == "epoch":
+        a.settings = parse(a.settings, "train epoch", exp=a.experiment)
+        a.freeze = a.settings.experiments[a.experiment].freeze
+        a.tag = f"{a.experiment} seed {a.seed}"
+    elif a.cmd == "reference":  # the reference takes the first seed, the judge a seed of its own
+        a.settings = parse(a.settings, f"train {a.net}")
+        a.seed = a.settings.seeds[0] if a.net == "reference" else a.settings.judge.seed
+    else:
+        a.settings = parse(a.settings, f"train {a.cmd}")
+    if a.cmd != "epoch":
+        a.classes = subset_classes(a.data)
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference, "import": cmd_import}[a.cmd](a)
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,14 +37,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featevo.checkpoint import load_model
-from featevo.config_checks import slug
 from featevo.device import autocast, configure, pick_device
 from featevo.models import evaluated, num_outputs
 from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
+from featevo.plan import names as class_names, reference_units, slug
 from featevo.plots import composite
 from featevo.settings import Settings, parse
 
-SECTIONS = ("visualize", "data")  # the config sections this stage reads
 log = logging.getLogger("featevo.visualize")
 
 
@@ -357,12 +356,22 @@ def top_images(model: torch.nn.Module, images: np.ndarray, units: list[int], k: 
 # ---- outputs -------------------------------------------------------------------
 
 
+def recipe_entry(recipe: Mapping | None) -> dict:
+    """The recipe the images were drawn with (``visualize.*``), stored beside them as one
+    JSON string (``recipe``), which the figures read back (``featevo.figures.recipe_line``)."""
+    if recipe is None:
+        return {}
+    plain = recipe.to_dict() if isinstance(recipe, Settings) else dict(recipe)
+    return {"recipe": np.asarray(json.dumps(plain, sort_keys=True))}
+
+
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path,
-                  top: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                  top: tuple[np.ndarray, np.ndarray] | None = None, recipe: Mapping | None = None) -> None:
     """The first restart's class PNGs and composite, and every restart in the ``.npz``:
     ``images`` (N, H, W, 3) and ``probs`` (N, classes) are the first restart's,
     ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
-    (restarts, N) all of them; ``top_index`` / ``top_logit`` (N, k) with ``top``."""
+    (restarts, N) all of them; ``top_index`` / ``top_logit`` (N, k) with ``top``;
+    ``recipe`` with the recipe (:func:`recipe_entry`)."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
@@ -376,13 +385,16 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
                         probs=probs[0], own_prob=probs[0][np.arange(n), units],
                         restart_images=images.reshape(restarts, n, *images.shape[1:]), restart_probs=probs,
                         saturated=result["saturated"].reshape(restarts, n),
-                        logits=result["logits"].numpy().reshape(restarts, n, -1)[0], trace=result["trace"], **extra)
+                        logits=result["logits"].numpy().reshape(restarts, n, -1)[0], trace=result["trace"], **extra,
+                        **recipe_entry(recipe))
 
 
-def write_unit_outputs(result: dict, units: list[InnerUnit], out_png: Path, out_npz: Path) -> None:
+def write_unit_outputs(result: dict, units: list[InnerUnit], out_png: Path, out_npz: Path,
+                       recipe: Mapping | None = None) -> None:
     """The inner units' images of the first restart side by side (``out_png``), and in the
     ``.npz``: ``images`` (N, H, W, 3) of the first restart, ``restart_images``, ``units``
-    (their names), ``activation`` and ``saturated`` (restarts, N) and the ``trace``."""
+    (their names), ``activation`` and ``saturated`` (restarts, N), the ``trace``, and
+    ``recipe`` with the recipe (:func:`recipe_entry`)."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
@@ -391,23 +403,25 @@ def write_unit_outputs(result: dict, units: list[InnerUnit], out_png: Path, out_
     np.savez_compressed(out_npz, images=images[:n], units=np.asarray([str(u) for u in units]),
                         restart_images=images.reshape(restarts, n, *images.shape[1:]),
                         activation=result["activation"].numpy().reshape(restarts, n),
-                        saturated=result["saturated"].reshape(restarts, n), trace=result["trace"])
+                        saturated=result["saturated"].reshape(restarts, n), trace=result["trace"],
+                        **recipe_entry(recipe))
 
 
 def parser() -> argparse.ArgumentParser:
-    """featevo.visualize's command line: paths and units as flags, settings whole (``--settings``)."""
+    """featevo visualize's command line: paths as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out-png", type=Path, required=True, help="the composite; class images go beside it")
     p.add_argument("--out-npz", type=Path, required=True)
-    p.add_argument("--units", type=int, nargs="+", help="output unit of each class")
-    p.add_argument("--names", nargs="+", help="class names, same order as --units")
-    p.add_argument("--inner", action="store_true",
-                   help="the inner units of visualize.units instead of output units (--units, --names)")
-    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default="{}",
-                   help="visualize.* and data.image_size as JSON (the rules pass them), or @FILE (a config "
-                        "file); the schema's defaults fill in the rest (featevo.settings)")
-    p.add_argument("--val", type=Path, help="a folder of featevo.extract: each unit's top validation images")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--reference", action="store_true",
+                       help="the reference network: each class's unit in it (Fig. 3), not the checkpoint's own")
+    which.add_argument("--inner", action="store_true", help="the inner units of visualize.units, not the classes")
+    p.add_argument("--settings", default="{}",
+                   help="visualize.*, data.image_size and data.classes (with --reference: what finds each class's "
+                        "unit) as JSON (the rules pass them), or @FILE (a config file); the schema's defaults fill "
+                        "in the rest (featevo.settings)")
+    p.add_argument("--val", type=Path, help="a folder of featevo extract: each unit's top validation images")
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -415,15 +429,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    v = a.settings.visualize
+    s = parse(a.settings, "visualize units" if a.inner else "visualize reference" if a.reference else "visualize")
+    v = s.visualize
     if a.inner:
         if not v.units:
             p.error("--inner: visualize.units is empty")
         units = [InnerUnit.parse(u) for u in v.units]
     else:
-        if not a.units or not a.names or len(a.units) != len(a.names):
-            p.error("--units and --names (one name per unit) are needed without --inner")
-        units = a.units
+        names = class_names(s.data)
+        units = reference_units(s) if a.reference else list(range(len(names)))
+        if not units:
+            p.error("--reference: the reference network has no unit of these classes (featevo.plan.fig3_missing)")
     device = pick_device(v.device)
     configure(device, a.threads, precision=v.precision)
     model, ckpt = load_model(a.checkpoint)
@@ -434,25 +450,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
     log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device,
              [str(u) for u in units], v.steps, "mean activation" if a.inner else v.objective)
-    result = activation_maximization(model, units, v, image_size=a.settings.data.image_size, device=device,
+    result = activation_maximization(model, units, v, image_size=s.data.image_size, device=device,
                                      log=log.info)
     if a.inner:
-        write_unit_outputs(result, units, a.out_png, a.out_npz)
+        write_unit_outputs(result, units, a.out_png, a.out_npz, v)
         labels = [str(u) for u in units]
     else:
         top = None
         if a.val is not None:
             top = top_images(model, Subset(a.val, "val").images, units, v.top_k, device, v.precision)
-        write_outputs(result, units, a.names, a.out_png, a.out_npz, top)
-        labels = a.names
+        write_outputs(result, units, names, a.out_png, a.out_npz, top, v)
+        labels = names
     saturated = result["saturated"].reshape(v.restarts, -1).mean(axis=0)
     log.info("done in %.1f s, %s restarts; share of steps with no gradient on the own unit %s -> %s",
              result["seconds"], v.restarts, dict(zip(labels, np.round(saturated, 3).tolist())), a.out_png)
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

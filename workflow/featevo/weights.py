@@ -159,20 +159,17 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None, ar
     return info
 
 
-SECTIONS = ("reference", "model", "data")  # the config sections this stage reads
-
-
 def main(argv: list[str] | None = None) -> int:
     from featevo.settings import parse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
-    p.add_argument("--settings", type=lambda text: parse(text, *SECTIONS), default="{}",
+    p.add_argument("--settings", default="{}",
                    help="reference.weights (null: the torch hub cache), reference.sha256, model.arch and "
                         "data.image_size as JSON (the rule passes them), or @FILE (a config file)")
     a = p.parse_args(argv)
-    s = a.settings
+    s = parse(a.settings, "weights")
     try:
         info = import_weights(s.reference.weights, a.out, s.reference.sha256, s.model.arch, s.data.image_size)
     except WeightsError as exc:
@@ -181,10 +178,3 @@ def main(argv: list[str] | None = None) -> int:
     a.metrics.write_text(json.dumps(info, indent=1) + "\n")
     log.info(f"{info['source']} (sha256 {info['sha256'][:12]}...) -> {a.out}")
     return 0
-
-
-if __name__ == "__main__":
-    from featevo.runtime import configure_logging
-
-    configure_logging()
-    sys.exit(main())

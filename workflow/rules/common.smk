@@ -1,7 +1,6 @@
 # Configuration checks, paths and helpers shared by every stage.
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -21,25 +20,17 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo import cli, runtime  # noqa: E402
-import yaml  # noqa: E402
-
+from featevo import cli, plan, watch  # noqa: E402
 from featevo.config_checks import (  # noqa: E402
     check_config,
-    class_ids,
-    coerce,
-    fig3_missing,
     imported_file,
-    with_defaults,
-    schema_errors,
     torch_file_problem,
 )
+from featevo.settings import coerce, schema, schema_errors, with_defaults  # noqa: E402
 
 # --config values arrive as strings where nested; the schema says what they are.
 # Every schema error is named at once, before Snakemake's validate fills in the defaults.
-_SCHEMA = yaml.safe_load(
-    (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text()
-)
+_SCHEMA = schema()
 config.update(coerce(dict(config), _SCHEMA, _SCHEMA))
 # an experiment set to null in a later config file is left out (config files layer)
 if isinstance(config.get("experiments"), dict):
@@ -103,10 +94,8 @@ def path(key, /, **wildcards):
     return re.sub(r"{(\w+)}", value, PATHS[key])
 
 
-CLASSES = config["data"]["classes"]
 # each class's id through the workflow: its wnid, or its sub-folder of data.path
-WNIDS = class_ids(config["data"])
-NAMES = [c["name"] for c in CLASSES]
+WNIDS = plan.class_ids(config["data"])
 EXPERIMENTS = config["experiments"]
 # experiments whose checkpoints come from the user's own training run; the others train here
 IMPORTED = [exp for exp, spec in EXPERIMENTS.items() if "checkpoints" in spec]
@@ -128,7 +117,7 @@ METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 FOLDER = config["data"]["source"] == "folder"  # your own classes under data.path
 # Fig. 3 needs a reference network, and with ImageNet weights each class's unit
-FIG3_MISSING = fig3_missing(config)
+FIG3_MISSING = plan.fig3_missing(config)
 if FIG3_MISSING and workflow.is_main_process:
     print(f"Fig. 3 is left out: {FIG3_MISSING}", file=sys.stderr)
 KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
@@ -139,13 +128,20 @@ TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # Settings of how jobs run, not of what they compute, reach the jobs through the
 # environment, so that changing them reruns nothing: how long a job waits for a
 # GPU, and the mark by which a job sees that this Snakemake is gone
-# (featevo.runtime.watch_snakemake).
+# (featevo.watch.watch_snakemake).
 os.environ.update(
     {
         "FEATEVO_GPU_WAIT": str(config["gpu_wait"]),
-        runtime.SNAKEMAKE_ENV: runtime.this_process(),
+        watch.SNAKEMAKE_ENV: watch.this_process(),
     }
 )
+
+
+def settings_of(stage, **wildcards):
+    """A rule's --settings: the parts of the config that featevo.cli.READS[stage] names
+    (its wildcards filled in from the job's), which the stage reads back (every setting
+    reaches its stage this way; flags carry paths, wildcards and threads only)."""
+    return cli.settings(config, stage, **wildcards)
 
 
 def stage(name):
@@ -252,35 +248,7 @@ def epochs(exp):
 
 def seeds_of(exp):
     """The seeds an experiment runs: every seed, or the one run of an imported experiment."""
-    return [FIRST_SEED] if exp in IMPORTED else SEEDS
-
-
-def reference_wnids():
-    return WNIDS + [
-        w for w in config.get("standin", {}).get("extra_wnids", []) if w not in WNIDS
-    ]
-
-
-def reference_units():
-    """Output unit of each class in the reference network (Fig. 3; none without it)."""
-    if FIG3_MISSING:
-        return []
-    if config["reference"]["source"] == "torchvision":
-        return [c["imagenet_index"] for c in CLASSES]
-    return [reference_wnids().index(w) for w in WNIDS]
-
-
-def subset_spec(subset):
-    d = config["data"]
-    if subset == "main":
-        return WNIDS, d["images_per_class"], d["val_per_class"]
-    r = config["reference"]
-    if subset == "judge":
-        return WNIDS, config["judge"]["images_per_class"], r["val_per_class"]
-    return reference_wnids(), r["images_per_class"], r["val_per_class"]
-
-
-STANDIN_CFG = config["standin"]
+    return plan.seeds_of(config, exp)
 
 
 # Your ImageNet (or folder of classes) reaches the extraction through the environment,
@@ -318,25 +286,12 @@ def extract_inputs(wildcards):
     return inputs
 
 
-def standin_count(pool):
-    if pool == "main":
-        return STANDIN_CFG["images_per_class"]
-    if pool == "judge":
-        return config["judge"]["images_per_class"]
-    return config["reference"]["images_per_class"]
-
-
 JUDGE_TRAINED = config["judge"]["source"] == "train"
 
 
 def judge_model():
     """The fixed network of the metrics: the judge trained here, or the reference."""
     return path("network", net="judge" if JUDGE_TRAINED else "reference")
-
-
-def judge_units():
-    """Output unit of each class in the judge (its own four, or the reference's)."""
-    return list(range(len(WNIDS))) if JUDGE_TRAINED else reference_units()
 
 
 def final_targets():
@@ -399,27 +354,6 @@ def final_targets():
     return out
 
 
-def experiment_kind(exp):
-    """random (scratch), reference (pretrained), frozen, or imported (your own run):
-    its role in the claims table."""
-    spec = EXPERIMENTS[exp]
-    if exp in IMPORTED:
-        return "imported"
-    if spec["init"] == "random":
-        return "random"
-    return "frozen" if spec["freeze"] == "features" else "reference"
-
-
-def viz_recipe():
-    """One line of how every image was drawn (the figures say it)."""
-    v = config["visualize"]
-    return (
-        f"{v['objective']}, {v['steps']} steps of {v['step_size']}, "
-        f"{v['median_size']}x{v['median_size']} median every {v['median_every']}, "
-        f"{v['restarts']} restarts"
-    )
-
-
 def experiment_of(kind, name):
     """The experiment whose `figure` (or `table`) is called name."""
     for exp, spec in EXPERIMENTS.items():
@@ -428,18 +362,13 @@ def experiment_of(kind, name):
     raise ValueError(f"no experiment has {kind}: {name}")
 
 
-def paper_args(exp):
-    paper = EXPERIMENTS[exp].get("paper")
-    if not paper:
-        return ""
-    return "--paper-epochs {} --paper-acc {}".format(
-        " ".join(map(str, paper["epochs"])), " ".join(map(str, paper["val_acc"]))
-    )
-
-
 def init_inputs(wildcards):
-    """Epoch 0 needs the validation split, and the reference for `init: reference`."""
-    inputs = {"val": path("images", subset="main", split="val")}
+    """Epoch 0 needs the validation split (its manifest names the classes), and the
+    reference for `init: reference`."""
+    inputs = {
+        "val": path("images", subset="main", split="val"),
+        "manifest": path("manifest", subset="main"),
+    }
     if EXPERIMENTS[wildcards.exp]["init"] == "reference":
         inputs["reference"] = path("network", net="reference")
     return inputs

@@ -8,6 +8,7 @@
 rule standin:
     output:
         main=directory(path("standin", pool="main")),
+        # the reference draws images of its own: it never sees the subset's validation images
         reference=directory(path("standin", pool="reference")),
         # the judge of the metrics: images of its own, another seed than the reference's
         judge=directory(path("standin", pool="judge")),
@@ -18,25 +19,11 @@ rule standin:
         ENV
     threads: 2
     params:
-        main=f"--wnids {' '.join(WNIDS)} --per-class {standin_count('main')} --seed {STANDIN_CFG['seed']}",
-        # the reference draws images of its own: it never sees the subset's validation images
-        reference=(
-            f"--wnids {' '.join(reference_wnids())} --per-class {standin_count('reference')}"
-            f" --seed {STANDIN_CFG['seed'] + 1_000_003}"
-        ),
-        judge=(
-            f"--wnids {' '.join(WNIDS)} --per-class {standin_count('judge')}"
-            f" --seed {STANDIN_CFG['seed'] + 2_000_003}"
-        ),
-        look=f"--size {STANDIN_CFG['image_size']} --clutter {STANDIN_CFG['clutter']}",
+        settings=settings_of("standin"),
     shell:
-        "("
-        + stage("standin")
-        + " --out {output.main} {params.main} {params.look} --processes {threads} && "
-        + stage("standin")
-        + " --out {output.reference} {params.reference} {params.look} --processes {threads} && "
-        + stage("standin")
-        + " --out {output.judge} {params.judge} {params.look} --processes {threads}) > {log} 2>&1"
+        stage("standin")
+        + " --main {output.main} --reference {output.reference} --judge {output.judge}"
+        " --settings {params.settings:q} --processes {threads} > {log} 2>&1"
 
 
 rule extract_subset:
@@ -61,14 +48,7 @@ rule extract_subset:
         ENV
     threads: 1
     params:
-        wnids=lambda w: subset_spec(w.subset)[0],
-        per_class=lambda w: subset_spec(w.subset)[1],
-        val=lambda w: subset_spec(w.subset)[2],
-        size=config["data"]["image_size"],
-        seed=config["data"]["seed"],
-        layout=LAYOUT,
-        resize=config["data"]["resize"],
-        skip="--skip-unreadable" if config["data"]["skip_unreadable"] else "",
+        settings=lambda w: settings_of(f"extract {w.subset}"),
         out=lambda w, output: os.path.dirname(output.train),
         # the stand-in's folder, or your ImageNet: its path from the environment, its content here
         source=lambda w, input: input.standin if STANDIN else '"$FEATEVO_IMAGENET"',
@@ -83,8 +63,6 @@ rule extract_subset:
         ),
     shell:
         stage("extract")
-        + " --input {params.source} --out {params.out} --wnids {params.wnids:q}"
-        " --per-class {params.per_class} --val-per-class {params.val} --size {params.size}"
-        " --seed {params.seed} --layout {params.layout} --resize {params.resize} {params.skip}{params.own_val}"
-        "{params.exclude}"
+        + " --subset {wildcards.subset} --input {params.source} --out {params.out}"
+        " --settings {params.settings:q}{params.own_val}{params.exclude}"
         " --threads {threads} > {log} 2>&1"

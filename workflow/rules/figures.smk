@@ -36,14 +36,12 @@ rule evolution_figure:
         ENV
     params:
         exp=lambda w: experiment_of("figure", w.fig),
-        names=NAMES,
-        seed=FIRST_SEED,
+        settings=settings_of("figures evolution"),
     shell:
         stage("figures")
         + " evolution --history {input.history} --composites {input.composites}"
-        " --mean-of {input.seeds} --metrics {input.metrics}"
-        " --experiment '{params.exp} (seed {params.seed})' --names {params.names:q}"
-        " --out {output.png} {output.pdf} > {log} 2>&1"
+        " --mean-of {input.seeds} --metrics {input.metrics} --experiment {params.exp}"
+        " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule top_figure:
@@ -66,14 +64,12 @@ rule top_figure:
     conda:
         ENV
     params:
-        names=NAMES,
-        seed=FIRST_SEED,
+        settings=settings_of("figures top"),
     shell:
         stage("figures")
         + " top --history {input.history} --mean-of {input.seeds} --npz {input.npz} --val {input.val}"
-        " --metrics {input.metrics}"
-        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
-        " --out {output.png} {output.pdf} > {log} 2>&1"
+        " --metrics {input.metrics} --experiment {wildcards.exp}"
+        " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule reference_metrics:
@@ -94,11 +90,11 @@ rule reference_metrics:
         ENV
     threads: config["visualize"]["threads"]
     params:
-        units=judge_units(),
+        settings=settings_of("metrics"),
     shell:
         stage("metrics")
         + " --npz {input.npz} --experiment reference --judge {input.judge}"
-        " --judge-units {params.units} --csv {output} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --csv {output} --threads {threads} > {log} 2>&1"
 
 
 rule claims:
@@ -122,19 +118,13 @@ rule claims:
     conda:
         ENV
     params:
-        experiments=[
-            f"{exp}:{experiment_kind(exp)}:{','.join(map(str, seeds_of(exp)))}"
-            for exp in EXPERIMENTS
-        ],
-        judge="" if JUDGE_TRAINED else "--judge-is-reference",
+        settings=settings_of("claims"),
         reference=lambda w, input: (
-            f"--fig3-missing {shlex.quote(FIG3_MISSING)}"
-            if FIG3_MISSING
-            else f"--reference {input.reference}"
+            "" if FIG3_MISSING else f"--reference {input.reference}"
         ),
     shell:
-        stage("claims") + " --experiments {params.experiments}"
-        " --metrics {input.metrics} {params.reference} {params.judge}"
+        stage("claims")
+        + " --metrics {input.metrics} {params.reference} --settings {params.settings:q}"
         " --out {output.csv} {output.md} > {log} 2>&1"
 
 
@@ -159,14 +149,11 @@ rule reference_figure:
     conda:
         ENV
     params:
-        names=NAMES,
-        source=config["reference"]["source"],
-        judge="" if JUDGE_TRAINED else "--judge-is-reference",
-        recipe=viz_recipe(),
+        settings=settings_of("figures reference"),
     shell:
-        stage("figures") + " reference --npz {input.npz} --names {params.names:q}"
-        " --source {params.source} --examples {input.examples} --metrics {input.metrics}"
-        " --judged {input.judged} {params.judge} --recipe {params.recipe:q}"
+        stage("figures")
+        + " reference --npz {input.npz} --examples {input.examples} --metrics {input.metrics}"
+        " --judged {input.judged} --settings {params.settings:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
@@ -186,9 +173,9 @@ rule learning_curves:
     conda:
         ENV
     params:
-        names=[exp for exp in EXPERIMENTS for seed in seeds_of(exp)],
+        settings=settings_of("figures curves"),
     shell:
-        stage("figures") + " curves --history {input} --experiments {params.names}"
+        stage("figures") + " curves --history {input} --settings {params.settings:q}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
 
 
@@ -218,13 +205,13 @@ rule accuracy_table:
         ENV
     params:
         exp=lambda w: experiment_of("table", w.table),
-        paper=lambda w: paper_args(experiment_of("table", w.table)),
-        seeds=lambda w: seeds_of(experiment_of("table", w.table)),
+        settings=lambda w: settings_of(
+            "tables table", exp=experiment_of("table", w.table)
+        ),
     shell:
         stage("tables")
-        + " table --history {input} --seeds {params.seeds} --experiment {params.exp}"
-        " --table {wildcards.table} {params.paper}"
-        " --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
+        + " table --history {input} --experiment {params.exp} --table {wildcards.table}"
+        " --settings {params.settings:q} --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
 
 
 rule feature_metrics:
@@ -262,11 +249,11 @@ rule feature_metrics:
         ENV
     threads: config["visualize"]["threads"]
     params:
-        units=judge_units(),
+        settings=settings_of("metrics"),
     shell:
         stage("metrics") + " --npz {input.npz} --history {input.history}"
         " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
-        " --judge-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
+        " --settings {params.settings:q} --csv {output.csv} --figure {output.png} {output.pdf}"
         " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
 
 
@@ -289,12 +276,11 @@ rule units_figure:
     conda:
         ENV
     params:
-        seed=FIRST_SEED,
-        recipe=viz_recipe(),
+        settings=settings_of("figures units"),
     shell:
-        stage("figures") + " units --npz {input.npz} --history {input.history}"
-        " --experiment '{wildcards.exp} (seed {params.seed})' --recipe {params.recipe:q}"
-        " --out {output.png} {output.pdf} > {log} 2>&1"
+        stage("figures")
+        + " units --npz {input.npz} --history {input.history} --experiment {wildcards.exp}"
+        " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule animation:
@@ -314,14 +300,11 @@ rule animation:
     conda:
         ENV
     params:
-        names=NAMES,
-        seed=FIRST_SEED,
+        settings=settings_of("figures gif"),
     shell:
         stage("figures")
-        + " gif --history {input.history} --composites {input.composites}"
-        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q} --out {output.gif}"
-        " --html {output.html}"
-        " > {log} 2>&1"
+        + " gif --history {input.history} --composites {input.composites} --experiment {wildcards.exp}"
+        " --settings {params.settings:q} --out {output.gif} --html {output.html} > {log} 2>&1"
 
 
 rule method_figure:
@@ -343,9 +326,8 @@ rule method_figure:
     conda:
         ENV
     params:
-        names=NAMES,
-        seed=FIRST_SEED,
+        settings=settings_of("figures method"),
     shell:
-        stage("figures") + " method --method {wildcards.method} --npz {input}"
-        " --experiment '{wildcards.exp} (seed {params.seed})' --names {params.names:q}"
-        " --out {output.png} {output.pdf} > {log} 2>&1"
+        stage("figures")
+        + " method --method {wildcards.method} --npz {input} --experiment {wildcards.exp}"
+        " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"

@@ -30,6 +30,8 @@ if TRAINED_NETWORKS:
     rule train_network:
         input:
             train=lambda w: path("images", subset=w.net, split="train"),
+            # its classes, in label order
+            manifest=lambda w: path("manifest", subset=w.net),
         output:
             ckpt=PATHS["network"],
             metrics=PATHS["network_metrics"],
@@ -47,20 +49,11 @@ if TRAINED_NETWORKS:
             gpu=TRAIN_GPUS,
         params:
             data=folder_of("train"),
-            classes=lambda w: reference_wnids() if w.net == "reference" else WNIDS,
-            seed=lambda w: (
-                FIRST_SEED if w.net == "reference" else config["judge"]["seed"]
-            ),
-            settings=lambda w: (
-                cli.settings(config, *cli.NETWORK, "judge", "-reference.epochs")
-                if w.net == "judge"
-                else cli.settings(config, *cli.NETWORK)
-            ),
+            settings=lambda w: settings_of(f"train {w.net}"),
         shell:
             stage("train")
             + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
-            " --metrics {output.metrics} --classes {params.classes:q} --seed {params.seed}"
-            " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+            " --metrics {output.metrics} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 if config["reference"]["source"] != "train":
@@ -75,7 +68,7 @@ if config["reference"]["source"] != "train":
         conda:
             ENV
         params:
-            settings=cli.settings(config, *cli.WEIGHTS),
+            settings=settings_of("weights"),
         shell:
             stage("weights")
             + " --settings {params.settings:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
@@ -101,17 +94,16 @@ rule init_model:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("val"),
-        classes=WNIDS,
         source=lambda w, input: (
             f"--from-checkpoint {input.reference}"
             if "reference" in input.keys()
             else ""
         ),
-        settings=cli.settings(config, *cli.INIT),
+        settings=settings_of("train init"),
     shell:
         stage("train")
         + " init --data {params.data} --out {output.ckpt} --metrics {output.metrics}"
-        " --classes {params.classes:q} --seed {wildcards.seed} {params.source} --settings {params.settings:q}"
+        " --seed {wildcards.seed} {params.source} --settings {params.settings:q}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -139,19 +131,17 @@ rule train_epoch:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
-        settings=cli.settings(config, *cli.EPOCH),
+        settings=lambda w: settings_of("train epoch", exp=w.exp),
         state=lambda w, input: (
             f"--previous-optim {input.previous_optim}"
             if "previous_optim" in input.keys()
             else ""
         ),
-        freeze=lambda w: EXPERIMENTS[w.exp]["freeze"],
     shell:
         stage("train")
-        + " epoch --data {params.data} --previous {input.previous} {params.state} --out {output.ckpt}"
-        " --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed}"
-        " --settings {params.settings:q} --freeze {params.freeze}"
-        " --tag '{wildcards.exp} seed {wildcards.seed}' --threads {threads} > {log} 2>&1"
+        + " epoch --experiment {wildcards.exp} --data {params.data} --previous {input.previous} {params.state}"
+        " --out {output.ckpt} --optim-out {output.optim} --metrics {output.metrics} --seed {wildcards.seed}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 # Your own training run (experiments.*.checkpoints): each of its checkpoints becomes
@@ -160,6 +150,7 @@ rule import_checkpoint:
     input:
         source=lambda w: str(imported_file(EXPERIMENTS[w.exp], int(w.epoch))),
         val=path("images", subset="main", split="val"),
+        manifest=path("manifest", subset="main"),
     output:
         ckpt=PATHS["checkpoint"],
         metrics=PATHS["epoch_metrics"],
@@ -177,12 +168,11 @@ rule import_checkpoint:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("val"),
-        classes=WNIDS,
-        settings=cli.settings(config, *cli.INIT),
+        settings=settings_of("train import"),
     shell:
         stage("train")
         + " import --source {input.source:q} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
-        " --metrics {output.metrics} --classes {params.classes:q} --seed {wildcards.seed}"
+        " --metrics {output.metrics} --seed {wildcards.seed}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
@@ -201,5 +191,8 @@ rule history:
         logfile("train/{exp}/seed{seed}/history"),
     conda:
         ENV
+    params:
+        settings=settings_of("tables history"),
     shell:
-        stage("tables") + " history --metrics {input} --out {output} > {log} 2>&1"
+        stage("tables")
+        + " history --metrics {input} --out {output} --settings {params.settings:q} > {log} 2>&1"

@@ -1,13 +1,6 @@
 # Stage 3: activation maximization, one job per checkpoint, every class in one batch.
 
 VIZ_CFG = config["visualize"]
-# one command for the checkpoints and for the reference network
-VIZ_SHELL = (
-    stage("visualize")
-    + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
-    " --units {params.units} --names {params.names:q} --settings {params.settings:q} {params.val}"
-    " --threads {threads} > {log} 2>&1"
-)
 
 
 rule visualize:
@@ -30,12 +23,12 @@ rule visualize:
     resources:
         gpu=VIZ_GPUS,
     params:
-        units=list(range(len(CLASSES))),
-        names=NAMES,
-        settings=cli.settings(config, *cli.VISUALIZE),
-        val=lambda w, input: f"--val {os.path.dirname(input.val)}",
+        settings=settings_of("visualize"),
+        val=folder_of("val"),
     shell:
-        VIZ_SHELL
+        stage("visualize")
+        + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 # visualize.units: the inner units of every checkpoint of the first seed, in one job each
@@ -57,7 +50,7 @@ rule visualize_units:
     resources:
         gpu=VIZ_GPUS,
     params:
-        settings=cli.settings(config, *cli.VISUALIZE),
+        settings=settings_of("visualize units"),
     shell:
         stage("visualize")
         + " --inner --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
@@ -80,13 +73,12 @@ rule visualize_reference:
     resources:
         gpu=VIZ_GPUS,
     params:
-        units=reference_units(),
-        names=NAMES,
         # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
-        settings=cli.settings(config, *cli.VISUALIZE),
-        val="",
+        settings=settings_of("visualize reference"),
     shell:
-        VIZ_SHELL
+        stage("visualize")
+        + " --reference --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 # The paper's future work (methods.*): saliency, occlusion and feature inversion
@@ -112,7 +104,7 @@ rule explain:
         gpu=0 if METHODS_CFG["device"] == "cpu" else 1,
     params:
         data=folder_of("val"),
-        settings=cli.settings(config, *cli.EXPLAIN),
+        settings=settings_of("explain"),
     shell:
         stage("explain")
         + " --checkpoint {input.ckpt} --data {params.data} --out {output}"
