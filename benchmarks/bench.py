@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from featevo import checkpoint as ck
 from featevo import cli
-from featevo.config_checks import load_config
+from featevo.settings import load_config
 from featevo.device import autocast, pick_device
 from featevo.models import ModelSpec, build_model
 from featevo.inputs import MEAN, STD, Subset, imagenet_normalize
@@ -294,11 +294,12 @@ def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: i
     ck.save_checkpoint(prev, build_model(spec, seed=0), spec, epoch=0, classes=DEMO_WNIDS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])}
     # the rules' command
-    cmd = [sys.executable, "-m", "featevo", "train", "epoch", "--data", str(subset), "--previous",
-           str(prev), "--out", str(work / "epoch_001.pt"), "--optim-out", str(work / "epoch_001.optim.pt"),
-           "--metrics", str(work / "epoch_001.json"), "--seed", "0", "--freeze", "none", "--settings",
-           cli.settings({"train": {**DEMO["train"], "device": device, "batch_size": batch_size}}, *cli.EPOCH),
-           "--threads", str(threads)]
+    cfg = {"train": {**DEMO["train"], "device": device, "batch_size": batch_size},
+           "experiments": {"bench": {"epochs": 1, "init": "random", "freeze": "none"}}}
+    cmd = [sys.executable, "-m", "featevo", "train", "epoch", "--experiment", "bench", "--data", str(subset),
+           "--previous", str(prev), "--out", str(work / "epoch_001.pt"), "--optim-out",
+           str(work / "epoch_001.optim.pt"), "--metrics", str(work / "epoch_001.json"), "--seed", "0",
+           "--settings", cli.settings(cfg, "train epoch", exp="bench"), "--threads", str(threads)]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True)
     wall = time.perf_counter() - start

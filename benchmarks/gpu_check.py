@@ -44,7 +44,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS 
 
 import torch  # noqa: E402
 
-from featevo.config_checks import load_config  # noqa: E402
+from featevo.settings import load_config  # noqa: E402
 from featevo.device import autocast, configure  # noqa: E402
 from featevo.models import ModelSpec, build_model  # noqa: E402
 from featevo.train import make_optimizer  # noqa: E402

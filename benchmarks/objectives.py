@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
 from featevo.checkpoint import load_model  # noqa: E402
-from featevo.config_checks import schema_defaults  # noqa: E402
+from featevo.settings import schema_defaults  # noqa: E402
 from featevo.inputs import to_uint8  # noqa: E402
 from featevo.metrics import fixed_network_measures, png_ratio, total_variation  # noqa: E402
 from featevo.visualize import activation_maximization  # noqa: E402

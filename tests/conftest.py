@@ -6,8 +6,7 @@ import pytest
 
 import json
 
-from featevo.config_checks import schema_defaults
-from featevo.settings import Settings
+from featevo.settings import Settings, schema_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
@@ -36,8 +35,9 @@ def _one_thread():
     yield
 
 
-def write_subset(folder: Path, n_train: int, n_val: int) -> Path:
-    """A tiny extracted subset (as featevo.extract writes it): 3 classes told apart by colour."""
+def write_subset(folder: Path, n_train: int, n_val: int, classes=("n1", "n2", "n3")) -> Path:
+    """A tiny extracted subset (as featevo.extract writes it): 3 classes told apart by colour,
+    its manifest naming them (the networks' classes, in label order)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -48,6 +48,8 @@ def write_subset(folder: Path, n_train: int, n_val: int) -> Path:
         imgs[np.arange(n), :, :, labels] += 150
         np.save(folder / f"{split}_images.npy", imgs)
         np.save(folder / f"{split}_labels.npy", labels.astype(np.int64))
+    (folder / "manifest.csv").write_text("split,label,wnid,member\n" + "".join(
+        f"train,{k},{c},{c}_1.JPEG\n" for k, c in enumerate(classes)))
     return folder
 
 
@@ -98,5 +100,5 @@ def train_settings(**sections) -> str:
     section is left out) on the CPU in fp32, then each section's given keys."""
     cfg = {"train": {"device": "cpu", "precision": "fp32"}}
     for name, keys in sections.items():
-        cfg[name] = {**cfg.get(name, {}), **keys}
+        cfg[name] = {**cfg.get(name, {}), **keys} if isinstance(keys, dict) else keys
     return json.dumps(cfg)

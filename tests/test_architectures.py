@@ -9,7 +9,8 @@ import torch
 
 from conftest import viz_settings
 from featevo.checkpoint import load_model, save_checkpoint
-from featevo.config_checks import check_config, load_config
+from featevo.config_checks import check_config
+from featevo.settings import load_config
 from featevo.models import ModelSpec, build_model, head_name, num_outputs, shape_problem, torchvision_classifiers
 from featevo.models import transfer
 from featevo.train import freeze, make_optimizer

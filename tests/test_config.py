@@ -9,7 +9,7 @@ from snakemake_helpers import ROOT, snakemake
 
 def demo_config():
     """config.yaml as the workflow sees it: over the schema's defaults."""
-    from featevo.config_checks import load_config
+    from featevo.settings import load_config
 
     return load_config(ROOT / "config.yaml")
 
@@ -158,7 +158,7 @@ def test_two_classes_that_would_share_a_file_name_are_refused():
 @pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "../x", ""])
 def test_a_run_name_that_would_leave_results_is_refused(name):
     """run_name names one folder under results/: never '.', '..', a hidden folder or a path."""
-    from featevo.config_checks import SCHEMA_FILE, schema_errors
+    from featevo.settings import SCHEMA_FILE, schema_errors
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
     cfg = {**demo_config(), "run_name": name}
@@ -167,7 +167,7 @@ def test_a_run_name_that_would_leave_results_is_refused(name):
 
 
 def test_class_names_in_other_scripts_get_their_own_files_and_names_without_letters_are_refused():
-    from featevo.config_checks import slug
+    from featevo.plan import slug
 
     cfg = demo_config()
     for c, name in zip(cfg["data"]["classes"], ["雨蛙", "フラミンゴ", "гамбургер", "مسبح"]):
@@ -183,7 +183,7 @@ def test_class_names_in_other_scripts_get_their_own_files_and_names_without_lett
 def test_nested_overrides_under_experiments_are_read_as_their_schema_types():
     """--config "experiments={scratch: {epochs: 5}}" arrives as strings; experiments' entries are
     additionalProperties, whose schema applies as well as named properties'."""
-    from featevo.config_checks import SCHEMA_FILE, coerce, schema_errors
+    from featevo.settings import SCHEMA_FILE, coerce, schema_errors
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
     cfg = demo_config()

@@ -384,7 +384,7 @@ def test_ilsvrc_val_is_checked_at_parse_time(tmp_path):
 
 
 def yaml_demo():
-    from featevo.config_checks import load_config
+    from featevo.settings import load_config
     from snakemake_helpers import ROOT
 
     return load_config(ROOT / "config.yaml")

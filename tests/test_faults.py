@@ -20,15 +20,15 @@ def data(tmp_path):
 
 def epoch_args(data, prev, out):
     state = [] if prev.name.endswith("000.pt") else ["--previous-optim", str(prev.with_suffix(".optim.pt"))]
-    return ["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
-            str(out.with_suffix(".optim.pt")), "--metrics", str(out.with_suffix(".json")), "--seed", "0",
-            "--freeze", "none", "--settings", train_settings(train={"batch_size": 4}), "--threads", "1", *state]
+    return ["epoch", "--experiment", "x", "--data", str(data), "--previous", str(prev), "--out", str(out),
+            "--optim-out", str(out.with_suffix(".optim.pt")), "--metrics", str(out.with_suffix(".json")), "--seed",
+            "0", "--settings", train_settings(train={"batch_size": 4}), "--threads", "1", *state]
 
 
 def chain(data, folder):
     folder.mkdir()
     train.main(["init", "--data", str(data), "--out", str(folder / "epoch_000.pt"),
-                "--metrics", str(folder / "epoch_000.json"), "--classes", "a", "b", "c", "--seed", "0",
+                "--metrics", str(folder / "epoch_000.json"), "--seed", "0",
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1})])
     train.main(epoch_args(data, folder / "epoch_000.pt", folder / "epoch_001.pt"))
 
@@ -40,7 +40,7 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
     # interrupted: epoch 2 killed (SIGKILL, as a preempted or cancelled job) after its first progress line
     run = tmp_path / "run"
     chain(data, run)
-    proc = subprocess.Popen([sys.executable, "-m", "featevo.train",
+    proc = subprocess.Popen([sys.executable, "-m", "featevo", "train",
                              *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     for line in proc.stdout:
@@ -62,16 +62,16 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
 
 def test_a_job_whose_snakemake_died_publishes_nothing(tmp_path, data):
     """Even an epoch that ends before the watcher's next look: the check before the rename."""
-    from featevo import runtime
+    from featevo import watch
 
     run = tmp_path / "run"
     chain(data, run)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    mark = f"{gone.pid}:{runtime.process_start(gone.pid)}"
+    mark = f"{gone.pid}:{watch.process_start(gone.pid)}"
     gone.wait()
-    out = subprocess.run([sys.executable, "-m", "featevo.train", *epoch_args(data, run / "epoch_001.pt",
-                                                                              run / "epoch_002.pt")],
-                         env={**os.environ, runtime.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "featevo", "train",
+                          *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
+                         env={**os.environ, watch.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
     assert out.returncode == 1 and "is gone" in out.stderr, out.stderr[-2000:]
     assert "epoch 2 batch" in out.stdout  # it trained, and then kept its result to itself
     assert sorted(p.name for p in run.iterdir()) == ["epoch_000.json", "epoch_000.pt", "epoch_001.json",

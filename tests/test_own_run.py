@@ -60,7 +60,7 @@ def test_a_checkpoint_that_does_not_fit_is_named_with_its_first_mismatch(tmp_pat
     data = write_subset(tmp_path / "data", n_train=6, n_val=6)
     torch.save(torchvision.models.resnet34(num_classes=3).state_dict(), tmp_path / "r34.pt")
     args = ["import", "--source", str(tmp_path / "r34.pt"), "--epoch", "1", "--data", str(data), "--out",
-            str(tmp_path / "e.pt"), "--metrics", str(tmp_path / "e.json"), "--classes", "a", "b", "c",
+            str(tmp_path / "e.pt"), "--metrics", str(tmp_path / "e.json"),
             "--seed", "0", "--settings", train_settings(model={"arch": "resnet18", "width_divisor": 1,
                                                                 "pool_size": 7})]
     with pytest.raises(SystemExit, match=r"r34.pt does not fit model.arch: it has layer1.2.conv1.weight "

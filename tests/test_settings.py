@@ -1,44 +1,34 @@
 """Each setting is written once: in the schema (with its default) and in the code that
-reads it.  Rules hand a stage its config sections whole (featevo.cli.settings), the
-stage reads them back through featevo.settings, and every registry covers its
-schema enum."""
+reads it.  What each stage reads is declared once (featevo.cli.READS): the rule passes
+those parts as --settings, the stage reads them back through featevo.settings and can
+read nothing else; flags carry paths, wildcards and threads only; and every registry
+covers its schema enum."""
 
 import argparse
 import ast
+import importlib
 import json
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from featevo import cli, explain, extract, models, settings, standin, train, visualize
-from featevo.config_checks import SCHEMA_FILE
+from featevo import cli, explain, extract, models, plan, settings, train, visualize
+from featevo.settings import SCHEMA_FILE, load_config, schema_defaults, with_defaults
 from snakemake_helpers import ROOT, snakemake
 
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
 PROPS = SCHEMA["properties"]
+STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables")
 
-# options that are not workflow settings, each with the reason it may have a default
-NOT_SETTINGS = {
-    "help": "argparse's own",
-    "settings": "the config sections whole; their defaults are the schema's (featevo.settings)",
-    "threads": "how a job runs (Snakemake's threads), not what it computes",
-    "tag": "a label of the progress lines",
-    "units": "the class units, derived from data.classes (absent with --inner)",
-    "names": "the class names, from data.classes (absent with --inner)",
-    "inner": "a mode: the inner units of visualize.units instead of the class units",
-    "exclude": "a path: the main subset's manifest, given only to the judge's extraction from your own folder",
-    "net": "which of the two networks of train_network's one recipe (reference or judge)",
-    "previous_optim": "absent for epoch 1, whose optimizer state is fresh",
-    "from_checkpoint": "absent for init: random",
-    "skip_unreadable": "a flag: absent is false, as the rule passes it only when true",
-    "processes": "how a job runs (Snakemake's threads), not what it computes",
-    "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
-    "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
-    "val_labels": "a path, given only with data.validation: ilsvrc_val",
-}
+
+def parsers():
+    for name in STAGES:
+        yield name, importlib.import_module(f"featevo.{name}").parser()
 
 
 def options(parser: argparse.ArgumentParser):
@@ -50,55 +40,141 @@ def options(parser: argparse.ArgumentParser):
             yield parser.prog, action
 
 
-@pytest.mark.parametrize("stage", [standin, extract, train, visualize, explain], ids=lambda m: m.__name__)
-def test_no_stage_keeps_a_default_of_a_workflow_setting(stage):
-    loose = [f"{prog} {a.option_strings[0]} (default {a.default!r})" for prog, a in options(stage.parser())
-             if a.dest not in NOT_SETTINGS and not a.required]
-    assert not loose, "a workflow setting with a default outside the schema: " + ", ".join(loose)
+def _leaves(node: dict, prefix: str = ""):
+    node = {**SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]], **node} if "$ref" in node else node
+    items = node.get("properties", {})
+    if isinstance(node.get("additionalProperties"), dict):
+        items = {**items, **{f"<{prefix.rstrip('.')}>.{k}": v
+                             for k, v in node["additionalProperties"].get("properties", {}).items()}}
+    for key, prop in items.items():
+        yield prefix + key, key.rsplit(".", 1)[-1]
+        yield from _leaves(prop, f"{prefix}{key}.")
+
+
+SETTING_NAMES = {key for _, key in _leaves(SCHEMA)}
+# command-line options named like a setting, each with why it is not one
+NOT_SETTINGS = {
+    "threads": "the job's threads (Snakemake's), not what it computes: never in --settings (cli.OPERATIONAL)",
+    "seed": "the experiment's seed wildcard",
+    "source": "train import: a path, the checkpoint of your own run to import",
+    "reference": "standin: a path (the reference pool's folder); visualize: a mode (the reference network); claims: "
+                 "a path (the judge's measures of Fig. 3)",
+    "judge": "standin: a path (the judge's pool); metrics: a path (the judge's checkpoint)",
+    "metrics": "a path", "data": "a path", "history": "a path", "figure": "metrics: a path (the measures' figure)",
+    "experiment": "a wildcard: the experiment's name", "table": "tables: a wildcard, the table's name",
+}
+# options with a default, each with why it may have one (a setting's default is the schema's alone)
+DEFAULTS_ALLOWED = {"help", "settings", "threads", "processes", "reference", "inner", "net", "previous_optim",
+                    "from_checkpoint", "val", "val_images", "val_labels", "exclude", "main", "judge", "history",
+                    "figure", "confusion", "per_class", "mean_of", "metrics", "examples", "judged", "html"}
+
+
+def test_flags_carry_only_paths_wildcards_and_threads():
+    """No stage has an option named like a setting (bar the few NOT_SETTINGS say why), and
+    none with a default of its own but what DEFAULTS_ALLOWED lists; the rules pass no
+    flag the stages do not have."""
+    flags = set()
+    for stage, parser in parsers():
+        for prog, a in options(parser):
+            flags |= set(a.option_strings)
+            assert a.dest not in SETTING_NAMES or a.dest in NOT_SETTINGS, \
+                f"{prog} {a.option_strings[0]}: a setting as a flag; read it from --settings (featevo.cli.READS)"
+            assert a.required or a.dest in DEFAULTS_ALLOWED, \
+                f"{prog} {a.option_strings[0]} (default {a.default!r}): a workflow setting with a default outside the schema"
+    rules = "".join(line.split("#")[0] + "\n" for f in (ROOT / "workflow" / "rules").glob("*.smk")
+                    for line in f.read_text().splitlines())
+    passed = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", rules))
+    assert passed <= flags, f"flags in the rules that no stage has: {passed - flags}"
+    for flag in ("--resize", "--image-size", "--size", "--median-every", "--names", "--seeds", "--units", "--wnids",
+                 "--classes", "--freeze", "--recipe", "--judge-units", "--paper-epochs", "--layout"):
+        assert flag not in passed and flag not in flags, flag
+
+
+def test_every_stage_takes_settings_and_its_parts_exist_in_the_schema():
+    for stage, parser in parsers():
+        assert any("--settings" in a.option_strings for _, a in options(parser)), stage
+    assert {k.split()[0] for k in cli.READS} == set(STAGES)
+    for stage in cli.READS:
+        settings.parse("{}", stage, exp="x")  # every part has a schema node
 
 
 def test_settings_are_the_schema_s_and_refuse_what_it_does_not_have():
-    s = settings.parse('{"visualize": {"steps": 7}}', "visualize", "methods")
+    s = settings.parse('{"visualize": {"steps": 7}}', "visualize units")
     assert s.visualize.steps == 7  # given
     assert s.visualize.median_every == PROPS["visualize"]["properties"]["median_every"]["default"]  # filled in
-    assert s.methods.inversion.layers == tuple(PROPS["methods"]["properties"]["inversion"]["properties"]["layers"]
+    m = settings.parse("{}", "explain")
+    assert m.methods.inversion.layers == tuple(PROPS["methods"]["properties"]["inversion"]["properties"]["layers"]
                                                ["default"])
     with pytest.raises(AttributeError, match="visualize has no setting 'stpes'.*config.schema.yaml"):
         s.visualize.stpes
     with pytest.raises(AttributeError, match="read-only"):
         s.visualize.steps = 8
     with pytest.raises(SystemExit, match="visualize.steps"):
-        settings.parse('{"visualize": {"steps": "many"}}', "visualize")
+        settings.parse('{"visualize": {"steps": "many"}}', "visualize units")
     with pytest.raises(SystemExit, match="visualize.*stpes"):
-        settings.parse('{"visualize": {"stpes": 3}}', "visualize")
+        settings.parse('{"visualize": {"stpes": 3}}', "visualize units")
     with pytest.raises(SystemExit, match="not JSON"):
-        settings.parse("{steps: 3", "visualize")
+        settings.parse("{steps: 3", "visualize units")
+    with pytest.raises(AttributeError, match="data.image_size is not set, and the schema has no default"):
+        s.data.image_size
+
+
+def test_a_stage_cannot_read_what_its_rule_does_not_pass():
+    """The trap the declaration closes: a stage that starts reading a key its rule does not
+    pass gets an error naming READS, never the schema's default in place of the user's value."""
+    s = settings.parse(cli.settings(schema_defaults(), "train epoch", exp="x"), "train epoch", exp="x")
+    assert s.train.batch_size == PROPS["train"]["properties"]["batch_size"]["default"]
+    for read in (lambda: s.model, lambda: s.experiments.x.epochs, lambda: s.get("data"),
+                 lambda: "visualize" in s, lambda: s["seeds"]):
+        with pytest.raises((AttributeError, KeyError), match=r"not handed to train epoch: add it to "
+                                                             r"featevo.cli.READS\['train epoch'\]"):
+            read()
+    with pytest.raises(AttributeError, match=r"train.threads is how jobs run.*a job's threads are its --threads"):
+        s.train.threads  # not the schema's default in place of the config's
+    judge = settings.parse("{}", "train judge")
+    assert judge.reference.lr == PROPS["reference"]["properties"]["lr"]["default"]
+    with pytest.raises(AttributeError, match="reference.epochs was not handed to train judge"):
+        judge.reference.epochs  # the judge trains judge.epochs
+    first = settings.parse('{"seeds": [5, 6]}', "train reference")
+    assert first.seeds == (5,)  # seeds[0]: the first alone
+    # what the stage does not read is refused in JSON (a rule passes exactly its parts)
+    with pytest.raises(SystemExit, match="train.threads: given, but featevo.cli.READS\\['train epoch'\\] does not "
+                                         "read it"):
+        settings.parse('{"train": {"threads": 2}}', "train epoch", exp="x")
+    with pytest.raises(SystemExit, match="model: given"):
+        settings.parse('{"model": {"dropout": 0.1}}', "train epoch", exp="x")
 
 
 def test_a_config_file_gives_a_stage_its_settings_by_hand(tmp_path):
-    (tmp_path / "mine.yaml").write_text("visualize: {steps: 9, objective: softmax}\ndata: {image_size: 40}\n")
-    a = visualize.parser().parse_args(["--checkpoint", "c.pt", "--out-png", "o.png", "--out-npz", "o.npz",
-                                       "--units", "0", "--names", "x", "--settings", f"@{tmp_path / 'mine.yaml'}"])
-    assert (a.settings.visualize.steps, a.settings.visualize.objective, a.settings.data.image_size) == (9, "softmax",
-                                                                                                         40)
+    (tmp_path / "mine.yaml").write_text("visualize: {steps: 9, objective: softmax, threads: 3}\n"
+                                        "data: {image_size: 40, classes: [{name: x, wnid: n01644373}, {name: y, wnid: n02007558}]}\n"
+                                        "model: {dropout: 0.1}\n")
+    s = settings.parse(f"@{tmp_path / 'mine.yaml'}", "visualize")
+    assert (s.visualize.steps, s.visualize.objective, s.data.image_size) == (9, "softmax", 40)
+    assert plan.names(s.data) == ["x", "y"]
+    with pytest.raises(AttributeError, match="how jobs run"):
+        s.visualize.threads  # the job's threads are its --threads
+    with pytest.raises(AttributeError, match="model was not handed to visualize"):
+        s.model  # a config file's other parts are its other stages'
 
 
 def test_how_jobs_run_changes_no_job_s_settings():
     """threads, keeping files and which epochs are explained rerun nothing (featevo.cli.OPERATIONAL)."""
-    from featevo.config_checks import schema_defaults
+    cfg = with_defaults(load_config(ROOT / "config.yaml"))
+    changed = json.loads(json.dumps(cfg))
+    for pick in cli.OPERATIONAL:
+        section, key = pick.split(".")
+        changed[section][key] = {bool: lambda v: not v, int: lambda v: v + 3}[type(cfg[section][key])](
+            cfg[section][key])
+    for stage in cli.READS:
+        assert cli.settings(cfg, stage, exp="scratch") == cli.settings(changed, stage, exp="scratch"), stage
+    steps = {**cfg, "visualize": {**cfg["visualize"], "steps": 1}}
+    assert cli.settings(cfg, "visualize") != cli.settings(steps, "visualize")
 
-    cfg = schema_defaults()
-    cfg["data"]["image_size"] = 64  # the one setting here without a default
-    changed = {**cfg, "train": {**cfg["train"], "threads": 7, "keep_checkpoints": False},
-               "methods": {**cfg["methods"], "threads": 3, "every": 9}}
-    for picks in (cli.EPOCH, cli.INIT, cli.EXPLAIN, cli.NETWORK):
-        assert cli.settings(cfg, *picks) == cli.settings(changed, *picks)
-    assert cli.settings(cfg, *cli.VISUALIZE) != cli.settings({**cfg, "visualize": {**cfg["visualize"], "steps": 1}},
-                                                            *cli.VISUALIZE)
 
-
-# distinctive values: each must arrive in its rule's command, read back by the stage itself
+# distinctive values: each must arrive in every stage that reads it
 SETTINGS = {
+    "seeds": [3, 8],
     "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
                   "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6},
     "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
@@ -108,68 +184,121 @@ SETTINGS = {
     "judge": {"epochs": 6, "seed": 5, "arch": "vgg13"},
     "methods": {"images_per_class": 2, "occlusion": {"window": 10, "stride": 5},
                 "inversion": {"steps": 23, "lr": 0.031, "tv_weight": 7.5}},
-    "experiments": {"scratch": {"epochs": 4}},
-    "data": {"seed": 4, "layout": "folder", "resize": "center_crop", "skip_unreadable": True},
-    "standin": {"seed": 6, "image_size": 44, "clutter": 3},
-}
-# rule: the config sections its stage reads back from --settings
-SECTIONS = {"visualize": ("visualize",), "visualize_reference": ("visualize",), "init_model": ("model",),
-            "train_epoch": ("train",), "train_network reference": ("model", "reference", "train.rho", "train.eps"),
-            "train_network judge": ("judge", "reference", "train.rho", "train.eps"), "explain": ("methods",)}
-STAGES = {"train": train, "visualize": visualize, "explain": explain}
-FLAGS = {  # the stages whose arguments are derived per job (three pools, three subsets): flags
-    # the three pools: the subset's, then the reference's and the judge's, each with a seed of its own
-    "standin": ("--wnids n01644373 n02007558 n07697313 n03982430 --per-class 14 --seed 6 --size 44 --clutter 3",
-                "--seed 1000009 --size 44 --clutter 3", "--seed 2000009 --size 44 --clutter 3"),
-    "extract_subset": ("--seed 4 --layout folder --resize center_crop --skip-unreadable",),
+    "experiments": {"scratch": {"epochs": 4, "table": "table9", "paper": {"epochs": [1, 4], "val_acc": [0.3, 0.6]}},
+                    "frozen": {"freeze": "features"},
+                    "mine": {"epochs": 2, "checkpoints": "runs/mine/epoch_{epoch}.pt"}},
+    "data": {"seed": 4, "layout": "folder", "resize": "center_crop", "skip_unreadable": True,
+             "classes": [{"name": "tree frog!", "wnid": "n01644373", "imagenet_index": 31},
+                         {"name": "flamingo", "wnid": "n02007558"}, {"name": "burger", "wnid": "n07697313"},
+                         {"name": "pool table", "wnid": "n03982430"}]},
+    "standin": {"seed": 6, "image_size": 44, "clutter": 3, "extra_wnids": ["n01641577"]},
 }
 
 
-def _subset(given: dict, read) -> None:
-    for key, value in given.items():
-        if isinstance(value, dict):
-            _subset(value, read[key])
-        else:
-            assert read[key] == value, f"{key}: {read[key]!r} arrived, {value!r} set"
+def _flat(node, prefix=()):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _flat(v, (*prefix, k))
+    else:
+        yield prefix, node
 
 
-def test_every_setting_reaches_its_stage(tmp_path):
+def stage_of(argv: list[str]) -> tuple[str, dict]:
+    """The READS entry (and the wildcards it names) a stage's command line stands for:
+    what the stage's own main chooses."""
+    name, rest = argv[0], argv[1:]
+    a = importlib.import_module(f"featevo.{name}").parser().parse_args(rest)
+    if name == "extract":
+        return f"extract {a.subset}", {}
+    if name == "train":
+        return (f"train {a.net}" if a.cmd == "reference" else f"train {a.cmd}"), {"exp": getattr(a, "experiment", "")}
+    if name == "visualize":
+        return "visualize units" if a.inner else "visualize reference" if a.reference else "visualize", {}
+    if name in ("figures", "tables"):
+        return f"{name} {a.cmd}", {"exp": getattr(a, "experiment", "")}
+    return name, {}
+
+
+def test_a_layered_setting_reaches_every_stage_that_reads_it(tmp_path):
+    """Through snakemake: config.yaml, tests/configs/tiny.yaml and a file of distinctive
+    values layered; each job's --settings, read back by its stage's own parse, equals
+    the layered config's parts (READS), and each distinctive value is found in every
+    job whose stage reads it."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(SETTINGS))
-    out = snakemake(tmp_path, "-n", "-p", configs=[ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "mine.yaml"]).stdout
-    commands: dict[str, list[str]] = {}
-    for block in out.split("\nrule ")[1:]:
-        rule = block.split(":", 1)[0].strip()
-        shell = re.search(r"^(?:Shell command: )?(\(?python -m featevo \w+ .*)$", block, re.M)
-        if shell:
-            if rule == "train_network":  # one rule, the reference and the judge
-                rule += " " + re.search(r"--net (\w+)", shell.group(1)).group(1)
-            commands.setdefault(rule, []).append(shell.group(1))
-    for rule, sections in SECTIONS.items():
-        assert commands.get(rule), f"no {rule} job in the dry run"
-        for cmd in commands[rule]:
-            argv = shlex.split(cmd.split(" > ")[0])
-            a = STAGES[argv[3]].parser().parse_args(argv[4:])  # the stage's own reading of its command
-            for pick in sections:
-                section, _, key = pick.partition(".")
-                given = {key: SETTINGS[section][key]} if key else SETTINGS[section]
-                if section == "reference" and "judge" in sections:
-                    given = {k: v for k, v in given.items() if k != "epochs"}  # the judge trains judge.epochs
-                _subset(given, a.settings[section])
-    assert {a for a in commands["visualize"] if "--val" not in a} == set()
-    for rule, flags in FLAGS.items():
-        for cmd, flag in zip(commands[rule], flags):
-            assert flag in cmd, f"{rule}: expected {flag!r} in\n{cmd}"
-    epochs = [c for c in commands["train_epoch"] if "train/scratch/seed0/" in c]
-    assert len(epochs) == 4  # experiments.scratch.epochs
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(SETTINGS, sort_keys=False))
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    for e in (0, 1, 2):  # an imported run's checkpoints: the config check wants them there
+        (tmp_path / "runs" / "mine" / f"epoch_{e}.pt").write_bytes(b"")
+    layers = [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "mine.yaml"]
+    out = snakemake(tmp_path, "-n", "-p", configs=layers[1:]).stdout
+    cfg = with_defaults(load_config(*layers))
+    jobs = []
+    for cmd in re.findall(r"^(?:Shell command: )?\(?(python -m featevo \w+ .*)$", out, re.M):
+        argv = shlex.split(cmd.split(" > ")[0])[3:]
+        stage, fill = stage_of(argv)
+        s = settings.parse(argv[argv.index("--settings") + 1], stage, **fill)  # the stage's own reading
+        layered = settings.parse(cli.settings(cfg, stage, **fill), stage, **fill)
+        assert s.to_dict() == layered.to_dict(), f"{stage}: not the layered config's settings"
+        jobs.append((stage, fill, s))
+    assert {stage for stage, _, _ in jobs} == set(cli.READS) - {"weights"}, "stages with no job in the dry run"
+    # (the weights stage needs reference.source torchvision: tests/test_weights.py runs it through snakemake)
+    for keys, value in _flat(SETTINGS):
+        if keys[:2] == ("experiments", "mine"):
+            continue  # an imported run: the checkpoints are its rule's (import_checkpoint) input
+        readers = set()
+        for stage, fill, s in jobs:
+            kind = _covers(stage, fill, keys)
+            if kind:
+                got, found = cli._get(s.to_dict(), keys)
+                want = value[:1] if kind == "first" else value
+                assert found and got == want, f"{stage} {fill}: {'.'.join(keys)} is {got!r}, set {want!r}"
+                readers.add(stage)
+        assert readers, f"{'.'.join(keys)}: no stage reads it"
+    stages = {stage: s for stage, _, s in jobs}
+    # the derived values: the first seed trains the reference, the names label the images
+    assert stages["train reference"].seeds == (3,)
+    assert plan.names(stages["visualize"].data)[0] == "tree frog!"
+    assert sum(stage == "train epoch" for stage, _, _ in jobs) == 2 * 4 + 2 * 2 + 2 * 1  # scratch: 4 epochs
 
 
-def _leaves(node: dict, prefix: str = ""):
-    for key, prop in node.get("properties", {}).items():
-        if "$ref" in prop:
-            prop = SCHEMA["$defs"][prop["$ref"].rsplit("/", 1)[1]]
-        yield prefix + key, key
-        yield from _leaves(prop, f"{prefix}{key}.")
+def _covers(stage: str, fill: dict, keys: tuple) -> str | None:
+    """Whether a job of ``stage`` reads the config key ``keys``: "whole", "first" (seeds[0]), or None."""
+    kind = None
+    for left_out, pick in cli.picks(stage, **fill):
+        if isinstance(pick[-1], int) and keys == pick[:-1]:
+            kind = "first"
+        elif keys[:len(pick)] == pick:
+            kind = None if left_out else "whole"
+    return None if ".".join(keys) in cli.OPERATIONAL else kind
+
+
+def test_settings_imports_nothing_heavy():
+    """Every job imports featevo.settings: neither pandas, torch nor the data readers."""
+    code = ("import sys, featevo.settings, featevo.cli, featevo.plan, featevo.config_checks; "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(ROOT / "workflow")}).stdout.split()
+    for heavy in ("pandas", "torch", "numpy", "featevo.extract", "featevo.standin", "snakemake", "jsonschema"):
+        assert heavy not in loaded, heavy
+
+
+@pytest.mark.parametrize("stage, unused", [
+    ("train", ("pandas", "matplotlib", "PIL", "torchvision", "featevo.extract", "featevo.config_checks")),
+    ("visualize", ("pandas", "matplotlib", "torchvision", "featevo.extract")),
+    ("explain", ("pandas", "matplotlib", "featevo.extract")),
+    ("metrics", ("torch", "matplotlib")),  # torch only with the judge; pyplot only for a figure
+    ("claims", ("torch", "matplotlib", "PIL")),
+    ("tables", ("torch", "matplotlib", "PIL")),
+    ("extract", ("torch", "matplotlib")),
+    ("standin", ("torch", "pandas", "matplotlib")),
+])
+def test_each_stage_imports_only_what_it_uses(stage, unused):
+    """A job's start is its imports (docs/performance.md): a stage loads no module it does
+    not use (imports inside the functions that need them)."""
+    code = f"import sys, featevo.{stage}; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(ROOT / "workflow")}).stdout.split()
+    assert not [m for m in unused if m in loaded]
 
 
 def test_every_schema_setting_is_read_somewhere():
@@ -218,7 +347,16 @@ def test_each_registry_covers_its_schema_enum():
 
 
 def test_settings_json_round_trips_through_the_stage():
-    from featevo.config_checks import schema_defaults
+    text = cli.settings(schema_defaults(), "explain")
+    assert json.loads(text)["methods"]["occlusion"]["window"] == settings.parse(text, "explain").methods.occlusion.window
 
-    text = cli.settings(schema_defaults(), *cli.EXPLAIN)  # noqa
-    assert json.loads(text)["methods"]["occlusion"]["window"] == settings.parse(text, "methods").methods.occlusion.window
+
+def test_the_config_reference_is_the_schema_s():
+    """docs/config.md is generated from the schema (docs/config_reference.py), never by hand."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from config_reference import reference
+    finally:
+        sys.path.pop(0)
+    assert (ROOT / "docs" / "config.md").read_text() == reference(SCHEMA), \
+        "docs/config.md is stale: run python docs/config_reference.py"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from featevo import device, runtime
+from featevo import device
 from snakemake_helpers import ROOT
 
 NOBODY = 65534
@@ -36,7 +36,7 @@ def nobody_py(code, env=None, **kw):
 @pytest.fixture(scope="module", autouse=True)
 def nobody_reaches_the_checkout():
     """The second user runs this checkout's code with this interpreter, as a colleague would."""
-    ok = as_nobody([sys.executable, "-c", "import torch, snakemake, featevo.runtime"], cwd="/",
+    ok = as_nobody([sys.executable, "-c", "import torch, snakemake, featevo.device"], cwd="/",
                    env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")}, stderr=subprocess.DEVNULL).wait()
     if ok != 0:
         pytest.skip(f"the nobody account cannot read {ROOT} or {sys.executable}")
@@ -61,8 +61,8 @@ def victim_file(tmp_path):
 def test_a_planted_link_is_never_followed(shared, victim_file):
     before = victim_file.stat()
     assert as_nobody(["ln", "-s", victim_file, shared / "run.lock"]).wait() == 0
-    with pytest.raises(runtime.UnsafePath, match="is a symbolic link \\(made by nobody\\)"):
-        runtime.open_in(shared, "run.lock", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with pytest.raises(device.UnsafePath, match="is a symbolic link \\(made by nobody\\)"):
+        device.open_in(shared, "run.lock", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     after = victim_file.stat()
     assert victim_file.read_text() == "precious" and after.st_mtime_ns == before.st_mtime_ns
 
@@ -97,12 +97,12 @@ def test_two_users_claim_different_gpus_and_a_waiting_job_names_the_holder(share
 def test_a_planted_lock_folder_or_lock_link_is_refused(shared, victim_file):
     open_folder = shared / "gpu-locks"
     assert as_nobody(["mkdir", "-m", "0777", open_folder]).wait() == 0
-    with pytest.raises(runtime.UnsafePath, match="belongs to nobody with mode 0777"):
+    with pytest.raises(device.UnsafePath, match="belongs to nobody with mode 0777"):
         device.claim_gpu(["0"], open_folder, timeout=0)
     # sticky and open to all, but its owner could delete the lock a job holds: refused too
     foreign = shared / "foreign-locks"
     assert as_nobody(["mkdir", "-m", "1777", foreign]).wait() == 0
-    with pytest.raises(runtime.UnsafePath, match="belongs to nobody, who could delete the lock files"):
+    with pytest.raises(device.UnsafePath, match="belongs to nobody, who could delete the lock files"):
         device.claim_gpu(["0"], foreign, timeout=0)
     sticky = shared / "other-locks"
     sticky.mkdir()

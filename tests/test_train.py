@@ -84,7 +84,7 @@ def test_transfer_copies_all_but_the_head():
 
 def run_init(data, out, *extra, train_keys=None):
     train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
-                "--classes", "n1", "n2", "n3", "--seed", "0",
+                "--seed", "0",
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1}, train=train_keys or {}),
                 *extra])
 
@@ -93,12 +93,13 @@ def optim(ckpt):
     return ckpt.with_suffix(".optim.pt")
 
 
-def run_epoch(data, prev, out, *extra, state=True, train_keys=None):
+def run_epoch(data, prev, out, *extra, state=True, train_keys=None, freeze="none"):
     """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
     given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
-    train.main(["epoch", "--data", str(data), "--previous", str(prev), "--out", str(out), "--optim-out",
-                str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--seed", "0", "--freeze", "none",
-                "--settings", train_settings(train={"batch_size": 8, **(train_keys or {})}), *given, *extra])
+    train.main(["epoch", "--experiment", "x", "--data", str(data), "--previous", str(prev), "--out", str(out),
+                "--optim-out", str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--seed", "0",
+                "--settings", train_settings(train={"batch_size": 8, **(train_keys or {})},
+                                             experiments={"x": {"freeze": freeze}}), *given, *extra])
 
 
 def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
@@ -175,7 +176,7 @@ def test_epoch_with_augmentation_trains_deterministically(tmp_path, data):
 
 def test_frozen_features_keep_their_weights_and_the_classifier_trains(tmp_path, data):
     run_init(data, tmp_path / "epoch_000.pt")
-    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", "--freeze", "features")
+    run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", freeze="features")
     w0, w1 = (load_checkpoint(tmp_path / f"epoch_00{e}.pt")["model"] for e in (0, 1))
     for name in w0:
         same = torch.equal(w0[name], w1[name])
@@ -185,7 +186,7 @@ def test_frozen_features_keep_their_weights_and_the_classifier_trains(tmp_path, 
     assert [s["square_avg"].shape for s in state["state"].values()] == [v.shape for v in classifier]
     assert json.loads((tmp_path / "epoch_001.json").read_text())["frozen"] == "features"
     # the next epoch continues with the classifier-only state
-    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", "--freeze", "features")
+    run_epoch(data, tmp_path / "epoch_001.pt", tmp_path / "epoch_002.pt", freeze="features")
     assert json.loads((tmp_path / "epoch_002.json").read_text())["optimizer_state"] == "continued"
 
 
@@ -270,19 +271,18 @@ def test_a_scheduler_steps_after_every_batch(data):
 def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
     out = tmp_path / "model.pt"
     train.main(["reference", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "model.json"),
-                "--classes", "n1", "n2", "n3", "--seed", "0",
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1},
-                                             reference={"epochs": 2, "batch_size": 8})])
+                                             reference={"epochs": 2, "batch_size": 8}, seeds=[0])])
     ckpt = load_checkpoint(out)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
     assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2
     # the judge: its own architecture, epochs and (where it sets them) narrowing, in the same recipe
     train.main(["reference", "--net", "judge", "--data", str(data), "--out", str(tmp_path / "judge.pt"),
-                "--metrics", str(tmp_path / "judge.json"), "--classes", "n1", "n2", "n3", "--seed", "1",
+                "--metrics", str(tmp_path / "judge.json"),
                 "--settings", train_settings(model={"arch": "resnet18", "width_divisor": 1, "pool_size": 7},
-                                             reference={"epochs": 2, "batch_size": 8},
+                                             reference={"batch_size": 8},  # the judge trains judge.epochs
                                              judge={"arch": "vgg11", "epochs": 1, "width_divisor": 32,
-                                                    "pool_size": 1})])
+                                                    "pool_size": 1, "seed": 1})])
     judge = load_checkpoint(tmp_path / "judge.pt")
     assert (judge["spec"]["arch"], judge["spec"]["width_divisor"], judge["spec"]["pool_size"]) == ("vgg11", 32, 1)
     assert [h["epoch"] for h in judge["history"]] == [1]

@@ -186,9 +186,14 @@ class Settings(Mapping):
                                                       stage) for k, v in data.items()})
 
     def _not_handed(self, key: str) -> bool:
-        return self._handed is not None and key not in self._handed and key not in self._data
+        """A key of the schema, left out of what the stage was handed (not one the schema lacks)."""
+        return (self._handed is not None and key not in self._handed and key not in self._data
+                and _in_schema(self._name, key))
 
     def _refuse(self, key: str) -> str:
+        if f"{self._name}.{key}".removeprefix("config.") in cli.OPERATIONAL:
+            return (f"{self._name}.{key} is how jobs run, which no stage reads (featevo.cli.OPERATIONAL): a job's "
+                    "threads are its --threads")
         return (f"{self._name}.{key} was not handed to {self._stage or 'this stage'}: add it to "
                 f"featevo.cli.READS[{self._stage!r}], whose parts the rule passes and the stage reads")
 
@@ -304,8 +309,9 @@ def _complete(value, node: dict, schema: dict):
         prop = _resolve(prop, schema)
         if key in out:
             out[key] = _complete(out[key], prop, schema)
-        elif "properties" in prop:
-            out[key] = schema_defaults(prop, schema)
+        elif "properties" in prop:  # a section left out: its defaults (an optional one without any stays out)
+            if defaults := schema_defaults(prop, schema):
+                out[key] = defaults
         elif "default" in prop:
             out[key] = copy.deepcopy(prop["default"])
     extra = node.get("additionalProperties")
@@ -361,8 +367,9 @@ def parse(text: str, stage: str, **fill) -> Settings:
             value, found = copy.deepcopy(node["default"]), True
         elif not found and "properties" in node:
             value, found = {}, True
-        if not found:
-            _mark(handed, keys_)  # handed, but absent: an optional key (get() gives None)
+        if not found:  # handed, but absent: an optional key (get() gives None)
+            _put(out, keys_[:-1], cli._get(out, keys_[:-1])[0] or {}) if keys_[:-1] else None
+            _mark(handed, keys_)
             continue
         value = _complete(value, node, schema)
         if index is not None and isinstance(value, list):  # seeds[0]: the first item, alone
@@ -370,6 +377,11 @@ def parse(text: str, stage: str, **fill) -> Settings:
         errors += schema_errors(value, {"$defs": schema.get("$defs", {}), **_part(node)}, keys_)
         _put(out, keys_, value)
         _mark(handed, keys_)
+    for pick in cli.OPERATIONAL:  # how jobs run: never read by a stage, even in a section it reads whole
+        keys = cli.path(pick)
+        if _handed(handed, keys):
+            _at(handed, keys[:-1], schema, out).pop(keys[-1], None)
+            _pop(out, keys)
     if text.startswith("@"):
         pass  # a config file: the parts the stage reads are taken, the rest is its other stages'
     else:
@@ -387,6 +399,17 @@ def _mark(handed: dict, keys: tuple) -> None:
             return  # already handed whole
         node = node.setdefault(k, {})
     node[keys[-1]] = None
+
+
+def _handed(handed: dict, keys: tuple) -> bool:
+    node = handed
+    for k in keys:
+        if node is None:
+            return True
+        if k not in node:
+            return False
+        node = node[k]
+    return True
 
 
 def _at(handed: dict, keys: tuple, schema: dict, out: dict) -> dict:

@@ -159,16 +159,21 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None, ar
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    from featevo.settings import parse
-
+def parser() -> argparse.ArgumentParser:
+    """featevo weights's command line: paths as flags, the settings whole (``--settings``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--settings", default="{}",
                    help="reference.weights (null: the torch hub cache), reference.sha256, model.arch and "
                         "data.image_size as JSON (the rule passes them), or @FILE (a config file)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from featevo.settings import parse
+
+    a = parser().parse_args(argv)
     s = parse(a.settings, "weights")
     try:
         info = import_weights(s.reference.weights, a.out, s.reference.sha256, s.model.arch, s.data.image_size)

@@ -137,11 +137,13 @@ os.environ.update(
 )
 
 
-def settings_of(stage, **wildcards):
-    """A rule's --settings: the parts of the config that featevo.cli.READS[stage] names
-    (its wildcards filled in from the job's), which the stage reads back (every setting
-    reaches its stage this way; flags carry paths, wildcards and threads only)."""
-    return cli.settings(config, stage, **wildcards)
+def settings_of(stage, **fill):
+    """A rule's --settings: the parts of the config that featevo.cli.READS[stage] names,
+    which the stage reads back (every setting reaches its stage this way; flags carry
+    paths, wildcards and threads only).  ``fill``: the wildcards those parts name, each a
+    function of the job's (exp=lambda w: w.exp).  A function itself, so that Snakemake
+    reads no wildcard in the JSON (a checkpoints pattern's {epoch})."""
+    return lambda w: cli.settings(config, stage, **{k: f(w) for k, f in fill.items()})
 
 
 def stage(name):

@@ -48,7 +48,7 @@ rule extract_subset:
         ENV
     threads: 1
     params:
-        settings=lambda w: settings_of(f"extract {w.subset}"),
+        settings=lambda w: settings_of(f"extract {w.subset}")(w),
         out=lambda w, output: os.path.dirname(output.train),
         # the stand-in's folder, or your ImageNet: its path from the environment, its content here
         source=lambda w, input: input.standin if STANDIN else '"$FEATEVO_IMAGENET"',

@@ -205,8 +205,8 @@ rule accuracy_table:
         ENV
     params:
         exp=lambda w: experiment_of("table", w.table),
-        settings=lambda w: settings_of(
-            "tables table", exp=experiment_of("table", w.table)
+        settings=settings_of(
+            "tables table", exp=lambda w: experiment_of("table", w.table)
         ),
     shell:
         stage("tables")

@@ -49,7 +49,7 @@ if TRAINED_NETWORKS:
             gpu=TRAIN_GPUS,
         params:
             data=folder_of("train"),
-            settings=lambda w: settings_of(f"train {w.net}"),
+            settings=lambda w: settings_of(f"train {w.net}")(w),
         shell:
             stage("train")
             + " reference --net {wildcards.net} --data {params.data} --out {output.ckpt}"
@@ -131,7 +131,7 @@ rule train_epoch:
         gpu=TRAIN_GPUS,
     params:
         data=folder_of("train"),
-        settings=lambda w: settings_of("train epoch", exp=w.exp),
+        settings=settings_of("train epoch", exp=lambda w: w.exp),
         state=lambda w, input: (
             f"--previous-optim {input.previous_optim}"
             if "previous_optim" in input.keys()
