@@ -418,3 +418,36 @@ def test_the_workflow_validates_on_ilsvrc_val_when_asked(tmp_path):
     assert np.load(work / "results/val/data/main/val_labels.npy").tolist() == [0, 0, 0, 1, 1, 1]
     manifest = pd.read_csv(work / target)
     assert manifest.loc[manifest["split"] == "val", "member"].str.startswith("ILSVRC2012_val_").all()
+
+
+def test_a_new_layout_is_one_entry_of_the_registry(tmp_path, monkeypatch):
+    """Listing, reading, the fingerprint a rerun compares and the parse-time census all
+    come from the layout's entry: nothing else switches on a layout's name."""
+    import dataclasses
+    import hashlib
+
+    from featevo import extract as ex
+    from featevo.config_checks import _check_imagenet
+
+    files = fake_imagenet(tmp_path / "train", quirks=False)
+    folder = ex.LAYOUTS["folder"]
+    seen = []
+
+    def census(path, wnids, deep):
+        seen.append(("census", deep))
+        return {w: (4 if w == WNIDS[1] else 6) for w in wnids}
+
+    def fingerprint(h, path, wnids):
+        seen.append("fingerprint")
+        h.update(b"mine")
+
+    mine = dataclasses.replace(folder, detect=lambda p: False, fingerprint=fingerprint, census=census)
+    monkeypatch.setitem(ex.LAYOUTS, "mine", mine)
+    assert ex.fingerprint(tmp_path / "train", "mine", WNIDS) == hashlib.sha256(b"minemine").hexdigest()[:16]
+    data = {"layout": "mine", "classes": [{"wnid": w} for w in WNIDS], "images_per_class": 5}
+    errors = _check_imagenet(tmp_path / "train", data, deep=False)
+    assert errors == [f"data.images_per_class: synset {WNIDS[1]} has only 4 images in {tmp_path / 'train'}, 5 "
+                      "asked for; lower data.images_per_class"]
+    assert seen == ["fingerprint", ("census", False)]
+    table = run(tmp_path / "train", tmp_path / "out", layout="mine")
+    assert len(table) == 2 * 6 and set(table["member"]) == {n.split("/")[1] for n in files}

@@ -1,5 +1,6 @@
 """The whole DAG at toy size through snakemake: outputs, no-op rerun, partial rerun."""
 
+import json
 import shutil
 
 import numpy as np
@@ -66,6 +67,15 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     assert fig3["trace"].shape == ckpt["trace"].shape == (8, 8)  # 8 steps, 2 restarts x 4 classes
     assert fig3["restart_images"].shape == (2, 4, 32, 32, 3)
     assert ckpt["top_index"].shape == (4, 3)
+    # each job stored the recipe it read (tiny.yaml's layered over config.yaml), which the figures print
+    from featevo.figures import recipe_line
+    from featevo.settings import load_config
+
+    layered = load_config(ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml")["visualize"]
+    for d in (fig3, ckpt, np.load(run / "viz" / "scratch" / "seed0" / "epoch_001" / "units.npz")):
+        recipe = json.loads(str(d["recipe"]))
+        assert recipe == {k: v for k, v in layered.items() if k != "threads"}
+        assert recipe_line(d).startswith(f"{layered['objective']}, 8 steps of {layered['step_size']}")
 
 
 def test_animation_and_optional_methods(tiny_run):
