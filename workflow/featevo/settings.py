@@ -367,8 +367,8 @@ def parse(text: str, stage: str, **fill) -> Settings:
             value, found = copy.deepcopy(node["default"]), True
         elif not found and "properties" in node:
             value, found = {}, True
-        if not found:  # handed, but absent: an optional key (get() gives None)
-            _put(out, keys_[:-1], cli._get(out, keys_[:-1])[0] or {}) if keys_[:-1] else None
+        if not found:  # handed, but absent: an optional key (get() gives None), in its section
+            _section(out, keys_[:-1])
             _mark(handed, keys_)
             continue
         value = _complete(value, node, schema)
@@ -425,11 +425,15 @@ def _at(handed: dict, keys: tuple, schema: dict, out: dict) -> dict:
     return node
 
 
-def _put(out: dict, keys: tuple, value) -> None:
+def _section(out: dict, keys: tuple) -> dict:
     node = out
-    for k in keys[:-1]:
+    for k in keys:
         node = node.setdefault(k, {})
-    node[keys[-1]] = value
+    return node
+
+
+def _put(out: dict, keys: tuple, value) -> None:
+    _section(out, keys[:-1])[keys[-1]] = value
 
 
 def _pop(out: dict, keys: tuple) -> None:
