@@ -13,6 +13,7 @@ Standard library only until the stage itself is imported.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from featevo import watch
@@ -42,5 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     return importlib.import_module(f"featevo.{argv[0]}").main(argv[1:])
 
 
+def finish(rc: int) -> None:
+    """End the job at once when its stage has returned: its outputs are closed (and the
+    checkpoints fsynced), so all the interpreter's teardown would add is time: 0.6 s with
+    torch and torch._dynamo loaded (measured on 2 cores: importing both and exiting took
+    2.9 s, and 2.3 s ending with os._exit), a fifth of a demo epoch job's fixed cost.  A
+    stage that fails raises instead, and exits the ordinary way with its message."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    finish(main())
