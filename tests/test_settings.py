@@ -80,7 +80,7 @@ def test_flags_carry_only_paths_wildcards_and_threads():
             assert a.dest not in SETTING_NAMES or a.dest in NOT_SETTINGS, \
                 f"{prog} {a.option_strings[0]}: a setting as a flag; read it from --settings (featevo.cli.READS)"
             assert a.required or a.dest in DEFAULTS_ALLOWED, \
-                f"{prog} {a.option_strings[0]} (default {a.default!r}): a workflow setting with a default outside the schema"
+                f"{prog} {a.option_strings[0]} (default {a.default!r}): a setting with a default outside the schema"
     rules = "".join(line.split("#")[0] + "\n" for f in (ROOT / "workflow" / "rules").glob("*.smk")
                     for line in f.read_text().splitlines())
     passed = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", rules))
@@ -147,7 +147,8 @@ def test_a_stage_cannot_read_what_its_rule_does_not_pass():
 
 def test_a_config_file_gives_a_stage_its_settings_by_hand(tmp_path):
     (tmp_path / "mine.yaml").write_text("visualize: {steps: 9, objective: softmax, threads: 3}\n"
-                                        "data: {image_size: 40, classes: [{name: x, wnid: n01644373}, {name: y, wnid: n02007558}]}\n"
+                                        "data: {image_size: 40, classes: [{name: x, wnid: n01644373},"
+                                        " {name: y, wnid: n02007558}]}\n"
                                         "model: {dropout: 0.1}\n")
     s = settings.parse(f"@{tmp_path / 'mine.yaml'}", "visualize")
     assert (s.visualize.steps, s.visualize.objective, s.data.image_size) == (9, "softmax", 40)
@@ -249,7 +250,7 @@ def test_a_layered_setting_reaches_every_stage_that_reads_it(tmp_path):
         for stage, fill, s in jobs:
             kind = _covers(stage, fill, keys)
             if kind:
-                got, found = cli._get(s.to_dict(), keys)
+                got, found = cli.lookup(s.to_dict(), keys)
                 want = value[:1] if kind == "first" else value
                 assert found and got == want, f"{stage} {fill}: {'.'.join(keys)} is {got!r}, set {want!r}"
                 readers.add(stage)
@@ -348,7 +349,8 @@ def test_each_registry_covers_its_schema_enum():
 
 def test_settings_json_round_trips_through_the_stage():
     text = cli.settings(schema_defaults(), "explain")
-    assert json.loads(text)["methods"]["occlusion"]["window"] == settings.parse(text, "explain").methods.occlusion.window
+    window = settings.parse(text, "explain").methods.occlusion.window
+    assert json.loads(text)["methods"]["occlusion"]["window"] == window
 
 
 def test_the_config_reference_is_the_schema_s():

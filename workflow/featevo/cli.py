@@ -96,7 +96,7 @@ def settings(cfg: dict, stage: str, **fill) -> str:
         if left_out:
             _drop(out, keys)
             continue
-        value, found = _get(cfg, keys)
+        value, found = lookup(cfg, keys)
         if found:  # an optional key the config leaves out (experiments.x.paper) is absent here too
             _put(out, keys, value)
     for pick in OPERATIONAL:
@@ -105,7 +105,8 @@ def settings(cfg: dict, stage: str, **fill) -> str:
     return json.dumps(out)
 
 
-def _get(cfg, keys: tuple):
+def lookup(cfg, keys: tuple):
+    """(value, True) at ``keys`` (a pick's, :func:`path`) of a config, or (None, False)."""
     node = cfg
     for k in keys:
         if isinstance(k, int):

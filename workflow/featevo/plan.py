@@ -60,11 +60,11 @@ def subset_spec(cfg, subset: str) -> tuple[list[str], int, int]:
 
 def standin_pool(cfg, pool: str) -> tuple[list[str], int, int]:
     """(wnids, images per class, seed) of one of the stand-in's pools."""
-    wnids = reference_wnids(cfg) if pool == "reference" else class_ids(cfg["data"])
-    count = {"main": lambda: cfg["standin"]["images_per_class"],
-             "reference": lambda: cfg["reference"]["images_per_class"],
-             "judge": lambda: cfg["judge"]["images_per_class"]}[pool]()
-    return wnids, count, cfg["standin"]["seed"] + POOL_SEED_OFFSET[pool]
+    seed = cfg["standin"]["seed"] + POOL_SEED_OFFSET[pool]
+    if pool == "reference":
+        return reference_wnids(cfg), cfg["reference"]["images_per_class"], seed
+    count = cfg["standin"]["images_per_class"] if pool == "main" else cfg["judge"]["images_per_class"]
+    return class_ids(cfg["data"]), count, seed
 
 
 def fig3_missing(cfg) -> str | None:

@@ -362,7 +362,7 @@ def parse(text: str, stage: str, **fill) -> Settings:
         index = keys[-1] if isinstance(keys[-1], int) else None
         keys_ = keys[:-1] if index is not None else keys
         node = _node(keys_, schema)
-        value, found = cli._get(raw, keys_)
+        value, found = cli.lookup(raw, keys_)
         if not found and "default" in node:
             value, found = copy.deepcopy(node["default"]), True
         elif not found and "properties" in node:
@@ -418,7 +418,7 @@ def _at(handed: dict, keys: tuple, schema: dict, out: dict) -> dict:
     node = handed
     for i, k in enumerate(keys):
         if node.get(k, {}) is None:
-            value, _ = cli._get(out, keys[:i + 1])
+            value, _ = cli.lookup(out, keys[:i + 1])
             names = set(_node(keys[:i + 1], schema).get("properties", {})) | set(value or {})
             node[k] = dict.fromkeys(names)
         node = node.setdefault(k, {})
@@ -437,7 +437,7 @@ def _put(out: dict, keys: tuple, value) -> None:
 
 
 def _pop(out: dict, keys: tuple) -> None:
-    value, found = cli._get(out, keys[:-1])
+    value, found = cli.lookup(out, keys[:-1])
     if found and isinstance(value, dict):
         value.pop(keys[-1], None)
 
