@@ -69,11 +69,18 @@ def test_a_job_whose_snakemake_died_publishes_nothing(tmp_path, data):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     mark = f"{gone.pid}:{watch.process_start(gone.pid)}"
     gone.wait()
-    out = subprocess.run([sys.executable, "-m", "featevo", "train",
-                          *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
+    # the stage alone, without the entry's watcher (which would stop it before it trained)
+    stage = ("import sys; from featevo.__main__ import configure_logging; from featevo import train; "
+             "configure_logging(); sys.exit(train.main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", stage, *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
                          env={**os.environ, watch.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
     assert out.returncode == 1 and "is gone" in out.stderr, out.stderr[-2000:]
     assert "epoch 2 batch" in out.stdout  # it trained, and then kept its result to itself
+    # through the entry every rule runs, the watcher stops it before it starts
+    out = subprocess.run([sys.executable, "-m", "featevo", "train",
+                          *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
+                         env={**os.environ, watch.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
+    assert out.returncode == 1 and "is gone" in out.stderr and "epoch 2 batch" not in out.stdout
     assert sorted(p.name for p in run.iterdir()) == ["epoch_000.json", "epoch_000.pt", "epoch_001.json",
                                                      "epoch_001.optim.pt", "epoch_001.pt"]
 
