@@ -75,12 +75,15 @@ PATHS = {
     "history": f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
     "composite": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
     "classes": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
+    "represent": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/represent.npz",
     "units_png": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.png",
     "units": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.npz",
     "reference_composite": f"{RUN}/viz/reference/composite.png",
     "reference_classes": f"{RUN}/viz/reference/classes.npz",
     "explained": f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
     "feature_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
+    "layer_metrics": f"{RUN}/metrics/cka_{{exp}}.csv",
+    "settled": f"{RUN}/metrics/layers_{{exp}}.csv",
     "reference_metrics": f"{RUN}/metrics/reference.csv",
     "figure": f"{RUN}/figures/{{name}}.{{ext}}",
     "table": f"{RUN}/tables/{{table}}.{{ext}}",
@@ -232,6 +235,26 @@ def classes_npz(exp, epoch, seed):
     return path("classes", exp=exp, epoch=epoch, seed=seed)
 
 
+def viz_inputs(wildcards):
+    """A checkpoint, the validation split (each class unit's top images, and the fixed
+    images its layers are read on) and, after the first epoch, the epoch before's
+    checkpoint (each layer's weight change)."""
+    e = int(wildcards.epoch)
+    inputs = {
+        "ckpt": intact(checkpoint_file(wildcards.exp, e, wildcards.seed)),
+        "val": path("images", subset="main", split="val"),
+    }
+    if e > epochs(wildcards.exp)[0]:
+        inputs["previous"] = intact(
+            checkpoint_file(wildcards.exp, e - 1, wildcards.seed)
+        )
+    return inputs
+
+
+def represent_npz(exp, epoch, seed):
+    return path("represent", exp=exp, epoch=epoch, seed=seed)
+
+
 def explained(exp, epoch):
     return path("explained", exp=exp, epoch=epoch)
 
@@ -357,6 +380,10 @@ def final_targets():
         for seed in seeds_of(exp)
     ]
     out += expand(path("table", table="claims"), ext=["csv", "md"])
+    out += [path("layer_metrics", exp=exp) for exp in EXPERIMENTS]
+    out += expand(
+        PATHS["figure"], name=[f"cka_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
+    )
     out += expand(
         PATHS["figure"], name=[f"top_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
     )
