@@ -17,7 +17,7 @@ from featevo import runtime
 
 # the workflow's stages, the modules a rule may run
 STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables",
-          "represent")
+          "represent", "judge", "sanity")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,7 +148,8 @@ def split_test(distances: np.ndarray, n_first: int) -> Result:
 def combine(pvalues, method: str = "stouffer") -> float:
     """One p-value for a claim tested in several seeds, each one-sided in the same
     direction (Stouffer's z, equal weights: the seeds' evidence adds up, and one
-    seed's extreme p cannot carry a claim that the others contradict)."""
+    seed's extreme p cannot carry a claim that the others contradict); ``fisher``:
+    whether any of a family of tests rejects (the global null: none does)."""
     p = np.asarray(pvalues, float)
     p = p[np.isfinite(p)]
     if not len(p):

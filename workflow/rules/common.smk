@@ -22,6 +22,7 @@ os.environ.update(
 sys.path.insert(0, _PKG)
 
 from featevo import cli, runtime  # noqa: E402
+from featevo.sanity import LEVELS as SANITY_LEVELS  # noqa: E402
 import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
@@ -85,6 +86,16 @@ PATHS = {
     "layer_metrics": f"{RUN}/metrics/cka_{{exp}}.csv",
     "settled": f"{RUN}/metrics/layers_{{exp}}.csv",
     "reference_metrics": f"{RUN}/metrics/reference.csv",
+    "restart_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}_restarts.csv",
+    "reference_restarts": f"{RUN}/metrics/reference_restarts.csv",
+    "judge_floor": f"{RUN}/metrics/judge.csv",
+    # the sanity check: each experiment's last epoch re-initialized from the top (featevo.sanity)
+    "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
+    "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",
+    "sanity_classes": f"{RUN}/viz/sanity/{{exp}}/{{level}}/classes.npz",
+    "sanity_represent": f"{RUN}/viz/sanity/{{exp}}/{{level}}/represent.npz",
+    "sanity_metrics": f"{RUN}/metrics/sanity.csv",
+    "sanity_layers": f"{RUN}/metrics/sanity_layers.csv",
     "figure": f"{RUN}/figures/{{name}}.{{ext}}",
     "table": f"{RUN}/tables/{{table}}.{{ext}}",
     "log": f"{RUN}/logs/{{name}}.log",
@@ -381,6 +392,8 @@ def final_targets():
     ]
     out += expand(path("table", table="claims"), ext=["csv", "md"])
     out += [path("layer_metrics", exp=exp) for exp in EXPERIMENTS]
+    out += [PATHS["sanity_metrics"], PATHS["sanity_layers"]]
+    out += expand(PATHS["figure"], name=["sanity"], ext=["png", "pdf"])
     out += expand(
         PATHS["figure"], name=[f"cka_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
     )

@@ -33,3 +33,128 @@ rule representations:
     shell:
         stage("represent") + " --npz {input} --experiment {wildcards.exp}"
         " --csv {output.csv} --layers-csv {output.settled} --figure {output.png} {output.pdf} > {log} 2>&1"
+
+
+# The judge's floor: its accuracy on the run's validation images and its reading of the
+# ascent's starting noise (featevo.judge); verdicts that rest on a judge below
+# judge.min_accuracy are "not testable".
+rule judge_floor:
+    input:
+        judge=judge_model(),
+        val=path("images", subset="main", split="val"),
+    output:
+        report(
+            PATHS["judge_floor"],
+            caption="../report/judge.rst",
+            category="Metrics",
+            subcategory="judge",
+            labels={"experiment": "judge", "kind": "floor"},
+        ),
+    log:
+        logfile("metrics/judge"),
+    conda:
+        ENV
+    params:
+        units=judge_units(),
+        names=NAMES,
+        data=folder_of("val"),
+        settings=cli.settings(config, *cli.JUDGE),
+    shell:
+        stage("judge")
+        + " --judge {input.judge} --units {params.units} --names {params.names:q} --val {params.data}"
+        " --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+# The sanity check (Adebayo et al. 2018): each experiment's last checkpoint (first seed)
+# re-initialized from the top layer down, visualized and measured like a trained one.
+rule sanity_networks:
+    input:
+        ckpt=lambda w: intact(checkpoint_file(w.exp, epochs(w.exp)[-1], FIRST_SEED)),
+    output:
+        [path("sanity_checkpoint", level=level) for level in SANITY_LEVELS],
+    log:
+        logfile("sanity/{exp}"),
+    conda:
+        ENV
+    shell:
+        stage("sanity")
+        + " randomize --checkpoint {input.ckpt} --out {output} > {log} 2>&1"
+
+
+rule visualize_sanity:
+    input:
+        ckpt=PATHS["sanity_checkpoint"],
+        val=path("images", subset="main", split="val"),
+    output:
+        png=PATHS["sanity_composite"],
+        npz=PATHS["sanity_classes"],
+        represent=PATHS["sanity_represent"],
+    log:
+        logfile("viz/sanity/{exp}/{level}"),
+    benchmark:
+        benchmark_file("viz/sanity/{exp}/{level}")
+    wildcard_constraints:
+        level="|".join(SANITY_LEVELS),
+    conda:
+        ENV
+    threads: VIZ_CFG["threads"]
+    resources:
+        gpu=VIZ_GPUS,
+    params:
+        units=list(range(len(CLASSES))),
+        names=NAMES,
+        settings=cli.settings(config, *cli.VISUALIZE),
+        key="sanity/{exp}/{level}",
+        val=lambda w, input, output: f"--val {os.path.dirname(input.val)} --represent {output.represent}",
+    shell:
+        VIZ_SHELL
+
+
+def sanity_inputs(kind):
+    """Per experiment: the trained last epoch's file (first seed), then each level's."""
+    trained = "classes" if kind == "classes" else "represent"
+    return [
+        f
+        for exp in EXPERIMENTS
+        for f in [
+            path(trained, exp=exp, epoch=epochs(exp)[-1], seed=FIRST_SEED),
+            *[path(f"sanity_{kind}", exp=exp, level=level) for level in SANITY_LEVELS],
+        ]
+    ]
+
+
+rule sanity_metrics:
+    input:
+        npz=sanity_inputs("classes"),
+        represent=sanity_inputs("represent"),
+        judge=judge_model(),
+    output:
+        csv=report(
+            PATHS["sanity_metrics"],
+            caption="../report/sanity.rst",
+            category="Metrics",
+            subcategory="sanity check",
+            labels={"experiment": "sanity check", "kind": "table"},
+        ),
+        layers=PATHS["sanity_layers"],
+        png=report(
+            path("figure", name="sanity", ext="png"),
+            caption="../report/sanity.rst",
+            category="Metrics",
+            subcategory="sanity check",
+            labels={"experiment": "sanity check", "kind": "figure"},
+        ),
+        pdf=path("figure", name="sanity", ext="pdf"),
+    log:
+        logfile("metrics/sanity"),
+    conda:
+        ENV
+    threads: config["visualize"]["threads"]
+    params:
+        experiments=list(EXPERIMENTS),
+        units=judge_units(),
+    shell:
+        stage("sanity")
+        + " measure --experiments {params.experiments} --npz {input.npz} --represent {input.represent}"
+        " --judge {input.judge} --judge-units {params.units} --csv {output.csv} --layers-csv {output.layers}"
+        " --figure {output.png} {output.pdf} --threads {threads} > {log} 2>&1"
