@@ -266,6 +266,19 @@ def represent_npz(exp, epoch, seed):
     return path("represent", exp=exp, epoch=epoch, seed=seed)
 
 
+def sanity_inputs(kind):
+    """Per experiment: the trained last epoch's file (first seed), then each level's."""
+    trained = "classes" if kind == "classes" else "represent"
+    return [
+        f
+        for exp in EXPERIMENTS
+        for f in [
+            path(trained, exp=exp, epoch=epochs(exp)[-1], seed=FIRST_SEED),
+            *[path(f"sanity_{kind}", exp=exp, level=level) for level in SANITY_LEVELS],
+        ]
+    ]
+
+
 def explained(exp, epoch):
     return path("explained", exp=exp, epoch=epoch)
 

@@ -110,19 +110,6 @@ rule visualize_sanity:
         VIZ_SHELL
 
 
-def sanity_inputs(kind):
-    """Per experiment: the trained last epoch's file (first seed), then each level's."""
-    trained = "classes" if kind == "classes" else "represent"
-    return [
-        f
-        for exp in EXPERIMENTS
-        for f in [
-            path(trained, exp=exp, epoch=epochs(exp)[-1], seed=FIRST_SEED),
-            *[path(f"sanity_{kind}", exp=exp, level=level) for level in SANITY_LEVELS],
-        ]
-    ]
-
-
 rule sanity_metrics:
     input:
         npz=sanity_inputs("classes"),
