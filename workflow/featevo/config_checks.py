@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from featevo.extract import detect_layout, list_members
 from featevo.standin import DRAW
@@ -125,8 +125,10 @@ def class_ids(data: dict) -> list[str]:
 
 def _check_folder(data: dict, cfg: dict) -> list[str]:
     """data.source folder: data.path holds a sub-folder per class with enough images (the
-    judge, trained here, takes images of its own besides)."""
-    from featevo.extract import IMAGE_SUFFIXES
+    judge, trained here, takes images of its own besides); a class's folder lies inside
+    data.path, and nothing with an image's name in it is a folder or a broken link
+    (:func:`featevo.extract.folder_images`)."""
+    from featevo.extract import ExtractionError, folder_images
 
     path = data.get("path")
     if not path:
@@ -136,9 +138,19 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
         return [f"data.path: {path} is not a folder"]
     errors = []
     judge = cfg["judge"]["images_per_class"] if cfg["judge"]["source"] == "train" else 0
-    for c in data["classes"]:
-        d = Path(path) / class_id(c, data)
-        n = sum(1 for f in d.iterdir() if f.name.lower().endswith(IMAGE_SUFFIXES)) if d.is_dir() else 0
+    for i, c in enumerate(data["classes"]):
+        rel = PurePath(class_id(c, data))
+        if rel.is_absolute() or not rel.parts or ".." in rel.parts:
+            key = f"data.classes[{i}].{'folder' if 'folder' in c else 'name'}"
+            errors.append(f"{key}: {str(rel)!r} is not a folder inside data.path ({path}); a class's images are read "
+                          "from data.path/<its folder, else its name>: give the class a folder: inside data.path")
+            continue
+        d = Path(path) / rel
+        try:
+            n = len(folder_images(d)) if d.is_dir() else 0
+        except ExtractionError as exc:
+            errors.append(f"data.classes: {c['name']!r}: {exc}")
+            continue
         if n == 0:
             errors.append(f"data.classes: {c['name']!r} has no images in {d}; set its folder, or add images")
         elif n < data["images_per_class"] + judge:
