@@ -6,6 +6,7 @@ the workflow before any job starts, with the config key named.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from pathlib import Path, PurePath
@@ -96,8 +97,32 @@ CLASSIFIER_MODULES = 7
 
 
 def imported_file(exp: dict, epoch: int) -> Path:
-    """An imported experiment's checkpoint of ``epoch`` (its ``checkpoints`` pattern)."""
-    return Path(exp["checkpoints"].format(epoch=epoch))
+    """An imported experiment's checkpoint of ``epoch`` (its ``checkpoints`` pattern, ``~``
+    expanded as the job expands it)."""
+    return Path(exp["checkpoints"].format(epoch=epoch)).expanduser()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """What a checkpoint file holds, not where it lies or what it is called: a copy
+    (``cp -a`` or not) keeps it, a changed tensor does not, and it is cheap enough to
+    compute for every file whenever the workflow is parsed.
+
+    A file ``torch.save`` wrote (a zip): every member's name (past the archive's own
+    folder, which torch names after the file), size and CRC-32, read from the zip's
+    central directory at the file's end (milliseconds, whatever the file's size); any
+    other file (torch's legacy format): the SHA-256 of all its bytes."""
+    h = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                h.update(f"{info.filename.split('/', 1)[-1]}\0{info.file_size}\0{info.CRC}\0".encode())
+        return "zip:" + h.hexdigest()[:16]
+    except zipfile.BadZipFile:
+        pass
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def _check_imported(name: str, exp: dict) -> list[str]:

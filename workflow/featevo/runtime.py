@@ -253,9 +253,9 @@ def _end_job() -> None:
 def configure_logging() -> None:
     """Logging configured once, at a stage's entry (``python -m featevo <stage>`` or
     ``python -m featevo.<stage>``): every stage logs under ``featevo.<stage>``, with the
-    time, to standard output (its job's log)."""
+    date and time (a CPU run of the paper lasts days), to standard output (its job's log)."""
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     logging.captureWarnings(True)
