@@ -133,6 +133,9 @@ def tiny_vgg_run(folder, epochs: int, seed: int = 0):
 
 
 def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_its_epoch(tmp_path):
+    """Imported through snakemake (a Lightning checkpoint with a weighted loss among them),
+    beside one trained epoch and one visualization, whose job logs carry dates and ETAs;
+    then the run folder copied elsewhere, then one of its files changed."""
     import re
     import shutil
 
@@ -145,14 +148,24 @@ def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_
            f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
            "  classes: [{name: circle}, {name: square}, {name: triangles}]}\n"
            "reference: {source: none}\njudge: {images_per_class: 8}\n"
-           "experiments: {scratch: null, pretrained: null, frozen: null,\n"
+           "train: {batch_size: 8}\nvisualize: {steps: 100}\n"  # 3 batches an epoch; progress at step 50
+           "experiments: {scratch: {init: random, epochs: 1}, pretrained: null, frozen: null,\n"
            "  mine: {checkpoints: '%s/epoch_{epoch}.pt', epochs: 2}}\n")
-    targets = ["--", *(f"results/own/train/mine/seed0/epoch_00{e}.pt" for e in range(3))]
+    targets = ["--", *(f"results/own/train/mine/seed0/epoch_00{e}.pt" for e in range(3)),
+               "results/own/train/scratch/seed0/epoch_001.pt", "results/own/viz/mine/seed0/epoch_002/composite.png"]
     tiny_with(tmp_path, own % "runs/mine", args=targets)
     run = tmp_path / "results" / "own" / "train" / "mine" / "seed0"
-    log = (tmp_path / "results" / "own" / "logs" / "train" / "mine" / "seed0" / "epoch_002.log").read_text()
+    logs = tmp_path / "results" / "own" / "logs"
+    log = (logs / "train" / "mine" / "seed0" / "epoch_002.log").read_text()
     assert "ignored 1 entries outside it, not the network's: loss_fn.weight" in log
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d featevo.train INFO: imported epoch 2", log, re.M), log
+    date = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the paper's CPU run lasts days
+    assert re.search(date + r"featevo.train INFO: imported epoch 2", log, re.M), log
+    log = (logs / "train" / "scratch" / "seed0" / "epoch_001.log").read_text()
+    assert re.search(date + r"featevo.train INFO: \[train scratch seed 0\] epoch 1 batch 1/3 .* img/s ETA \d+ s$",
+                     log, re.M), log
+    log = (logs / "viz" / "mine" / "seed0" / "epoch_002.log").read_text()
+    assert re.search(date + r"featevo.visualize INFO: step 50/100 .* steps/s ETA \d+ s$", log, re.M), log
+    assert re.search(r"step 100/100 .* steps/s$", log, re.M), log  # none left: no ETA
     made = {e: (run / f"epoch_00{e}.pt").stat().st_mtime_ns for e in range(3)}
 
     # the same files elsewhere (cp -a), the old folder gone: nothing to do

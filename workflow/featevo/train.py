@@ -29,6 +29,7 @@ from featevo.checkpoint import load_weights
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
 from featevo.models import ModelSpec, architecture, build_model, kaiming_classifier, transfer
+from featevo.runtime import eta
 from featevo.settings import Settings, parse
 
 log = logging.getLogger("featevo.train")
@@ -126,7 +127,7 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
                 raise FloatingPointError(f"{tag} epoch {epoch}: the loss became {mean} by batch {b + 1}")
             dt = time.monotonic() - start
             log(f"[train{tag}] epoch {epoch} batch {b + 1}/{n_batches} loss {mean:.4f} "
-                f"acc {correct.item() / seen:.3f} {seen / dt:.0f} img/s")
+                f"acc {correct.item() / seen:.3f} {seen / dt:.0f} img/s {eta(b + 1, n_batches, dt)}".rstrip())
     return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
             "train_seconds": time.monotonic() - start}
 
