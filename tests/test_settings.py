@@ -38,6 +38,8 @@ NOT_SETTINGS = {
     "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
     "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
     "val_labels": "a path, given only with data.validation: ilsvrc_val",
+    "source": "a path: your own checkpoint, given by hand (the rule gives --checkpoints instead)",
+    "checkpoints": "experiments.*.checkpoints' pattern, from the environment (like data.imagenet); or --source",
 }
 
 
