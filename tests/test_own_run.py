@@ -99,8 +99,14 @@ def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismat
     imported = load_checkpoint(tmp_path / "e.pt")["model"]
     assert all(torch.equal(imported[k], v) for k, v in net.state_dict().items())  # model.*, not ema.*
     note = caplog.text
-    assert "the network's 122 tensors are those under 'model.'" in note
+    assert "the network's 122 tensors are those of its modules under 'model.'" in note
     assert "loss_fn.weight" in note and "ema.* (122)" in note
+    # a LightningModule that is the network itself: its loss's weight beside the layers
+    caplog.clear()
+    torch.save({"state_dict": {**net.state_dict(), "loss_fn.weight": torch.ones(3)}}, tmp_path / "flat.ckpt")
+    with caplog.at_level("INFO", logger="featevo.train"):
+        assert train.main(import_args(tmp_path, tmp_path / "flat.ckpt")) == 0
+    assert "under ''; ignored 1 entries of other modules, not the network's: loss_fn.weight" in caplog.text
     # nested wrappers (model.net.*) are found too
     torch.save({"state_dict": {f"model.net.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "nested.ckpt")
     assert train.main(import_args(tmp_path, tmp_path / "nested.ckpt")) == 0
@@ -157,7 +163,7 @@ def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_
     run = tmp_path / "results" / "own" / "train" / "mine" / "seed0"
     logs = tmp_path / "results" / "own" / "logs"
     log = (logs / "train" / "mine" / "seed0" / "epoch_002.log").read_text()
-    assert "ignored 1 entries outside it, not the network's: loss_fn.weight" in log
+    assert "ignored 1 entries of other modules, not the network's: loss_fn.weight" in log
     date = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the paper's CPU run lasts days
     assert re.search(date + r"featevo.train INFO: imported epoch 2", log, re.M), log
     log = (logs / "train" / "scratch" / "seed0" / "epoch_001.log").read_text()

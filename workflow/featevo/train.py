@@ -309,15 +309,19 @@ def fitted_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     does not fit.
 
     The network's tensors are found under the prefix that holds most of them (a Lightning
-    module's ``model.``, nested wrappers' ``model.net.``); entries outside it (a weighted
-    loss's ``loss_fn.weight``, a second copy such as an EMA's) are not the network's, and
-    are ignored with a logged note.  Under it, every tensor of the network must be there
-    with its shape, and nothing else may be: a tensor more is another network."""
+    module's ``model.``, nested wrappers' ``model.net.``).  Entries outside it, or under
+    it but of a module the network does not have at all (a weighted loss's
+    ``loss_fn.weight``, a second copy such as an EMA's), are not the network's, and are
+    ignored with a logged note.  Every tensor of the network must be there with its
+    shape, and no other tensor of its modules: one more (``layer1.2.conv1.weight`` in a
+    ResNet-18) is another network."""
     own = model.state_dict()
     names = list(state)
     prefix = _network_prefix(list(own), names)
-    mine = {n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)}
-    others = [n for n in names if not n.startswith(prefix)]
+    modules = {name for name, _ in model.named_children()}
+    mine = {n[len(prefix):]: t for n, t in state.items()
+            if n.startswith(prefix) and n[len(prefix):].split(".", 1)[0] in modules}
+    others = [n for n in names if not (n.startswith(prefix) and n[len(prefix):] in mine)]
     for name, tensor in own.items():
         if name not in mine:
             raise SystemExit(f"error: {source} does not fit model.arch: it has no {prefix}{name} {tuple(tensor.shape)}; "
@@ -335,8 +339,8 @@ def fitted_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         groups: dict[str, list[str]] = {}
         for n in others:
             groups.setdefault(n.split(".", 1)[0], []).append(n)
-        log.info(f"{source}: the network's {len(own)} tensors are those under {prefix!r}; ignored "
-                 f"{len(others)} entries outside it, not the network's: "
+        log.info(f"{source}: the network's {len(own)} tensors are those of its modules under {prefix!r}; "
+                 f"ignored {len(others)} entries of other modules, not the network's: "
                  + ", ".join(g[0] if len(g) == 1 else f"{k}.* ({len(g)})" for k, g in groups.items()))
     return {n: mine[n] for n in own}
 
