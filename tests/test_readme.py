@@ -38,7 +38,7 @@ def test_the_readme_has_the_commands_this_test_knows():
 
 def test_make_report_writes_the_report_of_the_run_its_configs_name(tiny_run):
     """`make report` is `snakemake --report results/<run_name>/report.html` with the run's
-    config files (make -n: the environment is this session's, not installed again)."""
+    config files (make -n, with the environment that runs the tests: nothing is installed)."""
     import subprocess
     import sys
 
