@@ -8,6 +8,7 @@ paper DAG through the profile).  Every other `sh` block and every inline
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -32,8 +33,24 @@ def commands():
 
 def test_the_readme_has_the_commands_this_test_knows():
     cmds = commands()
-    assert {"make run", "make test"} <= set(cmds)
-    assert any(c.startswith(".venv/bin/snakemake --report") for c in cmds)
+    assert {"make run", "make test", "make report"} <= set(cmds)
+
+
+def test_make_report_writes_the_report_of_the_run_its_configs_name(tiny_run):
+    """`make report` is `snakemake --report results/<run_name>/report.html` with the run's
+    config files (make -n, with the environment that runs the tests: nothing is installed)."""
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parents[1]
+    line = subprocess.run(["make", "-s", "-n", "report", f"VENV={venv}", "CONFIG=tests/configs/tiny.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.replace("\\\n", " ").splitlines()[-1]
+    args = shlex.split(line)
+    args = args[[i for i, a in enumerate(args) if a.endswith("/snakemake")][0] + 1:]
+    assert args == ["--configfile", "tests/configs/tiny.yaml", "--report", "results/tiny/report.html"]
+    workdir, _, _ = tiny_run
+    assert snakemake(workdir, "--configfile", str(ROOT / args[1]), *args[2:]).returncode == 0
+    assert (workdir / "results" / "tiny" / "report.html").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("cmd", [c for c in commands() if c.startswith(".venv/bin/snakemake")

@@ -41,6 +41,8 @@ NOT_SETTINGS = {
     "previous": "a path, absent for a run's first epoch, which has no weight change",
     "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
     "val_labels": "a path, given only with data.validation: ilsvrc_val",
+    "source": "a path: your own checkpoint, given by hand (the rule gives --checkpoints instead)",
+    "checkpoints": "experiments.*.checkpoints' pattern, from the environment (like data.imagenet); or --source",
 }
 
 

@@ -42,6 +42,7 @@ from featevo.device import autocast, configure, pick_device
 from featevo.models import evaluated, num_outputs
 from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plots import composite
+from featevo.runtime import eta
 from featevo.settings import Settings, parse
 
 SECTIONS = ("visualize", "data", "represent")  # the config sections this stage reads
@@ -337,9 +338,10 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
                 x = median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
+            dt = time.monotonic() - start
             log(f"step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
-                f"{step / (time.monotonic() - start):.1f} steps/s")
+                f"{step / dt:.1f} steps/s {eta(step, steps, dt)}".rstrip())
     with torch.no_grad(), autocast(device, r.precision):
         final = target.final(model, imagenet_normalize(x))
     return {

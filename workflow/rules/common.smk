@@ -30,6 +30,7 @@ from featevo.config_checks import (  # noqa: E402
     class_ids,
     coerce,
     fig3_missing,
+    file_fingerprint,
     imported_file,
     with_defaults,
     schema_errors,
@@ -352,6 +353,27 @@ if not STANDIN:
             fingerprint(Path(config["data"][key]), "flat", [])
             for key in ("imagenet_val", "imagenet_val_labels")
         )
+
+
+# Your own training run, by the same rule: its checkpoints' pattern reaches the import
+# jobs through the environment, and what each file holds through a parameter
+# (featevo.config_checks.file_fingerprint); a run folder copied or moved, and
+# `checkpoints:` pointed at it, reruns nothing; a changed file reruns its epoch.
+def imported_env(exp):
+    """The environment variable that carries an imported experiment's pattern to its jobs."""
+    return f"FEATEVO_CHECKPOINTS_{exp.encode().hex()}"
+
+
+os.environ.update(
+    {imported_env(exp): EXPERIMENTS[exp]["checkpoints"] for exp in IMPORTED}
+)
+
+
+def imported_content(wildcards):
+    """A param: what the imported checkpoint of this epoch holds, not where it lies."""
+    return file_fingerprint(
+        imported_file(EXPERIMENTS[wildcards.exp], int(wildcards.epoch))
+    )
 
 
 def extract_inputs(wildcards):
