@@ -126,3 +126,20 @@ def test_too_few_epochs_are_named():
     assert "2 trained epoch(s)" in by(df, "C1a", "x")["note"]
     with pytest.raises(IndexError):
         by(df, "C5", "x")  # no layers given: no row
+
+
+def test_a_class_the_judge_reads_into_noise_is_left_out_of_its_probability_measures():
+    """A judge that reads the starting noise as c1 (p 0.99): c1's p(own class) is left out
+    of C1a (which then rests on c0 alone), and the note says why."""
+    rs, fl = runs()
+    fl.loc[fl["class"] == "c1", "noise_prob"] = 0.99
+    for m in rs["scratch"]["metrics"]:  # c1 mirrors c0: with it, the mean over classes would not move at all
+        m.loc[m["class"] == "c1", "judge_prob"] = 1 - m.loc[m["class"] == "c1", "judge_prob"]
+    df = claims(rs, reference=None, judge_is_reference=False, floor=fl)
+    row = by(df, "C1a", "scratch")
+    assert row["holds"] == "yes" and "left out: c1 (the judge reads the starting noise as c1, p 0.99)" in row["note"]
+    assert "left out" not in by(df, "C1b", "scratch")["note"]
+    assert "epoch 0 images" in by(df, "J", "judge")["note"]
+    fl.loc[fl["class"] == "c1", "noise_prob"] = 0.3  # read in full: the mirrored classes cancel
+    assert by(claims(rs, reference=None, judge_is_reference=False, floor=fl), "C1a", "scratch")["holds"] == \
+        "not testable"

@@ -45,7 +45,11 @@ S  The sanity check (Adebayo et al. 2018): the judge's probability and the
    tell them apart reads nothing the network learned.
 J  The judge's floor: its accuracy on the run's validation images (exact
    binomial test against chance, Clopper-Pearson interval) against
-   ``judge.min_accuracy``, and its reading of the starting noise.
+   ``judge.min_accuracy``, its reading of the starting noise and of epoch 0's
+   images.  A class the judge reads into the starting noise with p >= 0.5
+   (on the demo: flamingo, 0.99) is left out of the measures made of the
+   judge's probability of the image's class (C1a, C4a, S-a): its reading
+   cannot tell a drawn class from noise.
 
 Roles: ``frozen`` is the control for the convolutional features only (they
 keep the reference's weights); its classifier (fc6, fc7, output) trains, and
@@ -64,6 +68,7 @@ import pandas as pd
 from featevo import stats
 
 POINT = 0.01  # one percentage point of accuracy
+NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely tells nothing by its p
 ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
         "imported": "test"}
 JUDGED = ("C1a", "C3", "C4a", "S-a")  # the claims whose measure is the judge's reading
@@ -99,7 +104,19 @@ def _per_epoch(df: pd.DataFrame, col: str) -> pd.Series:
     return df.groupby("epoch", sort=True)[col].mean()
 
 
-def c1(exp, role, ms) -> list[dict]:
+def _kept(df: pd.DataFrame, col: str, noisy: set[str]) -> pd.DataFrame:
+    """The rows a judge-probability measure is made of: not the classes read into noise."""
+    return df[~df["class"].isin(noisy)] if col == "judge_prob" and noisy else df
+
+
+def _noise_note(col: str, noisy: dict[str, float]) -> str:
+    if col != "judge_prob" or not noisy:
+        return ""
+    return ("left out: " + ", ".join(f"{c} (the judge reads the starting noise as {c}, p {p:.2f})"
+                                     for c, p in noisy.items()) + "; ")
+
+
+def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
     rows = []
     trained = min(int((m.drop_duplicates("epoch")["epoch"] >= 1).sum()) for m in ms)
     for sub, col, what in (("C1a", "judge_prob", "judge p(own class)"), ("C1b", "png_ratio", "PNG ratio")):
@@ -107,7 +124,7 @@ def c1(exp, role, ms) -> list[dict]:
             continue
         partial, plain, opposite = [], [], []
         for m in ms:
-            acc, val = _per_epoch(m, "val_acc"), _per_epoch(m, col)
+            acc, val = _per_epoch(m, "val_acc"), _per_epoch(_kept(m, col, set(noisy)), col)
             keep = acc.index >= 1  # trained epochs: epoch 0 is the initialization (pretrained: a random head)
             acc, val = acc[keep], val[keep]
             epoch = acc.index.to_numpy(float)
@@ -124,7 +141,8 @@ def c1(exp, role, ms) -> list[dict]:
                     f"is given); " + note)
         rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
-                         [r.statistic for r in partial], [r.p for r in partial], verdict, note))
+                         [r.statistic for r in partial], [r.p for r in partial], verdict,
+                         _noise_note(col, noisy) + note))
     return rows
 
 
@@ -181,17 +199,17 @@ def c3(exp, role, ms, rs, acc) -> list[dict]:
                  interval=interval, p=p if fell else np.nan)]
 
 
-def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool) -> list[dict]:
+def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, noisy: dict[str, float]) -> list[dict]:
     rows = []
     if reference is None:
         return rows
     for sub, col, what in (("C4a", "judge_prob", "judge p(own class)"), ("C4b", "png_ratio", "PNG ratio")):
         if col not in reference or col not in rs[0]:
             continue
-        ref = reference.groupby("restart")[col].mean().to_numpy(float)
+        ref = _kept(reference, col, set(noisy)).groupby("restart")[col].mean().to_numpy(float)
         results, opposite = [], []
         for r in rs:
-            last = _restart_means(r, col, [r["epoch"].max()])
+            last = _restart_means(_kept(r, col, set(noisy)), col, [r["epoch"].max()])
             results.append(stats.mean_difference(ref, last))
             opposite.append(stats.mean_difference(ref, last, alternative="less").p)
         testable = not (col == "judge_prob" and judge_is_reference)
@@ -201,7 +219,8 @@ def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool) ->
                          "restart's mean over classes", "permutation of restarts, one-sided (Fig. 3 higher); "
                          "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results],
                          verdict if testable else "not testable",
-                         "" if testable else "the judge is the reference itself: circular", interval=interval,
+                         _noise_note(col, noisy) + ("" if testable else "the judge is the reference itself: circular"),
+                         interval=interval,
                          p=p if testable else np.nan))
     return rows
 
@@ -226,24 +245,25 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
                  "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note)]
 
 
-def sanity_rows(sanity: pd.DataFrame) -> list[dict]:
+def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
     rows = []
     for exp, g in sanity.groupby("experiment", sort=False):
         for sub, col, what, alternative in (("S-a", "judge_prob", "judge p(own class)", "greater"),
                                             ("S-b", "png_ratio", "PNG ratio", "two-sided")):
-            trained = g[g["level"] == "trained"].groupby("restart")[col].mean().to_numpy(float)
-            random = g[g["level"] == "all"].groupby("restart")[col].mean().to_numpy(float)
+            g_ = _kept(g, col, set(noisy))
+            trained = g_[g_["level"] == "trained"].groupby("restart")[col].mean().to_numpy(float)
+            random = g_[g_["level"] == "all"].groupby("restart")[col].mean().to_numpy(float)
             r = stats.mean_difference(trained, random, alternative=alternative)
             rows.append(_row(sub, exp, "sanity", f"{what}: last epoch minus the same network with every layer "
                              "re-initialized, each restart's mean over classes",
                              f"permutation of restarts ({'one-sided, trained higher' if alternative == 'greater' else 'two-sided'})",
                              [r.statistic], [r.p], stats.verdict(r.p),
-                             "yes: the measure tells the trained network from one that learned nothing; otherwise "
-                             "it does not (here)", interval=(r.low, r.high)))
+                             _noise_note(col, noisy) + "yes: the measure tells the trained network from one that "
+                             "learned nothing; otherwise it does not (here)", interval=(r.low, r.high)))
     return rows
 
 
-def judge_row(floor: pd.DataFrame) -> dict:
+def judge_row(floor: pd.DataFrame, epoch0: dict[str, float]) -> dict:
     from scipy.stats import binomtest
 
     summary = floor[floor["class"] == "all"].iloc[0]
@@ -257,6 +277,8 @@ def judge_row(floor: pd.DataFrame) -> dict:
                 f"(needed: {summary['min_accuracy']:.2f}; chance {summary['chance']:.2f})",
                 "exact binomial test against chance, Clopper-Pearson interval", [acc], [test.pvalue],
                 "yes" if ok else "no", f"p(class | the ascent's starting noise): {noise}; "
+                + "".join(f"p(own class) of {exp}'s epoch 0 images (a network that learned nothing): {v:.2f}; "
+                          for exp, v in epoch0.items())
                 + ("" if ok else "every verdict that rests on the judge is not testable"),
                 interval=(ci.low, ci.high))
 
@@ -275,23 +297,28 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
     DataFrame], "restarts": [per seed per-restart DataFrame], "layers": settle epochs or None};
     ``reference``: Fig. 3's per-restart measures."""
     rows = []
+    noisy = {} if floor is None else {
+        str(r["class"]): float(r["noise_prob"]) for _, r in floor.iterrows()
+        if r["class"] != "all" and r["noise_prob"] >= NOISE_LIMIT}
     for exp, run in runs.items():
         ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
         acc = _accuracy(ms)
-        new = c1(exp, role, ms) + c2(exp, role, ms, acc) + c3(exp, role, ms, rs, acc)
+        new = c1(exp, role, ms, noisy) + c2(exp, role, ms, acc) + c3(exp, role, ms, rs, acc)
         if run["kind"] == "reference":
-            new += c4(exp, ms, rs, reference, judge_is_reference)
+            new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
         new += c5(exp, role, run.get("layers"))
         for row in new:
             row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
         rows += new
     if sanity is not None:
-        for row in sanity_rows(sanity):
+        for row in sanity_rows(sanity, noisy):
             row["judge"] = "" if row["claim"] not in JUDGED else judge_note(runs[row["experiment"]]["kind"],
                                                                            judge_is_reference)
             rows.append(row)
     if floor is not None:
-        rows.append({**judge_row(floor), "judge": ""})
+        epoch0 = {exp: float(run["metrics"][0].query("epoch == 0")["judge_prob"].mean())
+                  for exp, run in runs.items() if run["kind"] == "random" and "judge_prob" in run["metrics"][0]}
+        rows.append({**judge_row(floor, epoch0), "judge": ""})
         if not bool(floor["testable"].iloc[0]):
             acc = float(floor.loc[floor["class"] == "all", "accuracy"].iloc[0])
             for row in rows:

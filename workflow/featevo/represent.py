@@ -268,9 +268,13 @@ def heatmap(df, experiment: str, outputs: list[Path]) -> None:
     order = mean.drop_duplicates("depth").sort_values("depth")["layer"].tolist()
     epochs = sorted(mean["epoch"].unique())
     panels = [p for p in PANELS if mean[p[0]].notna().any()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 0.16 * len(epochs) * len(panels) + 1.6 * len(panels),
-                                                      0.32 * len(order) + 2.2), squeeze=False)
-    for ax, (col, title, scale) in zip(axes[0], panels):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (2.4 + 0.12 * len(epochs)), rows * (0.3 * len(order) + 1.6)
+                                                  + 0.6), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (col, title, scale) in zip(axes.flat, panels):
         grid = mean.pivot(index="layer", columns="epoch", values=col).reindex(index=order[::-1], columns=epochs)
         values = grid.to_numpy(float)
         if scale is None:
