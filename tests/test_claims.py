@@ -143,3 +143,19 @@ def test_a_class_the_judge_reads_into_noise_is_left_out_of_its_probability_measu
     fl.loc[fl["class"] == "c1", "noise_prob"] = 0.3  # read in full: the mirrored classes cancel
     assert by(claims(rs, reference=None, judge_is_reference=False, floor=fl), "C1a", "scratch")["holds"] == \
         "not testable"
+
+
+def test_the_claims_are_corrected_together():
+    """One p of 0.04 among twenty claims' tests decides nothing after Benjamini-Hochberg;
+    twenty of 0.01 all hold; the checks (S, J) are not part of the family."""
+    from featevo.claims import correct
+
+    rows = [{"claim": "C1a", "holds": "yes", "_p": 0.04, "_p_opposite": 0.96}]
+    rows += [{"claim": "C1b", "holds": "not significant", "_p": 0.9, "_p_opposite": 0.1} for _ in range(19)]
+    rows += [{"claim": "S-a", "holds": "yes", "_p": 0.04, "_p_opposite": np.nan}]
+    correct(rows)
+    assert rows[0]["holds"] == "not significant" and float(rows[0]["q"]) == pytest.approx(0.8)
+    assert rows[-1]["holds"] == "yes" and rows[-1]["q"] == ""
+    strong = [{"claim": "C2", "holds": "yes", "_p": 0.01, "_p_opposite": np.nan} for _ in range(20)]
+    correct(strong)
+    assert all(r["holds"] == "yes" for r in strong)

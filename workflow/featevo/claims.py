@@ -2,10 +2,11 @@
 
 The paper argues by eye.  Here each claim is a measure over every seed's
 metrics, a test with its null hypothesis, its p-value (one-sided in the
-claim's direction, combined over seeds by Stouffer's z) or interval, and a
-verdict (featevo.stats): ``yes`` (the test rejects at 0.05), ``no`` (the test
-in the opposite direction does), ``not significant``, or ``not testable`` with
-the reason.  A measure constant up to rounding is never tested.  No number
+claim's direction, combined over seeds by Stouffer's z) or interval, the
+claims' p-values adjusted together by Benjamini-Hochberg (q: 20-odd tests in
+one table), and a verdict on q (featevo.stats): ``yes`` (the test rejects at
+0.05), ``no`` (the test in the opposite direction does), ``not significant``,
+or ``not testable`` with the reason.  A measure constant up to rounding is never tested.  No number
 here chose the image it describes: the judge did not make the images it
 reads, and every verdict that rests on the judge is ``not testable`` when the
 judge's accuracy on the run's validation images is below
@@ -81,7 +82,7 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="", interval=(np.nan, np.nan),
-         p=None):
+         p=None, p_opposite=np.nan):
     effects = np.asarray(effects, float)
     pvalues = np.asarray(pvalues, float)
     p = stats.combine(pvalues) if p is None else p
@@ -90,14 +91,15 @@ def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="
             "value": shown, "interval": "" if not np.isfinite(interval).all() else
             f"[{_fmt(interval[0])}, {_fmt(interval[1])}]",
             "p": _fmt(p, 4), "per_seed": " ".join(_fmt(v) for v in effects),
-            "per_seed_p": " ".join(_fmt(v, 4) for v in pvalues), "holds": holds, "note": note}
+            "per_seed_p": " ".join(_fmt(v, 4) for v in pvalues), "holds": holds, "note": note,
+            "_p": p, "_p_opposite": p_opposite}
 
 
-def _decide(pvalues, opposite) -> tuple[float, str]:
-    """The combined p of the claim's direction and the verdict (``no`` when the opposite
-    direction's combined p rejects)."""
-    p = stats.combine(pvalues)
-    return p, stats.verdict(p, stats.combine(opposite))
+def _decide(pvalues, opposite) -> tuple[float, float, str]:
+    """The combined p of the claim's direction, of the opposite direction, and the verdict
+    before the table's correction (``no`` when the opposite direction's p rejects)."""
+    p, q = stats.combine(pvalues), stats.combine(opposite)
+    return p, q, stats.verdict(p, q)
 
 
 def _per_epoch(df: pd.DataFrame, col: str) -> pd.Series:
@@ -131,7 +133,7 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
             partial.append(stats.rank_correlation(acc, val, given=epoch))
             opposite.append(stats.rank_correlation(acc, val, given=epoch, alternative="less").p)
             plain.append(stats.rank_correlation(acc, val))
-        p, verdict = _decide([r.p for r in partial], opposite)
+        p, p_opp, verdict = _decide([r.p for r in partial], opposite)
         note = ("plain rho (not given the epoch) " + ", ".join(f"{r.statistic:.2f} (p {_fmt(r.p, 3)})"
                                                                  for r in plain))
         if trained < 4:
@@ -142,7 +144,7 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
         rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                          [r.statistic for r in partial], [r.p for r in partial], verdict,
-                         _noise_note(col, noisy) + note))
+                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp))
     return rows
 
 
@@ -189,14 +191,14 @@ def c3(exp, role, ms, rs, acc) -> list[dict]:
         a, b = _restart_means(r, "judge_leak", after), _restart_means(r, "judge_leak", [best])
         results.append(stats.mean_difference(a, b) if after else stats.NAN)
         opposite.append(stats.mean_difference(a, b, alternative="less").p if after else np.nan)
-    p, verdict = _decide([x.p for x in results], opposite)
+    p, p_opp, verdict = _decide([x.p for x in results], opposite)
     note = "" if fell else (f"validation accuracy (mean over seeds) never fell more than 1 point after its best "
                             f"epoch ({best}): nothing to see")
     interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
     return [_row("C3", exp, role, f"judge's leakage after the best epoch ({best}) minus at it, each restart's mean "
                  "over classes", "permutation of restarts, one-sided (> 0); Stouffer over seeds",
                  [x.statistic for x in results], [x.p for x in results], verdict if fell else "not testable", note,
-                 interval=interval, p=p if fell else np.nan)]
+                 interval=interval, p=p if fell else np.nan, p_opposite=p_opp if fell else np.nan)]
 
 
 def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, noisy: dict[str, float]) -> list[dict]:
@@ -213,15 +215,15 @@ def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, no
             results.append(stats.mean_difference(ref, last))
             opposite.append(stats.mean_difference(ref, last, alternative="less").p)
         testable = not (col == "judge_prob" and judge_is_reference)
-        p, verdict = _decide([x.p for x in results], opposite)
+        p, p_opp, verdict = _decide([x.p for x in results], opposite)
         interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
         rows.append(_row(sub, exp, "test", f"{what}: Fig. 3 ({np.mean(ref):.3f}) minus the last epoch, each "
                          "restart's mean over classes", "permutation of restarts, one-sided (Fig. 3 higher); "
                          "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results],
                          verdict if testable else "not testable",
                          _noise_note(col, noisy) + ("" if testable else "the judge is the reference itself: circular"),
-                         interval=interval,
-                         p=p if testable else np.nan))
+                         interval=interval, p=p if testable else np.nan,
+                         p_opposite=p_opp if testable else np.nan))
     return rows
 
 
@@ -232,7 +234,7 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
     for _, g in layers.groupby("seed", sort=True):
         results.append(stats.rank_correlation(g["depth"], g["settle_epoch"]))
         opposite.append(stats.rank_correlation(g["depth"], g["settle_epoch"], alternative="less").p)
-    p, verdict = _decide([x.p for x in results], opposite)
+    p, p_opp, verdict = _decide([x.p for x in results], opposite)
     epochs = layers.groupby("layer", sort=False)["settle_epoch"].mean()
     note = "settled from epoch (mean over seeds): " + ", ".join(
         f"{k} {v:.1f}" for k, v in epochs.items() if np.isfinite(v))
@@ -242,7 +244,8 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
         note = "every layer settled at the same epoch; " + note
     return [_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "
                  "the paper (Raghu et al. 2017)", "exact permutation over the layers, one-sided (> 0); "
-                 "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note)]
+                 "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note,
+                 p=p, p_opposite=p_opp)]
 
 
 def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
@@ -326,10 +329,26 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
                     row["holds"] = "not testable"
                     row["note"] = (f"the judge's accuracy ({acc:.2f}) is below judge.min_accuracy; "
                                    + row["note"]).rstrip("; ")
-    return pd.DataFrame(rows)
+    correct(rows)
+    return pd.DataFrame(rows).drop(columns=["_p", "_p_opposite"])
 
 
-COLUMNS = ["claim", "experiment", "role", "measure", "test", "value", "interval", "p", "holds", "judge", "note"]
+def correct(rows: list[dict]) -> None:
+    """The claims (C1-C5) are many tests of one table: their p-values are adjusted by
+    Benjamini-Hochberg over every tested claim row (``q``), in each direction, and the
+    verdict is the adjusted one (a control's p of 0.045 among 20 tests decides nothing)."""
+    family = [r for r in rows if r["claim"].startswith("C") and r["holds"] != "not testable"
+              and np.isfinite(r.get("_p", np.nan))]
+    q = stats.bh([r["_p"] for r in family])
+    q_opposite = stats.bh([r["_p_opposite"] for r in family])
+    for r, qv, qo in zip(family, q, q_opposite):
+        r["q"] = _fmt(qv, 4)
+        r["holds"] = stats.verdict(qv, qo)
+    for r in rows:
+        r.setdefault("q", "")
+
+
+COLUMNS = ["claim", "experiment", "role", "measure", "test", "value", "interval", "p", "q", "holds", "judge", "note"]
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -337,8 +356,9 @@ def markdown(df: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for _, r in df.iterrows()]
     return ("The paper's claims, each decided by a stated test (featevo.claims says each). value: the "
             "effect, mean over seeds; interval: 95% (one seed); p: one-sided in the claim's direction, "
-            "combined over seeds; holds: yes / no (the opposite direction is significant) / not significant / "
-            "not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
+            "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5); holds (on q "
+            "for C1-C5, on p for the checks S and J): yes / no (the opposite direction is significant) / not "
+            "significant / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
