@@ -23,7 +23,7 @@ from snakemake_helpers import ROOT, snakemake
 
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
 PROPS = SCHEMA["properties"]
-STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables")
+from featevo.__main__ import STAGES  # noqa: E402  (every stage a rule may run)
 
 
 def parsers():
@@ -62,9 +62,19 @@ NOT_SETTINGS = {
     "judge": "standin: a path (the judge's pool); metrics: a path (the judge's checkpoint)",
     "metrics": "a path", "data": "a path", "history": "a path", "figure": "metrics: a path (the measures' figure)",
     "experiment": "a wildcard: the experiment's name", "table": "tables: a wildcard, the table's name",
+    "checkpoints": "train import: experiments.*.checkpoints' pattern, from the environment (like data.imagenet), "
+                   "its content a parameter; or --source",
+    "key": "visualize: a wildcard, what the job draws (experiment, seed, epoch), which seeds its starting noise",
+    "represent": "visualize: a path, the checkpoint's layers read on fixed images (absent for Fig. 3)",
+    "restarts": "claims: a path (each run's per-restart measures)",
+    "layers": "claims: a path (each experiment's settled layers)",
 }
 # options with a default, each with why it may have one (a setting's default is the schema's alone)
 DEFAULTS_ALLOWED = {"help", "settings", "threads", "processes", "reference", "inner", "net", "previous_optim",
+                    # train import: --source or --checkpoints; visualize: its key, and its layers (paths, absent
+                    # for Fig. 3 and the first epoch); metrics and claims: paths the rules give where they exist
+                    "source", "checkpoints", "key", "represent", "previous", "restarts_csv", "floor", "layers",
+                    "sanity",
                     "from_checkpoint", "val", "val_images", "val_labels", "exclude", "main", "judge", "history",
                     "figure", "confusion", "per_class", "mean_of", "metrics", "examples", "judged", "html"}
 
@@ -215,7 +225,7 @@ def stage_of(argv: list[str]) -> tuple[str, dict]:
         return (f"train {a.net}" if a.cmd == "reference" else f"train {a.cmd}"), {"exp": getattr(a, "experiment", "")}
     if name == "visualize":
         return "visualize units" if a.inner else "visualize reference" if a.reference else "visualize", {}
-    if name in ("figures", "tables"):
+    if name in ("figures", "tables", "sanity"):
         return f"{name} {a.cmd}", {"exp": getattr(a, "experiment", "")}
     return name, {}
 

@@ -19,16 +19,18 @@ import sys
 from featevo import watch
 
 # the workflow's stages, the modules a rule may run
-STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables")
+STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables",
+          "represent", "judge", "sanity")
 
 
 def configure_logging() -> None:
     """Logging configured once, for the job: every stage logs under ``featevo.<stage>``,
-    with the time, to standard output (its job's log); warnings go there too."""
+    with the date and time (a CPU run of the paper lasts days), to standard output (its
+    job's log); warnings go there too."""
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     logging.captureWarnings(True)
 
 

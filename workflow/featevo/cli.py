@@ -50,12 +50,19 @@ READS: dict[str, tuple[str, ...]] = {
     "train reference": ("model", "reference", "train.rho", "train.eps", *RUNTIME, "seeds[0]"),
     # the judge: another architecture and seed in the reference's recipe, for judge.epochs
     "train judge": ("model", "reference", "-reference.epochs", "judge", "train.rho", "train.eps", *RUNTIME),
-    "visualize": ("visualize", "data.image_size", "data.classes"),
+    # beside the images, the checkpoint's layers on fixed validation images (represent)
+    "visualize": ("visualize", "data.image_size", "data.classes", "represent"),
     "visualize reference": ("visualize", "data.image_size", *_UNITS),
     "visualize units": ("visualize", "data.image_size"),
     "explain": ("methods",),
     "metrics": ("judge.source", *_UNITS),
     "claims": ("experiments", "seeds", "judge.source", "reference.source", "data.classes"),
+    # the layers over the epochs: what was read is in each represent.npz
+    "represent": (),
+    # the judge's floor: its accuracy on the run's images and its reading of the ascent's start
+    "judge": ("visualize", "data.image_size", "judge.min_accuracy", "judge.source", *_UNITS),
+    "sanity randomize": (),
+    "sanity measure": ("experiments", "judge.source", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),
     "figures top": ("data.classes", "seeds[0]"),
     "figures reference": ("data.classes", "reference.source", "judge.source"),

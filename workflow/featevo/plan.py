@@ -15,6 +15,9 @@ import re
 # the stand-in's pools draw with seeds of their own: the reference and the judge never
 # see the subset's images
 POOL_SEED_OFFSET = {"main": 0, "reference": 1_000_003, "judge": 2_000_003}
+# the sanity check's networks (featevo.sanity): re-initialized from the top, the output
+# layer, the upper half, all of it
+SANITY_LEVELS = ("output", "top_half", "all")
 
 
 def slug(name: str) -> str:

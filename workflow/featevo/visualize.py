@@ -42,6 +42,7 @@ from featevo.models import evaluated, num_outputs
 from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plan import names as class_names, reference_units, slug
 from featevo.plots import composite
+from featevo.progress import eta
 from featevo.settings import Settings, parse
 
 log = logging.getLogger("featevo.visualize")
@@ -142,8 +143,22 @@ INITS = {
 }
 
 
+def start_seed(seed: int, key: str) -> int:
+    """The seed of one job's starting noise: ``visualize.seed`` and the job's own key (its
+    experiment, training seed and epoch), so that every checkpoint's restarts start
+    from noise of their own; with one seed for all, restart j started from the same
+    image at every epoch, and the change between epochs was underestimated.  Without a
+    key (a call from a library user): ``seed`` itself."""
+    import hashlib
+
+    if not key:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little") >> 1
+
+
 def initial_images(n: int, image_size: int, init: str, init_std: float, seed: int) -> torch.Tensor:
-    """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded."""
+    """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded (each image
+    its own draw)."""
     if init not in INITS:
         raise ValueError(f"visualize.init: unknown {init!r}; choose one of {', '.join(INITS)}")
     x = INITS[init]((n, 3, image_size, image_size), init_std, torch.Generator().manual_seed(seed))
@@ -158,7 +173,7 @@ NORMALIZE = {
 
 
 def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping, *, image_size: int,
-                            device: torch.device | str, log=None, log_every: int = 50) -> dict:
+                            device: torch.device | str, log=None, log_every: int = 50, key: str = "") -> dict:
     """Images in [0, 1] that maximize each unit, ``recipe.restarts`` of each, and the trace of the objective.
 
     Args:
@@ -170,11 +185,13 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
         recipe: the workflow's ``visualize`` section (a :class:`featevo.settings.Settings`
             or a mapping with its keys; the schema holds every default and says what each
             does).  Every restart starts from its own noise (one generator seeded with
-            ``seed`` draws them all); the image kept is always the one after the last step
-            (the paper).
+            :func:`start_seed` of ``seed`` and ``key`` draws them all); the image kept is
+            always the one after the last step (the paper).
         image_size: the side of the images (``data.image_size``).
         device: where the ascent runs.
         log: called with a progress line every ``log_every`` steps, if given.
+        key: what this call visualizes (e.g. ``scratch/seed0/epoch3``): with ``seed`` it
+            seeds the starting noise, so that no two checkpoints share their starts.
 
     Returns:
         ``images`` (restarts * N, 3, H, W) float in [0, 1] on the CPU, restart-major
@@ -201,7 +218,7 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
     with evaluated(model, device, torch.channels_last):
         target = _Inner(model, units) if all(inner) else _Output(torch.tensor(units, device=device), r.objective)
         try:
-            return _ascend(model, target, len(units), r, image_size, device, log, log_every)
+            return _ascend(model, target, len(units), r, image_size, device, log, log_every, key)
         finally:
             target.close()
 
@@ -299,9 +316,9 @@ class _Inner:
             h.remove()
 
 
-def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int) -> dict:
+def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int, key: str) -> dict:
     steps = r.steps
-    x = initial_images(n, image_size, r.init, r.init_std, r.seed).to(device).contiguous(
+    x = initial_images(n, image_size, r.init, r.init_std, start_seed(r.seed, key)).to(device).contiguous(
         memory_format=torch.channels_last)
     trace = []
     flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
@@ -320,9 +337,10 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
                 x = median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
+            dt = time.monotonic() - start
             log(f"step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
-                f"{step / (time.monotonic() - start):.1f} steps/s")
+                f"{step / dt:.1f} steps/s {eta(step, steps, dt)}".rstrip())
     with torch.no_grad(), autocast(device, r.precision):
         final = target.final(model, imagenet_normalize(x))
     return {
@@ -336,18 +354,23 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
 
 @torch.no_grad()
 def top_images(model: torch.nn.Module, images: np.ndarray, units: list[int], k: int, device: torch.device | str,
-               precision: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (N, k) of the k images (uint8 NHWC) that raise each unit most, and their logits.
-
-    The real-image side of the synthetic one: which validation images the unit
-    responds to at this checkpoint (ties broken by index, so the set is stable)."""
+               precision: str, objective: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N, k) of the k images (uint8 NHWC) that raise each unit's ``objective``
+    most, and those values: the real-image side of the synthetic one, ranked by the very
+    quantity the synthetic images maximized (with the margin as objective, the raw
+    logit ranked another class's images first: seen on the demo, all nine of a unit's
+    top images of another class).  Ties broken by index, so the set is stable."""
     device = torch.device(device)
     with evaluated(model, device, torch.channels_last):
         out = []
         for i in range(0, len(images), batch):
             with autocast(device, precision):
-                out.append(model(to_input(images[i:i + batch], device)).float()[:, units].cpu())
-    scores = torch.cat(out).numpy().T if out else np.zeros((len(units), 0), np.float32)  # (N, images)
+                out.append(model(to_input(images[i:i + batch], device)).float().cpu())
+    if not out:
+        return np.zeros((len(units), 0), int), np.zeros((len(units), 0), np.float32)
+    logits = torch.cat(out)
+    scores = torch.stack([objective_values(logits, torch.full((len(logits),), u), objective)
+                          for u in units]).numpy()  # (N, images)
     k = min(k, scores.shape[1])
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(scores, order, axis=1)
@@ -366,12 +389,15 @@ def recipe_entry(recipe: Mapping | None) -> dict:
 
 
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path,
-                  top: tuple[np.ndarray, np.ndarray] | None = None, recipe: Mapping | None = None) -> None:
+                  top: tuple[np.ndarray, np.ndarray] | None = None, labels: np.ndarray | None = None,
+                  recipe: Mapping | None = None) -> None:
     """The first restart's class PNGs and composite, and every restart in the ``.npz``:
     ``images`` (N, H, W, 3) and ``probs`` (N, classes) are the first restart's,
     ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
-    (restarts, N) all of them; ``top_index`` / ``top_logit`` (N, k) with ``top``;
-    ``recipe`` with the recipe (:func:`recipe_entry`)."""
+    (restarts, N) all of them; with ``top``, ``top_index`` / ``top_score`` (N, k): each
+    unit's top validation images and their objective, and with their ``labels``,
+    ``top_purity`` (N): the share of them that are of the unit's class; ``recipe`` with
+    the recipe (:func:`recipe_entry`)."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
@@ -380,7 +406,9 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
         Image.fromarray(img).save(out_png.parent / f"{slug(name)}.png")
     Image.fromarray(composite(images[:n])).save(out_png)
     probs = result["probs"].numpy().reshape(restarts, n, -1)
-    extra = {} if top is None else {"top_index": top[0], "top_logit": top[1]}
+    extra = {} if top is None else {"top_index": top[0], "top_score": top[1]}
+    if top is not None and labels is not None:
+        extra["top_purity"] = (labels[top[0]] == np.arange(n)[:, None]).mean(axis=1)
     np.savez_compressed(out_npz, images=images[:n], units=np.asarray(units), names=np.asarray(names),
                         probs=probs[0], own_prob=probs[0][np.arange(n), units],
                         restart_images=images.reshape(restarts, n, *images.shape[1:]), restart_probs=probs,
@@ -422,6 +450,12 @@ def parser() -> argparse.ArgumentParser:
                         "unit) as JSON (the rules pass them), or @FILE (a config file); the schema's defaults fill "
                         "in the rest (featevo.settings)")
     p.add_argument("--val", type=Path, help="a folder of featevo extract: each unit's top validation images")
+    p.add_argument("--key", default="", help="what is visualized (experiment/seed/epoch, a wildcard): seeds its "
+                   "starting noise")
+    p.add_argument("--represent", type=Path,
+                   help="also read the checkpoint's layers on fixed validation images (featevo.represent) into this "
+                        ".npz (needs --val)")
+    p.add_argument("--previous", type=Path, help="the epoch before's checkpoint: each layer's weight change")
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -451,16 +485,27 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device,
              [str(u) for u in units], v.steps, "mean activation" if a.inner else v.objective)
     result = activation_maximization(model, units, v, image_size=s.data.image_size, device=device,
-                                     log=log.info)
+                                     log=log.info, key=a.key)
+    val = Subset(a.val, "val") if a.val is not None else None
     if a.inner:
         write_unit_outputs(result, units, a.out_png, a.out_npz, v)
         labels = [str(u) for u in units]
     else:
         top = None
-        if a.val is not None:
-            top = top_images(model, Subset(a.val, "val").images, units, v.top_k, device, v.precision)
-        write_outputs(result, units, names, a.out_png, a.out_npz, top, v)
+        if val is not None:
+            top = top_images(model, val.images, units, v.top_k, device, v.precision, v.objective)
+        write_outputs(result, units, names, a.out_png, a.out_npz, top, None if val is None else val.labels, v)
         labels = names
+    if a.represent:
+        if val is None:
+            p.error("--represent needs --val")
+        from featevo.checkpoint import load_checkpoint
+        from featevo.represent import read_checkpoint
+
+        previous = load_checkpoint(a.previous)["model"] if a.previous else None
+        read = read_checkpoint(model, previous, val.images, val.labels, len(labels), s.represent,
+                               device=device, precision=v.precision)
+        np.savez(a.represent, key=a.key, epoch=ckpt["epoch"], **read)
     saturated = result["saturated"].reshape(v.restarts, -1).mean(axis=0)
     log.info("done in %.1f s, %s restarts; share of steps with no gradient on the own unit %s -> %s",
              result["seconds"], v.restarts, dict(zip(labels, np.round(saturated, 3).tolist())), a.out_png)

@@ -146,9 +146,10 @@ rule train_epoch:
 
 # Your own training run (experiments.*.checkpoints): each of its checkpoints becomes
 # one of ours, its accuracy evaluated on the validation split; nothing is trained.
+# Its files reach the jobs through the environment, what they hold through a parameter
+# (imported_env, in common.smk): a run folder copied or moved reruns nothing.
 rule import_checkpoint:
     input:
-        source=lambda w: str(imported_file(EXPERIMENTS[w.exp], int(w.epoch))),
         val=path("images", subset="main", split="val"),
         manifest=path("manifest", subset="main"),
     output:
@@ -169,9 +170,11 @@ rule import_checkpoint:
     params:
         data=folder_of("val"),
         settings=settings_of("train import"),
+        checkpoints=lambda w: f'"${imported_env(w.exp)}"',
+        content=imported_content,
     shell:
         stage("train")
-        + " import --source {input.source:q} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
+        + " import --checkpoints {params.checkpoints} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
         " --metrics {output.metrics} --seed {wildcards.seed}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 

@@ -5,12 +5,13 @@ VIZ_CFG = config["visualize"]
 
 rule visualize:
     input:
-        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
-        # each class unit's top validation images, beside its synthetic ones
-        val=path("images", subset="main", split="val"),
+        unpack(viz_inputs),
     output:
         png=PATHS["composite"],
         npz=PATHS["classes"],
+        # the checkpoint's layers on fixed validation images (featevo.represent), read in
+        # this job: a job of its own would add its start-up (half of a demo job) per checkpoint
+        represent=PATHS["represent"],
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -25,10 +26,16 @@ rule visualize:
     params:
         settings=settings_of("visualize"),
         val=folder_of("val"),
+        # its starting noise: visualize.seed with what it visualizes (featevo.visualize.start_seed)
+        key="{exp}/seed{seed}/epoch{epoch}",
+        layers=lambda w, input, output: (
+            f"--represent {output.represent}"
+            + (f" --previous {input.previous}" if "previous" in input.keys() else "")
+        ),
     shell:
         stage("visualize")
         + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --key {params.key} {params.layers} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 # visualize.units: the inner units of every checkpoint of the first seed, in one job each
@@ -77,7 +84,7 @@ rule visualize_reference:
         settings=settings_of("visualize reference"),
     shell:
         stage("visualize")
-        + " --reference --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
+        + " --reference --key reference --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
