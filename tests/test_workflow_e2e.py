@@ -51,9 +51,12 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
 def test_claims_table_top_images_and_fig3_judged(tiny_run):
     _, run, _ = tiny_run
     claims = pd.read_csv(run / "tables" / "claims.csv")
-    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b"}
-    assert set(claims["holds"]) <= {"yes", "no", "not testable"}
-    assert set(claims["role"]) == {"test", "control"}  # frozen is the control
+    # the paper's claims, the layers settling bottom up (C5), the judge's floor (J) and the
+    # sanity check's two rows (S-a: the judge, S-b: the PNG ratio)
+    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b", "C5", "J", "S-a", "S-b"}
+    assert set(claims["holds"]) <= {"yes", "no", "not significant", "not testable"}
+    roles = set(claims["role"])  # frozen is the control, and says what kind
+    assert "test" in roles and "control (convolutions frozen, classifier trains)" in roles, roles
     assert (claims["test"].str.len() > 5).all()  # every claim says its test
     assert "| claim |" in (run / "tables" / "claims.md").read_text()
     for exp in EPOCHS:
@@ -133,14 +136,17 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     # seed 1 is not in the images, GIF or methods (seed 0's): only its own chain and the summaries
     # (Fig. 1 chooses its epochs on the mean over seeds, as Table 1 does)
+    # (and the layers' CKA, read over every seed)
     assert counts == {"train_epoch": 1, "visualize": 1, "history": 1, "accuracy_table": 1, "evolution_figure": 1,
-                      "top_figure": 1, "learning_curves": 1, "feature_metrics": 1, "claims": 1, "all": 1}, counts
+                      "top_figure": 1, "learning_curves": 1, "feature_metrics": 1, "representations": 1, "claims": 1,
+                      "all": 1}, counts
     (run / "train" / "scratch" / "seed0" / "epoch_002.pt").unlink()
     counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
     assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,
                       "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
                       "method_figure": 3, "top_figure": 1, "claims": 1, "visualize_units": 1, "units_figure": 1,
-                      "all": 1}, counts
+                      "representations": 1, "sanity_networks": 1, "visualize_sanity": 3, "sanity_metrics": 1,
+                      "all": 1}, counts  # the sanity check re-initializes the first seed's last checkpoint
     # rebuilt, the run is complete again (and the session's other tests see it whole)
     snakemake(workdir, configs=[TINY])
     assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()
