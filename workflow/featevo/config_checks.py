@@ -287,10 +287,6 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     if viz["top_k"] > n_val:
         errors.append(f"visualize.top_k ({viz['top_k']}) is more than the {n_val} validation images "
                       "(data.val_per_class x classes)")
-    rep = cfg.get("represent", {}).get("images_per_class")
-    if rep and rep > data["val_per_class"]:
-        errors.append(f"represent.images_per_class ({rep}) is more than data.val_per_class "
-                      f"({data['val_per_class']}): lower it")
     ref = cfg["reference"]
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "

@@ -91,10 +91,10 @@ DEFAULT_PER_CLASS = 25  # represent.images_per_class null: 100 images for the de
 
 def fixed_images(labels: np.ndarray, per_class: int | None, classes: int) -> np.ndarray:
     """Indices of the first ``per_class`` images of each class (the same set for every
-    checkpoint of a run), class by class; None: all of them, at most 25."""
+    checkpoint of a run), class by class; ``per_class`` is a cap (None: 25): where a class
+    holds fewer, every class gives as many as the smallest holds, so the classes weigh alike."""
     idx = [np.flatnonzero(labels == k) for k in range(classes)]
-    if per_class is None:
-        per_class = min([DEFAULT_PER_CLASS, *map(len, idx)])
+    per_class = min([per_class or DEFAULT_PER_CLASS, *map(len, idx)])
     idx = [i[:per_class] for i in idx]
     return np.concatenate(idx) if idx else np.zeros(0, int)
 
