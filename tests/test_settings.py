@@ -38,6 +38,7 @@ NOT_SETTINGS = {
     "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
     "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
     "val_labels": "a path, given only with data.validation: ilsvrc_val",
+    "spectrum_images": "a path, given only with visualize.maco.spectrum: images",
 }
 
 
@@ -100,7 +101,8 @@ def test_how_jobs_run_changes_no_job_s_settings():
 # distinctive values: each must arrive in its rule's command, read back by the stage itself
 SETTINGS = {
     "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
-                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6},
+                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6,
+                  "optimizer": "adam", "transforms": [{"jitter": 3}, {"rotate": 7.5}], "maco": {"alpha": 1.7}},
     "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
     "model": {"dropout": 0.37, "init": "glorot"},
     "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
@@ -130,7 +132,7 @@ def _subset(given: dict, read) -> None:
         if isinstance(value, dict):
             _subset(value, read[key])
         else:
-            assert read[key] == value, f"{key}: {read[key]!r} arrived, {value!r} set"
+            assert settings._plain(read[key]) == value, f"{key}: {read[key]!r} arrived, {value!r} set"
 
 
 def test_every_setting_reaches_its_stage(tmp_path):

@@ -448,3 +448,10 @@ def init_inputs(wildcards):
 def folder_of(name):
     """A param: the folder of one named input (not a hard-coded path prefix)."""
     return lambda wildcards, input: os.path.dirname(input[name])
+
+
+def flag_folder(flag, name):
+    """A param: ``flag`` and the folder of one named input, or nothing where it is empty."""
+    return lambda wildcards, input: (
+        f"{flag} {os.path.dirname(input[name])}" if input[name] else ""
+    )

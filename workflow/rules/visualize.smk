@@ -1,12 +1,18 @@
 # Stage 3: activation maximization, one job per checkpoint, every class in one batch.
 
 VIZ_CFG = config["visualize"]
+# visualize.maco.spectrum images: MACO keeps the mean spectrum of the run's training images
+MACO_IMAGES = (
+    VIZ_CFG["parameterization"] == "maco" and VIZ_CFG["maco"]["spectrum"] == "images"
+)
+SPECTRUM_IMAGES = path("images", subset="main", split="train") if MACO_IMAGES else []
+
 # one command for the checkpoints and for the reference network
 VIZ_SHELL = (
     stage("visualize")
     + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
     " --units {params.units} --names {params.names:q} --settings {params.settings:q} {params.val}"
-    " --threads {threads} > {log} 2>&1"
+    " {params.spectrum} --threads {threads} > {log} 2>&1"
 )
 
 
@@ -15,6 +21,7 @@ rule visualize:
         ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
         # each class unit's top validation images, beside its synthetic ones
         val=path("images", subset="main", split="val"),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["composite"],
         npz=PATHS["classes"],
@@ -34,6 +41,7 @@ rule visualize:
         names=NAMES,
         settings=cli.settings(config, *cli.VISUALIZE),
         val=lambda w, input: f"--val {os.path.dirname(input.val)}",
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         VIZ_SHELL
 
@@ -42,6 +50,7 @@ rule visualize:
 rule visualize_units:
     input:
         ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["units_png"],
         npz=PATHS["units"],
@@ -58,15 +67,17 @@ rule visualize_units:
         gpu=VIZ_GPUS,
     params:
         settings=cli.settings(config, *cli.VISUALIZE),
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         stage("visualize")
         + " --inner --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} {params.spectrum} --threads {threads} > {log} 2>&1"
 
 
 rule visualize_reference:
     input:
         ckpt=path("network", net="reference"),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["reference_composite"],
         npz=PATHS["reference_classes"],
@@ -85,6 +96,7 @@ rule visualize_reference:
         # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
         settings=cli.settings(config, *cli.VISUALIZE),
         val="",
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         VIZ_SHELL
 
