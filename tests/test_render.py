@@ -276,3 +276,13 @@ def test_the_seed_gives_two_unrelated_generators():
     c, _ = render.generators(0)
     x, y, z = torch.rand(1000, generator=a), torch.rand(1000, generator=b), torch.rand(1000, generator=c)
     assert torch.equal(x, z) and abs(float(torch.corrcoef(torch.stack([x, y]))[0, 1])) < 0.1
+
+
+def test_the_config_check_names_a_median_filter_on_fourier_images():
+    from conftest import ROOT
+    from featevo.config_checks import check_config, load_config
+
+    cfg = load_config(ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml")
+    assert cfg["visualize"]["parameterization"] == "fourier" and not check_config(cfg)
+    cfg["visualize"]["median_every"] = 4
+    assert any("median filter is for pixel images" in e for e in check_config(cfg))
