@@ -234,6 +234,17 @@ def test_pad_shows_the_whole_canvas_at_the_input_size():
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
+def test_pad_is_gray_and_beyond_the_canvas_is_black_as_in_lucent():
+    """Lucent pads with gray, then its warps fill with black: an image of ones, padded by
+    4 and shrunk to half, shows white, a gray ring, and black beyond."""
+    out = render.Transforms([{"pad": 4}, {"scale": [0.5, 0.5]}], 32, torch.Generator())(torch.ones(1, 3, 32, 32))
+    assert float(out[0, 0, 16, 16]) == pytest.approx(1.0)  # the image
+    assert float(out[0, 0, 16, 8]) == pytest.approx(0.5)  # the ring: 4 of 40 canvas pixels, 1.6 here at half
+    assert float(out[0, 0, 1, 1]) == 0.0  # beyond the canvas
+    with pytest.raises(ValueError, match="pad goes before"):
+        render.Transforms([{"jitter": 3}, {"pad": 4}], 32, torch.Generator())
+
+
 def test_jitter_shifts_each_image_by_whole_pixels():
     image = smooth_image(1, 32).expand(6, 3, 32, 32)
     out = render.Transforms([{"jitter": 5}], 32, torch.Generator().manual_seed(2))(image)

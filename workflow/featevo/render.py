@@ -15,9 +15,10 @@ random transforms, and the optimizer (``visualize.parameterization``,
 
 Transforms are drawn per image and per step (Lucent draws one shift for the
 whole batch, its issue #28) and applied as one affine resampling per step
-(``F.affine_grid`` + ``F.grid_sample``): pad, jitter, scale and rotate compose
-into one matrix per image.  Every random number comes from a ``torch.Generator``
-the caller passes: the starts from one, the transforms from another.
+(``F.affine_grid`` + ``F.grid_sample``): jitter, scale and rotate compose into
+one matrix per image, after a gray pad.  Every random number comes from a
+``torch.Generator`` the caller passes: the starts from one, the transforms from
+another.
 """
 
 from __future__ import annotations
@@ -237,7 +238,9 @@ class Adam:
 
     def __init__(self, tensor: torch.Tensor, step_size: float, normalize: str):
         self.tensor = tensor
-        self.opt = torch.optim.Adam([tensor], lr=step_size, maximize=True)
+        # fused: one kernel for the whole update, 0.16 against 0.37 ms a step for 12 Fourier images (CPU, measured)
+        self.opt = torch.optim.Adam([tensor], lr=step_size, maximize=True,
+                                    fused=tensor.device.type in ("cpu", "cuda"))
 
     def step(self, grad: torch.Tensor) -> None:
         self.tensor.grad = grad
@@ -259,9 +262,8 @@ PRESETS = {
 
 
 def _pad(width, canvas, n, gen):
-    # the canvas grows by width on each side; the network sees all of it at its input size
-    grown = canvas + 2 * width
-    return torch.eye(3).expand(n, 3, 3) * torch.tensor([canvas / grown, canvas / grown, 1.0]), grown
+    # drawn by Transforms before the others (F.pad with gray): the canvas grows, nothing moves
+    return torch.eye(3).expand(n, 3, 3), canvas + 2 * width
 
 
 def _jitter(d, canvas, n, gen):
@@ -311,21 +313,33 @@ def transform_list(spec) -> list[tuple[str, object]]:
 
 
 class Transforms:
-    """Every image's own random transforms, drawn from ``generator`` each call, applied
-    as one bilinear resampling (outside the image: the gray of Lucent's pad, 0.5).
+    """Every image's own random transforms, drawn from ``generator`` each call: the pads
+    first (a gray border, 0.5, as Lucent's ``pad(mode="constant")``), then the others
+    composed into one matrix per image and applied as one bilinear resampling of the
+    padded canvas, black (0) beyond it as Lucent's kornia warps fill; the network sees
+    the whole canvas at the input size (Lucent's ``fixed_image_size``).
 
-    Composing the steps into one matrix per image costs one ``grid_sample`` whatever
-    the list; Lucent runs a pad, two kornia warps and two resizes, one shift for the
-    whole batch.  With no transforms, images pass through untouched."""
+    The fill matters: with gray beyond the canvas instead of black, the judge of
+    ``make bench`` recognized 19 of 48 Fourier images of its network against 30 with
+    black (and Lucent's own chain: 29), measured.  One resampling whatever the list;
+    Lucent runs two kornia warps and two resizes, one shift for the whole batch.
+    With no transforms, images pass through untouched."""
 
     def __init__(self, spec, size: int, generator: torch.Generator):
         self.steps, self.size, self.generator = transform_list(spec), size, generator
+        names = [name for name, _ in self.steps]
+        leading = next((i for i, name in enumerate(names) if name != "pad"), len(names))
+        if "pad" in names[leading:]:
+            raise ValueError(f"visualize.transforms: pad goes before the other transforms (its border is drawn "
+                             f"around the image), got {names}")
+        self.pad = sum(value for name, value in self.steps if name == "pad")
 
     def __bool__(self) -> bool:
         return bool(self.steps)
 
     def matrices(self, n: int) -> torch.Tensor:
-        """(n, 2, 3) ``F.affine_grid`` matrices: output (network input) coordinates -> the image's."""
+        """(n, 2, 3) ``F.affine_grid`` matrices: output (network input) coordinates -> the
+        padded canvas'."""
         forward, canvas = torch.eye(3).expand(n, 3, 3), float(self.size)
         for name, value in self.steps:
             m, canvas = TRANSFORMS[name](value, canvas, n, self.generator)
@@ -336,8 +350,9 @@ class Transforms:
         if not self.steps:
             return images
         n = images.shape[0]
+        canvas = F.pad(images, [self.pad] * 4, value=0.5) if self.pad else images
         grid = F.affine_grid(self.matrices(n).to(images), [n, 3, self.size, self.size], align_corners=False)
-        return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+        return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
