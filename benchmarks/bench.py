@@ -545,17 +545,21 @@ def _scores(v: dict) -> str:
     return f"R {v['R']:.2f}, p {v['p']:.2f}, H {v['H']:.2f}, S {v['S']:.2f}"
 
 
-def no_worse(ours: dict, theirs: dict, images: int) -> list[str]:
-    """The scores where ours is worse than theirs beyond the draw's noise: one image of
-    R, 0.05 of the judge's p and of S, 0.05 of D (|log10 H|)."""
+def no_worse(ours: dict, theirs: dict, permutations: int = 4000, alpha: float = 0.05) -> list[str]:
+    """The scores where ours is worse than theirs beyond the draw's noise: for each of R
+    (recognized or not), p, S and H (each image's |log10 of its high-frequency ratio|),
+    a one-sided permutation test of the difference of the means over the images
+    (seeded); worse where p < ``alpha``."""
+    rng = np.random.default_rng(0)
     worse = []
-    if ours["R"] < theirs["R"] - 1 / images - 1e-9:
-        worse.append("R")
-    for k in ("p", "S"):
-        if ours[k] < theirs[k] - 0.05:
-            worse.append(k)
-    if ours["D"] > theirs["D"] + 0.05:
-        worse.append("H")
+    for key in ("R", "p", "S", "H"):
+        a, b = np.asarray(ours["per_image"][key]), np.asarray(theirs["per_image"][key])
+        both = np.concatenate([a, b])
+        observed = b.mean() - a.mean()  # higher is better in each
+        perm = np.array([rng.permutation(both) for _ in range(permutations)])
+        diffs = perm[:, len(a):].mean(axis=1) - perm[:, :len(a)].mean(axis=1)
+        if (1 + (diffs >= observed - 1e-12).sum()) / (1 + permutations) < alpha:
+            worse.append(key)
     return worse
 
 
@@ -570,10 +574,10 @@ def fourier_rows(f: dict, device: torch.device) -> list[tuple[str, str, str, str
         if f"{key}_img_s" not in f:
             continue
         ratio = f["ours_img_s"] / f[f"{key}_img_s"]
-        worse = no_worse(f["ours_scores"], f[f"{key}_scores"], f["scored"])
+        worse = no_worse(f["ours_scores"], f[f"{key}_scores"])
         target = ""
         if key == "lucent" and device.type != "cuda":
-            target = (f">= 3x: {verdict(ratio, 3.0)}; scores no worse: "
+            target = (f">= 3x: {verdict(ratio, 3.0)}; scores no worse (permutation tests, 5%): "
                       + ("met" if not worse else f"NOT met ({', '.join(worse)})"))
         out.append((f"Fourier images, {label}", f"{f[f'{key}_img_s']:.2f} img/s; {_scores(f[f'{key}_scores'])}",
                     f"ours {ratio:.2f}x faster", target))
@@ -617,8 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fourier-steps", type=int, default=128, help="steps of the Fourier images (Lucent's: 512)")
     p.add_argument("--fourier-per-class", type=int, default=3,
                    help="Fourier images of each class, in one batch (the workflow's visualize.restarts)")
-    p.add_argument("--fourier-epochs", type=int, default=4,
-                   help="epochs of training of the network drawn and of its judge, on the bench's subset")
+    p.add_argument("--fourier-epochs", type=int, default=10,
+                   help="epochs of training of the network drawn and of its judge, on the bench's subset (10: "
+                        "74%% and 98%% validation accuracy, measured; 4: 59%% and 86%%)")
     p.add_argument("--no-dag", action="store_true", help="skip the demo DAG's wall time")
     p.add_argument("--no-full", action="store_true", help="skip full-size VGG-16's per-epoch fixed cost")
     a = p.parse_args(argv)

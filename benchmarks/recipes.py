@@ -57,10 +57,13 @@ def image_scores(images: np.ndarray, classes: np.ndarray, judge, judge_units: li
     ratio = scores.high_frequency_ratio(images, real["images"])
     sim = scores.class_similarity(feats, classes, real["features"], real["labels"])
     h = float(np.exp(np.log(ratio).mean()))
-    return {"R": float((probs.argmax(axis=1) == classes).mean()), "p": float(own.mean()), "H": h,
+    hit = probs.argmax(axis=1) == classes
+    return {"R": float(hit.mean()), "p": float(own.mean()), "H": h,
             "D": abs(math.log10(h)), "S": float(sim["percentile"].mean()), "sim": float(sim["similarity"].mean()),
-            "per_class_R": [float((probs.argmax(axis=1) == classes)[classes == c].mean())
-                            for c in np.unique(classes)]}
+            "per_class_R": [float(hit[classes == c].mean()) for c in np.unique(classes)],
+            # each image's, for tests between recipes: higher is better in each
+            "per_image": {"R": hit.astype(float).tolist(), "p": own.tolist(), "S": sim["percentile"].tolist(),
+                          "H": (-np.abs(np.log10(ratio))).tolist()}}
 
 
 def choose(table: dict[str, dict], baseline: str = "P", images: int = 32) -> tuple[str, list[str]]:
@@ -81,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, default=Path("results/resnet-demo"))
     p.add_argument("--config", type=Path, nargs="+",
                    default=[ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml"],
-                   help="the run's config files, in order (the base recipe is their visualize section)")
+                   help="the run's config files, in order (its classes and image size)")
+    p.add_argument("--base", type=Path, default=ROOT / "config.yaml",
+                   help="the config whose visualize section is P, the recipe every candidate changes (the VGG "
+                        "demo's pixel recipe, which the ResNet demo used before it chose its own)")
     p.add_argument("--experiment", default="scratch")
     p.add_argument("--seed", type=int, default=0, help="the training seed whose checkpoint is drawn")
     p.add_argument("--epoch", type=int, help="default: the run's last")
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = load_config(*a.config)
-    base = {**cfg["visualize"], "restarts": a.restarts, "precision": "fp32", "device": "cpu"}
+    base = {**load_config(a.base)["visualize"], "restarts": a.restarts, "precision": "fp32", "device": "cpu"}
     size = cfg["data"]["image_size"]
     folder = a.run / "train" / a.experiment / f"seed{a.seed}"
     epoch = a.epoch if a.epoch is not None else max(int(f.stem.split("_")[1]) for f in folder.glob("epoch_*.pt")
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         table[name] = {**image_scores(images, classes, judge, units, real), "seconds": seconds}
         rows.append(np.concatenate(list(images[:n_classes]), axis=1))
         print(f"[recipes] {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[name].items()
-                                                 if not isinstance(v, list)), flush=True)
+                                                 if isinstance(v, float)), flush=True)
     candidates = {k: v for k, v in table.items() if k in CANDIDATES}
     chosen, eligible = choose(candidates, images=len(classes)) if "P" in candidates else (None, [])
     a.out.mkdir(parents=True, exist_ok=True)
