@@ -129,9 +129,10 @@ class Maco:
     FFT has exactly the magnitude given, whatever the steps do (MACO's Horama takes
     ``irfft2`` and lets it drop what is not Hermitian).  The image is that inverse FFT,
     colour-correlated, through a sigmoid.  The start is the phase of white noise's FFT
-    (noise from ``generator``): uniform and already odd.  (Horama starts from normal
-    noise of std 1; its odd part has std 0.7, so cos(phase) averages 0.78 and the first
-    image has a spike at the origin: 25 standard deviations with a flat magnitude, measured.)
+    (noise from ``generator``): uniform and already odd.  (A phase of normal noise of
+    std 1, as Horama draws it, is not uniform: its odd part has std 0.7, cos(phase)
+    averages 0.78, and the first image has a spike at the origin, 25 standard
+    deviations high with a flat magnitude, measured.)
     Where the unit looks: the absolute gradient on the image, accumulated over the
     steps (``attribution``)."""
 
