@@ -2,6 +2,7 @@
 # make test  install, then run the quick tests; make test-all: every test (CI)
 # make bench install the benchmark's own environment, then print the speed table
 # make gpu-check  on a machine with CUDA: the paper's workload measured (benchmarks/gpu_check.py)
+# make report  the run's Snakemake report: results/<run_name>/report.html (CONFIG: the run's config files)
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= 2
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install run test test-all lint lock bench gpu-check clean
+.PHONY: install run test test-all lint lock bench gpu-check report clean
 
 install: $(STAMP)
 
@@ -28,6 +29,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+# every figure, table and metric of a run with its caption, in one HTML file beside the run's
+# results; CONFIG: the config files the run was made with after config.yaml, e.g.
+# make report CONFIG="configs/paper.yaml site.yaml" -> results/paper/report.html
+CONFIG ?=
+# the run's folder: the run_name of the last of config.yaml and CONFIG that sets one
+RUN_NAME = $(shell $(BIN)/python -c 'import sys, yaml; names = [(yaml.safe_load(open(f)) or {}).get("run_name") \
+	for f in sys.argv[1:]]; print([n for n in names if n][-1])' config.yaml $(CONFIG))
+
+report: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake $(if $(strip $(CONFIG)),--configfile $(CONFIG)) \
+		--report results/$(RUN_NAME)/report.html
 
 # the quick tier (under 10 minutes on 2 cores); test-all: every test (CI's)
 test: $(STAMP)

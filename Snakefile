@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/visualize.smk"
+include: "workflow/rules/measures.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -21,14 +21,16 @@ def snakemake(workdir: Path, *args: str, configs=(), check: bool = True) -> subp
     return proc
 
 
-def tiny_with(workdir: Path, own: str, *extra: Path) -> subprocess.CompletedProcess:
+def tiny_with(workdir: Path, own: str, *extra: Path, args=(), check: bool = True) -> subprocess.CompletedProcess:
     """The whole DAG at toy size (tests/configs/tiny.yaml over config.yaml), then the
-    ``extra`` config files, then ``own`` (a config file's text), in ``workdir``."""
+    ``extra`` config files, then ``own`` (a config file's text), in ``workdir``; ``args``:
+    Snakemake's own (targets, ``-n``)."""
     import shutil
 
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
     (workdir / "own.yaml").write_text(own)
-    return snakemake(workdir, configs=[ROOT / "tests" / "configs" / "tiny.yaml", *extra, workdir / "own.yaml"])
+    return snakemake(workdir, *args, configs=[ROOT / "tests" / "configs" / "tiny.yaml", *extra, workdir / "own.yaml"],
+                     check=check)
 
 
 def job_counts(output: str) -> dict[str, int]:

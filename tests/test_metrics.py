@@ -93,21 +93,39 @@ def test_restart_spread_change_and_the_test_an_epoch_must_pass():
     assert m["change"][2, 0] > 10 * max(m["restart_spread"][1, 0], m["restart_spread"][2, 0])
 
 
-def test_measure_marks_changed_epochs_reads_leakage_and_top_set_overlap(tmp_path):
+def test_measure_tests_each_change_reads_leakage_purity_and_top_set_overlap(tmp_path):
+    """Six restarts per epoch, each a slightly different shade: epoch 1 draws the same colours
+    as epoch 0 (no change beyond the restarts), epoch 2 other colours (a change); the exact
+    permutation test over the 924 splits tells them apart, after BH over the class-epochs."""
     from featevo.metrics import jaccard, measure
 
     net = colour_judge()
-    red, blue, green = solid(250, 0, 0), solid(0, 0, 250), solid(0, 250, 0)
+    rng = np.random.default_rng(0)
+
+    def shades(rgb):  # six restarts around one colour
+        return [solid(*np.clip(np.array(rgb) + rng.integers(-25, 25, 3), 0, 255)) for _ in range(6)]
+
     files = []
-    for e, (a, b) in enumerate([(red, blue), (red, blue), (green, red)]):
-        np.savez(tmp_path / f"{e}.npz", images=np.stack([a, b]), units=np.array([0, 1]), names=np.array(["x", "y"]),
-                 probs=np.full((2, 2), 0.5), restart_images=np.stack([[a, b], [a, b]]),
-                 saturated=np.full((2, 2), 0.25 * e), top_index=np.array([[0, 1], [2, 3 + e]]))
+    for e, (a, b) in enumerate([((250, 0, 0), (0, 0, 250)), ((250, 0, 0), (0, 0, 250)),
+                                ((0, 250, 0), (250, 0, 0))]):
+        ra, rb = shades(a), shades(b)
+        np.savez(tmp_path / f"{e}.npz", images=np.stack([ra[0], rb[0]]), units=np.array([0, 1]),
+                 names=np.array(["x", "y"]), probs=np.full((2, 2), 0.5),
+                 restart_images=np.stack([[x, y] for x, y in zip(ra, rb)]),
+                 saturated=np.full((6, 2), 0.25 * e), top_index=np.array([[0, 1], [2, 3 + e]]),
+                 top_purity=np.array([1.0, 0.5]))
         files.append(tmp_path / f"{e}.npz")
-    df, matrices = measure(files, [0, 1, 2], net, [0, 1])
+    df, matrices, restarts = measure(files, [0, 1, 2], net, [0, 1])
     assert df["changed"].tolist() == [False, False, False, False, True, True]
+    p = df["change_p"].to_numpy()
+    assert np.isnan(p[:2]).all() and (p[2:4] > 0.05).all() and (p[4:] == pytest.approx(2 / 924))
     assert df["saturated"].tolist() == [0, 0, 0.25, 0.25, 0.5, 0.5]
+    assert df["top_purity"].tolist() == [1.0, 0.5] * 3
     assert df["top_jaccard"].iloc[2:].tolist() == [1.0, jaccard(np.array([2, 4]), np.array([2, 3])), 1.0, 1 / 3]
     m = matrices[2]  # the judge's p(class j | image of class i), mean over restarts
     np.testing.assert_allclose(m.sum(axis=1), 1, rtol=1e-5)  # two classes: its two units
     np.testing.assert_allclose(df["judge_leak"].iloc[4:], [m[0, 1], m[1, 0]], rtol=1e-5)
+    # every restart's reading, for the claims' tests: their mean is the table's
+    assert len(restarts) == 3 * 6 * 2 and set(restarts) >= {"restart", "judge_prob", "judge_leak", "png_ratio"}
+    mean = restarts.groupby(["epoch", "class"], sort=True)["judge_prob"].mean().to_numpy()
+    np.testing.assert_allclose(mean, df["judge_prob"], rtol=1e-5)

@@ -72,3 +72,127 @@ def test_a_checkpoint_that_does_not_fit_is_named_with_its_first_mismatch(tmp_pat
     torch.save({"optimizer": {}}, tmp_path / "r34.pt")
     with pytest.raises(SystemExit, match="holds no state dict"):
         train.main(args)
+
+
+def import_args(tmp_path, source, arch="resnet18"):
+    data = tmp_path / "data"
+    if not data.exists():
+        write_subset(data, n_train=6, n_val=6)
+    return ["import", "--source", str(source), "--epoch", "1", "--data", str(data), "--out", str(tmp_path / "e.pt"),
+            "--metrics", str(tmp_path / "e.json"), "--classes", "a", "b", "c", "--seed", "0", "--settings",
+            train_settings(model={"arch": arch, "width_divisor": 1, "pool_size": 7})]
+
+
+def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismatch_still_named(tmp_path, caplog):
+    """A LightningModule holding the network as self.model, a class-weighted loss
+    (loss_fn.weight) and an EMA copy (ema.*): the network is the tensors under model.;
+    the rest is named in the log and ignored.  Under the prefix, a tensor more or less
+    is another network, named."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=3)
+    state = {"loss_fn.weight": torch.tensor([1.0, 2.0, 0.5])}
+    state.update({f"model.{k}": v for k, v in net.state_dict().items()})
+    state.update({f"ema.{k}": torch.zeros_like(v) for k, v in net.state_dict().items()})
+    torch.save({"epoch": 1, "state_dict": state}, tmp_path / "lit.ckpt")
+    with caplog.at_level("INFO", logger="featevo.train"):
+        assert train.main(import_args(tmp_path, tmp_path / "lit.ckpt")) == 0
+    imported = load_checkpoint(tmp_path / "e.pt")["model"]
+    assert all(torch.equal(imported[k], v) for k, v in net.state_dict().items())  # model.*, not ema.*
+    note = caplog.text
+    assert "the network's 122 tensors are those of its modules under 'model.'" in note
+    assert "loss_fn.weight" in note and "ema.* (122)" in note
+    # a LightningModule that is the network itself: its loss's weight beside the layers
+    caplog.clear()
+    torch.save({"state_dict": {**net.state_dict(), "loss_fn.weight": torch.ones(3)}}, tmp_path / "flat.ckpt")
+    with caplog.at_level("INFO", logger="featevo.train"):
+        assert train.main(import_args(tmp_path, tmp_path / "flat.ckpt")) == 0
+    assert "under ''; ignored 1 entries of other modules, not the network's: loss_fn.weight" in caplog.text
+    # nested wrappers (model.net.*) are found too
+    torch.save({"state_dict": {f"model.net.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "nested.ckpt")
+    assert train.main(import_args(tmp_path, tmp_path / "nested.ckpt")) == 0
+    # under the prefix, a tensor more than the config's network: refused, named with the prefix
+    r34 = {f"model.{k}": v for k, v in torchvision.models.resnet34(num_classes=3).state_dict().items()}
+    torch.save({"state_dict": {"loss_fn.weight": torch.ones(3), **r34}}, tmp_path / "r34.ckpt")
+    with pytest.raises(SystemExit, match=r"r34.ckpt does not fit model.arch: it has model.layer1.2.conv1.weight "
+                                         r"\(64, 64, 3, 3\)"):
+        train.main(import_args(tmp_path, tmp_path / "r34.ckpt"))
+    # and a tensor less
+    short = {k: v for k, v in state.items() if not k.startswith("ema.") and k != "model.layer4.1.bn2.running_var"}
+    torch.save({"state_dict": short}, tmp_path / "short.ckpt")
+    with pytest.raises(SystemExit, match=r"short.ckpt does not fit model.arch: it has no "
+                                         r"model.layer4.1.bn2.running_var \(512,\)"):
+        train.main(import_args(tmp_path, tmp_path / "short.ckpt"))
+
+
+def tiny_vgg_run(folder, epochs: int, seed: int = 0):
+    """A user's run of the toy network (tests/configs/tiny.yaml's model.*, three classes):
+    a state dict per epoch; the last a Lightning checkpoint with a weighted loss beside it."""
+    from featevo.models import ModelSpec, build_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = ModelSpec(arch="vgg16", num_classes=3, width_divisor=16, pool_size=1)
+    for epoch in range(epochs + 1):
+        state = build_model(spec, seed=seed * 100 + epoch).state_dict()
+        if epoch == epochs:
+            state = {"state_dict": {"loss_fn.weight": torch.ones(3), **{f"model.{k}": v for k, v in state.items()}}}
+        torch.save(state, folder / f"epoch_{epoch}.pt")
+
+
+def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_its_epoch(tmp_path):
+    """Imported through snakemake (a Lightning checkpoint with a weighted loss among them),
+    beside one trained epoch and one visualization, whose job logs carry dates and ETAs;
+    then the run folder copied elsewhere, then one of its files changed."""
+    import re
+    import shutil
+
+    from snakemake_helpers import job_counts
+    from test_own_classes import shapes_folder
+
+    shapes_folder(tmp_path / "shapes", per_class=20)
+    tiny_vgg_run(tmp_path / "runs" / "mine", epochs=2)
+    own = ("run_name: own\n"
+           f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
+           "  classes: [{name: circle}, {name: square}, {name: triangles}]}\n"
+           "reference: {source: none}\njudge: {images_per_class: 8}\n"
+           "train: {batch_size: 8}\nvisualize: {steps: 100}\n"  # 3 batches an epoch; progress at step 50
+           "experiments: {scratch: {init: random, epochs: 1}, pretrained: null, frozen: null,\n"
+           "  mine: {checkpoints: '%s/epoch_{epoch}.pt', epochs: 2}}\n")
+    targets = ["--", *(f"results/own/train/mine/seed0/epoch_00{e}.pt" for e in range(3)),
+               "results/own/train/scratch/seed0/epoch_001.pt", "results/own/viz/mine/seed0/epoch_002/composite.png"]
+    tiny_with(tmp_path, own % "runs/mine", args=targets)
+    run = tmp_path / "results" / "own" / "train" / "mine" / "seed0"
+    logs = tmp_path / "results" / "own" / "logs"
+    log = (logs / "train" / "mine" / "seed0" / "epoch_002.log").read_text()
+    assert "ignored 1 entries of other modules, not the network's: loss_fn.weight" in log
+    date = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the paper's CPU run lasts days
+    assert re.search(date + r"featevo.train INFO: imported epoch 2", log, re.M), log
+    log = (logs / "train" / "scratch" / "seed0" / "epoch_001.log").read_text()
+    assert re.search(date + r"featevo.train INFO: \[train scratch seed 0\] epoch 1 batch 1/3 .* img/s ETA \d+ s$",
+                     log, re.M), log
+    log = (logs / "viz" / "mine" / "seed0" / "epoch_002.log").read_text()
+    assert re.search(date + r"featevo.visualize INFO: step 50/100 .* steps/s ETA \d+ s$", log, re.M), log
+    assert re.search(r"step 100/100 .* steps/s$", log, re.M), log  # none left: no ETA
+    made = {e: (run / f"epoch_00{e}.pt").stat().st_mtime_ns for e in range(3)}
+
+    # the same files elsewhere (cp -a), the old folder gone: nothing to do
+    shutil.copytree(tmp_path / "runs" / "mine", tmp_path / "elsewhere" / "copy", copy_function=shutil.copy2)
+    shutil.rmtree(tmp_path / "runs")
+    dry = tiny_with(tmp_path, own % "elsewhere/copy", args=["-n", *targets])
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    # a copy without its times (plain cp) holds the same: nothing to do either
+    for f in (tmp_path / "elsewhere" / "copy").iterdir():
+        f.touch()
+    dry = tiny_with(tmp_path, own % "elsewhere/copy", args=["-n", *targets])
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+
+    # one file's content changed: that epoch, and only it, is imported again
+    tiny_vgg_run(tmp_path / "other", epochs=2, seed=7)
+    shutil.copy(tmp_path / "other" / "epoch_1.pt", tmp_path / "elsewhere" / "copy" / "epoch_1.pt")
+    dry = tiny_with(tmp_path, own % "elsewhere/copy", args=["-n", *targets])
+    assert job_counts(dry.stdout) == {"import_checkpoint": 1}, dry.stdout[-3000:]
+    assert "results/own/train/mine/seed0/epoch_001.pt" in dry.stdout
+    tiny_with(tmp_path, own % "elsewhere/copy", args=targets)
+    new = load_checkpoint(run / "epoch_001.pt")["model"]
+    theirs = torch.load(tmp_path / "other" / "epoch_1.pt", weights_only=True)
+    assert all(torch.equal(new[k], v) for k, v in theirs.items())
+    assert {e: (run / f"epoch_00{e}.pt").stat().st_mtime_ns for e in (0, 2)} == {e: made[e] for e in (0, 2)}

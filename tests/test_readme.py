@@ -8,6 +8,7 @@ paper DAG through the profile).  Every other `sh` block and every inline
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -32,21 +33,34 @@ def commands():
 
 def test_the_readme_has_the_commands_this_test_knows():
     cmds = commands()
-    assert {"make run", "make test"} <= set(cmds)
-    assert any(c.startswith(".venv/bin/snakemake --report") for c in cmds)
+    assert {"make run", "make test", "make report"} <= set(cmds)
 
 
-@pytest.mark.parametrize("cmd", [c for c in commands() if c.startswith(".venv/bin/snakemake")
-                                 and not any(k in c for k in NEEDS_IMAGENET_OR_CLUSTER + RUN_ELSEWHERE)])
-def test_a_snakemake_command_of_the_readme_runs(tiny_run, cmd):
+def test_make_report_writes_the_report_of_the_run_its_configs_name(tiny_run):
+    """`make report` is `snakemake --report results/<run_name>/report.html` with the run's
+    config files (make -n, with the environment that runs the tests: nothing is installed)."""
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parents[1]
+    line = subprocess.run(["make", "-s", "-n", "report", f"VENV={venv}", "CONFIG=tests/configs/tiny.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.replace("\\\n", " ").splitlines()[-1]
+    args = shlex.split(line)
+    args = args[[i for i, a in enumerate(args) if a.endswith("/snakemake")][0] + 1:]
+    assert args == ["--configfile", "tests/configs/tiny.yaml", "--report", "results/tiny/report.html"]
     workdir, _, _ = tiny_run
-    args = shlex.split(cmd)[1:]
-    for out in (a for a in args if a.endswith(".html")):  # the demo's folder, which `make run` made
-        (workdir / out).parent.mkdir(parents=True, exist_ok=True)
-    proc = snakemake(workdir, "--configfile", str(TINY), *args)
-    assert proc.returncode == 0
-    for out in (a for a in args if a.endswith(".html")):
-        assert (workdir / out).stat().st_size > 10_000
+    assert snakemake(workdir, "--configfile", str(ROOT / args[1]), *args[2:]).returncode == 0
+    assert (workdir / "results" / "tiny" / "report.html").stat().st_size > 10_000
+
+
+def test_every_snakemake_command_of_the_readme_is_run_by_a_test():
+    """The README's snakemake commands need ImageNet or a cluster (the paper's: dry-run through
+    the profile by tests/test_slurm.py, run at full size by tests/test_paper_full.py on a fake
+    ImageNet) or run elsewhere at toy size; a new command must find its test."""
+    cmds = [c for c in commands() if c.startswith(".venv/bin/snakemake")]
+    assert cmds
+    untested = [c for c in cmds if not any(k in c for k in NEEDS_IMAGENET_OR_CLUSTER + RUN_ELSEWHERE)]
+    assert not untested, f"README commands no test runs: {untested}"
 
 
 OVERRIDES = sorted(set(re.findall(r'--config ((?:"[^"]+"|\S+)(?: (?:"[^"]+"|[a-z_]+=\S+))*)', README)))

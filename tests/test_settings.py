@@ -36,9 +36,14 @@ NOT_SETTINGS = {
     "skip_unreadable": "a flag: absent is false, as the rule passes it only when true",
     "processes": "how a job runs (Snakemake's threads), not what it computes",
     "val": "a path, absent for the reference network (Fig. 3), whose top images are not drawn",
+    "key": "a wildcard: what a visualize job draws (experiment, seed, epoch), which seeds its starting noise",
+    "represent": "a path, absent for the reference network (Fig. 3), whose layers are not compared",
+    "previous": "a path, absent for a run's first epoch, which has no weight change",
     "val_images": "a path, given only with data.validation: ilsvrc_val (from the environment, like data.imagenet)",
     "val_labels": "a path, given only with data.validation: ilsvrc_val",
     "spectrum_images": "a path, given only with visualize.maco.spectrum: images",
+    "source": "a path: your own checkpoint, given by hand (the rule gives --checkpoints instead)",
+    "checkpoints": "experiments.*.checkpoints' pattern, from the environment (like data.imagenet); or --source",
 }
 
 

@@ -311,3 +311,13 @@ def test_glorot_init_is_keras_s_glorot_uniform_with_zero_biases():
     assert not torch.equal(torchvision_init.classifier[6].weight, model.classifier[6].weight)
     with pytest.raises(ValueError, match="model.init"):
         build_model(spec, init="he")
+
+
+def test_a_progress_line_s_eta_is_what_is_left_at_the_measured_rate():
+    from featevo.runtime import eta
+
+    assert eta(1, 3, 10.0) == "ETA 20 s"
+    assert eta(10, 100, 30.0) == "ETA 4 min 30 s"
+    assert eta(1, 1000, 9.0) == "ETA 2 h 29 min"  # 999 batches of 9 s: 8991 s
+    assert eta(2, 100, 7200.0) == "ETA 4 d 2 h"  # 98 batches of an hour: the paper's CPU run lasts days
+    assert eta(3, 3, 5.0) == "" and eta(0, 3, 0.0) == ""  # nothing left, or nothing measured yet

@@ -16,7 +16,8 @@ import sys
 from featevo import runtime
 
 # the workflow's stages, the modules a rule may run
-STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables")
+STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables",
+          "represent", "judge", "sanity")
 
 
 def main(argv: list[str] | None = None) -> int:

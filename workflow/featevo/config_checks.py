@@ -6,9 +6,10 @@ the workflow before any job starts, with the config key named.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from featevo.extract import detect_layout, list_members
 from featevo.standin import DRAW
@@ -96,8 +97,32 @@ CLASSIFIER_MODULES = 7
 
 
 def imported_file(exp: dict, epoch: int) -> Path:
-    """An imported experiment's checkpoint of ``epoch`` (its ``checkpoints`` pattern)."""
-    return Path(exp["checkpoints"].format(epoch=epoch))
+    """An imported experiment's checkpoint of ``epoch`` (its ``checkpoints`` pattern, ``~``
+    expanded as the job expands it)."""
+    return Path(exp["checkpoints"].format(epoch=epoch)).expanduser()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """What a checkpoint file holds, not where it lies or what it is called: a copy
+    (``cp -a`` or not) keeps it, a changed tensor does not, and it is cheap enough to
+    compute for every file whenever the workflow is parsed.
+
+    A file ``torch.save`` wrote (a zip): every member's name (past the archive's own
+    folder, which torch names after the file), size and CRC-32, read from the zip's
+    central directory at the file's end (milliseconds, whatever the file's size); any
+    other file (torch's legacy format): the SHA-256 of all its bytes."""
+    h = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                h.update(f"{info.filename.split('/', 1)[-1]}\0{info.file_size}\0{info.CRC}\0".encode())
+        return "zip:" + h.hexdigest()[:16]
+    except zipfile.BadZipFile:
+        pass
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def _check_imported(name: str, exp: dict) -> list[str]:
@@ -125,8 +150,10 @@ def class_ids(data: dict) -> list[str]:
 
 def _check_folder(data: dict, cfg: dict) -> list[str]:
     """data.source folder: data.path holds a sub-folder per class with enough images (the
-    judge, trained here, takes images of its own besides)."""
-    from featevo.extract import IMAGE_SUFFIXES
+    judge, trained here, takes images of its own besides); a class's folder lies inside
+    data.path, and nothing with an image's name in it is a folder or a broken link
+    (:func:`featevo.extract.folder_images`)."""
+    from featevo.extract import ExtractionError, folder_images
 
     path = data.get("path")
     if not path:
@@ -136,9 +163,19 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
         return [f"data.path: {path} is not a folder"]
     errors = []
     judge = cfg["judge"]["images_per_class"] if cfg["judge"]["source"] == "train" else 0
-    for c in data["classes"]:
-        d = Path(path) / class_id(c, data)
-        n = sum(1 for f in d.iterdir() if f.name.lower().endswith(IMAGE_SUFFIXES)) if d.is_dir() else 0
+    for i, c in enumerate(data["classes"]):
+        rel = PurePath(class_id(c, data))
+        if rel.is_absolute() or not rel.parts or ".." in rel.parts:
+            key = f"data.classes[{i}].{'folder' if 'folder' in c else 'name'}"
+            errors.append(f"{key}: {str(rel)!r} is not a folder inside data.path ({path}); a class's images are read "
+                          "from data.path/<its folder, else its name>: give the class a folder: inside data.path")
+            continue
+        d = Path(path) / rel
+        try:
+            n = len(folder_images(d)) if d.is_dir() else 0
+        except ExtractionError as exc:
+            errors.append(f"data.classes: {c['name']!r}: {exc}")
+            continue
         if n == 0:
             errors.append(f"data.classes: {c['name']!r} has no images in {d}; set its folder, or add images")
         elif n < data["images_per_class"] + judge:
@@ -293,6 +330,10 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     if viz["top_k"] > n_val:
         errors.append(f"visualize.top_k ({viz['top_k']}) is more than the {n_val} validation images "
                       "(data.val_per_class x classes)")
+    rep = cfg.get("represent", {}).get("images_per_class")
+    if rep and rep > data["val_per_class"]:
+        errors.append(f"represent.images_per_class ({rep}) is more than data.val_per_class "
+                      f"({data['val_per_class']}): lower it")
     ref = cfg["reference"]
     if ref["source"] == "train" and data["source"] != "standin":
         errors.append("reference.source: train needs data.source: standin (the reference is trained on every "

@@ -97,9 +97,8 @@ def fingerprint(path: Path, layout: str, wnids: list[str]) -> str:
         h.update(w.encode())
         if layout == "folder":
             d = path / w
-            for p in sorted(d.iterdir()) if d.is_dir() else []:
-                if _is_image(p.name):
-                    h.update(f"{p.name}\0{p.stat().st_size}\0".encode("utf-8", "surrogateescape"))
+            for name in folder_images(d) if d.is_dir() else []:
+                h.update(f"{name}\0{(d / name).stat().st_size}\0".encode("utf-8", "surrogateescape"))
         elif layout == "synset_tars" and (path / f"{w}.tar").is_file():
             head_tail(path / f"{w}.tar", tail=False)
     if layout == "train_tar":
@@ -126,7 +125,11 @@ def check_tar(path: Path) -> None:
 
 
 def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES)
+    """An image by its name: a suffix PIL reads, and not hidden (a name that starts with a
+    dot: ``.DS_Store``, and macOS's AppleDouble files ``._x.jpg``, which hold a file's
+    metadata, not its image)."""
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and base.lower().endswith(IMAGE_SUFFIXES)
 
 
 TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error)
@@ -190,11 +193,39 @@ def _ends_properly(path: Path, offset: int) -> bool:
     return len(end) == 1024 and not any(end)
 
 
+def folder_images(d: Path) -> list[str]:
+    """The image files of the folder ``d``, by name, sorted (:func:`_is_image`: hidden files
+    skipped).  An entry with an image's name that is not a file (a folder such as
+    ``sub.jpg/``, a broken or looping link) is refused, named: it is listed while the
+    workflow is parsed, so that no job meets it."""
+    names = []
+    try:
+        entries = sorted(os.scandir(d), key=lambda e: e.name)  # the first bad entry named is always the same
+    except OSError as exc:
+        raise ExtractionError(f"{d} cannot be listed ({exc.strerror or exc}); check its permissions") from exc
+    for e in entries:
+        if not _is_image(e.name):
+            continue
+        try:
+            regular = e.is_file()  # follows a link: False for a folder or a link to nothing
+        except OSError:  # a looping link
+            regular = False
+        if not regular:
+            if e.is_symlink():
+                what = "a link that leads nowhere (broken, or a loop of links)"
+            else:
+                what = "a folder" if e.is_dir(follow_symlinks=False) else "not a regular file"
+            raise ExtractionError(f"{d}: {e.name!r} is {what}, not an image; move it out of the class's folder, "
+                                  "rename it, or fix the link")
+        names.append(e.name)
+    return sorted(names)
+
+
 def _list_folder(path: Path, wnids: list[str]) -> dict[str, list[str]]:
     found = {}
     for w in wnids:
         d = path / w
-        found[w] = sorted(p.name for p in d.iterdir() if _is_image(p.name)) if d.is_dir() else []
+        found[w] = folder_images(d) if d.is_dir() else []
         bad = [n for n in found[w] if not _utf8(n)]
         if bad:
             raise ExtractionError(f"{d}: the file name {bad[0]!r} is not UTF-8 ({len(bad)} such); rename "
@@ -205,7 +236,12 @@ def _list_folder(path: Path, wnids: list[str]) -> dict[str, list[str]]:
 def _read_folder(path: Path, wanted: dict[str, set[str]]) -> Iterator[tuple[str, str, bytes]]:
     for w, names in wanted.items():
         for name in sorted(names):
-            yield w, name, (path / w / name).read_bytes()
+            try:
+                data = (path / w / name).read_bytes()
+            except OSError as exc:  # gone, or changed into a folder, since the workflow listed it
+                raise ExtractionError(f"{path / w / name} cannot be read ({exc.strerror or exc}); restore it, or "
+                                      "move it out of the class's folder, and rerun") from exc
+            yield w, name, data
 
 
 def _list_synset_tars(path: Path, wnids: list[str]) -> dict[str, list[str]]:
@@ -372,8 +408,75 @@ def batched(items, n: int):
 # ---- decoding ---------------------------------------------------------------
 
 
+# transparent pixels are laid on white: what an image viewer or a web page shows
+ALPHA_BACKGROUND = (255, 255, 255)
+
+
+class UnsupportedImage(ValueError):
+    """A file PIL opens whose pixels have no stated range to read them by."""
+
+
+def _gray8(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or 32-bit float grayscale image as 8-bit ``L``, scaled by
+    its mode's full range, never by the image's own minimum and maximum (a dark image
+    stays dark, and an image equals its 8-bit twin): 16-bit 0-65535 (``I;16``, and
+    ``I`` whose values lie in 0-65535, as older PIL reads 16-bit PNG files); float 0.0
+    (black) to 1.0 (white).  Other values are refused (:class:`UnsupportedImage`)."""
+    a = np.asarray(img)
+    if img.mode == "F":
+        if not np.isfinite(a).all():
+            raise UnsupportedImage("its 32-bit float pixels include NaN or infinity")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            raise UnsupportedImage(f"32-bit float pixels from {lo:g} to {hi:g}: a float image is read as 0.0 "
+                                   "(black) to 1.0 (white); rescale it to 0-1, or save it as an 8- or 16-bit image")
+        scaled = a.astype(np.float64) * 255
+    else:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535:
+            raise UnsupportedImage(f"32-bit integer pixels from {lo} to {hi}: an integer image is read as 16-bit "
+                                   "(0-65535); save it as an 8- or 16-bit image")
+        scaled = a.astype(np.float64) * 255 / 65535
+    return Image.fromarray(np.rint(scaled).astype(np.uint8), "L")
+
+
+def _premultiplied_gray(img: Image.Image) -> Image.Image:
+    """``La`` (gray premultiplied by alpha, which PIL cannot convert) on the background."""
+    a = np.asarray(img).astype(np.float64)
+    bg = np.mean(ALPHA_BACKGROUND)
+    gray = a[..., 0] + (1 - a[..., 1] / 255) * bg
+    return Image.fromarray(np.rint(np.clip(gray, 0, 255)).astype(np.uint8), "L").convert("RGB")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode PIL opens as 8-bit RGB.
+
+    * ``1``, ``L``, ``P``, ``RGB``, ``RGBX``, ``CMYK``, ``YCbCr``, ``HSV``, ``LAB``:
+      PIL's own conversion;
+    * 16-bit (``I;16``, ``I;16B``, ...), 32-bit integer (``I``) and float (``F``) gray:
+      scaled by the mode's full range (:func:`_gray8`), or refused;
+    * with transparency (``RGBA``, ``RGBa``, ``LA``, ``La``, ``PA``, and a palette, gray
+      or RGB image with a transparent colour, as in GIF and PNG files): composited on
+      :data:`ALPHA_BACKGROUND` (white), so a fully transparent pixel is white."""
+    mode = img.mode
+    if mode == "F" or mode == "I" or mode.startswith("I;16"):
+        return _gray8(img).convert("RGB")
+    if mode == "La":
+        return _premultiplied_gray(img)
+    if mode in ("RGBA", "RGBa", "LA", "PA") or (mode in ("P", "L", "RGB") and "transparency" in img.info):
+        bg = Image.new("RGBA", img.size, (*ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(bg, img.convert("RGBA")).convert("RGB")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise UnsupportedImage(f"PIL cannot convert its mode {mode} to RGB ({exc}); save it as an 8-bit RGB "
+                               "image") from exc
+
+
 def decode(data: bytes, size: int, resize: str) -> np.ndarray:
-    """Any JPEG/PNG (RGB, CMYK, grayscale, palette) as uint8 RGB size x size.
+    """Any image PIL opens as uint8 RGB size x size (:func:`to_rgb`: every mode, 16-bit
+    and float scaled by their mode's range, transparency laid on white), or
+    :class:`UnsupportedImage` that says why.
 
     The format is sniffed from the bytes, not the name: ImageNet has a PNG
     named ``.JPEG``.  ``stretch`` resizes to size x size as the paper did;
@@ -381,7 +484,7 @@ def decode(data: bytes, size: int, resize: str) -> np.ndarray:
     """
     with Image.open(io.BytesIO(data)) as img:
         img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it can
-        img = img.convert("RGB")  # CMYK, L, P, RGBA -> RGB
+        img = to_rgb(img)
         if resize == "center_crop":
             w, h = img.size
             s = min(w, h)

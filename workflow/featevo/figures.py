@@ -57,8 +57,9 @@ def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, na
             title += f"\nchanged beyond restarts: {changed[e]}/{len(names)}"
         ax.set_title(title, fontsize=8)
     how = "the mean over seeds" if mean is not None else "this seed"
-    note = ("; 'changed beyond restarts': classes whose image moved further, in the judge's features, from the "
-            "epoch before than two restarts of one checkpoint differ" if changed is not None else "")
+    note = ("; 'changed beyond restarts': classes whose images moved from the epoch before further than the "
+            "restarts of one checkpoint differ, in the judge's features (exact permutation test, BH q < 0.05)"
+            if changed is not None else "")
     fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy ({how}) rose{note}\n"
                  f"{order_note(names)}", fontsize=8, wrap=True)
     save(fig, outputs)

@@ -27,12 +27,20 @@ For every checkpoint's class visualizations (``classes.npz``):
   - ``judge_similarity``: the largest cosine similarity, in its penultimate
     features, between this class's image and another class's image of the
     same epoch (features shared between classes);
-  - ``restart_spread``, ``change`` and ``changed``: in its penultimate
-    features, the distance between restarts of one checkpoint, the distance
-    from the epoch before, and whether the change exceeds the spread at both
-    epochs (the test an epoch's change must pass to count).
+  - ``restart_spread`` and ``change``: in its penultimate features, the mean
+    distance between restarts of one checkpoint, and between restarts of this
+    epoch and the epoch before;
+  - ``change_p``, ``change_q`` and ``changed``: whether the images changed from
+    the epoch before beyond the restarts' own spread, by an exact permutation
+    test of the between-epoch against the within-epoch distances (every split
+    of the two epochs' restarts; each restart starts from noise of its own),
+    ``change_q`` its Benjamini-Hochberg adjustment over the run's class-epochs,
+    ``changed`` when q < 0.05 (featevo.stats);
+* ``top_purity``: the share of each unit's top validation images (ranked by the
+  objective the images maximized) that are of its class.
 
-Every measure of the images is the mean over the restarts.
+Every measure of the images is the mean over the restarts; the per-restart
+values the claims test go to a second table (:func:`restart_table`).
 """
 
 from __future__ import annotations
@@ -81,32 +89,43 @@ def total_variation(img: np.ndarray) -> float:
 MEASURE = {"png_ratio": png_ratio, "hf_energy": hf_energy, "total_variation": total_variation}
 
 
-def checkpoint_rows(npz: Path | dict, epoch: int) -> list[dict]:
+def restart_complexity(d: dict) -> np.ndarray:
+    """(restarts, classes, measures): each restart's image measured by :data:`MEASURES`."""
+    stack = d["restart_images"] if "restart_images" in d else d["images"][None]
+    return np.array([[[MEASURE[m](img) for m in MEASURES] for img in row] for row in stack], float)
+
+
+def checkpoint_rows(npz: Path | dict, epoch: int, complexity: np.ndarray | None = None) -> list[dict]:
     """The measures of one checkpoint's ``classes.npz`` (a path, or its loaded arrays) that
-    need no other network: pixel complexity (mean over the restarts), the share of
-    saturated steps, and the checkpoint's own probabilities (``own_prob``, ``leak_prob``:
-    read by the network whose units the images maximize, so circular: not evidence)."""
+    need no other network: pixel complexity (mean over the restarts; ``complexity``:
+    :func:`restart_complexity` when already computed), the share of saturated steps,
+    the checkpoint's own probabilities (``own_prob``, ``leak_prob``: read by the network
+    whose units the images maximize, so circular: not evidence), and the purity of
+    each unit's top validation images."""
     d = np.load(npz) if isinstance(npz, (str, Path)) else npz
     probs, units = d["probs"], d["units"]
-    stack = d["restart_images"] if "restart_images" in d else d["images"][None]
+    complexity = restart_complexity(d) if complexity is None else complexity
     saturated = d["saturated"].mean(axis=0) if "saturated" in d else np.full(len(units), np.nan)
     rows = []
     for i, name in enumerate(d["names"]):
         others = np.delete(probs[i], units[i])
         rows.append({"epoch": epoch, "class": str(name),
-                     **{m: float(np.mean([MEASURE[m](img) for img in stack[:, i]])) for m in MEASURES},
+                     **{m: float(complexity[:, i, j].mean()) for j, m in enumerate(MEASURES)},
                      "saturated": float(saturated[i]), "own_prob": float(probs[i, units[i]]),
-                     "leak_prob": float(others.max()) if len(others) else 0.0})
+                     "leak_prob": float(others.max()) if len(others) else 0.0,
+                     **({"top_purity": float(d["top_purity"][i])} if "top_purity" in d else {})})
     return rows
 
 
 def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64) -> dict:
     """The judge's reading of (epochs, restarts, classes, H, W, 3) uint8 images (or
-    (epochs, classes, H, W, 3): one restart), each (epochs, classes) but the matrix:
+    (epochs, classes, H, W, 3): one restart), each (epochs, classes) unless said:
 
     * ``judge_prob``: its probability of the image's class, mean over restarts
-      (``judge_prob_sd``: their standard deviation);
-    * ``judge_leak``: its largest probability of another class, mean over restarts;
+      (``judge_prob_sd``: their standard deviation; ``restart_prob`` (epochs,
+      restarts, classes): each restart's);
+    * ``judge_leak``: its largest probability of another class, mean over restarts
+      (``restart_leak``: each restart's);
     * ``judge_matrix`` (epochs, classes, classes): p(class j | image of class i);
     * ``judge_similarity``: the largest cosine similarity, in its penultimate
       features, between this class's image and another class's of the same epoch
@@ -115,12 +134,16 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
       the class (NaN with one restart);
     * ``change``: the mean cosine distance between a restart's image at this epoch
       and one at the epoch before (NaN at the first), comparable with the spread:
-      with nothing changed between the epochs, both estimate the same distance.
+      with nothing changed between the epochs, both estimate the same distance;
+    * ``change_p``: the exact permutation test of that (:func:`featevo.stats.split_test`
+      on the two epochs' restarts: is the between-epoch distance larger than the
+      within-epoch one?), NaN at the first epoch and with fewer than 2 restarts.
     """
     import torch
 
-    from featevo.models import head_name
     from featevo.inputs import to_input
+    from featevo.models import head_name
+    from featevo.stats import split_test
 
     if images.ndim == 5:
         images = images[:, None]
@@ -142,6 +165,7 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
     own = probs.diagonal(dim1=2, dim2=3)  # (e, k, n)
     others = probs.clone()
     others.diagonal(dim1=2, dim2=3).fill_(-1.0)
+    leak = others.amax(3) if n > 1 else torch.zeros(e, k, n)  # (e, k, n)
     sim = f @ f.transpose(2, 3)  # (e, k, classes, classes)
     sim.diagonal(dim1=2, dim2=3).fill_(-1.0)
     per_class = f.transpose(1, 2)  # (e, n, k, d)
@@ -149,13 +173,17 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
     pairs = torch.triu_indices(k, k, 1)
     spread = within[..., pairs[0], pairs[1]].mean(-1) if k > 1 else torch.full((e, n), float("nan"))
     change = torch.full((e, n), float("nan"))
-    if e > 1:
-        change[1:] = (1 - per_class[1:] @ per_class[:-1].transpose(2, 3)).mean(dim=(2, 3))
+    change_p = np.full((e, n), np.nan)
+    for t in range(1, e):
+        change[t] = (1 - per_class[t] @ per_class[t - 1].transpose(1, 2)).mean(dim=(1, 2))
+        for c in range(n):
+            both = torch.cat([per_class[t - 1, c], per_class[t, c]]).double()
+            change_p[t, c] = split_test((1 - both @ both.T).clamp_min(0).numpy(), k).p
     return {"judge_prob": own.mean(1).numpy(), "judge_prob_sd": own.std(1, unbiased=False).numpy(),
-            "judge_leak": (others.amax(3).mean(1) if n > 1 else torch.zeros(e, n)).numpy(),
+            "judge_leak": leak.mean(1).numpy(), "restart_prob": own.numpy(), "restart_leak": leak.numpy(),
             "judge_matrix": probs.mean(1).numpy(),
             "judge_similarity": (sim.amax(3).mean(1) if n > 1 else torch.zeros(e, n)).numpy(),
-            "restart_spread": spread.numpy(), "change": change.numpy()}
+            "restart_spread": spread.numpy(), "change": change.numpy(), "change_p": change_p}
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -164,14 +192,21 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+PER_RESTART = ("restart_prob", "restart_leak")  # fixed_network_measures' (epochs, restarts, classes) arrays
+
+
 def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | None = None,
-            ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
-    """The measures per (epoch, class), and each epoch's probability matrix (the judge's
-    with a judge, else the checkpoint's own)."""
-    rows, matrices, stacks, tops = [], {}, [], []
+            ) -> tuple[pd.DataFrame, dict[int, np.ndarray], pd.DataFrame]:
+    """The measures per (epoch, class), each epoch's probability matrix (the judge's with
+    a judge, else the checkpoint's own), and the measures per (epoch, class, restart)
+    that the claims test (:func:`restart_table`)."""
+    from featevo.stats import ALPHA, bh
+
+    rows, matrices, stacks, tops, complexity = [], {}, [], [], []
     for epoch, npz in zip(epochs, npzs):
         d = dict(np.load(npz))
-        rows += checkpoint_rows(d, int(epoch))
+        complexity.append(restart_complexity(d))
+        rows += checkpoint_rows(d, int(epoch), complexity[-1])
         matrices[int(epoch)] = d["probs"]
         stacks.append(d["restart_images"] if "restart_images" in d else d["images"][None])
         tops.append(d.get("top_index"))
@@ -180,6 +215,7 @@ def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | 
     if all(t is not None for t in tops) and len(tops) > 1:
         df["top_jaccard"] = [np.nan] * n + [jaccard(tops[e][i], tops[e - 1][i]) for e in range(1, len(tops))
                                             for i in range(n)]
+    fixed = {}
     if judge is not None:
         if len({s.shape for s in stacks}) > 1:
             raise ValueError("the checkpoints' classes.npz hold different numbers of restarts or sizes; "
@@ -188,23 +224,39 @@ def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | 
         for e, epoch in enumerate(epochs):
             matrices[int(epoch)] = fixed["judge_matrix"][e]
         for col, values in fixed.items():
-            if col != "judge_matrix":
+            if col != "judge_matrix" and col not in PER_RESTART:
                 df[col] = values.reshape(-1)  # rows are epoch-major, classes in order, like checkpoint_rows
-        # an epoch's change counts only when it exceeds the restarts' spread at both ends
-        prev = np.vstack([np.full((1, n), np.nan), fixed["restart_spread"][:-1]])
-        bound = np.fmax(fixed["restart_spread"], prev)
-        df["changed"] = (fixed["change"] > bound).reshape(-1) & ~np.isnan(bound.reshape(-1))
-    return df, matrices
+        # an epoch's change counts when its permutation test survives the run's correction
+        df["change_q"] = bh(df["change_p"].to_numpy())
+        df["changed"] = df["change_q"] < ALPHA
+    return df, matrices, restart_table(epochs, list(df["class"].iloc[:n]), np.stack(complexity), fixed)
+
+
+def restart_table(epochs: list[int], names: list[str], complexity: np.ndarray, fixed: dict) -> pd.DataFrame:
+    """One row per (epoch, class, restart): each restart's pixel complexity and, with a
+    judge, its reading (``judge_prob``, ``judge_leak``): the units the claims' tests
+    resample.  ``complexity``: (epochs, restarts, classes, measures)."""
+    rows = []
+    for e, epoch in enumerate(epochs):
+        for r in range(complexity.shape[1]):
+            for c, name in enumerate(names):
+                row = {"epoch": int(epoch), "class": name, "restart": r,
+                       **{m: float(complexity[e, r, c, j]) for j, m in enumerate(MEASURES)}}
+                if fixed:
+                    row.update(judge_prob=float(fixed["restart_prob"][e, r, c]),
+                               judge_leak=float(fixed["restart_leak"][e, r, c]))
+                rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def feature_metrics(npzs: list[Path], history: pd.DataFrame, judge=None, units: list[int] | None = None,
-                    ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
-    """The measures per (epoch, class) with each epoch's validation accuracy, and each
-    epoch's probability matrix."""
+                    ) -> tuple[pd.DataFrame, dict[int, np.ndarray], pd.DataFrame]:
+    """The measures per (epoch, class) with each epoch's validation accuracy, each epoch's
+    probability matrix, and the measures per restart."""
     if len(npzs) != len(history):
         raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
-    df, matrices = measure(npzs, [int(e) for e in history["epoch"]], judge, units)
-    return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices
+    df, matrices, restarts = measure(npzs, [int(e) for e in history["epoch"]], judge, units)
+    return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices, restarts
 
 
 def plot_confusion(matrices: dict[int, np.ndarray], names: list[str], experiment: str, outputs: list[Path],
@@ -236,12 +288,15 @@ PANELS = {  # column: title of its panel
     "hf_energy": "high-frequency energy", "saturated": "share of steps with no gradient",
     "judge_prob": "judge: p(own class)", "judge_leak": "judge: largest p(other class)",
     "top_jaccard": "top validation images: Jaccard with epoch before",
+    "top_purity": "top validation images: share of the unit's class",
 }
 
 
-def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
+def plot(df: pd.DataFrame, experiment: str, outputs: list[Path], floor: pd.DataFrame | None = None) -> None:
     """One panel per measure (each class, and the mean over classes) beside validation
-    accuracy; the last panel sets each epoch's change against the restarts' spread."""
+    accuracy; the last panel sets each epoch's change against the restarts' spread and
+    counts the classes whose change passed its test.  ``floor``: the judge's reading of
+    the starting noise (featevo.judge), drawn under its probabilities."""
     panels = [c for c in PANELS if c in df] + (["change"] if "change" in df else [])
     ncols = -(-len(panels) // 2)
     fig, axes = plt.subplots(2, ncols, figsize=(3.2 * ncols, 6.2), squeeze=False)
@@ -258,8 +313,8 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
             for e, count in marked.items():
                 ax.annotate(str(count), (e, mean.loc[e, "change"]), fontsize=6, color="tab:green",
                             xytext=(0, 4), textcoords="offset points", ha="center")
-            ax.set(title="judge features: change vs restarts\n(green: classes whose change exceeds both spreads)",
-                   xlabel="epoch")
+            ax.set(title="judge features: change vs restarts\n(green: classes changed beyond the restarts, "
+                         "permutation test, BH q < 0.05)", xlabel="epoch")
             ax.title.set_fontsize(8)
             ax.legend(fontsize=6)
         else:
@@ -268,6 +323,10 @@ def plot(df: pd.DataFrame, experiment: str, outputs: list[Path]) -> None:
             # the mean over the classes: a confident judge reads each single image as 0 or 1
             mean = df.groupby("epoch", sort=True)[col].mean()
             ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
+            if col == "judge_prob" and floor is not None:
+                noise = float(floor.loc[floor["class"] != "all", "noise_prob"].mean())
+                ax.axhline(noise, color="tab:red", ls=":", lw=1, label="on the starting noise")
+                ax.axhline(float(floor["chance"].iloc[0]), color="0.3", ls=":", lw=0.8, label="chance")
             ax.set(title=PANELS[col], xlabel="epoch")
             ax.title.set_fontsize(8)
         acc = ax.twinx()  # validation accuracy beside every measure
@@ -292,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confusion", type=Path, nargs="+", help="figure of the per-epoch probability matrices")
     p.add_argument("--judge", type=Path, help="the fixed network's checkpoint (judge_* columns)")
     p.add_argument("--judge-units", type=int, nargs="+", help="its output unit of each class")
+    p.add_argument("--restarts-csv", type=Path, help="the measures of every restart (the claims' tests)")
+    p.add_argument("--floor", type=Path, help="the judge's floor (featevo.judge), drawn in the figure")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     judge = None
@@ -308,15 +369,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.history is None:
         if len(a.npz) != 1:
             p.error("without --history, one --npz")
-        df, _ = measure(a.npz, [0], judge, a.judge_units)
+        df, _, restarts = measure(a.npz, [0], judge, a.judge_units)
         df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
+        if a.restarts_csv:
+            restarts.drop(columns=["epoch"]).to_csv(a.restarts_csv, index=False)
         log.info(f"{a.experiment}: judge p(own class) "
                  f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
         return 0
-    df, matrices = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
+    df, matrices, restarts = feature_metrics(a.npz, pd.read_csv(a.history), judge, a.judge_units)
     df.to_csv(a.csv, index=False)
+    if a.restarts_csv:
+        restarts.to_csv(a.restarts_csv, index=False)
     if a.figure:
-        plot(df, a.experiment, a.figure)
+        plot(df, a.experiment, a.figure, pd.read_csv(a.floor) if a.floor else None)
     if a.confusion:
         names = list(dict.fromkeys(df["class"]))
         plot_confusion(matrices, names, a.experiment, a.confusion, judged=judge is not None)

@@ -250,12 +250,28 @@ def _end_job() -> None:
     os._exit(1)
 
 
+def eta(done: int, total: int, elapsed: float) -> str:
+    """What a progress line says is left: the ``total - done`` steps (batches, ascent
+    steps) still to go at the rate measured over the ``done`` in ``elapsed`` seconds,
+    as ``ETA 3 min 20 s`` (``ETA 2 h 05 min``, ``ETA 1 d 3 h``); empty once all are done."""
+    if done <= 0 or done >= total:
+        return ""
+    left = round((total - done) * elapsed / done)
+    if left < 60:
+        return f"ETA {left} s"
+    if left < 3600:
+        return f"ETA {left // 60} min {left % 60:02d} s"
+    if left < 86400:
+        return f"ETA {left // 3600} h {left % 3600 // 60:02d} min"
+    return f"ETA {left // 86400} d {left % 86400 // 3600} h"
+
+
 def configure_logging() -> None:
     """Logging configured once, at a stage's entry (``python -m featevo <stage>`` or
     ``python -m featevo.<stage>``): every stage logs under ``featevo.<stage>``, with the
-    time, to standard output (its job's log)."""
+    date and time (a CPU run of the paper lasts days), to standard output (its job's log)."""
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     logging.captureWarnings(True)

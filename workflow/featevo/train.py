@@ -29,6 +29,7 @@ from featevo.checkpoint import load_weights
 from featevo.device import autocast, configure, pick_device
 from featevo.inputs import Subset, on_device, to_input
 from featevo.models import ModelSpec, architecture, build_model, kaiming_classifier, transfer
+from featevo.runtime import eta
 from featevo.settings import Settings, parse
 
 log = logging.getLogger("featevo.train")
@@ -126,7 +127,7 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
                 raise FloatingPointError(f"{tag} epoch {epoch}: the loss became {mean} by batch {b + 1}")
             dt = time.monotonic() - start
             log(f"[train{tag}] epoch {epoch} batch {b + 1}/{n_batches} loss {mean:.4f} "
-                f"acc {correct.item() / seen:.3f} {seen / dt:.0f} img/s")
+                f"acc {correct.item() / seen:.3f} {seen / dt:.0f} img/s {eta(b + 1, n_batches, dt)}".rstrip())
     return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
             "train_seconds": time.monotonic() - start}
 
@@ -290,38 +291,68 @@ def _plain_state(obj, source: Path) -> dict[str, torch.Tensor]:
     raise SystemExit(f"error: {source} holds no state dict (save one with torch.save(model.state_dict(), path))")
 
 
+def _network_prefix(own: list[str], names: list[str]) -> str:
+    """The prefix under which ``own`` (the network's names) sit in ``names``: ``""``, or a
+    wrapper's (``model.``, ``model.net.``, ``_orig_mod.``), the one that holds most of
+    them; between equals, the one whose first name comes first in the file."""
+    candidates = {"": 0}
+    for i, n in enumerate(names):
+        parts = n.split(".")
+        for k in range(1, min(4, len(parts))):
+            candidates.setdefault(".".join(parts[:k]) + ".", i)
+    present = set(names)
+    return max(candidates, key=lambda pre: (sum(pre + n in present for n in own), -candidates[pre], -len(pre)))
+
+
 def fitted_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
-    """``state`` with its names as ``model``'s (a Lightning module's prefix, such as
-    ``model.``, dropped), or an error that names the first tensor that does not fit."""
+    """``state`` with its names as ``model``'s, or an error that names the first tensor that
+    does not fit.
+
+    The network's tensors are found under the prefix that holds most of them (a Lightning
+    module's ``model.``, nested wrappers' ``model.net.``).  Entries outside it, or under
+    it but of a module the network does not have at all (a weighted loss's
+    ``loss_fn.weight``, a second copy such as an EMA's), are not the network's, and are
+    ignored with a logged note.  Every tensor of the network must be there with its
+    shape, and no other tensor of its modules: one more (``layer1.2.conv1.weight`` in a
+    ResNet-18) is another network."""
     own = model.state_dict()
     names = list(state)
-    for _ in range(3):  # prefixes of nested wrappers: model.net.conv1.weight
-        if set(names) >= set(own) or not names or not all("." in n for n in names):
-            break
-        first = {n.split(".", 1)[0] for n in names}
-        if len(first) != 1:
-            break
-        names = [n.split(".", 1)[1] for n in names]
-    state = dict(zip(names, state.values()))
+    prefix = _network_prefix(list(own), names)
+    modules = {name for name, _ in model.named_children()}
+    mine = {n[len(prefix):]: t for n, t in state.items()
+            if n.startswith(prefix) and n[len(prefix):].split(".", 1)[0] in modules}
+    others = [n for n in names if not (n.startswith(prefix) and n[len(prefix):] in mine)]
     for name, tensor in own.items():
-        if name not in state:
-            raise SystemExit(f"error: {source} does not fit model.arch: it has no {name} {tuple(tensor.shape)}; "
+        if name not in mine:
+            raise SystemExit(f"error: {source} does not fit model.arch: it has no {prefix}{name} {tuple(tensor.shape)}; "
                              "set model.* to the network that was trained")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise SystemExit(f"error: {source} does not fit model.arch: its {name} is "
-                             f"{tuple(state[name].shape)}, the config's network has {tuple(tensor.shape)} (model.* "
+        if tuple(mine[name].shape) != tuple(tensor.shape):
+            raise SystemExit(f"error: {source} does not fit model.arch: its {prefix}{name} is "
+                             f"{tuple(mine[name].shape)}, the config's network has {tuple(tensor.shape)} (model.* "
                              "or the number of data.classes differs from the run's)")
-    extra = [n for n in state if n not in own]
+    extra = [n for n in mine if n not in own]
     if extra:
-        raise SystemExit(f"error: {source} does not fit model.arch: it has {extra[0]} "
-                         f"{tuple(state[extra[0]].shape)} ({len(extra)} tensors more than the config's network); "
+        raise SystemExit(f"error: {source} does not fit model.arch: it has {prefix}{extra[0]} "
+                         f"{tuple(mine[extra[0]].shape)} ({len(extra)} tensors more than the config's network); "
                          "set model.* to the network that was trained")
-    return {n: state[n] for n in own}
+    if others:
+        groups: dict[str, list[str]] = {}
+        for n in others:
+            groups.setdefault(n.split(".", 1)[0], []).append(n)
+        log.info(f"{source}: the network's {len(own)} tensors are those of its modules under {prefix!r}; "
+                 f"ignored {len(others)} entries of other modules, not the network's: "
+                 + ", ".join(g[0] if len(g) == 1 else f"{k}.* ({len(g)})" for k, g in groups.items()))
+    return {n: mine[n] for n in own}
 
 
 def cmd_import(a) -> None:
     """One checkpoint of your own training run, as one of ours: same network (``model.*``),
     its accuracy evaluated on the validation split."""
+    if a.source is None:  # the rule's way: the experiment's pattern, from the environment
+        if not a.checkpoints or "{epoch" not in a.checkpoints:
+            raise SystemExit(f"error: --checkpoints {a.checkpoints!r} is not a path with {{epoch}}; run the import "
+                             "through snakemake (which sets it from experiments.*.checkpoints), or give --source")
+        a.source = Path(a.checkpoints.format(epoch=a.epoch)).expanduser()
     device, spec, model = _fresh(a, a.settings.model)
     try:
         obj = torch.load(a.source, map_location="cpu", weights_only=True)
@@ -370,7 +401,9 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="one checkpoint of your own training run (experiments.*.checkpoints)")
     _common(imp, ("model", "train"))
     imp.add_argument("--classes", nargs="+", required=True, help="class ids, in label order")
-    imp.add_argument("--source", type=Path, required=True, help="a state dict, or a Lightning checkpoint")
+    which = imp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--source", type=Path, help="a state dict, or a Lightning checkpoint")
+    which.add_argument("--checkpoints", help="experiments.*.checkpoints: a path with {epoch}, filled in with --epoch")
     imp.add_argument("--epoch", type=int, required=True)
     ref = sub.add_parser("reference", help="train the demo's reference network (or the judge) on every class")
     _common(ref, ("model", "reference", "train", "judge"))

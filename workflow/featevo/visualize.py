@@ -43,9 +43,10 @@ from featevo.models import evaluated, num_outputs
 from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plots import composite
 from featevo.render import NORMALIZE, OPTIMIZERS, PARAMETERIZATIONS, SPECTRA, Transforms, generators
+from featevo.runtime import eta
 from featevo.settings import Settings, parse
 
-SECTIONS = ("visualize", "data")  # the config sections this stage reads
+SECTIONS = ("visualize", "data", "represent")  # the config sections this stage reads
 log = logging.getLogger("featevo.visualize")
 
 
@@ -144,8 +145,22 @@ INITS = {
 }
 
 
+def start_seed(seed: int, key: str) -> int:
+    """The seed of one job's starting noise: ``visualize.seed`` and the job's own key (its
+    experiment, training seed and epoch), so that every checkpoint's restarts start
+    from noise of their own; with one seed for all, restart j started from the same
+    image at every epoch, and the change between epochs was underestimated.  Without a
+    key (a call from a library user): ``seed`` itself."""
+    import hashlib
+
+    if not key:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little") >> 1
+
+
 def initial_images(n: int, image_size: int, init: str, init_std: float, seed: int) -> torch.Tensor:
-    """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded."""
+    """The (n, 3, H, W) pixels in [0, 1] that the ascent starts from, seeded (each image
+    its own draw)."""
     if init not in INITS:
         raise ValueError(f"visualize.init: unknown {init!r}; choose one of {', '.join(INITS)}")
     x = INITS[init]((n, 3, image_size, image_size), init_std, torch.Generator().manual_seed(seed))
@@ -153,7 +168,7 @@ def initial_images(n: int, image_size: int, init: str, init_std: float, seed: in
 
 
 def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping, *, image_size: int,
-                            device: torch.device | str, log=None, log_every: int = 50,
+                            device: torch.device | str, log=None, log_every: int = 50, key: str = "",
                             spectrum_images: np.ndarray | None = None) -> dict:
     """Images in [0, 1] that maximize each unit, ``recipe.restarts`` of each, and the trace of the objective.
 
@@ -166,11 +181,13 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
         recipe: the workflow's ``visualize`` section (a :class:`featevo.settings.Settings`
             or a mapping with its keys; the schema holds every default and says what each
             does).  Every restart starts from its own noise (one generator seeded with
-            ``seed`` draws them all); the image kept is always the one after the last step
-            (the paper).
+            :func:`start_seed` of ``seed`` and ``key`` draws them all); the image kept is
+            always the one after the last step (the paper).
         image_size: the side of the images (``data.image_size``).
         device: where the ascent runs.
         log: called with a progress line every ``log_every`` steps, if given.
+        key: what this call visualizes (e.g. ``scratch/seed0/epoch3``): with ``seed`` it
+            seeds the starting noise, so that no two checkpoints share their starts.
         spectrum_images: the run's training images (uint8 NHWC), whose mean amplitude
             spectrum MACO keeps with ``maco.spectrum: images``.
 
@@ -191,10 +208,10 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
     r = recipe if isinstance(recipe, Settings) else Settings(recipe, "visualize")
     if r.restarts < 1:
         raise ValueError(f"visualize.restarts must be at least 1, got {r.restarts}")
-    for key, registry in (("normalize", NORMALIZE), ("parameterization", PARAMETERIZATIONS),
+    for setting, registry in (("normalize", NORMALIZE), ("parameterization", PARAMETERIZATIONS),
                           ("optimizer", OPTIMIZERS)):
-        if r[key] not in registry:
-            raise ValueError(f"visualize.{key}: unknown {r[key]!r}; choose one of {', '.join(registry)}")
+        if r[setting] not in registry:
+            raise ValueError(f"visualize.{setting}: unknown {r[setting]!r}; choose one of {', '.join(registry)}")
     if r.parameterization != "pixel" and r.median_every:
         raise ValueError(f"visualize.median_every: the median filter is for pixel images; set it to 0 with "
                          f"visualize.parameterization: {r.parameterization}")
@@ -209,7 +226,7 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
     with evaluated(model, device, torch.channels_last):
         target = _Inner(model, units) if all(inner) else _Output(torch.tensor(units, device=device), r.objective)
         try:
-            return _ascend(model, target, len(units), r, image_size, device, log, log_every, magnitude)
+            return _ascend(model, target, len(units), r, image_size, device, log, log_every, key, magnitude)
         finally:
             target.close()
 
@@ -307,13 +324,13 @@ class _Inner:
             h.remove()
 
 
-def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int,
+def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int, key: str,
             magnitude: torch.Tensor | None = None) -> dict:
     steps = r.steps
-    x = initial_images(n, image_size, r.init, r.init_std, r.seed).to(device).contiguous(
+    x = initial_images(n, image_size, r.init, r.init_std, start_seed(r.seed, key)).to(device).contiguous(
         memory_format=torch.channels_last)
     # the Fourier and MACO starts, and every image's transforms, drawn from the seed's generators
-    starts, moves = generators(r.seed)
+    starts, moves = generators(start_seed(r.seed, key))
     param = PARAMETERIZATIONS[r.parameterization](r, n, image_size, x, starts, device, magnitude)
     optimizer = OPTIMIZERS[r.optimizer](param.tensor, r.step_size, r.normalize)
     transform = Transforms(r.transforms, image_size, moves)
@@ -337,9 +354,10 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
                 looked += grads[1].abs().sum(dim=1)
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
+            dt = time.monotonic() - start
             log(f"step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
-                f"{step / (time.monotonic() - start):.1f} steps/s")
+                f"{step / dt:.1f} steps/s {eta(step, steps, dt)}".rstrip())
     with torch.no_grad():
         x = param.image().detach().contiguous(memory_format=torch.channels_last)
         with autocast(device, r.precision):
@@ -359,18 +377,23 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
 
 @torch.no_grad()
 def top_images(model: torch.nn.Module, images: np.ndarray, units: list[int], k: int, device: torch.device | str,
-               precision: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (N, k) of the k images (uint8 NHWC) that raise each unit most, and their logits.
-
-    The real-image side of the synthetic one: which validation images the unit
-    responds to at this checkpoint (ties broken by index, so the set is stable)."""
+               precision: str, objective: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N, k) of the k images (uint8 NHWC) that raise each unit's ``objective``
+    most, and those values: the real-image side of the synthetic one, ranked by the very
+    quantity the synthetic images maximized (with the margin as objective, the raw
+    logit ranked another class's images first: seen on the demo, all nine of a unit's
+    top images of another class).  Ties broken by index, so the set is stable."""
     device = torch.device(device)
     with evaluated(model, device, torch.channels_last):
         out = []
         for i in range(0, len(images), batch):
             with autocast(device, precision):
-                out.append(model(to_input(images[i:i + batch], device)).float()[:, units].cpu())
-    scores = torch.cat(out).numpy().T if out else np.zeros((len(units), 0), np.float32)  # (N, images)
+                out.append(model(to_input(images[i:i + batch], device)).float().cpu())
+    if not out:
+        return np.zeros((len(units), 0), int), np.zeros((len(units), 0), np.float32)
+    logits = torch.cat(out)
+    scores = torch.stack([objective_values(logits, torch.full((len(logits),), u), objective)
+                          for u in units]).numpy()  # (N, images)
     k = min(k, scores.shape[1])
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(scores, order, axis=1)
@@ -380,11 +403,13 @@ def top_images(model: torch.nn.Module, images: np.ndarray, units: list[int], k: 
 
 
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path,
-                  top: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                  top: tuple[np.ndarray, np.ndarray] | None = None, labels: np.ndarray | None = None) -> None:
     """The first restart's class PNGs and composite, and every restart in the ``.npz``:
     ``images`` (N, H, W, 3) and ``probs`` (N, classes) are the first restart's,
     ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
-    (restarts, N) all of them; ``top_index`` / ``top_logit`` (N, k) with ``top``; with MACO
+    (restarts, N) all of them; with ``top``, ``top_index`` / ``top_score`` (N, k): each
+    unit's top validation images and their objective, and with their ``labels``,
+    ``top_purity`` (N): the share of them that are of the unit's class; with MACO
     ``attribution`` (restarts, N, H, W)."""
     n = len(units)
     images = to_uint8(result["images"])
@@ -394,7 +419,9 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
         Image.fromarray(img).save(out_png.parent / f"{slug(name)}.png")
     Image.fromarray(composite(images[:n])).save(out_png)
     probs = result["probs"].numpy().reshape(restarts, n, -1)
-    extra = {} if top is None else {"top_index": top[0], "top_logit": top[1]}
+    extra = {} if top is None else {"top_index": top[0], "top_score": top[1]}
+    if top is not None and labels is not None:
+        extra["top_purity"] = (labels[top[0]] == np.arange(n)[:, None]).mean(axis=1)
     if "attribution" in result:  # MACO's: where each image's unit looks
         extra["attribution"] = result["attribution"].numpy().reshape(restarts, n, *images.shape[1:3])
     np.savez_compressed(out_npz, images=images[:n], units=np.asarray(units), names=np.asarray(names),
@@ -440,6 +467,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spectrum-images", type=Path,
                    help="a folder of featevo.extract: MACO's magnitude, from its training images "
                         "(visualize.maco.spectrum: images)")
+    p.add_argument("--key", default="", help="what is visualized (experiment/seed/epoch): seeds its starting noise")
+    p.add_argument("--represent", type=Path,
+                   help="also read the checkpoint's layers on fixed validation images (featevo.represent) into this "
+                        ".npz (needs --val)")
+    p.add_argument("--previous", type=Path, help="the epoch before's checkpoint: each layer's weight change")
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -469,16 +501,27 @@ def main(argv: list[str] | None = None) -> int:
              v.parameterization, v.optimizer, v.to_dict()["transforms"])
     spectrum = Subset(a.spectrum_images, "train").images if a.spectrum_images else None
     result = activation_maximization(model, units, v, image_size=a.settings.data.image_size, device=device,
-                                     log=log.info, spectrum_images=spectrum)
+                                     log=log.info, key=a.key, spectrum_images=spectrum)
+    val = Subset(a.val, "val") if a.val is not None else None
     if a.inner:
         write_unit_outputs(result, units, a.out_png, a.out_npz)
         labels = [str(u) for u in units]
     else:
         top = None
-        if a.val is not None:
-            top = top_images(model, Subset(a.val, "val").images, units, v.top_k, device, v.precision)
-        write_outputs(result, units, a.names, a.out_png, a.out_npz, top)
+        if val is not None:
+            top = top_images(model, val.images, units, v.top_k, device, v.precision, v.objective)
+        write_outputs(result, units, a.names, a.out_png, a.out_npz, top, None if val is None else val.labels)
         labels = a.names
+    if a.represent:
+        if val is None:
+            p.error("--represent needs --val")
+        from featevo.checkpoint import load_checkpoint
+        from featevo.represent import read_checkpoint
+
+        previous = load_checkpoint(a.previous)["model"] if a.previous else None
+        read = read_checkpoint(model, previous, val.images, val.labels, len(labels), a.settings.represent,
+                               device=device, precision=v.precision)
+        np.savez(a.represent, key=a.key, epoch=ckpt["epoch"], **read)
     saturated = result["saturated"].reshape(v.restarts, -1).mean(axis=0)
     log.info("done in %.1f s, %s restarts; share of steps with no gradient on the own unit %s -> %s",
              result["seconds"], v.restarts, dict(zip(labels, np.round(saturated, 3).tolist())), a.out_png)

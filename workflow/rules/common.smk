@@ -22,6 +22,7 @@ os.environ.update(
 sys.path.insert(0, _PKG)
 
 from featevo import cli, runtime  # noqa: E402
+from featevo.sanity import LEVELS as SANITY_LEVELS  # noqa: E402
 import yaml  # noqa: E402
 
 from featevo.config_checks import (  # noqa: E402
@@ -29,6 +30,7 @@ from featevo.config_checks import (  # noqa: E402
     class_ids,
     coerce,
     fig3_missing,
+    file_fingerprint,
     imported_file,
     with_defaults,
     schema_errors,
@@ -75,13 +77,26 @@ PATHS = {
     "history": f"{RUN}/train/{{exp}}/seed{{seed}}/history.csv",
     "composite": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/composite.png",
     "classes": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/classes.npz",
+    "represent": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/represent.npz",
     "units_png": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.png",
     "units": f"{RUN}/viz/{{exp}}/seed{{seed}}/epoch_{{epoch}}/units.npz",
     "reference_composite": f"{RUN}/viz/reference/composite.png",
     "reference_classes": f"{RUN}/viz/reference/classes.npz",
     "explained": f"{RUN}/explain/{{exp}}/epoch_{{epoch}}.npz",
     "feature_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}.csv",
+    "layer_metrics": f"{RUN}/metrics/cka_{{exp}}.csv",
+    "settled": f"{RUN}/metrics/layers_{{exp}}.csv",
     "reference_metrics": f"{RUN}/metrics/reference.csv",
+    "restart_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}_restarts.csv",
+    "reference_restarts": f"{RUN}/metrics/reference_restarts.csv",
+    "judge_floor": f"{RUN}/metrics/judge.csv",
+    # the sanity check: each experiment's last epoch re-initialized from the top (featevo.sanity)
+    "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
+    "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",
+    "sanity_classes": f"{RUN}/viz/sanity/{{exp}}/{{level}}/classes.npz",
+    "sanity_represent": f"{RUN}/viz/sanity/{{exp}}/{{level}}/represent.npz",
+    "sanity_metrics": f"{RUN}/metrics/sanity.csv",
+    "sanity_layers": f"{RUN}/metrics/sanity_layers.csv",
     "figure": f"{RUN}/figures/{{name}}.{{ext}}",
     "table": f"{RUN}/tables/{{table}}.{{ext}}",
     "log": f"{RUN}/logs/{{name}}.log",
@@ -232,6 +247,41 @@ def classes_npz(exp, epoch, seed):
     return path("classes", exp=exp, epoch=epoch, seed=seed)
 
 
+def viz_inputs(wildcards):
+    """A checkpoint, the validation split (each class unit's top images, and the fixed
+    images its layers are read on) and, after the first epoch, the epoch before's
+    checkpoint (each layer's weight change)."""
+    e = int(wildcards.epoch)
+    inputs = {
+        "ckpt": intact(checkpoint_file(wildcards.exp, e, wildcards.seed)),
+        "val": path("images", subset="main", split="val"),
+        # visualize.maco.spectrum images: the run's training images (visualize.smk)
+        "spectrum": SPECTRUM_IMAGES,
+    }
+    if e > epochs(wildcards.exp)[0]:
+        inputs["previous"] = intact(
+            checkpoint_file(wildcards.exp, e - 1, wildcards.seed)
+        )
+    return inputs
+
+
+def represent_npz(exp, epoch, seed):
+    return path("represent", exp=exp, epoch=epoch, seed=seed)
+
+
+def sanity_inputs(kind):
+    """Per experiment: the trained last epoch's file (first seed), then each level's."""
+    trained = "classes" if kind == "classes" else "represent"
+    return [
+        f
+        for exp in EXPERIMENTS
+        for f in [
+            path(trained, exp=exp, epoch=epochs(exp)[-1], seed=FIRST_SEED),
+            *[path(f"sanity_{kind}", exp=exp, level=level) for level in SANITY_LEVELS],
+        ]
+    ]
+
+
 def explained(exp, epoch):
     return path("explained", exp=exp, epoch=epoch)
 
@@ -307,6 +357,27 @@ if not STANDIN:
         )
 
 
+# Your own training run, by the same rule: its checkpoints' pattern reaches the import
+# jobs through the environment, and what each file holds through a parameter
+# (featevo.config_checks.file_fingerprint); a run folder copied or moved, and
+# `checkpoints:` pointed at it, reruns nothing; a changed file reruns its epoch.
+def imported_env(exp):
+    """The environment variable that carries an imported experiment's pattern to its jobs."""
+    return f"FEATEVO_CHECKPOINTS_{exp.encode().hex()}"
+
+
+os.environ.update(
+    {imported_env(exp): EXPERIMENTS[exp]["checkpoints"] for exp in IMPORTED}
+)
+
+
+def imported_content(wildcards):
+    """A param: what the imported checkpoint of this epoch holds, not where it lies."""
+    return file_fingerprint(
+        imported_file(EXPERIMENTS[wildcards.exp], int(wildcards.epoch))
+    )
+
+
 def extract_inputs(wildcards):
     """The stand-in's folder of the subset; with your own folder of classes, the judge
     also takes the main subset's manifest, whose images it never takes."""
@@ -357,6 +428,12 @@ def final_targets():
         for seed in seeds_of(exp)
     ]
     out += expand(path("table", table="claims"), ext=["csv", "md"])
+    out += [path("layer_metrics", exp=exp) for exp in EXPERIMENTS]
+    out += [PATHS["sanity_metrics"], PATHS["sanity_layers"]]
+    out += expand(PATHS["figure"], name=["sanity"], ext=["png", "pdf"])
+    out += expand(
+        PATHS["figure"], name=[f"cka_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
+    )
     out += expand(
         PATHS["figure"], name=[f"top_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]
     )

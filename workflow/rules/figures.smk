@@ -81,13 +81,14 @@ rule reference_metrics:
         npz=PATHS["reference_classes"],
         judge=judge_model(),
     output:
-        report(
+        csv=report(
             PATHS["reference_metrics"],
             caption="../report/reference_metrics.rst",
             category="Metrics",
             subcategory="reference (Fig. 3)",
             labels={"experiment": "reference", "kind": "table"},
         ),
+        restarts=PATHS["reference_restarts"],
     log:
         logfile("metrics/reference"),
     conda:
@@ -98,7 +99,8 @@ rule reference_metrics:
     shell:
         stage("metrics")
         + " --npz {input.npz} --experiment reference --judge {input.judge}"
-        " --judge-units {params.units} --csv {output} --threads {threads} > {log} 2>&1"
+        " --judge-units {params.units} --csv {output.csv} --restarts-csv {output.restarts}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule claims:
@@ -108,7 +110,15 @@ rule claims:
             for exp in EXPERIMENTS
             for seed in seeds_of(exp)
         ],
-        reference=[] if FIG3_MISSING else PATHS["reference_metrics"],
+        restarts=[
+            path("restart_metrics", exp=exp, seed=seed)
+            for exp in EXPERIMENTS
+            for seed in seeds_of(exp)
+        ],
+        layers=[path("settled", exp=exp) for exp in EXPERIMENTS],
+        reference=[] if FIG3_MISSING else PATHS["reference_restarts"],
+        floor=PATHS["judge_floor"],
+        sanity=PATHS["sanity_metrics"],
     output:
         csv=report(
             path("table", table="claims", ext="csv"),
@@ -134,7 +144,8 @@ rule claims:
         ),
     shell:
         stage("claims") + " --experiments {params.experiments}"
-        " --metrics {input.metrics} {params.reference} {params.judge}"
+        " --metrics {input.metrics} --restarts {input.restarts} --layers {input.layers}"
+        " --floor {input.floor} --sanity {input.sanity} {params.reference} {params.judge}"
         " --out {output.csv} {output.md} > {log} 2>&1"
 
 
@@ -232,6 +243,7 @@ rule feature_metrics:
         history=lambda w: history(w.exp, w.seed),
         npz=lambda w: [classes_npz(w.exp, e, w.seed) for e in epochs(w.exp)],
         judge=judge_model(),
+        floor=PATHS["judge_floor"],
     output:
         csv=report(
             PATHS["feature_metrics"],
@@ -256,6 +268,7 @@ rule feature_metrics:
             labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
         ),
         confusion_pdf=path("figure", name="confusion_{exp}_seed{seed}", ext="pdf"),
+        restarts=PATHS["restart_metrics"],
     log:
         logfile("metrics/{exp}_seed{seed}"),
     conda:
@@ -267,7 +280,8 @@ rule feature_metrics:
         stage("metrics") + " --npz {input.npz} --history {input.history}"
         " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
         " --judge-units {params.units} --csv {output.csv} --figure {output.png} {output.pdf}"
-        " --confusion {output.confusion} {output.confusion_pdf} --threads {threads} > {log} 2>&1"
+        " --confusion {output.confusion} {output.confusion_pdf} --restarts-csv {output.restarts}"
+        " --floor {input.floor} --threads {threads} > {log} 2>&1"
 
 
 rule units_figure:

@@ -156,9 +156,10 @@ rule train_epoch:
 
 # Your own training run (experiments.*.checkpoints): each of its checkpoints becomes
 # one of ours, its accuracy evaluated on the validation split; nothing is trained.
+# Its files reach the jobs through the environment, what they hold through a parameter
+# (imported_env, in common.smk): a run folder copied or moved reruns nothing.
 rule import_checkpoint:
     input:
-        source=lambda w: str(imported_file(EXPERIMENTS[w.exp], int(w.epoch))),
         val=path("images", subset="main", split="val"),
     output:
         ckpt=PATHS["checkpoint"],
@@ -179,9 +180,11 @@ rule import_checkpoint:
         data=folder_of("val"),
         classes=WNIDS,
         settings=cli.settings(config, *cli.INIT),
+        checkpoints=lambda w: f'"${imported_env(w.exp)}"',
+        content=imported_content,
     shell:
         stage("train")
-        + " import --source {input.source:q} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
+        + " import --checkpoints {params.checkpoints} --epoch {wildcards.epoch} --data {params.data} --out {output.ckpt}"
         " --metrics {output.metrics} --classes {params.classes:q} --seed {wildcards.seed}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 

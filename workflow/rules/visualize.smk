@@ -12,19 +12,19 @@ VIZ_SHELL = (
     stage("visualize")
     + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
     " --units {params.units} --names {params.names:q} --settings {params.settings:q} {params.val}"
-    " {params.spectrum} --threads {threads} > {log} 2>&1"
+    " {params.spectrum} --key {params.key} --threads {threads} > {log} 2>&1"
 )
 
 
 rule visualize:
     input:
-        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
-        # each class unit's top validation images, beside its synthetic ones
-        val=path("images", subset="main", split="val"),
-        spectrum=SPECTRUM_IMAGES,
+        unpack(viz_inputs),
     output:
         png=PATHS["composite"],
         npz=PATHS["classes"],
+        # the checkpoint's layers on fixed validation images (featevo.represent), read in
+        # this job: a job of its own would add its start-up (half of a demo job) per checkpoint
+        represent=PATHS["represent"],
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -40,7 +40,12 @@ rule visualize:
         units=list(range(len(CLASSES))),
         names=NAMES,
         settings=cli.settings(config, *cli.VISUALIZE),
-        val=lambda w, input: f"--val {os.path.dirname(input.val)}",
+        # its starting noise: visualize.seed with what it visualizes (featevo.visualize.start_seed)
+        key="{exp}/seed{seed}/epoch{epoch}",
+        val=lambda w, input, output: (
+            f"--val {os.path.dirname(input.val)} --represent {output.represent}"
+            + (f" --previous {input.previous}" if "previous" in input.keys() else "")
+        ),
         spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         VIZ_SHELL
@@ -95,6 +100,7 @@ rule visualize_reference:
         names=NAMES,
         # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
         settings=cli.settings(config, *cli.VISUALIZE),
+        key="reference",
         val="",
         spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:

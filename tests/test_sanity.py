@@ -1,0 +1,54 @@
+"""The sanity check's re-initialized networks and the judge's floor."""
+
+import numpy as np
+import pytest
+import torch
+
+from featevo.models import ModelSpec, build_model
+from featevo.sanity import LEVELS, reinitialized
+from featevo.settings import Settings
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_layers_are_reinitialized_from_the_top(arch):
+    spec = ModelSpec(arch=arch, num_classes=3, width_divisor=16 if arch == "vgg16" else 1,
+                     pool_size=1 if arch == "vgg16" else 7)
+    trained = build_model(spec, seed=0).state_dict()
+    changed = {}
+    for level in LEVELS:
+        model = build_model(spec, seed=0)
+        model, replaced = reinitialized(model, spec, level)
+        state = model.state_dict()
+        changed[level] = {k for k in state if not torch.equal(state[k], trained[k])}
+        assert changed[level] <= set(replaced)
+    head = "classifier.6." if arch == "vgg16" else "fc."
+    assert {k.rsplit(".", 1)[0] + "." for k in changed["output"]} == {head}
+    assert changed["output"] < changed["top_half"] < changed["all"]
+    weights = {k for k, v in trained.items() if k.endswith(".weight") and v.ndim > 1}  # conv and linear
+    assert weights <= changed["all"]
+    first = "features.0.weight" if arch == "vgg16" else "conv1.weight"
+    assert first not in changed["top_half"] and first in changed["all"]
+    with pytest.raises(ValueError, match="unknown sanity level"):
+        reinitialized(build_model(spec, seed=0), spec, "middle")
+
+
+def test_the_judge_s_floor_reads_its_accuracy_and_the_starting_noise():
+    from featevo.judge import floor
+
+    from featevo.inputs import MEAN, STD
+
+    class Judge(torch.nn.Module):  # says "class 0" to anything grey, else the brighter of red or blue
+        def forward(self, x):
+            m = (x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)).mean(dim=(2, 3))
+            return torch.stack([10 - 40 * (m[:, 0] - m[:, 2]).abs(), 8 * m[:, 0], 8 * m[:, 2]], 1)
+
+    red, blue = np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 8, 8, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 250, 250
+    images, labels = np.concatenate([red, blue]), np.array([0] * 4 + [1] * 4)
+    recipe = Settings({"restarts": 3, "init": "noise", "init_std": 0.1, "seed": 0}, "visualize")
+    df = floor(Judge(), [1, 2], ["red", "blue"], images, labels, recipe, 8, min_accuracy=0.8).set_index("class")
+    assert df.loc["all", "accuracy"] == 1.0 and bool(df.loc["all", "testable"])
+    # the noise is grey: the judge gives it to neither class's unit with confidence among the two
+    assert df.loc["red", "noise_prob"] < 0.01 and df.loc["blue", "noise_prob"] < 0.01
+    swapped = floor(Judge(), [2, 1], ["red", "blue"], images, labels, recipe, 8, 0.8).set_index("class")
+    assert swapped.loc["all", "accuracy"] == 0.0 and not bool(swapped.loc["all", "testable"])

@@ -1,0 +1,168 @@
+"""The sanity check: what every measure reads for a network that learned nothing.
+
+Adebayo et al. (2018) re-initialize a trained network's weights from the top
+layer down (cascading randomization): an explanation that stays the same has
+not read what the network learned.  Here each experiment's last checkpoint
+(first seed) is re-initialized at three depths of the layers featevo.represent
+reads, from the top: ``output`` (the output layer), ``top_half`` (the upper
+half of the layers) and ``all`` (every layer: a network that learned nothing),
+each with its architecture's own fresh initialization.  Each is visualized
+exactly as a trained checkpoint is (``randomize`` writes them; the visualize
+rule draws them) and ``measure`` puts the judge's reading, the pixel
+complexity and each layer's CKA with the trained network side by side
+(``metrics/sanity.csv``, ``metrics/sanity_layers.csv``, ``figures/sanity``).
+A measure that reads the same for the trained and the ``all`` network says
+nothing about what was learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("featevo.sanity")
+LEVELS = ("output", "top_half", "all")  # re-initialized from the top: the output layer, the upper half, all
+FRESH_SEED = 7919  # the fresh weights' seed (any: they only have to be untrained)
+
+
+def reinitialized(model, spec, level: str, seed: int = FRESH_SEED):
+    """``model`` with the layers of ``level`` (:data:`LEVELS`) re-initialized from the top,
+    and the names of the state entries replaced."""
+    from featevo.models import build_model
+    from featevo.represent import layers
+
+    if level not in LEVELS:
+        raise ValueError(f"unknown sanity level {level!r}; one of {', '.join(LEVELS)}")
+    where = layers(model)
+    top = {"output": 1, "top_half": max(1, len(where) // 2), "all": len(where)}[level]
+    prefixes = tuple(p + "." for layer in where[len(where) - top:] for p in layer.params)
+    fresh = build_model(spec, seed=seed).state_dict()
+    state = model.state_dict()
+    replaced = [k for k in state if level == "all" or k.startswith(prefixes)]
+    for k in replaced:
+        state[k] = fresh[k].clone()
+    model.load_state_dict(state)
+    return model, replaced
+
+
+def cmd_randomize(a) -> None:
+    from featevo import checkpoint as ck
+    from featevo.models import ModelSpec
+
+    if len(a.out) != len(LEVELS):
+        raise SystemExit(f"error: --out takes one path per level ({', '.join(LEVELS)})")
+    for level, out in zip(LEVELS, a.out):
+        model, ckpt = ck.load_model(a.checkpoint)
+        spec = ModelSpec(**ckpt["spec"])
+        model, replaced = reinitialized(model, spec, level)
+        ck.save_checkpoint(out, model, spec, epoch=ckpt["epoch"], classes=ckpt["classes"],
+                           metrics={}, extra={"sanity": {"level": level, "from": str(a.checkpoint),
+                                                         "reinitialized": replaced}})
+        log.info(f"{level}: {len(replaced)} of {len(model.state_dict())} tensors re-initialized -> {out}")
+
+
+def cmd_measure(a) -> None:
+    import pandas as pd
+
+    from featevo.checkpoint import load_model
+    from featevo.metrics import MEASURES, fixed_network_measures, restart_complexity
+    from featevo.represent import linear_cka
+
+    judge, _ = load_model(a.judge)
+    groups = len(LEVELS) + 1  # the trained network, then each level
+    if len(a.npz) != len(a.experiments) * groups or len(a.represent) != len(a.npz):
+        raise SystemExit(f"error: {groups} classes.npz and represent.npz per experiment (trained, "
+                         f"{', '.join(LEVELS)})")
+    rows, layer_rows, shown = [], [], {}
+    for i, exp in enumerate(a.experiments):
+        data = [dict(np.load(f)) for f in a.npz[i * groups:(i + 1) * groups]]
+        reps = [dict(np.load(f)) for f in a.represent[i * groups:(i + 1) * groups]]
+        stacks = np.stack([d["restart_images"] for d in data])  # (groups, restarts, classes, H, W, 3)
+        fixed = fixed_network_measures(stacks, judge, a.judge_units)
+        names = [str(n) for n in data[0]["names"]]
+        for g, level in enumerate(("trained", *LEVELS)):
+            complexity = restart_complexity(data[g])
+            for r in range(stacks.shape[1]):
+                for c, name in enumerate(names):
+                    rows.append({"experiment": exp, "level": level, "restart": r, "class": name,
+                                 "judge_prob": float(fixed["restart_prob"][g, r, c]),
+                                 "judge_leak": float(fixed["restart_leak"][g, r, c]),
+                                 **{m: float(complexity[r, c, j]) for j, m in enumerate(MEASURES)}})
+            for li, layer in enumerate(reps[0]["layers"]):
+                layer_rows.append({"experiment": exp, "level": level, "layer": str(layer),
+                                   "depth": int(reps[0]["depth"][li]),
+                                   "cka_with_trained": linear_cka(reps[g]["gram"][li], reps[0]["gram"][li])})
+        shown[exp] = (data, fixed["judge_prob"].mean(axis=1))
+    df = pd.DataFrame(rows)
+    df.to_csv(a.csv, index=False)
+    pd.DataFrame(layer_rows).to_csv(a.layers_csv, index=False)
+    figure(shown, a.figure)
+    mean = df.groupby(["experiment", "level"], sort=False)["judge_prob"].mean().round(3)
+    log.info(f"judge p(own class), mean over classes and restarts: {mean.to_dict()} -> {a.csv}")
+
+
+def figure(shown: dict, outputs: list[Path]) -> None:
+    """Each experiment's last epoch (first restart's composite) beside its re-initialized
+    versions, with the judge's mean probability of the classes under each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from featevo.plots import composite, save
+
+    cols = ("trained", *LEVELS)
+    fig, axes = plt.subplots(len(shown), len(cols), figsize=(2.3 * len(cols), 2.5 * len(shown) + 0.8),
+                             squeeze=False)
+    for row, (exp, (data, judged)) in enumerate(shown.items()):
+        for c, level in enumerate(cols):
+            ax = axes[row, c]
+            ax.imshow(composite(data[c]["images"]), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{exp}: {level}\njudge p(own) {judged[c]:.2f}", fontsize=7)
+    fig.suptitle("Sanity check: the last epoch, and the same network re-initialized from the top (the output "
+                 "layer, the upper half, every layer),\nvisualized and judged as every checkpoint is; a measure "
+                 "that reads 'all' like 'trained' reads nothing the network learned", fontsize=8)
+    fig.tight_layout()
+    save(fig, outputs)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("randomize", help="the last checkpoint, re-initialized at each level")
+    r.add_argument("--checkpoint", type=Path, required=True)
+    r.add_argument("--out", type=Path, nargs="+", required=True, help=f"one checkpoint per level: {LEVELS}")
+    m = sub.add_parser("measure", help="the trained and re-initialized networks' images and layers, side by side")
+    m.add_argument("--experiments", nargs="+", required=True)
+    m.add_argument("--npz", type=Path, nargs="+", required=True,
+                   help="per experiment: the trained last epoch's classes.npz, then each level's")
+    m.add_argument("--represent", type=Path, nargs="+", required=True, help="the same, their represent.npz")
+    m.add_argument("--judge", type=Path, required=True)
+    m.add_argument("--judge-units", type=int, nargs="+", required=True)
+    m.add_argument("--csv", type=Path, required=True)
+    m.add_argument("--layers-csv", type=Path, required=True)
+    m.add_argument("--figure", type=Path, nargs="+", required=True)
+    m.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if getattr(a, "threads", None):
+        import torch
+
+        torch.set_num_threads(a.threads)
+    {"randomize": cmd_randomize, "measure": cmd_measure}[a.cmd](a)
+    return 0
+
+
+if __name__ == "__main__":
+    from featevo.runtime import configure_logging
+
+    configure_logging()
+    sys.exit(main())
