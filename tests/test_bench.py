@@ -24,6 +24,16 @@ def test_naive_baseline_computes_what_ours_computes():
     assert not torch.allclose(ours, start)  # the images did move
 
 
+def test_scores_no_worse_tests_each_score_against_the_draw_s_noise():
+    def scores(r, p, s, h, n=48):
+        return {"per_image": {"R": [1.0] * int(r * n) + [0.0] * (n - int(r * n)), "p": [p] * n, "S": [s] * n,
+                              "H": [h] * n}}
+    theirs = scores(0.6, 0.6, 0.5, -0.4)
+    assert bench.no_worse(scores(0.55, 0.6, 0.5, -0.4), theirs) == []  # 26 against 29 of 48: noise
+    assert bench.no_worse(scores(0.2, 0.6, 0.5, -0.9), theirs) == ["R", "H"]
+    assert bench.no_worse(scores(0.6, 0.5, 0.4, -0.2), theirs) == ["p", "S"]  # H closer to real is better
+
+
 def test_step_flops_counts_forward_and_backward():
     spec = ModelSpec(num_classes=4, width_divisor=8, pool_size=1)
     train, viz = bench.step_flops(spec, 32, 1, train=True), bench.step_flops(spec, 32, 1, train=False)
@@ -36,10 +46,12 @@ def test_step_flops_counts_forward_and_backward():
 def test_bench_writes_every_row(tmp_path, capsys):
     out = tmp_path / "bench"
     assert bench.main(["--out", str(out), "--no-lucent", "--no-dag", "--no-full", "--viz-steps", "2",
-                       "--per-class", "12", "--rounds", "1"]) == 0
+                       "--per-class", "12", "--rounds", "1", "--fourier-steps", "2", "--fourier-epochs", "1",
+                       "--fourier-per-class", "2"]) == 0
     table = (out / "bench.md").read_text()
     for row in ("visualization, ours", "naive per-class loop", "ImageFolder", "matrix product",
-                "training step, achieved", "demo epoch job: fixed cost"):
+                "training step, achieved", "demo epoch job: fixed cost", "Fourier images, ours",
+                "real validation images' scores"):
         assert row in table, row
     assert "Machine: cpu" in table
     r = json.loads((out / "bench.json").read_text())
@@ -47,4 +59,6 @@ def test_bench_writes_every_row(tmp_path, capsys):
         e = r[key]
         assert 0 < e["fixed_s"] < e["wall_s"] and 0 < e["fixed_fraction"] < 1
     assert r["training"]["ours_img_s"] > 0 and r["training"]["imagefolder_img_s"] > 0
+    f = r["fourier"]
+    assert f["images"] == 8 and f["scored"] == 16 and f["ours_img_s"] > 0 and 0 <= f["ours_scores"]["R"] <= 1
     assert "| measure | value | ratio | target |" in capsys.readouterr().out

@@ -74,7 +74,7 @@ DEFAULTS_ALLOWED = {"help", "settings", "threads", "processes", "reference", "in
                     # train import: --source or --checkpoints; visualize: its key, and its layers (paths, absent
                     # for Fig. 3 and the first epoch); metrics and claims: paths the rules give where they exist
                     "source", "checkpoints", "key", "represent", "previous", "restarts_csv", "floor", "layers",
-                    "sanity",
+                    "sanity", "spectrum_images",  # visualize: MACO's images, given with maco.spectrum: images
                     "from_checkpoint", "val", "val_images", "val_labels", "exclude", "main", "judge", "history",
                     "figure", "confusion", "per_class", "mean_of", "metrics", "examples", "judged", "html"}
 
@@ -187,7 +187,8 @@ def test_how_jobs_run_changes_no_job_s_settings():
 SETTINGS = {
     "seeds": [3, 8],
     "visualize": {"steps": 37, "step_size": 0.0731, "median_every": 7, "median_size": 5, "objective": "softmax",
-                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6},
+                  "normalize": "none", "init": "uniform", "init_std": 0.123, "seed": 3, "restarts": 4, "top_k": 6,
+                  "optimizer": "adam", "transforms": [{"jitter": 3}, {"rotate": 7.5}], "maco": {"alpha": 1.7}},
     "train": {"batch_size": 17, "lr": 0.91, "rho": 0.93, "eps": 1.3e-07, "augment": "hflip"},
     "model": {"dropout": 0.37, "init": "glorot"},
     "reference": {"epochs": 9, "lr": 0.0021, "batch_size": 19, "warmup": 0.07, "dropout": 0.11,
@@ -212,6 +213,12 @@ def _flat(node, prefix=()):
             yield from _flat(v, (*prefix, k))
     else:
         yield prefix, node
+def _subset(given: dict, read) -> None:
+    for key, value in given.items():
+        if isinstance(value, dict):
+            _subset(value, read[key])
+        else:
+            assert settings._plain(read[key]) == value, f"{key}: {read[key]!r} arrived, {value!r} set"
 
 
 def stage_of(argv: list[str]) -> tuple[str, dict]:

@@ -283,6 +283,9 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
     viz = cfg["visualize"]
     if viz["median_size"] % 2 == 0:
         errors.append(f"visualize.median_size ({viz['median_size']}) must be odd")
+    if viz["parameterization"] != "pixel" and viz["median_every"]:
+        errors.append(f"visualize.median_every ({viz['median_every']}): the median filter is for pixel images; "
+                      f"set it to 0 with visualize.parameterization: {viz['parameterization']}")
     n_val = data["val_per_class"] * len(data["classes"])
     if viz["top_k"] > n_val:
         errors.append(f"visualize.top_k ({viz['top_k']}) is more than the {n_val} validation images "

@@ -43,6 +43,7 @@ from featevo.inputs import Subset, imagenet_normalize, to_input, to_uint8
 from featevo.plan import names as class_names, reference_units, slug
 from featevo.plots import composite
 from featevo.progress import eta
+from featevo.render import NORMALIZE, OPTIMIZERS, PARAMETERIZATIONS, SPECTRA, Transforms, generators
 from featevo.settings import Settings, parse
 
 log = logging.getLogger("featevo.visualize")
@@ -165,15 +166,9 @@ def initial_images(n: int, image_size: int, init: str, init_std: float, seed: in
     return x.clamp_(0, 1)
 
 
-# visualize.normalize: what the gradient is divided by before the step
-NORMALIZE = {
-    "rms": lambda g: g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12),  # step in pixel units
-    "none": lambda g: g,
-}
-
-
 def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping, *, image_size: int,
-                            device: torch.device | str, log=None, log_every: int = 50, key: str = "") -> dict:
+                            device: torch.device | str, log=None, log_every: int = 50, key: str = "",
+                            spectrum_images: np.ndarray | None = None) -> dict:
     """Images in [0, 1] that maximize each unit, ``recipe.restarts`` of each, and the trace of the objective.
 
     Args:
@@ -192,6 +187,8 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
         log: called with a progress line every ``log_every`` steps, if given.
         key: what this call visualizes (e.g. ``scratch/seed0/epoch3``): with ``seed`` it
             seeds the starting noise, so that no two checkpoints share their starts.
+        spectrum_images: the run's training images (uint8 NHWC), whose mean amplitude
+            spectrum MACO keeps with ``maco.spectrum: images``.
 
     Returns:
         ``images`` (restarts * N, 3, H, W) float in [0, 1] on the CPU, restart-major
@@ -199,7 +196,9 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
         ``saturated`` (restarts * N): the share of steps whose objective had a gradient of
         exactly zero on the image's own unit (inner units: on every pixel), and ``seconds``;
         for output units the network's ``probs`` and ``logits`` on the images, for inner
-        units each one's final ``activation``.
+        units each one's final ``activation``; with ``maco``, each image's ``attribution``
+        (restarts * N, H, W): where the unit looks, the absolute gradient on the image summed
+        over colours and steps, scaled to a maximum of 1.
 
     ``normalize="rms"`` divides each image's gradient by its root mean square, so
     the step size is in pixel units whatever the scale of the network's logits.
@@ -208,8 +207,16 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
     r = recipe if isinstance(recipe, Settings) else Settings(recipe, "visualize")
     if r.restarts < 1:
         raise ValueError(f"visualize.restarts must be at least 1, got {r.restarts}")
-    if r.normalize not in NORMALIZE:
-        raise ValueError(f"visualize.normalize: unknown {r.normalize!r}; choose one of {', '.join(NORMALIZE)}")
+    for setting, registry in (("normalize", NORMALIZE), ("parameterization", PARAMETERIZATIONS),
+                          ("optimizer", OPTIMIZERS)):
+        if r[setting] not in registry:
+            raise ValueError(f"visualize.{setting}: unknown {r[setting]!r}; choose one of {', '.join(registry)}")
+    if r.parameterization != "pixel" and r.median_every:
+        raise ValueError(f"visualize.median_every: the median filter is for pixel images; set it to 0 with "
+                         f"visualize.parameterization: {r.parameterization}")
+    magnitude = None
+    if r.parameterization == "maco":
+        magnitude = SPECTRA[r.maco.spectrum](image_size, r.maco.alpha, spectrum_images)
     device = torch.device(device)
     units = list(units) * r.restarts
     inner = [isinstance(u, InnerUnit) for u in units]
@@ -218,7 +225,7 @@ def activation_maximization(model: torch.nn.Module, units: list, recipe: Mapping
     with evaluated(model, device, torch.channels_last):
         target = _Inner(model, units) if all(inner) else _Output(torch.tensor(units, device=device), r.objective)
         try:
-            return _ascend(model, target, len(units), r, image_size, device, log, log_every, key)
+            return _ascend(model, target, len(units), r, image_size, device, log, log_every, key, magnitude)
         finally:
             target.close()
 
@@ -316,36 +323,51 @@ class _Inner:
             h.remove()
 
 
-def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int, key: str) -> dict:
+def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, log_every: int, key: str,
+            magnitude: torch.Tensor | None = None) -> dict:
     steps = r.steps
     x = initial_images(n, image_size, r.init, r.init_std, start_seed(r.seed, key)).to(device).contiguous(
         memory_format=torch.channels_last)
+    # the Fourier and MACO starts, and every image's transforms, drawn from the seed's generators
+    starts, moves = generators(start_seed(r.seed, key))
+    param = PARAMETERIZATIONS[r.parameterization](r, n, image_size, x, starts, device, magnitude)
+    optimizer = OPTIMIZERS[r.optimizer](param.tensor, r.step_size, r.normalize)
+    transform = Transforms(r.transforms, image_size, moves)
+    looked = torch.zeros(n, image_size, image_size, device=device) if param.attribution else None
     trace = []
     flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
     start = time.monotonic()
     for step in range(1, steps + 1):
-        x.requires_grad_(True)
+        image = param.image()
+        seen = transform(image).contiguous(memory_format=torch.channels_last) if transform else image
         with autocast(device, r.precision):
-            value, watched = target.value(model, imagenet_normalize(x))
-        # one backward for all images (they are independent), to the pixels (and to the logits)
-        grads = torch.autograd.grad(value.sum(), (x,) if watched is None else (x, watched))
-        grad = grads[0]
+            value, watched = target.value(model, imagenet_normalize(seen))
+        # one backward for all images (they are independent), to the parameters (the image, the logits)
+        wanted = (param.tensor,) + ((image,) if param.attribution else ()) + (() if watched is None else (watched,))
+        grads = torch.autograd.grad(value.sum(), wanted)
         with torch.no_grad():
-            flat += target.flat(grads[-1], grad)
-            x = (x.detach() + r.step_size * NORMALIZE[r.normalize](grad)).clamp_(0.0, 1.0)  # clip to the valid pixel range
-            if r.median_every and step % r.median_every == 0:
-                x = median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
+            flat += target.flat(grads[-1], grads[0])
+            optimizer.step(grads[0])
+            param.project(step)
+            if looked is not None:
+                looked += grads[1].abs().sum(dim=1)
         trace.append(value.detach().float())  # stays on the device: no host round trip per step
         if log and (step % log_every == 0 or step == steps):
             dt = time.monotonic() - start
             log(f"step {step}/{steps} objective {[round(v, 3) for v in trace[-1].tolist()]} "
                 f"saturated {[round(v, 2) for v in (flat / step).tolist()]} "
                 f"{step / dt:.1f} steps/s {eta(step, steps, dt)}".rstrip())
-    with torch.no_grad(), autocast(device, r.precision):
-        final = target.final(model, imagenet_normalize(x))
+    with torch.no_grad():
+        x = param.image().detach().contiguous(memory_format=torch.channels_last)
+        with autocast(device, r.precision):
+            final = target.final(model, imagenet_normalize(x))
+    extra = {}
+    if looked is not None:
+        extra["attribution"] = (looked / looked.flatten(1).amax(1).clamp(min=1e-30).view(-1, 1, 1)).cpu()
     return {
-        "images": x.detach().float().cpu(),
+        "images": x.float().cpu(),
         **final,
+        **extra,
         "trace": torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n), np.float32),
         "saturated": (flat / max(1, steps)).cpu().numpy(),
         "seconds": time.monotonic() - start,
@@ -396,8 +418,8 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
     ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
     (restarts, N) all of them; with ``top``, ``top_index`` / ``top_score`` (N, k): each
     unit's top validation images and their objective, and with their ``labels``,
-    ``top_purity`` (N): the share of them that are of the unit's class; ``recipe`` with
-    the recipe (:func:`recipe_entry`)."""
+    ``top_purity`` (N): the share of them that are of the unit's class; with MACO
+    ``attribution`` (restarts, N, H, W); ``recipe`` with the recipe (:func:`recipe_entry`)."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
@@ -409,6 +431,8 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
     extra = {} if top is None else {"top_index": top[0], "top_score": top[1]}
     if top is not None and labels is not None:
         extra["top_purity"] = (labels[top[0]] == np.arange(n)[:, None]).mean(axis=1)
+    if "attribution" in result:  # MACO's: where each image's unit looks
+        extra["attribution"] = result["attribution"].numpy().reshape(restarts, n, *images.shape[1:3])
     np.savez_compressed(out_npz, images=images[:n], units=np.asarray(units), names=np.asarray(names),
                         probs=probs[0], own_prob=probs[0][np.arange(n), units],
                         restart_images=images.reshape(restarts, n, *images.shape[1:]), restart_probs=probs,
@@ -421,17 +445,20 @@ def write_unit_outputs(result: dict, units: list[InnerUnit], out_png: Path, out_
                        recipe: Mapping | None = None) -> None:
     """The inner units' images of the first restart side by side (``out_png``), and in the
     ``.npz``: ``images`` (N, H, W, 3) of the first restart, ``restart_images``, ``units``
-    (their names), ``activation`` and ``saturated`` (restarts, N), the ``trace``, and
-    ``recipe`` with the recipe (:func:`recipe_entry`)."""
+    (their names), ``activation`` and ``saturated`` (restarts, N), the ``trace``, with MACO
+    ``attribution`` (restarts, N, H, W), and ``recipe`` with the recipe (:func:`recipe_entry`)."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
     out_png.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(list(images[:n]), axis=1)).save(out_png)
+    extra = {}
+    if "attribution" in result:  # MACO's: where each image's unit looks
+        extra["attribution"] = result["attribution"].numpy().reshape(restarts, n, *images.shape[1:3])
     np.savez_compressed(out_npz, images=images[:n], units=np.asarray([str(u) for u in units]),
                         restart_images=images.reshape(restarts, n, *images.shape[1:]),
                         activation=result["activation"].numpy().reshape(restarts, n),
-                        saturated=result["saturated"].reshape(restarts, n), trace=result["trace"],
+                        saturated=result["saturated"].reshape(restarts, n), trace=result["trace"], **extra,
                         **recipe_entry(recipe))
 
 
@@ -450,6 +477,9 @@ def parser() -> argparse.ArgumentParser:
                         "unit) as JSON (the rules pass them), or @FILE (a config file); the schema's defaults fill "
                         "in the rest (featevo.settings)")
     p.add_argument("--val", type=Path, help="a folder of featevo extract: each unit's top validation images")
+    p.add_argument("--spectrum-images", type=Path,
+                   help="a folder of featevo extract: MACO's magnitude, from its training images "
+                        "(visualize.maco.spectrum: images)")
     p.add_argument("--key", default="", help="what is visualized (experiment/seed/epoch, a wildcard): seeds its "
                    "starting noise")
     p.add_argument("--represent", type=Path,
@@ -482,10 +512,12 @@ def main(argv: list[str] | None = None) -> int:
         bad = [u for u in units if not 0 <= u < out_dim]
         if bad:
             raise SystemExit(f"error: units {bad} do not exist in {a.checkpoint} ({out_dim} outputs)")
-    log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s", a.checkpoint, ckpt["epoch"], device,
-             [str(u) for u in units], v.steps, "mean activation" if a.inner else v.objective)
+    log.info("%s (epoch %s) on %s: units %s, %s steps, objective %s; %s image, %s, transforms %s", a.checkpoint,
+             ckpt["epoch"], device, [str(u) for u in units], v.steps, "mean activation" if a.inner else v.objective,
+             v.parameterization, v.optimizer, v.to_dict()["transforms"])
+    spectrum = Subset(a.spectrum_images, "train").images if a.spectrum_images else None
     result = activation_maximization(model, units, v, image_size=s.data.image_size, device=device,
-                                     log=log.info, key=a.key)
+                                     log=log.info, key=a.key, spectrum_images=spectrum)
     val = Subset(a.val, "val") if a.val is not None else None
     if a.inner:
         write_unit_outputs(result, units, a.out_png, a.out_npz, v)

@@ -253,6 +253,8 @@ def viz_inputs(wildcards):
     inputs = {
         "ckpt": intact(checkpoint_file(wildcards.exp, e, wildcards.seed)),
         "val": path("images", subset="main", split="val"),
+        # visualize.maco.spectrum images: the run's training images (visualize.smk)
+        "spectrum": SPECTRUM_IMAGES,
     }
     if e > epochs(wildcards.exp)[0]:
         inputs["previous"] = intact(
@@ -454,3 +456,10 @@ def init_inputs(wildcards):
 def folder_of(name):
     """A param: the folder of one named input (not a hard-coded path prefix)."""
     return lambda wildcards, input: os.path.dirname(input[name])
+
+
+def flag_folder(flag, name):
+    """A param: ``flag`` and the folder of one named input, or nothing where it is empty."""
+    return lambda wildcards, input: (
+        f"{flag} {os.path.dirname(input[name])}" if input[name] else ""
+    )

@@ -87,6 +87,7 @@ rule visualize_sanity:
     input:
         ckpt=PATHS["sanity_checkpoint"],
         val=path("images", subset="main", split="val"),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["sanity_composite"],
         npz=PATHS["sanity_classes"],
@@ -106,10 +107,12 @@ rule visualize_sanity:
         settings=settings_of("visualize"),
         val=folder_of("val"),
         key="sanity/{exp}/{level}",
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         stage("visualize")
         + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
-        " --key {params.key} --represent {output.represent} --settings {params.settings:q} --threads {threads}"
+        " --key {params.key} --represent {output.represent} {params.spectrum} --settings {params.settings:q}"
+        " --threads {threads}"
         " > {log} 2>&1"
 
 

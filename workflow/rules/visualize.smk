@@ -1,6 +1,11 @@
 # Stage 3: activation maximization, one job per checkpoint, every class in one batch.
 
 VIZ_CFG = config["visualize"]
+# visualize.maco.spectrum images: MACO keeps the mean spectrum of the run's training images
+MACO_IMAGES = (
+    VIZ_CFG["parameterization"] == "maco" and VIZ_CFG["maco"]["spectrum"] == "images"
+)
+SPECTRUM_IMAGES = path("images", subset="main", split="train") if MACO_IMAGES else []
 
 
 rule visualize:
@@ -32,16 +37,19 @@ rule visualize:
             f"--represent {output.represent}"
             + (f" --previous {input.previous}" if "previous" in input.keys() else "")
         ),
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         stage("visualize")
         + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
-        " --key {params.key} {params.layers} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --key {params.key} {params.layers} {params.spectrum} --settings {params.settings:q} --threads {threads}"
+        " > {log} 2>&1"
 
 
 # visualize.units: the inner units of every checkpoint of the first seed, in one job each
 rule visualize_units:
     input:
         ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, w.seed)),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["units_png"],
         npz=PATHS["units"],
@@ -58,15 +66,17 @@ rule visualize_units:
         gpu=VIZ_GPUS,
     params:
         settings=settings_of("visualize units"),
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         stage("visualize")
         + " --inner --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} {params.spectrum} --threads {threads} > {log} 2>&1"
 
 
 rule visualize_reference:
     input:
         ckpt=path("network", net="reference"),
+        spectrum=SPECTRUM_IMAGES,
     output:
         png=PATHS["reference_composite"],
         npz=PATHS["reference_classes"],
@@ -82,10 +92,11 @@ rule visualize_reference:
     params:
         # the same recipe as every checkpoint's (Fig. 3 compares with Figs. 1-2)
         settings=settings_of("visualize reference"),
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
     shell:
         stage("visualize")
         + " --reference --key reference --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " {params.spectrum} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 # The paper's future work (methods.*): saliency, occlusion and feature inversion
