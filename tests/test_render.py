@@ -8,7 +8,7 @@ import yaml
 
 from conftest import viz_settings
 from featevo import render, visualize
-from featevo.config_checks import SCHEMA_FILE
+from featevo.settings import SCHEMA_FILE
 from featevo.device import autocast
 from featevo.inputs import imagenet_normalize
 from featevo.models import ModelSpec, build_model, evaluated
@@ -291,9 +291,10 @@ def test_the_seed_gives_two_unrelated_generators():
 
 def test_the_config_check_names_a_median_filter_on_fourier_images():
     from conftest import ROOT
-    from featevo.config_checks import check_config, load_config
+    from featevo.config_checks import check_config
+    from featevo.settings import load_config, with_defaults
 
-    cfg = load_config(ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml")
+    cfg = with_defaults(load_config(ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml"))
     assert cfg["visualize"]["parameterization"] == "fourier" and not check_config(cfg)
     cfg["visualize"]["median_every"] = 4
     assert any("median filter is for pixel images" in e for e in check_config(cfg))
