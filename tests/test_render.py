@@ -298,3 +298,26 @@ def test_the_config_check_names_a_median_filter_on_fourier_images():
     assert cfg["visualize"]["parameterization"] == "fourier" and not check_config(cfg)
     cfg["visualize"]["median_every"] = 4
     assert any("median filter is for pixel images" in e for e in check_config(cfg))
+
+
+def test_every_figure_s_recipe_line_names_the_objective_first_and_only_what_was_used():
+    """Figs. 1-3, the top images and the inner units name how their images were drawn,
+    from the recipe each visualize job stored beside them (featevo.visualize.recipe_entry)."""
+    import json
+
+    from featevo.figures import recipe_line
+    from featevo.visualize import recipe_entry
+
+    defaults = viz_settings()["recipe"]
+    pixel = recipe_entry({**defaults, "objective": "logit", "median_every": 4, "median_size": 5})
+    assert recipe_line(pixel) == (f"objective: logit, pixel image, ascent, {defaults['steps']} steps of "
+                                  f"{defaults['step_size']}, 5x5 median every 4, {defaults['restarts']} restarts")
+    fourier = recipe_entry({**defaults, "objective": "margin", "parameterization": "fourier", "optimizer": "adam",
+                            "median_every": 0, "transforms": "lucent"})
+    line = recipe_line(fourier)
+    assert line.startswith("objective: margin, fourier image, adam, ") and "median" not in line
+    assert "transforms lucent" in line, line
+    listed = recipe_line(recipe_entry({**defaults, "median_every": 0, "transforms": [{"jitter": 2}, {"rotate": 5}]}))
+    assert "transforms jitter rotate" in listed, listed
+    assert json.loads(str(fourier["recipe"]))["parameterization"] == "fourier"
+    assert recipe_line({}) == ""  # an npz from before recipes were stored

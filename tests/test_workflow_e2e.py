@@ -78,7 +78,8 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     for d in (fig3, ckpt, np.load(run / "viz" / "scratch" / "seed0" / "epoch_001" / "units.npz")):
         recipe = json.loads(str(d["recipe"]))
         assert recipe == {k: v for k, v in layered.items() if k != "threads"}
-        assert recipe_line(d).startswith(f"{layered['objective']}, 8 steps of {layered['step_size']}")
+        assert recipe_line(d).startswith(f"objective: {layered['objective']}, pixel image, ascent, "
+                                         f"8 steps of {layered['step_size']}")
 
 
 def test_animation_and_optional_methods(tiny_run):

@@ -26,13 +26,14 @@ log = logging.getLogger("featevo.figures")
 
 def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, names: list[str],
               outputs: list[Path], max_cols: int = 5, mean: pd.DataFrame | None = None,
-              metrics: pd.DataFrame | None = None) -> list[int]:
+              metrics: pd.DataFrame | None = None, recipe: str = "") -> list[int]:
     """Composites at the table's epochs, each labelled with epoch and accuracy.
 
     ``mean``: the history averaged over seeds (``tables.across_seeds``): the epochs are
     then chosen on it, as the table chooses them, and its accuracy is shown too.
     ``metrics``: the seed's measures; each panel then says for how many classes the
-    change from the epoch before exceeded the spread between restarts."""
+    change from the epoch before exceeded the spread between restarts.  ``recipe``: how the
+    images were drawn (:func:`recipe_line`), named in the title."""
     if len(composites) != len(history):
         raise ValueError(f"{len(composites)} composites for the {len(history)} epochs of the history")
     by_epoch = dict(zip(history["epoch"].astype(int), composites))
@@ -59,7 +60,8 @@ def evolution(history: pd.DataFrame, composites: list[Path], experiment: str, na
     note = ("; 'changed beyond restarts': classes whose images moved from the epoch before further than the "
             "restarts of one checkpoint differ, in the judge's features (exact permutation test, BH q < 0.05)"
             if changed is not None else "")
-    fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy ({how}) rose{note}\n"
+    drawn = f"\nimages: {recipe}" if recipe else ""
+    fig.suptitle(f"{experiment}: visualizations at each epoch where validation accuracy ({how}) rose{note}{drawn}\n"
                  f"{order_note(names)}", fontsize=8, wrap=True)
     save(fig, outputs)
     return epochs
@@ -161,8 +163,11 @@ def top_images(npzs: list[Path], history: pd.DataFrame, val_images: Path, experi
                 a.set_title(f"epoch {e}", fontsize=7)
             if c == 0:
                 a.set_ylabel(names[i][:14], fontsize=7)
-    fig.suptitle(f"{experiment}: the validation images that raise each class unit most (rows),\nat epoch 0 and "
-                 f"each epoch where accuracy rose; under each: the share of them that are of the class", fontsize=8)
+    recipe = recipe_line(data[0])
+    ranked = f" (ranked by the {json.loads(str(data[0]['recipe']))['objective']}, what the images maximize)" \
+        if recipe else ""
+    fig.suptitle(f"{experiment}: the validation images that raise each class unit most{ranked} (rows),\nat epoch 0 "
+                 f"and each epoch where accuracy rose; under each: the share of them that are of the class", fontsize=8)
     save(fig, outputs)
     return chosen
 
@@ -312,12 +317,23 @@ def _mean(histories: list[Path] | None) -> pd.DataFrame | None:
 
 def recipe_line(npz) -> str:
     """One line of how a visualize job drew its images: the recipe it stored with them
-    (``featevo.visualize.recipe_entry``), or nothing where it stored none."""
+    (``featevo.visualize.recipe_entry``): the objective first (what the images maximize),
+    then the image's parameterization, the optimizer and its steps, the regularizers;
+    nothing where it stored none."""
     if "recipe" not in npz:
         return ""
     v = json.loads(str(npz["recipe"]))
-    return (f"{v['objective']}, {v['steps']} steps of {v['step_size']}, "
-            f"{v['median_size']}x{v['median_size']} median every {v['median_every']}, {v['restarts']} restarts")
+    param = v.get("parameterization", "pixel")
+    parts = [f"objective: {v['objective']}", f"{param} image",
+             f"{v.get('optimizer', 'ascent')}, {v['steps']} steps of {v['step_size']}"]
+    if param == "pixel" and v.get("median_every"):
+        parts.append(f"{v['median_size']}x{v['median_size']} median every {v['median_every']}")
+    chain = v.get("transforms")
+    if chain:  # a preset's name, or the list of transforms
+        parts.append(f"transforms {chain}" if isinstance(chain, str) else
+                     "transforms " + " ".join(k for t in chain for k in t))
+    parts.append(f"{v['restarts']} restarts")
+    return ", ".join(parts)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -338,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--experiment", required=True)
     e.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
     e.add_argument("--metrics", type=Path, help="the seed's feature metrics: mark the epochs that changed")
+    e.add_argument("--npz", type=Path, help="a classes.npz of the run: the recipe the images were drawn with, named")
     t = command("top", help="each class unit's top validation images over the epochs")
     t.add_argument("--history", type=Path, required=True)
     t.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch, in order")
@@ -398,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info(f"{a.experiment}: {a.method} over {len(a.npz)} epochs -> {a.out}")
     elif a.cmd == "evolution":
         shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out,
-                          mean=_mean(a.mean_of), metrics=pd.read_csv(a.metrics) if a.metrics else None)
+                          mean=_mean(a.mean_of), metrics=pd.read_csv(a.metrics) if a.metrics else None,
+                          recipe=recipe_line(np.load(a.npz)) if a.npz else "")
         log.info(f"{a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None

@@ -17,6 +17,12 @@ rule evolution_figure:
             composite(experiment_of("figure", w.fig), e, FIRST_SEED)
             for e in epochs(experiment_of("figure", w.fig))
         ],
+        # the recipe the images were drawn with, named in the title
+        npz=lambda w: classes_npz(
+            experiment_of("figure", w.fig),
+            epochs(experiment_of("figure", w.fig))[-1],
+            FIRST_SEED,
+        ),
     output:
         png=report(
             path("figure", name="{fig}", ext="png"),
@@ -40,7 +46,7 @@ rule evolution_figure:
     shell:
         stage("figures")
         + " evolution --history {input.history} --composites {input.composites}"
-        " --mean-of {input.seeds} --metrics {input.metrics} --experiment {params.exp}"
+        " --mean-of {input.seeds} --metrics {input.metrics} --npz {input.npz} --experiment {params.exp}"
         " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
 
 
