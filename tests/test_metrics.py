@@ -53,6 +53,36 @@ def test_fixed_network_measures_find_shared_features():
     np.testing.assert_allclose(m["judge_prob"][1], [p[0, 4], p[1, 2], p[2, 0]], rtol=1e-5)
 
 
+def test_every_image_is_scored_against_the_real_images_in_its_place():
+    """real_percentile and hf_ratio of each (epoch, restart, class) image are featevo.scores'
+    of that image: the judge's penultimate features against the real images of its class,
+    and its high-frequency power against theirs."""
+    from featevo import scores
+    from featevo.metrics import fixed_network_measures
+    from featevo.models import ModelSpec, build_model
+
+    rng = np.random.default_rng(1)
+    net = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).eval()
+    real = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(3), 4)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (2, 2, 3, 4, 4, 3), dtype=np.uint8), 8, 3), 8, 4)
+    batch = smooth.copy()  # (epochs 2, restarts 2, classes 3, 32, 32, 3), every image its own
+    batch[1, 0, 2] = real[9]  # a real image of class 2, as class 2's image at epoch 1, restart 0
+    m = fixed_network_measures(batch, net, units=[0, 1, 2], real=(real, labels))
+    flat = batch.reshape(-1, 32, 32, 3)
+    classes = np.tile(np.arange(3), 4)
+    want = scores.class_similarity(scores.penultimate(net, flat)[0], classes, scores.penultimate(net, real)[0],
+                                   labels)["percentile"].reshape(2, 2, 3)
+    np.testing.assert_allclose(m["restart_percentile"], want, atol=1e-6)
+    np.testing.assert_allclose(m["real_percentile"], want.mean(1), atol=1e-6)
+    hf = m["restart_hf"]
+    np.testing.assert_allclose(hf, scores.high_frequency_ratio(flat, real).reshape(2, 2, 3), rtol=1e-9)
+    # the blocky images have less fine detail than the noise-like real ones; the real one as much
+    assert (np.delete(hf.reshape(-1), 8) < 0.5).all() and 0.5 < hf[1, 0, 2] < 2  # (1, 0, 2) is the 9th
+    assert m["hf_ratio"].shape == (2, 3)
+    assert "real_percentile" not in fixed_network_measures(batch, net, units=[0, 1, 2])
+
+
 def test_confusion_figure_is_written(tmp_path):
     from featevo.metrics import plot_confusion
 

@@ -42,6 +42,10 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
             assert len(m) == (last + 1) * 4 and m["own_prob"].between(0, 1).all() and m["png_ratio"].gt(0).all()
             assert m["judge_prob"].between(0, 1).all() and m["judge_similarity"].between(-1, 1.0001).all()
             assert m["judge_leak"].between(0, 1).all() and m["saturated"].between(0, 1).all()
+            # every image scored against the run's real validation images, per class-epoch and per restart
+            assert m["real_percentile"].between(0, 1).all() and m["hf_ratio"].gt(0).all()
+            r = pd.read_csv(run / "metrics" / f"{exp}_seed{seed}_restarts.csv")
+            assert r["real_percentile"].between(0, 1).all() and len(r) == len(m) * 2
             # tests/configs/tiny.yaml: 2 restarts; the change from the epoch before from epoch 1 on
             assert m["restart_spread"].gt(0).all() and m["change"].isna().sum() == 4
             assert m["changed"].isin([True, False]).all() and m.loc[4:, "top_jaccard"].between(0, 1).all()

@@ -114,7 +114,8 @@ def checkpoint_rows(npz: Path | dict, epoch: int, complexity: np.ndarray | None 
     return rows
 
 
-def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64) -> dict:
+def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64,
+                           real: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """The judge's reading of (epochs, restarts, classes, H, W, 3) uint8 images (or
     (epochs, classes, H, W, 3): one restart), each (epochs, classes) unless said:
 
@@ -135,6 +136,17 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
     * ``change_p``: the exact permutation test of that (:func:`featevo.stats.split_test`
       on the two epochs' restarts: is the between-epoch distance larger than the
       within-epoch one?), NaN at the first epoch and with fewer than 2 restarts.
+
+    With ``real`` (the run's validation images, uint8 NHWC, and their labels, in the
+    classes' order), every image is scored against them (:mod:`featevo.scores`), mean
+    over restarts and per restart (``restart_*``):
+
+    * ``real_percentile``: where the image's similarity to its class's real images, in
+      the judge's penultimate features, falls among the real images' own (about 0.5:
+      the judge treats it as a typical real image of the class; 0: less like the class
+      than any real one);
+    * ``hf_ratio``: its high-frequency power over the real images' mean (1: as much
+      fine detail as they have).
     """
     import torch
 
@@ -176,7 +188,17 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
         for c in range(n):
             both = torch.cat([per_class[t - 1, c], per_class[t, c]]).double()
             change_p[t, c] = split_test((1 - both @ both.T).clamp_min(0).numpy(), k).p
-    return {"judge_prob": own.mean(1).numpy(), "judge_prob_sd": own.std(1, unbiased=False).numpy(),
+    scored = {}
+    if real is not None:
+        from featevo import scores
+
+        classes = np.tile(np.arange(n), e * k)  # flat is (epoch, restart, class)-major
+        pct = scores.class_similarity(torch.cat(feats).numpy(), classes, scores.penultimate(judge, real[0])[0],
+                                      np.asarray(real[1]))["percentile"].reshape(e, k, n)
+        hf = scores.high_frequency_ratio(flat, real[0]).reshape(e, k, n)
+        scored = {"real_percentile": pct.mean(1), "restart_percentile": pct,
+                  "hf_ratio": hf.mean(1), "restart_hf": hf}
+    return {**scored, "judge_prob": own.mean(1).numpy(), "judge_prob_sd": own.std(1, unbiased=False).numpy(),
             "judge_leak": leak.mean(1).numpy(), "restart_prob": own.numpy(), "restart_leak": leak.numpy(),
             "judge_matrix": probs.mean(1).numpy(),
             "judge_similarity": (sim.amax(3).mean(1) if n > 1 else torch.zeros(e, n)).numpy(),
@@ -189,14 +211,18 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-PER_RESTART = ("restart_prob", "restart_leak")  # fixed_network_measures' (epochs, restarts, classes) arrays
+# fixed_network_measures' (epochs, restarts, classes) arrays, and their columns in the per-restart table
+PER_RESTART = {"restart_prob": "judge_prob", "restart_leak": "judge_leak", "restart_percentile": "real_percentile",
+               "restart_hf": "hf_ratio"}
 
 
 def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | None = None,
+            real: tuple[np.ndarray, np.ndarray] | None = None,
             ) -> tuple[pd.DataFrame, dict[int, np.ndarray], pd.DataFrame]:
     """The measures per (epoch, class), each epoch's probability matrix (the judge's with
     a judge, else the checkpoint's own), and the measures per (epoch, class, restart)
-    that the claims test (:func:`restart_table`)."""
+    that the claims test (:func:`restart_table`); with a judge and ``real`` (the
+    validation images and labels), every image's scores against them."""
     from featevo.stats import ALPHA, bh
 
     rows, matrices, stacks, tops, complexity = [], {}, [], [], []
@@ -217,7 +243,7 @@ def measure(npzs: list[Path], epochs: list[int], judge=None, units: list[int] | 
         if len({s.shape for s in stacks}) > 1:
             raise ValueError("the checkpoints' classes.npz hold different numbers of restarts or sizes; "
                              "rerun their visualize jobs with one visualize.restarts")
-        fixed = fixed_network_measures(np.stack(stacks), judge, units)
+        fixed = fixed_network_measures(np.stack(stacks), judge, units, real=real)
         for e, epoch in enumerate(epochs):
             matrices[int(epoch)] = fixed["judge_matrix"][e]
         for col, values in fixed.items():
@@ -239,20 +265,19 @@ def restart_table(epochs: list[int], names: list[str], complexity: np.ndarray, f
             for c, name in enumerate(names):
                 row = {"epoch": int(epoch), "class": name, "restart": r,
                        **{m: float(complexity[e, r, c, j]) for j, m in enumerate(MEASURES)}}
-                if fixed:
-                    row.update(judge_prob=float(fixed["restart_prob"][e, r, c]),
-                               judge_leak=float(fixed["restart_leak"][e, r, c]))
+                row.update({col: float(fixed[key][e, r, c]) for key, col in PER_RESTART.items() if key in fixed})
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
 def feature_metrics(npzs: list[Path], history: pd.DataFrame, judge=None, units: list[int] | None = None,
+                    real: tuple[np.ndarray, np.ndarray] | None = None,
                     ) -> tuple[pd.DataFrame, dict[int, np.ndarray], pd.DataFrame]:
     """The measures per (epoch, class) with each epoch's validation accuracy, each epoch's
     probability matrix, and the measures per restart."""
     if len(npzs) != len(history):
         raise ValueError(f"{len(npzs)} classes.npz for the {len(history)} epochs of the history")
-    df, matrices, restarts = measure(npzs, [int(e) for e in history["epoch"]], judge, units)
+    df, matrices, restarts = measure(npzs, [int(e) for e in history["epoch"]], judge, units, real)
     return df.merge(history[["epoch", "val_acc"]], on="epoch"), matrices, restarts
 
 
@@ -286,6 +311,8 @@ PANELS = {  # column: title of its panel
     "judge_prob": "judge: p(own class)", "judge_leak": "judge: largest p(other class)",
     "top_jaccard": "top validation images: Jaccard with epoch before",
     "top_purity": "top validation images: share of the unit's class",
+    "real_percentile": "judge: percentile among real images of the class",
+    "hf_ratio": "high-frequency power / real images'",
 }
 
 
@@ -352,6 +379,8 @@ def parser() -> argparse.ArgumentParser:
                    "judge_units) as JSON (the rules pass it), or @FILE (a config file)")
     p.add_argument("--restarts-csv", type=Path, help="the measures of every restart (the claims' tests)")
     p.add_argument("--floor", type=Path, help="the judge's floor (featevo.judge), drawn in the figure")
+    p.add_argument("--val", type=Path, help="a folder of featevo extract: every image scored against its validation "
+                   "images (real_percentile, hf_ratio; with --judge)")
     p.add_argument("--threads", type=int, default=None)
     return p
 
@@ -370,17 +399,23 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(a.threads)
         judge, _ = load_model(a.judge)
         units = judge_units(s)
+    real = None
+    if a.val is not None and judge is not None:
+        from featevo.inputs import Subset
+
+        val = Subset(a.val, "val")
+        real = (val.images, val.labels)
     if a.history is None:
         if len(a.npz) != 1:
             p.error("without --history, one --npz")
-        df, _, restarts = measure(a.npz, [0], judge, units)
+        df, _, restarts = measure(a.npz, [0], judge, units, real)
         df.drop(columns=["epoch"]).to_csv(a.csv, index=False)
         if a.restarts_csv:
             restarts.drop(columns=["epoch"]).to_csv(a.restarts_csv, index=False)
         log.info(f"{a.experiment}: judge p(own class) "
                  f"{df['judge_prob'].round(3).tolist() if 'judge_prob' in df else 'n/a'} -> {a.csv}")
         return 0
-    df, matrices, restarts = feature_metrics(a.npz, pd.read_csv(a.history), judge, units)
+    df, matrices, restarts = feature_metrics(a.npz, pd.read_csv(a.history), judge, units, real)
     df.to_csv(a.csv, index=False)
     if a.restarts_csv:
         restarts.to_csv(a.restarts_csv, index=False)

@@ -82,6 +82,7 @@ rule reference_metrics:
     input:
         npz=PATHS["reference_classes"],
         judge=judge_model(),
+        val=path("images", subset="main", split="val"),
     output:
         csv=report(
             PATHS["reference_metrics"],
@@ -98,10 +99,12 @@ rule reference_metrics:
     threads: config["visualize"]["threads"]
     params:
         settings=settings_of("metrics"),
+        val=folder_of("val"),
     shell:
         stage("metrics")
         + " --npz {input.npz} --experiment reference --judge {input.judge}"
         " --settings {params.settings:q} --csv {output.csv} --restarts-csv {output.restarts}"
+        " --val {params.val}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -237,6 +240,8 @@ rule feature_metrics:
         npz=lambda w: [classes_npz(w.exp, e, w.seed) for e in epochs(w.exp)],
         judge=judge_model(),
         floor=PATHS["judge_floor"],
+        # every image scored against the run's real validation images
+        val=path("images", subset="main", split="val"),
     output:
         csv=report(
             PATHS["feature_metrics"],
@@ -269,12 +274,13 @@ rule feature_metrics:
     threads: config["visualize"]["threads"]
     params:
         settings=settings_of("metrics"),
+        val=folder_of("val"),
     shell:
         stage("metrics") + " --npz {input.npz} --history {input.history}"
         " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
         " --settings {params.settings:q} --csv {output.csv} --figure {output.png} {output.pdf}"
         " --confusion {output.confusion} {output.confusion_pdf} --restarts-csv {output.restarts}"
-        " --floor {input.floor} --threads {threads} > {log} 2>&1"
+        " --floor {input.floor} --val {params.val} --threads {threads} > {log} 2>&1"
 
 
 rule units_figure:
