@@ -52,6 +52,50 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
     assert not (workdir / "results").exists()
 
 
+@pytest.mark.parametrize("override, message", [
+    # YAML's .nan and .inf are numbers to JSON Schema
+    ({"train": {"lr": float("inf")}}, "train.lr: inf is not a finite number; write a number"),
+    ({"model": {"dropout": float("nan")}}, "model.dropout: nan is not a finite number; write a number"),
+    # a pattern is said in words
+    ({"visualize": {"units": ["layer4"]}}, "visualize.units.0: 'layer4' is not what it takes: a module of the "
+                                          "network and an index: layer:channel"),
+    ({"reference": {"sha256": "abc"}}, "reference.sha256: 'abc' is not what it takes: a SHA-256 digest"),
+    ({"visualize": {"units": ["features.28:3", "features.28:3"]}}, "has non-unique elements"),
+    # an experiment's figure would overwrite one of the workflow's own
+    ({"experiments": {"frozen": {"figure": "learning_curves"}}},
+     "experiments.frozen.figure: 'learning_curves' is the name of one of the workflow's own figures"),
+    ({"experiments": {"frozen": {"figure": "metrics_scratch_seed0"}}}, "is the name of one of the workflow's own"),
+])
+def test_numbers_patterns_duplicates_and_figure_names_are_refused_saying_what_to_write(workdir, override, message):
+    proc = dry_run_with(workdir, override)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out[-2000:]
+
+
+def test_every_schema_pattern_has_its_words():
+    from featevo.settings import PATTERN_HELP, SCHEMA_FILE
+
+    text = yaml.safe_load(SCHEMA_FILE.read_text())
+
+    def patterns(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield node["pattern"]
+            for v in node.values():
+                yield from patterns(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from patterns(v)
+
+    assert set(patterns(text)) == set(PATTERN_HELP)
+
+
+def test_null_on_the_command_line_removes_an_experiment(workdir):
+    proc = snakemake(workdir, "-n", "--config", "experiments={frozen: null}")
+    assert "experiments.frozen" not in proc.stdout + proc.stderr
+    assert "train/frozen/" not in proc.stdout and "train/scratch/" in proc.stdout
+
+
 def test_demo_config_is_clean():
     assert check_config(demo_config()) == []
 

@@ -326,9 +326,30 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
                 names[exp[key]] = f"experiments.{name}.{key}"
     errors += _check_arch(cfg, deep)
     errors += _check_methods(cfg)
-    if "fig3" in names:
-        errors.append(f"{names['fig3']}: fig3 is the reference network's figure; choose another name")
+    for name, where in names.items():
+        if where.endswith(".figure") and _taken_figure(name, exps):
+            errors.append(f"{where}: {name!r} is the name of one of the workflow's own figures "
+                          f"(figures/{name}.png); choose another name")
     return errors
+
+
+# the workflow's own figures (the rules' path("figure", name=...)), which an
+# experiment's evolution figure must not overwrite
+FIGURES = ("fig3", "learning_curves", "sanity")
+FIGURE_PATTERNS = ("cka_{exp}", "confusion_{exp}_seed{seed}", "evolution_{exp}", "metrics_{exp}_seed{seed}",
+                   "top_{exp}", "units_{exp}", "saliency_{exp}", "occlusion_{exp}", "inversion_{exp}")
+
+
+def _taken_figure(name: str, exps: dict) -> bool:
+    if name in FIGURES:
+        return True
+    for pattern in FIGURE_PATTERNS:
+        for exp in exps:
+            regex = re.escape(pattern).replace(re.escape("{exp}"), re.escape(exp)).replace(re.escape("{seed}"),
+                                                                                          "[0-9]+")
+            if re.fullmatch(regex, name):
+                return True
+    return False
 
 
 def torch_file_problem(path: str | Path) -> str | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -150,18 +151,52 @@ def removed_keys(config: dict) -> list[str]:
     return out
 
 
+# what each of the schema's patterns asks for, in words (a test ties every pattern to one)
+PATTERN_HELP = {
+    r"\{epoch(:[^}]*)?\}": "a path with {epoch} in it, e.g. runs/mine/epoch_{epoch}.pt",
+    r"^(auto|cpu|cuda(:[0-9]+)?)$": "auto, cpu, cuda or cuda:N",
+    r"^[0-9a-f]{64}$": "a SHA-256 digest: 64 lower-case hex digits, as sha256sum prints",
+    r"^[A-Za-z0-9_-]+$": "letters, digits, _ and - only",
+    r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$": "letters, digits, _, - and . (not first) only",
+    r"^[^/]+$": "one folder's name inside data.path, without /",
+    r"^[^:\s]+:[0-9]+(:[0-9]+:[0-9]+)?$": "a module of the network and an index: layer:channel (e.g. layer4.1.conv2:17 "
+                                           "or features.28:5), layer:channel:y:x, or a linear layer's layer:index",
+    r"^[a-z][a-z0-9_]*$": "a torchvision model name in lower case, e.g. vgg16 or resnet18 "
+                          "(torchvision.models.list_models())",
+    r"^n[0-9]{8}$": "an ImageNet synset id: n and eight digits, e.g. n01644373",
+}
+
+
 def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
     """Every place where ``config`` breaks the schema, one line each, naming the key
-    (``at``: where ``config`` sits in the whole config, for the names)."""
+    (``at``: where ``config`` sits in the whole config, for the names) and, for a
+    pattern, what to write (:data:`PATTERN_HELP`); a number that is not finite (.nan,
+    .inf, which JSON Schema lets through as numbers) is refused too."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
     lines = [] if at else removed_keys(config)
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(map(str, (*at, *err.absolute_path))) or "(top level)"
-        msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
+        if err.validator == "pattern" and err.validator_value in PATTERN_HELP:
+            msg = f"{err.instance!r} is not what it takes: {PATTERN_HELP[err.validator_value]}"
+        else:
+            msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
         lines.append(f"{key}: {msg}")
+    lines += [f"{'.'.join(map(str, (*at, *where)))}: {value} is not a finite number; write a number"
+              for where, value in _non_finite(config)]
     return lines
+
+
+def _non_finite(node, where: tuple = ()):
+    if isinstance(node, float) and not math.isfinite(node):
+        yield where, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _non_finite(v, (*where, k))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _non_finite(v, (*where, i))
 
 
 # ---- a stage's settings ---------------------------------------------------------------------

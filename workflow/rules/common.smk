@@ -33,10 +33,15 @@ from featevo.settings import coerce, schema, schema_errors, with_defaults  # noq
 # Every schema error is named at once, before Snakemake's validate fills in the defaults.
 _SCHEMA = schema()
 config.update(coerce(dict(config), _SCHEMA, _SCHEMA))
-# an experiment set to null in a later config file is left out (config files layer)
+# an experiment set to null in a later config file is left out (config files layer);
+# on the command line (--config "experiments={frozen: null}") Snakemake hands the
+# nested null over as the string "null"
+_NULLS = ("null", "Null", "NULL", "~", "")
 if isinstance(config.get("experiments"), dict):
     config["experiments"] = {
-        k: v for k, v in config["experiments"].items() if v is not None
+        k: v
+        for k, v in config["experiments"].items()
+        if v is not None and not (isinstance(v, str) and v.strip() in _NULLS)
     }
 _errors = schema_errors(config, _SCHEMA)
 if _errors:
