@@ -86,12 +86,14 @@ def test_architecture_problems_are_named_at_parse_time():
     assert "methods.inversion.layers: ['features.8'" in errors  # VGG's layers, not ViT's
     cfg["model"]["arch"] = "resnet99"
     assert "model.arch: unknown 'resnet99'" in "\n".join(check_config(cfg))
-    cfg["model"] = {**cfg["model"], "arch": "resnet18", "width_divisor": 8}
-    assert "model.width_divisor and model.pool_size narrow featevo's VGG only" in "\n".join(check_config(cfg))
-    # the judge narrows as the model does unless it says otherwise (configs/resnet-demo.yaml: VGG-11 / 8)
+    # width_divisor and pool_size narrow featevo's VGG only: a ResNet over the VGG demo's config
+    # (width_divisor 8, pool_size 2) needs no reset, and is built at its own size
     demo = load_config(ROOT / "config.yaml")
-    assert check_config({**demo, "judge": {**demo["judge"], "arch": "resnet18"}})[0].startswith(
-        "judge.width_divisor and judge.pool_size narrow featevo's VGG only")
+    assert (demo["model"]["width_divisor"], demo["model"]["pool_size"]) == (8, 2)
+    assert not check_config({**demo, "model": {**demo["model"], "arch": "resnet18"}})
+    assert not check_config({**demo, "judge": {**demo["judge"], "arch": "resnet18"}})
+    assert ModelSpec(arch="resnet18", width_divisor=8, pool_size=2) == ModelSpec(arch="resnet18")
+    assert ModelSpec(arch="vgg16", width_divisor=8).width_divisor == 8
     assert not check_config(load_config(ROOT / "config.yaml", ROOT / "configs" / "resnet-demo.yaml"))
 
 

@@ -165,14 +165,7 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
     for key, arch in (("model.arch", cfg["model"]["arch"]), ("judge.arch", cfg.get("judge", {}).get("arch"))):
         if arch is None or arch in FEATURE_MODULES:
             continue
-        m = cfg["model"]
-        if key == "judge.arch":  # the judge's own narrowing, else the model's
-            j = cfg["judge"]
-            m = {k: m[k] if j.get(k) is None else j[k] for k in ("width_divisor", "pool_size")}
-        section = key.split(".")[0]
-        if (m["width_divisor"], m["pool_size"]) != (1, 7):
-            errors.append(f"{section}.width_divisor and {section}.pool_size narrow featevo's VGG only; with {key} "
-                          f"{arch} set them to 1 and 7")
+        # (width_divisor and pool_size narrow featevo's VGG only: other networks ignore them)
         if deep:
             from featevo.models import architecture
 
@@ -306,7 +299,7 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
             errors.append("judge.source: reference, but reference.source is none; use judge.source: train")
     if ref["source"] == "torchvision":
         m = cfg["model"]
-        if (m["width_divisor"], m["pool_size"]) != (1, 7):
+        if m["arch"] in FEATURE_MODULES and (m["width_divisor"], m["pool_size"]) != (1, 7):
             errors.append("reference.source: torchvision's weights are of the full network: set "
                           "model.width_divisor 1 and model.pool_size 7")
         problem = weights_problem(ref.get("weights"), ref.get("sha256"), cfg["model"]["arch"], deep)

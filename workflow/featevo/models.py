@@ -36,6 +36,13 @@ class ModelSpec:
     pool_size: int = 7  # side of the adaptive pool before the classifier (7 at 224 px)
     dropout: float = 0.5
 
+    def __post_init__(self):
+        # width_divisor and pool_size narrow featevo's VGG only: another network ignores them
+        # (a ResNet config layered on the VGG demo's need not reset them)
+        if self.arch not in _LAYOUTS:
+            object.__setattr__(self, "width_divisor", 1)
+            object.__setattr__(self, "pool_size", 7)
+
     def as_dict(self) -> dict:
         return asdict(self)
 
