@@ -81,6 +81,7 @@ def test_every_classifier_torchvision_lists_builds_with_n_classes():
 def test_architecture_problems_are_named_at_parse_time():
     cfg = load_config(ROOT / "config.yaml")
     cfg["model"] = {**cfg["model"], "arch": "vit_b_16", "width_divisor": 1, "pool_size": 7}
+    cfg["methods"] = {**cfg["methods"], "inversion": {**cfg["methods"]["inversion"], "layers": ["features.8"]}}
     errors = "\n".join(check_config(cfg))
     assert "model.arch vit_b_16: data.image_size: vit_b_16 does not take 64 px images" in errors
     assert "methods.inversion.layers: ['features.8'" in errors  # VGG's layers, not ViT's
@@ -113,3 +114,23 @@ def test_the_resnet_demo_runs_through_snakemake_at_toy_size(tmp_path):
     assert (run / "tables" / "claims.md").read_text().count("|") > 10
     model, ckpt = load_model(run / "train" / "scratch" / "seed0" / "epoch_002.pt")
     assert ckpt["spec"]["arch"] == "resnet18" and num_outputs(model) == 4
+
+
+def test_the_inversion_layers_default_to_the_network_s_own_stages():
+    """methods.inversion.layers null: VGG-16's are the paper's relu2_2, relu3_3 and relu5_3,
+    and another network's are the ends at the same places among its own stages."""
+    from featevo.models import inversion_layers, stage_ends
+
+    vgg = ModelSpec(arch="vgg16", width_divisor=8, pool_size=2)
+    assert stage_ends(vgg, 64) == ["features.3", "features.8", "features.15", "features.22", "features.29"]
+    assert inversion_layers(vgg, 64) == ["features.8", "features.15", "features.29"]
+    assert inversion_layers(ModelSpec(arch="resnet18"), 64) == ["layer1", "layer2", "layer4"]
+    for arch in ("mobilenet_v3_small", "convnext_tiny", "densenet121"):
+        spec = ModelSpec(arch=arch)
+        names = {n for n, _ in build_model(spec, seed=0).named_modules()}
+        layers = inversion_layers(spec, 64)
+        assert len(layers) == 3 and set(layers) <= names, (arch, layers)
+    # the default needs no check and no key of the user's: a ResNet over the VGG demo's config is clean
+    cfg = load_config(ROOT / "config.yaml")
+    assert cfg["methods"]["inversion"]["enabled"] and cfg["methods"]["inversion"]["layers"] is None
+    assert not check_config({**cfg, "model": {**cfg["model"], "arch": "resnet18"}})

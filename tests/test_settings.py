@@ -113,8 +113,8 @@ def test_settings_are_the_schema_s_and_refuse_what_it_does_not_have():
     assert s.visualize.steps == 7  # given
     assert s.visualize.median_every == PROPS["visualize"]["properties"]["median_every"]["default"]  # filled in
     m = settings.parse("{}", "explain")
-    assert m.methods.inversion.layers == tuple(PROPS["methods"]["properties"]["inversion"]["properties"]["layers"]
-                                               ["default"])
+    assert m.methods.inversion.layers is None  # the schema's default: the network's own stages
+    assert m.methods.inversion.steps == PROPS["methods"]["properties"]["inversion"]["properties"]["steps"]["default"]
     with pytest.raises(AttributeError, match="visualize has no setting 'stpes'.*config.schema.yaml"):
         s.visualize.stpes
     with pytest.raises(AttributeError, match="read-only"):

@@ -188,7 +188,7 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
     problem, shapes = shape_problem(spec, data["image_size"])  # every module, run or not
     if problem:
         errors.append(f"model.arch {m['arch']}: {problem}")
-    bad = [layer for layer in inv.get("layers", []) if layer not in shapes]
+    bad = [layer for layer in inv.get("layers") or [] if layer not in shapes]
     if not vgg and inv.get("enabled") and bad:
         errors.append(f"methods.inversion.layers: {bad} are not modules of {m['arch']}; e.g. "
                       f"{[n for n in shapes if n.count('.') <= 1][:8]}")
@@ -205,13 +205,17 @@ def _check_methods(cfg: dict) -> list[str]:
         errors.append(f"methods.images_per_class ({m['images_per_class']}) must be at most data.val_per_class "
                       f"({cfg['data']['val_per_class']})")
     inv = m["inversion"]
-    if inv["enabled"] and cfg["model"]["arch"] not in FEATURE_MODULES:
+    if not inv["enabled"] or inv["layers"] is None:  # null: the network's own stages (models.inversion_layers)
+        return errors
+    if cfg["model"]["arch"] not in FEATURE_MODULES:
         if not inv["layers"]:
-            errors.append("methods.inversion.layers is empty; name at least one layer of model.arch")
-    elif inv["enabled"]:
+            errors.append("methods.inversion.layers is empty; name at least one layer of model.arch, or null "
+                          "for the network's own stages")
+    else:
         sizes = {"features": FEATURE_MODULES[cfg["model"]["arch"]], "classifier": CLASSIFIER_MODULES}
         if not inv["layers"]:
-            errors.append("methods.inversion.layers is empty; name at least one layer, e.g. features.15")
+            errors.append("methods.inversion.layers is empty; name at least one layer, e.g. features.15, or null "
+                          "for the network's own stages")
         for layer in inv["layers"]:
             part, _, index = layer.partition(".")
             if part not in sizes or not index.isdigit() or int(index) >= sizes[part]:

@@ -235,14 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     configure(device, a.threads, precision="fp32")  # its maps are float32 throughout
     model, ckpt = load_model(a.checkpoint)
     names = {n for n, _ in model.named_modules()}
+    val = Subset(a.data, "val")
     layers = m.inversion.layers
-    bad = [layer for layer in layers if layer not in names]
+    if m.inversion.enabled and layers is None:  # the network's own stages, as the paper's are VGG-16's
+        from featevo.models import ModelSpec, inversion_layers
+
+        layers = inversion_layers(ModelSpec(**ckpt["spec"]), val.images.shape[1])
+        m = m.replace(inversion=m.inversion.replace(layers=layers).to_dict())
+        log.info("methods.inversion.layers null: the network's own stage ends %s", layers)
+    bad = [layer for layer in layers or () if layer not in names]
     if m.inversion.enabled and bad:
         raise SystemExit(f"error: methods.inversion.layers: {bad} are not layers of {a.checkpoint}; "
                          f"e.g. {[n for n in names if n.startswith('features.')][:6]}")
     if m.inversion.enabled and not layers:
         raise SystemExit("error: methods.inversion.layers is empty")
-    val = Subset(a.data, "val")
     idx = fixed_images(val, m.images_per_class, len(ckpt["classes"]))
     log.info("%s (epoch %s) on %s: %s, %d images", a.checkpoint, ckpt["epoch"], device, enabled(m), len(idx))
     out = explain(model, val.images[idx], val.labels[idx], m, device=device, log=log.info)

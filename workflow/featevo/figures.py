@@ -354,7 +354,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--experiment", required=True)
     e.add_argument("--mean-of", type=Path, nargs="+", help="every seed's history: choose the epochs on their mean")
     e.add_argument("--metrics", type=Path, help="the seed's feature metrics: mark the epochs that changed")
-    e.add_argument("--npz", type=Path, help="a classes.npz of the run: the recipe the images were drawn with, named")
+    e.add_argument("--npz", type=Path, required=True,
+                   help="a classes.npz of the run: the recipe the images were drawn with, named in the title")
     t = command("top", help="each class unit's top validation images over the epochs")
     t.add_argument("--history", type=Path, required=True)
     t.add_argument("--npz", type=Path, nargs="+", required=True, help="classes.npz of each epoch, in order")
@@ -416,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "evolution":
         shown = evolution(pd.read_csv(a.history), a.composites, a.experiment, a.names, a.out,
                           mean=_mean(a.mean_of), metrics=pd.read_csv(a.metrics) if a.metrics else None,
-                          recipe=recipe_line(np.load(a.npz)) if a.npz else "")
+                          recipe=recipe_line(np.load(a.npz)))
         log.info(f"{a.experiment}: epochs {shown} -> {a.out}")
     elif a.cmd == "reference":
         acc = json.loads(a.metrics.read_text()).get("val_acc") if a.metrics else None

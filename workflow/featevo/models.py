@@ -18,6 +18,7 @@ keeps fixed, and which module is the output layer (the one cut to the classes).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -227,6 +228,44 @@ def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[st
             for h in handles:
                 h.remove()
     return None, shapes
+
+
+def stage_ends(spec: ModelSpec, image_size: int) -> list[str]:
+    """The network's stages, by their last module: in the order the network builds its
+    modules, the last of each spatial resolution (pooling layers left out, so the
+    stage's own output stands for it), at the shallowest nesting that holds at least
+    four (VGG-16's are its ReLUs before each pool, features.3, .8, .15, .22, .29;
+    ResNet's its layer1-4, after its stem's relu); one image on the meta device."""
+    _, shapes = shape_problem(spec, image_size)
+    with torch.device("meta"):
+        try:
+            model = architecture(spec.arch).build(spec, "torchvision")
+        except NotImplementedError:
+            model = architecture(spec.arch).build(spec, "torchvision").to("meta")
+    pools = {n for n, m in model.named_modules()
+             if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))}
+    best: list[str] = []
+    for depth in range(max((n.count(".") for n in shapes), default=0) + 1):
+        ends: dict[int, str] = {}
+        for name, shape in shapes.items():
+            if name.count(".") == depth and len(shape) == 3 and shape[1] > 1 and name not in pools:
+                ends.pop(shape[1], None)  # the last module at a resolution ends its stage
+                ends[shape[1]] = name
+        if len(ends) >= 4:
+            return list(ends.values())
+        best = max(best, list(ends.values()), key=len)
+    return best
+
+
+def inversion_layers(spec: ModelSpec, image_size: int) -> list[str]:
+    """methods.inversion.layers null: the paper's picks, relu2_2, relu3_3 and relu5_3 (the
+    ends of VGG-16's stages 2, 3 and 5 of five), carried to any network as the ends at
+    the same places among its own stages (:func:`stage_ends`): for ResNet layer1,
+    layer2 and layer4."""
+    ends = stage_ends(spec, image_size)
+    n = len(ends)
+    picks = dict.fromkeys(max(0, math.ceil(f * n) - 1) for f in (0.4, 0.6, 1.0))
+    return [ends[i] for i in picks] if ends else []
 
 
 def unit_problem(unit: str, shapes: dict[str, tuple[int, ...]]) -> str | None:
