@@ -1,6 +1,7 @@
 """Your own run: an experiment whose checkpoints come from a plain PyTorch training loop
 (experiments.*.checkpoints) is visualized, measured and drawn like a trained one."""
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -8,7 +9,7 @@ import torchvision
 from conftest import train_settings, write_subset
 from featevo import train
 from featevo.checkpoint import load_checkpoint
-from snakemake_helpers import tiny_with
+from snakemake_helpers import ROOT, tiny_with
 
 
 def plain_loop(folder, epochs: int, lightning_at: int | None = None):
@@ -197,3 +198,63 @@ def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_
     theirs = torch.load(tmp_path / "other" / "epoch_1.pt", weights_only=True)
     assert all(torch.equal(new[k], v) for k, v in theirs.items())
     assert {e: (run / f"epoch_00{e}.pt").stat().st_mtime_ns for e in (0, 2)} == {e: made[e] for e in (0, 2)}
+
+
+# toy sizes of the test's own (no key about any network: tests/configs/tiny.yaml's inner
+# units are the VGG's), under which the held-out config below runs in minutes
+TOY_SIZES = """
+seeds: [0]
+data: {images_per_class: 12, val_per_class: 4, image_size: 32}
+reference: {images_per_class: 10, val_per_class: 2, epochs: 1}
+experiments: {scratch: {epochs: 1}, pretrained: {epochs: 1}, frozen: {epochs: 1}}
+visualize: {steps: 6, restarts: 2, top_k: 3}
+methods: {every: 2, occlusion: {window: 8, stride: 8}, inversion: {steps: 2}}
+judge: {epochs: 1}
+represent: {pool: 2}
+"""
+
+
+@pytest.mark.slow  # the whole DAG of a ResNet-18 (minutes): the full tier
+def test_a_held_out_user_config_runs_end_to_end_on_the_first_try(tmp_path):
+    """The README's 'your network, your classes, your run', as a user writes it, layered on
+    config.yaml (and the test's toy sizes): model.arch, a folder of classes, ImageNet
+    weights of theirs in torchvision's format under a name of their own with the digest
+    pinned, and a run of their own checkpoints. Nothing about VGG's sizes, the inversion
+    layers or the judge's images: those follow the network and the data."""
+    import shutil
+
+    import pandas as pd
+
+    from featevo.weights import sha256
+    from snakemake_helpers import snakemake
+    from test_own_classes import shapes_folder
+
+    shapes_folder(tmp_path / "shapes", per_class=20)  # 12 for the experiments, 8 left for the judge
+    torch.manual_seed(0)
+    weights = tmp_path / "my imagenet resnet.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    plain_loop(tmp_path / "runs" / "mine", epochs=2)  # their run: ResNet-18 state dicts
+    for f in (tmp_path / "runs" / "mine").iterdir():  # of their three classes
+        state = torch.load(f, weights_only=True)
+        state["fc.weight"], state["fc.bias"] = state["fc.weight"][:3], state["fc.bias"][:3]
+        torch.save(state, f)
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "sizes.yaml").write_text(TOY_SIZES)
+    (tmp_path / "mine.yaml").write_text(
+        "model: {arch: resnet18}\n"
+        "data: {source: folder, path: shapes, classes: [{name: circle}, {name: square}, {name: triangles}]}\n"
+        f"reference: {{source: torchvision, weights: '{weights}', sha256: {sha256(weights)}}}\n"
+        "experiments:\n  mine: {checkpoints: 'runs/mine/epoch_{epoch}.pt', epochs: 2}\n")
+    snakemake(tmp_path, configs=[tmp_path / "sizes.yaml", tmp_path / "mine.yaml"])
+    run = tmp_path / "results" / "demo"
+    claims = pd.read_csv(run / "tables" / "claims.csv")
+    assert {"mine", "scratch", "pretrained", "frozen"} <= set(claims["experiment"])
+    # the judge took the 8 images each class's folder had left, and held out a quarter
+    assert len(np.load(run / "data" / "judge" / "train_labels.npy")) == 3 * 6
+    assert len(np.load(run / "data" / "judge" / "val_labels.npy")) == 3 * 2
+    assert pd.read_csv(run / "metrics" / "judge.csv")["val_images"].iloc[-1] == 3 * 4  # the run's own
+    explained = np.load(run / "explain" / "mine" / "epoch_002.npz")
+    assert explained["inversion_layers"].tolist() == ["layer1", "layer2", "layer4"]  # ResNet's own stages
+    for exp in ("mine", "scratch", "pretrained", "frozen"):
+        assert (run / "figures" / f"metrics_{exp}_seed0.png").is_file()
+    assert "no Fig. 3" in (run / "tables" / "claims.md").read_text()  # their classes have no ImageNet unit

@@ -41,7 +41,7 @@ READS: dict[str, tuple[str, ...]] = {
     "extract main": ("data", "-data.path", "-data.imagenet", "-data.imagenet_val", "-data.imagenet_val_labels"),
     "extract reference": (*_EXTRACT, "standin.extra_wnids", "reference.images_per_class",
                           "reference.val_per_class"),
-    "extract judge": (*_EXTRACT, "judge.images_per_class", "reference.val_per_class"),
+    "extract judge": (*_EXTRACT, "judge.images_per_class", "judge.val_per_class"),
     "weights": ("reference.weights", "reference.sha256", "model.arch", "data.image_size"),
     # the classes of a network are those of the data it reads (the subset's manifest)
     "train init": ("model", *RUNTIME),

@@ -134,6 +134,8 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
         return [f"data.path: {path} is not a folder"]
     errors = []
     judge = cfg["judge"]["images_per_class"] if cfg["judge"]["source"] == "train" else 0
+    if judge is None:  # what the subset leaves: at least one to train the judge on and one to hold out
+        judge = 2
     for i, c in enumerate(data["classes"]):
         rel = PurePath(class_id(c, data))
         if rel.is_absolute() or not rel.parts or ".." in rel.parts:
@@ -154,6 +156,44 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
                           + (f" and {judge} more for the judge (judge.images_per_class), which never sees the "
                              "experiments' images" if judge else "") + "; lower them, or add images")
     return errors
+
+
+def judge_sizes(cfg: dict) -> dict:
+    """judge.images_per_class and judge.val_per_class with null filled in from the data
+    (the workflow does so at parse time, so that every job reads numbers): the stand-in
+    draws 400 of its own; with data.source folder the judge takes what the subset leaves
+    in each class's folder (as many as the class with the fewest left has); it holds
+    out reference.val_per_class where that leaves some to train on, else a quarter."""
+    j, data = cfg["judge"], cfg["data"]
+    n, v = j.get("images_per_class"), j.get("val_per_class")
+    if n is None:
+        n = 400
+        if data["source"] == "folder" and data.get("path") and Path(data["path"]).is_dir():
+            from featevo.extract import folder_images
+
+            left = [len(folder_images(Path(data["path"]) / class_id(c, data))) - data["images_per_class"]
+                    for c in data["classes"] if (Path(data["path"]) / class_id(c, data)).is_dir()]
+            n = min(left, default=0)
+    if v is None:
+        ref = cfg["reference"]["val_per_class"]
+        v = ref if ref < n else max(1, n // 4)
+    return {"images_per_class": n, "val_per_class": v}
+
+
+def _check_judge(cfg: dict) -> list[str]:
+    if cfg["judge"]["source"] != "train":
+        return []
+    sizes = judge_sizes(cfg)
+    n, v = sizes["images_per_class"], sizes["val_per_class"]
+    given = {k: cfg["judge"].get(k) is not None for k in sizes}
+    if n < 2:
+        return [f"judge.images_per_class: {n} images of each class for the judge; it needs at least 2 (one to "
+                "train on, one to hold out): lower data.images_per_class, or add images"]
+    if v >= n:
+        key = "judge.val_per_class" if given["val_per_class"] else "reference.val_per_class (judge.val_per_class null)"
+        return [f"{key}: {v} of the judge's {n} images per class held out leaves none to train it on; "
+                "set judge.val_per_class below judge.images_per_class"]
+    return []
 
 
 def _check_arch(cfg: dict, deep: bool) -> list[str]:
@@ -321,6 +361,8 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
                 if exp[key] in names:
                     errors.append(f"experiments.{name}.{key}: {exp[key]!r} is also used by {names[exp[key]]}")
                 names[exp[key]] = f"experiments.{name}.{key}"
+    if not errors:  # (the folder's images are listed once they are known to be readable)
+        errors += _check_judge(cfg)
     errors += _check_arch(cfg, deep)
     errors += _check_methods(cfg)
     for name, where in names.items():

@@ -24,6 +24,7 @@ from featevo import cli, plan, watch  # noqa: E402
 from featevo.config_checks import (  # noqa: E402
     check_config,
     file_fingerprint,
+    judge_sizes,
     imported_file,
     torch_file_problem,
 )
@@ -54,6 +55,10 @@ config.update(with_defaults(config))
 _errors = check_config(config, deep=workflow.is_main_process)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
+# the judge's sizes, where null, follow the data (featevo.config_checks.judge_sizes):
+# every job reads numbers
+if config["judge"]["source"] == "train":
+    config["judge"].update(judge_sizes(config))
 
 ENV = "../../envs/featevo.yaml"
 RUN = f"results/{config['run_name']}"
