@@ -55,9 +55,9 @@ def subset_spec(cfg, subset: str) -> tuple[list[str], int, int]:
     d = cfg["data"]
     if subset == "main":
         return class_ids(d), d["images_per_class"], d["val_per_class"]
-    r = cfg["reference"]
     if subset == "judge":  # (null sizes are filled in at parse time: featevo.config_checks.judge_sizes)
         return class_ids(d), cfg["judge"]["images_per_class"], cfg["judge"]["val_per_class"]
+    r = cfg["reference"]
     return reference_wnids(cfg), r["images_per_class"], r["val_per_class"]
 
 
