@@ -52,3 +52,26 @@ def test_the_judge_s_floor_reads_its_accuracy_and_the_starting_noise():
     assert df.loc["red", "noise_prob"] < 0.01 and df.loc["blue", "noise_prob"] < 0.01
     swapped = floor(Judge(), [2, 1], ["red", "blue"], images, labels, recipe, 8, 0.8).set_index("class")
     assert swapped.loc["all", "accuracy"] == 0.0 and not bool(swapped.loc["all", "testable"])
+
+
+def test_the_levels_are_the_schema_s_and_a_config_draws_only_those_it_names(tmp_path):
+    """sanity.levels: the registry (featevo.plan.SANITY_LEVELS) is the schema's enum; a run
+    that names 'all' alone draws one re-initialized network per experiment; 'all' (the
+    claims' control) cannot be left out."""
+    import shutil
+
+    import yaml
+
+    from featevo.plan import SANITY_LEVELS
+    from featevo.settings import SCHEMA_FILE
+    from snakemake_helpers import ROOT, job_counts, snakemake
+
+    levels = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["sanity"]["properties"]["levels"]
+    assert levels["items"]["enum"] == list(SANITY_LEVELS) == levels["default"]
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "one.yaml").write_text("sanity: {levels: [all]}\n")
+    counts = job_counts(snakemake(tmp_path, "-n", configs=[tmp_path / "one.yaml"]).stdout)
+    assert counts["visualize_sanity"] == 3 and counts["sanity_networks"] == 3  # one per experiment
+    (tmp_path / "none.yaml").write_text("sanity: {levels: [output]}\n")
+    proc = snakemake(tmp_path, "-n", configs=[tmp_path / "none.yaml"], check=False)
+    assert proc.returncode != 0 and "sanity.levels" in proc.stdout + proc.stderr

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from featevo import cli, explain, extract, models, plan, settings, train, visualize
+from featevo.config_checks import judge_sizes
 from featevo.settings import SCHEMA_FILE, load_config, schema_defaults, with_defaults
 from snakemake_helpers import ROOT, snakemake
 
@@ -68,6 +69,7 @@ NOT_SETTINGS = {
     "represent": "visualize: a path, the checkpoint's layers read on fixed images (absent for Fig. 3)",
     "restarts": "claims: a path (each run's per-restart measures)",
     "layers": "claims: a path (each experiment's settled layers)",
+    "sanity": "claims: a path (the sanity check's per-restart measures)",
 }
 # options with a default, each with why it may have one (a setting's default is the schema's alone)
 DEFAULTS_ALLOWED = {"help", "settings", "threads", "processes", "reference", "inner", "net", "previous_optim",
@@ -250,6 +252,7 @@ def test_a_layered_setting_reaches_every_stage_that_reads_it(tmp_path):
     layers = [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml", tmp_path / "mine.yaml"]
     out = snakemake(tmp_path, "-n", "-p", configs=layers[1:]).stdout
     cfg = with_defaults(load_config(*layers))
+    cfg["judge"].update(judge_sizes(cfg))  # null sizes follow the data: the workflow fills them in
     jobs = []
     for cmd in re.findall(r"^(?:Shell command: )?\(?(python -m featevo \w+ .*)$", out, re.M):
         argv = shlex.split(cmd.split(" > ")[0])[3:]

@@ -61,8 +61,8 @@ READS: dict[str, tuple[str, ...]] = {
     "represent": (),
     # the judge's floor: its accuracy on the run's images and its reading of the ascent's start
     "judge": ("visualize", "data.image_size", "judge.min_accuracy", "judge.source", *_UNITS),
-    "sanity randomize": (),
-    "sanity measure": ("experiments", "judge.source", *_UNITS),
+    "sanity randomize": ("sanity.levels",),
+    "sanity measure": ("experiments", "judge.source", "sanity.levels", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),
     "figures top": ("data.classes", "seeds[0]"),
     "figures reference": ("data.classes", "reference.source", "judge.source"),

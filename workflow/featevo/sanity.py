@@ -48,16 +48,21 @@ def reinitialized(model, spec, level: str, seed: int = FRESH_SEED):
     return model, replaced
 
 
+def chosen(s) -> list[str]:
+    """sanity.levels in the registry's order (:data:`LEVELS`), as the rules order their files."""
+    return [level for level in LEVELS if level in s.sanity.levels]
+
+
 def cmd_randomize(a) -> None:
     from featevo import checkpoint as ck
     from featevo.models import ModelSpec
     from featevo.settings import parse
 
-    parse(a.settings, "sanity randomize")  # refuses what the stage does not read
+    levels = chosen(parse(a.settings, "sanity randomize"))
 
-    if len(a.out) != len(LEVELS):
-        raise SystemExit(f"error: --out takes one path per level ({', '.join(LEVELS)})")
-    for level, out in zip(LEVELS, a.out):
+    if len(a.out) != len(levels):
+        raise SystemExit(f"error: --out takes one path per level of sanity.levels ({', '.join(levels)})")
+    for level, out in zip(levels, a.out):
         model, ckpt = ck.load_model(a.checkpoint)
         spec = ModelSpec(**ckpt["spec"])
         model, replaced = reinitialized(model, spec, level)
@@ -77,12 +82,12 @@ def cmd_measure(a) -> None:
     from featevo.settings import parse
 
     s = parse(a.settings, "sanity measure")
-    experiments, units = list(s.experiments), judge_units(s)
+    experiments, units, levels = list(s.experiments), judge_units(s), chosen(s)
     judge, _ = load_model(a.judge)
-    groups = len(LEVELS) + 1  # the trained network, then each level
+    groups = len(levels) + 1  # the trained network, then each level
     if len(a.npz) != len(experiments) * groups or len(a.represent) != len(a.npz):
         raise SystemExit(f"error: {groups} classes.npz and represent.npz per experiment (trained, "
-                         f"{', '.join(LEVELS)})")
+                         f"{', '.join(levels)})")
     rows, layer_rows, shown = [], [], {}
     for i, exp in enumerate(experiments):
         data = [dict(np.load(f)) for f in a.npz[i * groups:(i + 1) * groups]]
@@ -90,7 +95,7 @@ def cmd_measure(a) -> None:
         stacks = np.stack([d["restart_images"] for d in data])  # (groups, restarts, classes, H, W, 3)
         fixed = fixed_network_measures(stacks, judge, units)
         names = [str(n) for n in data[0]["names"]]
-        for g, level in enumerate(("trained", *LEVELS)):
+        for g, level in enumerate(("trained", *levels)):
             complexity = restart_complexity(data[g])
             for r in range(stacks.shape[1]):
                 for c, name in enumerate(names):
@@ -106,12 +111,12 @@ def cmd_measure(a) -> None:
     df = pd.DataFrame(rows)
     df.to_csv(a.csv, index=False)
     pd.DataFrame(layer_rows).to_csv(a.layers_csv, index=False)
-    figure(shown, a.figure)
+    figure(shown, levels, a.figure)
     mean = df.groupby(["experiment", "level"], sort=False)["judge_prob"].mean().round(3)
     log.info(f"judge p(own class), mean over classes and restarts: {mean.to_dict()} -> {a.csv}")
 
 
-def figure(shown: dict, outputs: list[Path]) -> None:
+def figure(shown: dict, levels: list[str], outputs: list[Path]) -> None:
     """Each experiment's last epoch (first restart's composite) beside its re-initialized
     versions, with the judge's mean probability of the classes under each."""
     import matplotlib
@@ -121,7 +126,7 @@ def figure(shown: dict, outputs: list[Path]) -> None:
 
     from featevo.plots import composite, save
 
-    cols = ("trained", *LEVELS)
+    cols = ("trained", *levels)
     fig, axes = plt.subplots(len(shown), len(cols), figsize=(2.3 * len(cols), 2.5 * len(shown) + 0.8),
                              squeeze=False)
     for row, (exp, (data, judged)) in enumerate(shown.items()):
@@ -143,8 +148,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("randomize", help="the last checkpoint, re-initialized at each level")
     r.add_argument("--checkpoint", type=Path, required=True)
-    r.add_argument("--out", type=Path, nargs="+", required=True, help=f"one checkpoint per level: {LEVELS}")
-    r.add_argument("--settings", default="{}", help="what featevo.cli.READS['sanity randomize'] names (nothing)")
+    r.add_argument("--out", type=Path, nargs="+", required=True, help="one checkpoint per level of sanity.levels")
+    r.add_argument("--settings", default="{}", help="sanity.levels as JSON (the rule passes it), or @FILE")
     m = sub.add_parser("measure", help="the trained and re-initialized networks' images and layers, side by side")
     m.add_argument("--npz", type=Path, nargs="+", required=True,
                    help="per experiment: the trained last epoch's classes.npz, then each level's")

@@ -119,7 +119,8 @@ def path(key, /, **wildcards):
 
 
 # each class's id through the workflow: its wnid, or its sub-folder of data.path
-SANITY_LEVELS = plan.SANITY_LEVELS
+# the sanity check's levels (sanity.levels), in the registry's order
+SANITY_LEVELS = [l for l in plan.SANITY_LEVELS if l in config["sanity"]["levels"]]
 WNIDS = plan.class_ids(config["data"])
 EXPERIMENTS = config["experiments"]
 # experiments whose checkpoints come from the user's own training run; the others train here
