@@ -23,7 +23,7 @@ from PIL import Image
 
 from featevo import scores
 from featevo.checkpoint import load_model
-from featevo.config_checks import load_config
+from featevo.settings import load_config
 from featevo.inputs import Subset, to_uint8
 from featevo.visualize import activation_maximization
 

@@ -267,8 +267,8 @@ def heatmap(df, experiment: str, outputs: list[Path]) -> None:
     order = mean.drop_duplicates("depth").sort_values("depth")["layer"].tolist()
     epochs = sorted(mean["epoch"].unique())
     panels = [p for p in PANELS if mean[p[0]].notna().any()]
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
+    # one row: wider than tall, as the report shows a figure at its own width (a tall one runs off the screen)
+    cols, rows = len(panels), 1
     fig, axes = plt.subplots(rows, cols, figsize=(cols * (2.4 + 0.12 * len(epochs)), rows * (0.3 * len(order) + 1.6)
                                                   + 0.6), squeeze=False)
     for ax in axes.flat[len(panels):]:

@@ -91,7 +91,13 @@ rule reference_metrics:
             subcategory="reference (Fig. 3)",
             labels={"experiment": "reference", "kind": "table"},
         ),
-        restarts=PATHS["reference_restarts"],
+        restarts=report(
+            PATHS["reference_restarts"],
+            caption="../report/restarts.rst",
+            category="Metrics",
+            subcategory="reference (Fig. 3)",
+            labels={"experiment": "reference", "kind": "per restart"},
+        ),
     log:
         logfile("metrics/reference"),
     conda:
@@ -266,7 +272,13 @@ rule feature_metrics:
             labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
         ),
         confusion_pdf=path("figure", name="confusion_{exp}_seed{seed}", ext="pdf"),
-        restarts=PATHS["restart_metrics"],
+        restarts=report(
+            PATHS["restart_metrics"],
+            caption="../report/restarts.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "per restart"},
+        ),
     log:
         logfile("metrics/{exp}_seed{seed}"),
     conda:

@@ -15,7 +15,13 @@ rule representations:
             subcategory="{exp}",
             labels={"experiment": "{exp}", "kind": "table"},
         ),
-        settled=PATHS["settled"],
+        settled=report(
+            PATHS["settled"],
+            caption="../report/settled.rst",
+            category="Layers",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "kind": "settled"},
+        ),
         png=report(
             path("figure", name="cka_{exp}", ext="png"),
             caption="../report/layers.rst",
@@ -71,7 +77,9 @@ rule sanity_networks:
     input:
         ckpt=lambda w: intact(checkpoint_file(w.exp, epochs(w.exp)[-1], FIRST_SEED)),
     output:
-        [path("sanity_checkpoint", level=level) for level in SANITY_LEVELS],
+        # re-made in seconds from the checkpoint, each as large as it (528 MB for VGG-16):
+        # deleted once visualized
+        [temp(path("sanity_checkpoint", level=level)) for level in SANITY_LEVELS],
     log:
         logfile("sanity/{exp}"),
     conda:
@@ -129,7 +137,13 @@ rule sanity_metrics:
             subcategory="sanity check",
             labels={"experiment": "sanity check", "kind": "table"},
         ),
-        layers=PATHS["sanity_layers"],
+        layers=report(
+            PATHS["sanity_layers"],
+            caption="../report/sanity.rst",
+            category="Metrics",
+            subcategory="sanity check",
+            labels={"experiment": "sanity check", "kind": "layers"},
+        ),
         png=report(
             path("figure", name="sanity", ext="png"),
             caption="../report/sanity.rst",
