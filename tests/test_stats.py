@@ -75,3 +75,43 @@ def test_verdicts():
     assert stats.verdict(0.01) == "yes"
     assert stats.verdict(0.2, 0.01) == "no"
     assert stats.verdict(0.2, 0.3) == "not significant"
+
+
+def test_a_p_of_one_does_not_veto_the_other_seeds():
+    """An exact test's p of 1 (the smallest statistic possible) was an infinite z to
+    Stouffer: one seed vetoed every other."""
+    assert stats.combine([1e-4, 1e-4, 1.0]) < 0.05
+    assert stats.combine([1e-4, 1.0]) < 1.0
+    assert stats.combine([0.5, 1.0]) > 0.5  # and it still counts against the claim
+
+
+def test_rank_correlation_is_exact_over_the_orderings_of_seven():
+    """n = 7: 5040 orderings of x's ranks against y's, fewer than RESAMPLES: the p is a
+    count over all of them (a perfect order: 1 / 7!)."""
+    r = stats.rank_correlation(np.arange(7.0), np.arange(7.0))
+    assert r.p == pytest.approx(1 / math.factorial(7))
+    assert stats.rank_correlation(np.arange(7.0), np.arange(7.0), seed=5).p == r.p  # no draws
+
+
+def test_simes_keeps_its_level_where_fisher_does_not_on_tests_that_share_restarts():
+    """C2's tests: consecutive epochs' split tests share an epoch's restarts. With nothing
+    changing, Fisher's combination of them rejects too often; Simes' keeps the level."""
+    rng = np.random.default_rng(0)
+    fisher = simes = 0
+    runs = 300
+    for _ in range(runs):
+        x = rng.normal(size=(9, 6, 3))  # 9 epochs, 6 restarts, 3 features: no change at all
+        ps = []
+        for t in range(1, 9):
+            both = np.concatenate([x[t - 1], x[t]])
+            d = np.sqrt(((both[:, None] - both[None]) ** 2).sum(-1))
+            ps.append(stats.split_test(d, 6).p)
+        fisher += stats.combine(ps, method="fisher") < stats.ALPHA
+        simes += stats.simes(ps) < stats.ALPHA
+    assert simes / runs <= stats.ALPHA + 0.02
+    assert fisher > simes  # the dependence Fisher's combination ignores
+    assert math.isnan(stats.simes([np.nan])) and stats.simes([0.01, 0.5]) == pytest.approx(0.02)
+
+
+def test_a_split_test_of_a_constant_measure_is_not_a_test():
+    assert math.isnan(stats.split_test(np.zeros((6, 6)), 3).p)

@@ -23,8 +23,9 @@ C2 Features keep changing after accuracy saturates (saturation: the first
    best): each class-epoch after it is tested for a change beyond the
    restarts' spread (featevo.metrics: exact permutation test in the judge's
    features); the value is the share significant after Benjamini-Hochberg
-   over those class-epochs, the test Fisher's combination of their p-values
-   (null: no class changed after saturation).  Not testable with fewer than 2
+   over those class-epochs, the test Simes' of their p-values (null: no class
+   changed after saturation; consecutive epochs' tests share an epoch's
+   restarts, which Fisher's combination would take for independent evidence).  Not testable with fewer than 2
    epochs after saturation.
 C3 Past the best epoch, other classes' features appear in each class's image
    ("feature confusion"): the judge's largest probability of another class,
@@ -164,13 +165,15 @@ def c2(exp, role, ms, acc) -> list[dict]:
         after = m[m["epoch"] > sat]["change_p"].to_numpy(float)
         after = after[np.isfinite(after)]
         shares.append(float(np.mean(stats.bh(after) < stats.ALPHA)) if len(after) else np.nan)
-        ps.append(stats.combine(after, method="fisher"))  # null: no class changed after saturation
+        # null: no class changed after saturation; consecutive epochs' tests share an epoch's
+        # restarts (positively dependent), which Fisher's combination does not allow
+        ps.append(stats.simes(after))
     testable = n_after >= 2 and np.isfinite(ps).any()
     p = stats.combine(ps) if testable else np.nan
     note = "" if n_after >= 2 else f"saturation at epoch {sat}: {n_after} epoch(s) after it"
     return [_row("C2", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
                  "restarts' spread (BH q < 0.05)", "per class-epoch: exact permutation of the two epochs' restarts; "
-                 "Fisher over class-epochs per seed, Stouffer over seeds", shares, ps,
+                 "Simes over class-epochs per seed, Stouffer over seeds", shares, ps,
                  stats.verdict(p) if testable else "not testable", note, p=p)]
 
 

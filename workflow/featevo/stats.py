@@ -66,8 +66,9 @@ NAN = Result(math.nan, math.nan)
 def rank_correlation(x, y, *, given=None, alternative: str = "greater", seed: int = 0) -> Result:
     """Spearman's rho of ``x`` and ``y`` (with ``given``: the partial rho, both ranks less
     their line in the ranks of ``given``), and the permutation p-value of the null
-    hypothesis that the pairing of x with y is arbitrary (exact for n <= 8, else
-    RESAMPLES random pairings).  Partial on the epoch, it asks whether y follows x
+    hypothesis that the pairing of x with y is arbitrary (x's ranks shuffled against y's:
+    exact for n <= 7, whose 5040 orderings are fewer than RESAMPLES, else RESAMPLES
+    random orderings).  Partial on the epoch, it asks whether y follows x
     beyond what both owe to time spent training."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -89,8 +90,11 @@ def rank_correlation(x, y, *, given=None, alternative: str = "greater", seed: in
         b = b - b.mean(axis=axis, keepdims=True)
         return (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
 
-    res = st.permutation_test((rx, ry), rho, permutation_type="pairings", alternative=alternative,
-                              n_resamples=RESAMPLES, vectorized=True, rng=np.random.default_rng(seed))
+    # one sample permuted against the other fixed: n! pairings (both permuted: (n!)^2, which
+    # scipy enumerates only up to n = 4)
+    res = st.permutation_test((rx,), lambda a, axis=-1: rho(a, ry, axis), permutation_type="pairings",
+                              alternative=alternative, n_resamples=RESAMPLES, vectorized=True,
+                              rng=np.random.default_rng(seed))
     return Result(float(res.statistic), float(res.pvalue))
 
 
@@ -139,8 +143,8 @@ def split_test(distances: np.ndarray, n_first: int) -> Result:
     across = np.einsum("pi,ij,pj->p", a, d, b) / (n_first * n_second)
     stat = across - (within_a + within_b) / 2
     observed = stat[0]  # combinations() yields the first n_first points first
-    if not varies(stat):
-        return Result(float(observed), 1.0)
+    if not varies(stat):  # every split alike: nothing to test (as for any constant measure)
+        return Result(float(observed), math.nan)
     tol = ROUNDING * max(1.0, float(np.abs(stat).max()))
     return Result(float(observed), float(np.mean(stat >= observed - tol)))
 
@@ -149,14 +153,27 @@ def combine(pvalues, method: str = "stouffer") -> float:
     """One p-value for a claim tested in several seeds, each one-sided in the same
     direction (Stouffer's z, equal weights: the seeds' evidence adds up, and one
     seed's extreme p cannot carry a claim that the others contradict); ``fisher``:
-    whether any of a family of tests rejects (the global null: none does)."""
+    whether any of a family of independent tests rejects (the global null: none does).
+
+    Each p is kept within [1 / (RESAMPLES + 1), 1 - 1 / (RESAMPLES + 1)], the range a
+    permutation test here can resolve: an exact test's p of 1 (the smallest statistic
+    possible) is an infinite z to Stouffer, and one seed would veto all the others."""
     p = np.asarray(pvalues, float)
     p = p[np.isfinite(p)]
     if not len(p):
         return math.nan
     if len(p) == 1:
         return float(p[0])
-    return float(st.combine_pvalues(np.clip(p, 1e-300, 1.0), method=method).pvalue)
+    eps = 1.0 / (RESAMPLES + 1)
+    return float(st.combine_pvalues(np.clip(p, eps, 1.0 - eps), method=method).pvalue)
+
+
+def simes(pvalues) -> float:
+    """Simes' p of the global null over a family of tests (the smallest
+    Benjamini-Hochberg q): valid when the tests are positively dependent, as the tests
+    of consecutive epochs are (each shares an epoch's restarts with the next)."""
+    q = bh(pvalues)
+    return float(np.nanmin(q)) if np.isfinite(q).any() else math.nan
 
 
 def bh(pvalues) -> np.ndarray:
