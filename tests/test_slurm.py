@@ -40,8 +40,11 @@ def slurm(tmp_path_factory):
 
 def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    # one seed, two experiments and the sanity check's control alone: each job is a SLURM job
+    # with Snakemake's start-up around it, and the whole tiny DAG (about 200 jobs) took 10 minutes
     (tmp_path / "cpu.yaml").write_text("train: {device: cpu}\nvisualize: {device: cpu}\n"
-                                       "methods: {device: cpu}\n")
+                                       "methods: {device: cpu}\nseeds: [0]\nsanity: {levels: [all]}\n"
+                                       "experiments: {frozen: null}\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S")  # accounting keeps earlier runs' jobs
     proc = snakemake(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"),
                      "--slurm-init-seconds-before-status-checks", "1", "--jobs", "4",
