@@ -203,11 +203,20 @@ def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[st
     own size, Inception v3 at least 75 px), and each module's output shape (one image; ()
     where it did not run or gave no tensor): built and run on PyTorch's meta device,
     which checks every shape and computes nothing."""
+    return _meta_shapes(_on_meta(spec), spec.arch, image_size)
+
+
+def _on_meta(spec: ModelSpec) -> nn.Module:
+    """``spec``'s network on PyTorch's meta device (shapes, no storage)."""
     try:
         with torch.device("meta"):
-            model = architecture(spec.arch).build(spec, "torchvision")
+            return architecture(spec.arch).build(spec, "torchvision")
     except NotImplementedError:  # RegNet sizes its layers with tensors, which need data: built for real
-        model = architecture(spec.arch).build(spec, "torchvision").to("meta")
+        return architecture(spec.arch).build(spec, "torchvision").to("meta")
+
+
+def _meta_shapes(model: nn.Module, arch: str, image_size: int) -> tuple[str | None, dict[str, tuple[int, ...]]]:
+    """:func:`shape_problem` of a network already on the meta device."""
     with torch.device("meta"):
         shapes: dict[str, tuple[int, ...]] = {n: () for n, _ in model.named_modules() if n}
 
@@ -222,7 +231,7 @@ def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[st
             with torch.no_grad():
                 model.eval()(torch.empty(1, 3, image_size, image_size))
         except (RuntimeError, AssertionError, ValueError) as exc:
-            return (f"data.image_size: {spec.arch} does not take {image_size} px images ({str(exc)[:160]}); "
+            return (f"data.image_size: {arch} does not take {image_size} px images ({str(exc)[:160]}); "
                     "choose the size it was made for (ViT and MaxViT: 224; Inception v3: at least 75)"), shapes
         finally:
             for h in handles:
@@ -236,12 +245,8 @@ def stage_ends(spec: ModelSpec, image_size: int) -> list[str]:
     stage's own output stands for it), at the shallowest nesting that holds at least
     four (VGG-16's are its ReLUs before each pool, features.3, .8, .15, .22, .29;
     ResNet's its layer1-4, after its stem's relu); one image on the meta device."""
-    _, shapes = shape_problem(spec, image_size)
-    with torch.device("meta"):
-        try:
-            model = architecture(spec.arch).build(spec, "torchvision")
-        except NotImplementedError:
-            model = architecture(spec.arch).build(spec, "torchvision").to("meta")
+    model = _on_meta(spec)  # built once: its shapes, and which of its modules pool
+    _, shapes = _meta_shapes(model, spec.arch, image_size)
     pools = {n for n, m in model.named_modules()
              if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))}
     best: list[str] = []
