@@ -257,6 +257,42 @@ def test_jitter_shifts_each_image_by_whole_pixels():
     assert len(set(shifts)) > 1
 
 
+@pytest.mark.parametrize("spec", ["lucent", [{"pad": 4}], [{"rotate": 30}, {"jitter": 3}, {"scale": [0.8, 1.2]}]])
+def test_a_planned_run_draws_the_transforms_each_step_would(spec):
+    """plan() draws a run's numbers at once and builds its matrices in one batch: the
+    same matrices, bit for bit, as drawing step by step, and past the plan drawing goes on
+    where it stopped."""
+    def stepwise(t, n, steps):
+        return torch.stack([t.matrices(n) for _ in range(steps)])
+
+    planned = render.Transforms(spec, 32, torch.Generator().manual_seed(5))
+    planned.plan(3, 7)
+    assert torch.equal(stepwise(planned, 3, 9), stepwise(render.Transforms(spec, 32, torch.Generator().manual_seed(5)),
+                                                         3, 9))
+    if spec != [{"pad": 4}]:  # drawn: another seed, other matrices
+        assert not torch.equal(stepwise(planned, 3, 2), stepwise(render.Transforms(spec, 32, torch.Generator()), 3, 2))
+
+
+def test_adam_climbs_as_torch_optim_adam_does():
+    """The functional Adam is torch.optim.Adam's update (maximize, fused on the CPU), bit for bit."""
+    ours, theirs = torch.randn(2, 3, 8, 5, 2), None
+    theirs = ours.clone().requires_grad_(True)
+    step, reference = render.Adam(ours, 0.05, "rms"), torch.optim.Adam([theirs], lr=0.05, maximize=True, fused=True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        grad = torch.randn(ours.shape, generator=g)
+        step.step(grad)
+        theirs.grad = grad.clone()
+        reference.step()
+    assert torch.equal(ours, theirs.detach()) and not torch.equal(ours, torch.zeros_like(ours))
+
+
+def test_colours_mix_per_pixel_as_lucid_s_matrix_says():
+    x = smooth_image(2, 8)
+    torch.testing.assert_close(render.correlate(x), torch.einsum("nchw,dc->ndhw", x, render.COLOR), atol=0, rtol=0)
+    torch.testing.assert_close(render.decorrelate(render.correlate(x)), x, atol=1e-6, rtol=0)
+
+
 def test_no_transforms_pass_images_through():
     x = torch.rand(2, 3, 8, 8)
     assert render.Transforms([], 8, torch.Generator())(x) is x

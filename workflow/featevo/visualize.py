@@ -333,6 +333,7 @@ def _ascend(model, target, n: int, r: Settings, image_size: int, device, log, lo
     param = PARAMETERIZATIONS[r.parameterization](r, n, image_size, x, starts, device, magnitude)
     optimizer = OPTIMIZERS[r.optimizer](param.tensor, r.step_size, r.normalize)
     transform = Transforms(r.transforms, image_size, moves)
+    transform.plan(n, steps)  # the run's transforms drawn as each step would, built at once
     looked = torch.zeros(n, image_size, image_size, device=device) if param.attribution else None
     trace = []
     flat = torch.zeros(n, device=device)  # steps whose objective had no gradient on its own unit
