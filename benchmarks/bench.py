@@ -221,13 +221,19 @@ def trained_networks(subset: Path, epochs: int, device, precision, log) -> tuple
 
 
 def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_class: int, device, precision,
-                  lucent: bool, log, rounds: int = 3) -> dict:
+                  lucent: bool, log, rounds: int = 5) -> dict:
     """Our Fourier images against Lucent's ``render_vis`` on the same work: ``per_class``
     images of each class unit in one batch, same steps and transforms, timed
     interleaved (best of ``rounds``, after a warm-up); each run starts from another seed,
-    and every run's images (the warm-up's too) are scored."""
+    and every run's images (the warm-up's too) are scored.  Beside them, timed alike:
+    ``network``, the network's own forward and backward of as many images for as many
+    steps and nothing else (what any implementation of this work pays: the ceiling of
+    the ratio), and on the CPU ``ours_bf16``, ours with ``visualize.precision: bf16``
+    (other arithmetic, so apart from the verdict; Lucent's render_vis cannot run under
+    autocast: it converts its bf16 image to NumPy)."""
     from recipes import image_scores
     from featevo import scores
+    from featevo.models import evaluated
 
     n_classes = len(DEMO_WNIDS)
     units = list(range(n_classes)) * per_class
@@ -235,15 +241,28 @@ def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_c
     real = {"images": val.images, "labels": val.labels, "features": scores.penultimate(judge, val.images)[0]}
     recipe = {**DEMO["visualize"], **FOURIER, "restarts": per_class, "steps": steps, "precision": precision}
 
-    def ours(seed):
-        return activation_maximization(model, list(range(n_classes)), {**recipe, "seed": seed},
+    def ours(seed, precision=precision):
+        return activation_maximization(model, list(range(n_classes)), {**recipe, "seed": seed, "precision": precision},
                                        image_size=image_size, device=device)["images"]
 
     def lucent_run(seed, freeze):
         out = lucent_visualization(copy.deepcopy(model), units, image_size, steps, device, freeze=freeze, seed=seed)
         return torch.from_numpy(np.asarray(out[-1])).permute(0, 3, 1, 2)
 
-    runs = {"ours": ours}
+    target = torch.tensor(units, device=device)
+
+    def network(seed):
+        with evaluated(model, device, torch.channels_last):
+            gen = torch.Generator().manual_seed(seed)
+            x = torch.rand(len(units), 3, image_size, image_size, generator=gen).to(device)
+            x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            for _ in range(steps):
+                torch.autograd.grad(model(imagenet_normalize(x)).gather(1, target[:, None]).sum(), x)
+        return None
+
+    runs = {"ours": ours, "network": network}
+    if device.type == "cpu":
+        runs["ours_bf16"] = lambda seed: ours(seed, "bf16")
     if lucent:
         runs["lucent"] = lambda seed: lucent_run(seed, False)
         runs["lucent_frozen"] = lambda seed: lucent_run(seed, True)
@@ -256,12 +275,13 @@ def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_c
             sync(device)
             if i:
                 best[k] = min(best[k], time.perf_counter() - start)
-    res = {"images": len(units), "scored": len(units) * (rounds + 1), "steps": steps}
+    res = {"images": len(units), "scored": len(units) * (rounds + 1), "steps": steps, "rounds": rounds}
     classes = np.tile(np.asarray(units), rounds + 1)
     for k in runs:
         res[f"{k}_img_s"] = len(units) / best[k]
-        res[f"{k}_scores"] = image_scores(to_uint8(torch.cat(images[k]).float().cpu()), classes, judge,
-                                          list(range(n_classes)), real)
+        if k != "network":
+            res[f"{k}_scores"] = image_scores(to_uint8(torch.cat(images[k]).float().cpu()), classes, judge,
+                                              list(range(n_classes)), real)
     res["real_scores"] = image_scores(val.images, val.labels, judge, list(range(n_classes)), real)
     log("[bench] Fourier images, images/s: " + ", ".join(f"{k} {res[f'{k}_img_s']:.2f}" for k in runs))
     return res
@@ -566,10 +586,15 @@ def no_worse(ours: dict, theirs: dict, permutations: int = 4000, alpha: float = 
 
 def fourier_rows(f: dict, device: torch.device) -> list[tuple[str, str, str, str]]:
     """Our Fourier images against Lucent's: images per second and the scores."""
-    shape = (f"{f['images']} images a batch x {f['steps']} steps, Lucent's transforms and Adam; "
-             f"scores of {f['scored']} images")
+    shape = (f"{f['images']} images a batch x {f['steps']} steps, Lucent's transforms and Adam; best of "
+             f"{f.get('rounds', 3)} rounds; scores of {f['scored']} images")
     out = [(f"Fourier images, ours ({shape})", f"{f['ours_img_s']:.2f} img/s; {_scores(f['ours_scores'])}", "1.00", ""),
            ("Fourier images: real validation images' scores", _scores(f["real_scores"]), "", "")]
+    lucent = f.get("lucent_img_s")
+    if "network_img_s" in f:
+        out.append(("Fourier images: the network's forward and backward alone, as many images and steps",
+                    f"{f['network_img_s']:.2f} img/s", f"ours at {f['ours_img_s'] / f['network_img_s']:.0%} of it",
+                    f"the ceiling: {f['network_img_s'] / lucent:.2f}x Lucent's" if lucent else ""))
     for key, label in (("lucent", "torch-lucent render_vis as documented"),
                        ("lucent_frozen", "torch-lucent render_vis, weights frozen by hand")):
         if f"{key}_img_s" not in f:
@@ -582,6 +607,15 @@ def fourier_rows(f: dict, device: torch.device) -> list[tuple[str, str, str, str
                       + ("met" if not worse else f"NOT met ({', '.join(worse)})"))
         out.append((f"Fourier images, {label}", f"{f[f'{key}_img_s']:.2f} img/s; {_scores(f[f'{key}_scores'])}",
                     f"ours {ratio:.2f}x faster", target))
+    if "ours_bf16_img_s" in f:
+        versus = ""
+        if lucent:
+            worse = no_worse(f["ours_bf16_scores"], f["lucent_scores"])
+            versus = (f"{f['ours_bf16_img_s'] / lucent:.2f}x Lucent's (fp32); scores no worse: "
+                      + ("yes" if not worse else f"no ({', '.join(worse)})"))
+        out.append(("Fourier images, ours with visualize.precision: bf16 (other arithmetic: no verdict)",
+                    f"{f['ours_bf16_img_s']:.2f} img/s; {_scores(f['ours_bf16_scores'])}",
+                    f"{f['ours_bf16_img_s'] / f['ours_img_s']:.2f}x ours in fp32", versus))
     return out
 
 
@@ -622,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fourier-steps", type=int, default=128, help="steps of the Fourier images (Lucent's: 512)")
     p.add_argument("--fourier-per-class", type=int, default=3,
                    help="Fourier images of each class, in one batch (the workflow's visualize.restarts)")
+    p.add_argument("--fourier-rounds", type=int, default=5,
+                   help="interleaved rounds of the Fourier images (the best counts; Lucent's times vary most)")
     p.add_argument("--fourier-epochs", type=int, default=10,
                    help="epochs of training of the network drawn and of its judge, on the bench's subset (10: "
                         "74%% and 98%% validation accuracy, measured; 4: 59%% and 86%%)")
@@ -667,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             model, judge = trained_networks(demo_data, a.fourier_epochs, device, precision, log)
             r["fourier"] = bench_fourier(model, judge, demo_data, DEMO["data"]["image_size"], a.fourier_steps,
                                          a.fourier_per_class, device, precision, not a.no_lucent, log,
-                                         rounds=a.rounds)
+                                         rounds=a.fourier_rounds)
         if a.fourier_only:
             text = write(r, device, a.out)
             print("\n" + text)

@@ -47,11 +47,12 @@ def test_bench_writes_every_row(tmp_path, capsys):
     out = tmp_path / "bench"
     assert bench.main(["--out", str(out), "--no-lucent", "--no-dag", "--no-full", "--viz-steps", "2",
                        "--per-class", "12", "--rounds", "1", "--fourier-steps", "2", "--fourier-epochs", "1",
-                       "--fourier-per-class", "2"]) == 0
+                       "--fourier-per-class", "2", "--fourier-rounds", "1"]) == 0
     table = (out / "bench.md").read_text()
     for row in ("visualization, ours", "naive per-class loop", "ImageFolder", "matrix product",
                 "training step, achieved", "demo epoch job: fixed cost", "Fourier images, ours",
-                "real validation images' scores"):
+                "real validation images' scores", "the network's forward and backward alone",
+                "ours with visualize.precision: bf16"):
         assert row in table, row
     assert "Machine: cpu" in table
     r = json.loads((out / "bench.json").read_text())
@@ -61,4 +62,6 @@ def test_bench_writes_every_row(tmp_path, capsys):
     assert r["training"]["ours_img_s"] > 0 and r["training"]["imagefolder_img_s"] > 0
     f = r["fourier"]
     assert f["images"] == 8 and f["scored"] == 16 and f["ours_img_s"] > 0 and 0 <= f["ours_scores"]["R"] <= 1
+    # the network alone does less than the whole ascent; bf16 images are scored too
+    assert f["network_img_s"] > f["ours_img_s"] and 0 <= f["ours_bf16_scores"]["R"] <= 1
     assert "| measure | value | ratio | target |" in capsys.readouterr().out
