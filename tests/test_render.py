@@ -269,6 +269,9 @@ def test_a_planned_run_draws_the_transforms_each_step_would(spec):
     planned.plan(3, 7)
     assert torch.equal(stepwise(planned, 3, 9), stepwise(render.Transforms(spec, 32, torch.Generator().manual_seed(5)),
                                                          3, 9))
+    planned.plan(3, 2)
+    with pytest.raises(ValueError, match="planned for 3 images, asked for 2"):
+        planned.matrices(2)
     if spec != [{"pad": 4}]:  # drawn: another seed, other matrices
         assert not torch.equal(stepwise(planned, 3, 2), stepwise(render.Transforms(spec, 32, torch.Generator()), 3, 2))
 

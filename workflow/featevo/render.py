@@ -390,11 +390,13 @@ class Transforms:
             m, canvas = TRANSFORMS[name][1](value, drawn, canvas)
             if m is not None:
                 forward = m if forward is None else m @ forward
-        return (torch.eye(3).repeat(n, 1, 1) if forward is None else torch.linalg.inv(forward))[:, :2]
+        return (_identity(n) if forward is None else torch.linalg.inv(forward))[:, :2]
 
     def matrices(self, n: int) -> torch.Tensor:
         """The next step's (n, 2, 3) matrices, drawn now (or taken from :meth:`plan`)."""
-        if self._planned is not None and self._next < len(self._planned) and self._planned.shape[1] == n:
+        if self._planned is not None and self._next < len(self._planned):
+            if self._planned.shape[1] != n:  # drawing now would take numbers the plan holds
+                raise ValueError(f"transforms planned for {self._planned.shape[1]} images, asked for {n}")
             self._next += 1
             return self._planned[self._next - 1]
         return self._build(self._draw(n), n)
