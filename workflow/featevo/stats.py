@@ -149,11 +149,10 @@ def split_test(distances: np.ndarray, n_first: int) -> Result:
     return Result(float(observed), float(np.mean(stat >= observed - tol)))
 
 
-def combine(pvalues, method: str = "stouffer") -> float:
+def combine(pvalues) -> float:
     """One p-value for a claim tested in several seeds, each one-sided in the same
     direction (Stouffer's z, equal weights: the seeds' evidence adds up, and one
-    seed's extreme p cannot carry a claim that the others contradict); ``fisher``:
-    whether any of a family of independent tests rejects (the global null: none does).
+    seed's extreme p cannot carry a claim that the others contradict).
 
     Each p is kept within [1 / (RESAMPLES + 1), 1 - 1 / (RESAMPLES + 1)], the range a
     permutation test here can resolve: an exact test's p of 1 (the smallest statistic
@@ -165,7 +164,7 @@ def combine(pvalues, method: str = "stouffer") -> float:
     if len(p) == 1:
         return float(p[0])
     eps = 1.0 / (RESAMPLES + 1)
-    return float(st.combine_pvalues(np.clip(p, eps, 1.0 - eps), method=method).pvalue)
+    return float(st.combine_pvalues(np.clip(p, eps, 1.0 - eps), method="stouffer").pvalue)
 
 
 def simes(pvalues) -> float:
