@@ -41,7 +41,7 @@ from featevo import checkpoint as ck
 from featevo import cli
 from featevo.settings import load_config
 from featevo.device import autocast, pick_device
-from featevo.models import ModelSpec, build_model
+from featevo.models import ModelSpec, build_model, evaluated
 from featevo.inputs import MEAN, STD, Subset, imagenet_normalize, to_uint8
 from featevo.train import make_optimizer, train_one_epoch
 from featevo.visualize import activation_maximization, initial_images, objective_values
@@ -233,7 +233,6 @@ def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_c
     autocast: it converts its bf16 image to NumPy)."""
     from recipes import image_scores
     from featevo import scores
-    from featevo.models import evaluated
 
     n_classes = len(DEMO_WNIDS)
     units = list(range(n_classes)) * per_class
