@@ -1,5 +1,6 @@
 # make run   install, then run the embedded demo DAG (results/demo/)
 # make test  install, then run the quick tests; make test-all: every test (CI)
+# make test-cpus  the quick tests with 2 threads, then with torch's portable kernels (TIER=all: every test)
 # make bench install the benchmark's own environment, then print the speed table
 # make gpu-check  on a machine with CUDA: the paper's workload measured (benchmarks/gpu_check.py)
 # make report  the run's Snakemake report: results/<run_name>/report.html (CONFIG: the run's config files)
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install run test test-all lint lock bench gpu-check report clean
+.PHONY: install run test test-all test-cpus lint lock bench gpu-check report clean
 
 install: $(STAMP)
 
@@ -48,6 +49,16 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
+
+# the suite as other CPUs run it: 2 threads per test, then torch's portable kernels (ATen's
+# scalar code and oneDNN limited to SSE4.1: other sums than AVX-512's, in the jobs the tests
+# start too), so that a test whose outcome turns on float rounding fails here before CI;
+# TIER=all for the slow tier as well (about 3x make test-all)
+TIER ?= quick
+TIER_MARK = $(if $(filter all,$(TIER)),,-m "not slow")
+test-cpus: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(TIER_MARK) --torch-threads 2
+	PATH="$(abspath $(BIN)):$$PATH" ATEN_CPU_CAPABILITY=default DNNL_MAX_CPU_ISA=SSE41 $(BIN)/pytest $(TIER_MARK)
 
 $(BENCH_STAMP): pyproject.toml requirements-bench.lock
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -27,12 +27,45 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def pytest_addoption(parser):
+    # `make test-cpus` runs the suite with 2 and with portable kernels, so that a test whose
+    # outcome turns on float rounding fails here before it fails on another CPU in CI
+    parser.addoption("--torch-threads", type=int, default=1,
+                     help="torch's intra-op threads in every test (default 1)")
+
+
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _torch_threads(request):
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(request.config.getoption("--torch-threads"))
     yield
+
+
+def quadrant_model(classes: int = 4, size: int = 32, gain: float = 4.0):
+    """A network whose weights the test sets: class k's logit is ``gain`` times the mean
+    of quadrant k (row-major) after ImageNet's normalization, for k < 4; no bias.
+
+    Its logits are linear in the pixels and each class reads its own quadrant alone, so
+    under projected ascent with a step that keeps each pixel gradient's sign (the RMS
+    step, then clipping to [0, 1]) every step brightens the own quadrant and darkens or
+    keeps the others: the own logit cannot fall and no other can rise, so logit, margin,
+    log-softmax and softmax cannot fall either, on any CPU and at any thread count (a
+    tiny VGG trained in the tests for it turned on the CPU's rounding: on an AMD EPYC one
+    class's margin fell).
+    """
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, classes))
+    h = size // 2
+    with torch.no_grad():
+        w = torch.zeros(classes, 3, size, size)
+        for k in range(min(classes, 4)):
+            r, c = divmod(k, 2)
+            w[k, :, r * h:(r + 1) * h, c * h:(c + 1) * h] = gain / (3 * h * h)
+        model[1].weight.copy_(w.flatten(1))
+        model[1].bias.zero_()
+    return model.eval()
 
 
 def write_subset(folder: Path, n_train: int, n_val: int, classes=("n1", "n2", "n3")) -> Path:

@@ -1,4 +1,5 @@
 import json
+import math
 import sys
 
 import torch
@@ -62,6 +63,10 @@ def test_bench_writes_every_row(tmp_path, capsys):
     assert r["training"]["ours_img_s"] > 0 and r["training"]["imagefolder_img_s"] > 0
     f = r["fourier"]
     assert f["images"] == 8 and f["scored"] == 16 and f["ours_img_s"] > 0 and 0 <= f["ours_scores"]["R"] <= 1
-    # the network alone does less than the whole ascent; bf16 images are scored too
-    assert f["network_img_s"] > f["ours_img_s"] and 0 <= f["ours_bf16_scores"]["R"] <= 1
+    # every speed is written, finite and positive; which is faster is the table's to say,
+    # not a test's (at this toy size the first call's start-up decides it, and it differs
+    # between CPUs); bf16 images are scored too
+    for key in ("ours_img_s", "network_img_s", "ours_bf16_img_s"):
+        assert math.isfinite(f[key]) and f[key] > 0, key
+    assert 0 <= f["ours_bf16_scores"]["R"] <= 1
     assert "| measure | value | ratio | target |" in capsys.readouterr().out
