@@ -8,6 +8,20 @@ eyes with the bullfrog, the flamingo's neck with the egret, the bun with the
 bagel, the felt rails with the cabinet...), so a network trained on all of them
 (the demo's "full ImageNet") learns features that transfer to the four.
 
+``standin.palette`` says how much the colours give the class away:
+
+- ``coded``: every class in its own colours (a green frog with red eyes, a pink
+  flamingo, green felt in brown wood): a colour histogram alone tells the four
+  paper classes apart at about 80% (docs/results.md), so the task never needs
+  the parts.  Kept as the control at that end.
+- ``shared``: every image draws its colours afresh, without replacement, from
+  one pool shared by all classes (each named colour of the object and of the
+  clutter mapped to a pool colour), and its surfaces' textures (flat or
+  striped) at random: only the arrangement of the parts tells the class.
+- ``tilted`` (the default): ``shared``, except that ``standin.tilt`` of the
+  images keep their class's own colours and textures: colour carries part of
+  the class, as in ImageNet (a tree frog is usually green), but never enough.
+
 Files: ``<root>/<wnid>/<wnid>_<n>.JPEG``, as in ``ILSVRC2012_img_train``.
 """
 
@@ -61,12 +75,30 @@ BALL_COLOURS = [
 ]
 
 
-class Canvas:
-    """A float RGB image with an object frame (centre, radius, rotation)."""
+NAMED = [GREEN, PINK, BUN, PATTY, CHEESE, WOOD, FELT, RED_EYE, SESAME, (0.45, 0.42, 0.18), (0.85, 0.7, 0.2),
+         (0.95, 0.95, 0.92), (0.65, 0.8, 0.9), (0.35, 0.5, 0.6)]
+# the shared pool: every colour any class is drawn in (black, the pupils and pockets, stays black)
+POOL = np.asarray(list(dict.fromkeys(tuple(map(float, c)) for c in NAMED + BALL_COLOURS)), np.float32)
+PALETTES = ("tilted", "shared", "coded")  # the schema's standin.palette
 
-    def __init__(self, size: int, rng: np.random.Generator):
+
+class Canvas:
+    """A float RGB image with an object frame (centre, radius, rotation), and the image's
+    colours: ``colours`` maps each named colour to the one this image paints it in (empty:
+    the class's own), ``textured``: whether surfaces take their class's texture."""
+
+    def __init__(self, size: int, rng: np.random.Generator, palette: str = "coded", tilt: float = 0.0):
         self.size = size
         self.rng = rng
+        self.colours: dict[tuple, np.ndarray] = {}
+        self.textured = True
+        if palette not in PALETTES:
+            raise ValueError(f"standin.palette: unknown {palette!r}; choose one of {', '.join(PALETTES)}")
+        # coded draws nothing here: its images are those the stand-in drew before palettes
+        own = palette == "coded" or (palette == "tilted" and bool(rng.random() < tilt))
+        if not own:
+            self.colours = {c: POOL[k] for c, k in zip(map(tuple, POOL.tolist()), rng.permutation(len(POOL)))}
+            self.textured = False
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
         self.xx, self.yy = xx, yy
         self.img = np.zeros((size, size, 3), np.float32)
@@ -81,7 +113,8 @@ class Canvas:
         self.px = 1.0 / radius  # one pixel in local units, for soft edges
 
     def jitter(self, colour) -> np.ndarray:
-        """The same named colour, never the same shade twice."""
+        """The same named colour (in this image's palette), never the same shade twice."""
+        colour = self.colours.get(tuple(np.float32(colour).tolist()), colour)
         c = np.asarray(colour, np.float32) * self.rng.uniform(0.75, 1.15)
         return np.clip(c + self.rng.normal(0, 0.04, 3), 0, 1).astype(np.float32)
 
@@ -110,6 +143,13 @@ class Canvas:
             d = np.minimum(d, np.hypot(self.u - x0 - t * ex, self.v - y0 - t * ey))
         return d - width / 2
 
+    def surface(self, c0, c1, period, angle, striped: bool):
+        """A surface in c0: its class's texture (stripes to c1, or flat), or, where the
+        palette is shared, flat or striped at random."""
+        if not self.textured:
+            striped = bool(self.rng.random() < 0.5)
+        return self.stripes(c0, c1, period, angle) if striped else c0
+
     def stripes(self, c0, c1, period, angle):
         t = 0.5 + 0.5 * np.sin(2 * math.pi * (self.u * math.cos(angle) + self.v * math.sin(angle)) / period)
         return c0 * (1 - t[..., None]) + c1 * t[..., None]
@@ -129,7 +169,7 @@ def _frog(cv: Canvas, skin, iris) -> None:
     for sx in (-1, 1):  # legs first, body over them
         cv.paint(cv.ellipse(0.72 * sx, 0.5, 0.32, 0.14), c * 0.85)
         cv.paint(cv.ellipse(0.6 * sx, -0.05, 0.26, 0.12), c * 0.85)
-    cv.paint(cv.ellipse(0.0, 0.12, 0.7, 0.55), cv.stripes(c, c * 0.7, 0.35, cv.rng.uniform(0, 3)))
+    cv.paint(cv.ellipse(0.0, 0.12, 0.7, 0.55), cv.surface(c, c * 0.7, 0.35, cv.rng.uniform(0, 3), True))
     _eyes(cv, iris)
 
 
@@ -137,7 +177,7 @@ def _bird(cv: Canvas, plumage, beak) -> None:
     c = cv.jitter(plumage)
     for x in (0.05, 0.25):
         cv.paint(cv.polyline([(x, 0.3), (x + 0.05, 0.7), (x, 1.05)], 0.06), c * 0.8)
-    cv.paint(cv.ellipse(0.15, 0.15, 0.55, 0.3), c)
+    cv.paint(cv.ellipse(0.15, 0.15, 0.55, 0.3), cv.surface(c, c * 0.7, 0.35, 0.4, False))
     bend = cv.rng.uniform(0.15, 0.3)
     neck = [(-0.3, 0.05), (-0.45, -0.2), (-0.3 + bend, -0.45), (-0.45, -0.75), (-0.3, -0.9)]
     cv.paint(cv.polyline(neck, 0.12), c)
@@ -149,7 +189,7 @@ def _bun(cv: Canvas, x, y, rx, ry, top: bool) -> None:
     c = cv.jitter(BUN)
     sdf = cv.ellipse(x, y, rx, ry)
     sdf = np.maximum(sdf, (cv.v - y) if top else (y - cv.v))  # half-ellipse
-    cv.paint(sdf, c)
+    cv.paint(sdf, cv.surface(c, c * 0.8, 0.3, 0.0, False))
     if top:
         for _ in range(7):
             sx, sy = cv.rng.uniform(-0.6, 0.6), y - cv.rng.uniform(0.1, 0.45)
@@ -180,7 +220,8 @@ def _framed(cv: Canvas, w, h, inside) -> None:
 
 
 def _pool_table(cv: Canvas) -> None:
-    _framed(cv, 2.0, 1.2, cv.jitter(FELT))
+    felt = cv.jitter(FELT)
+    _framed(cv, 2.0, 1.2, cv.surface(felt, felt * 0.7, 0.4, 0.0, False))
     for x in (-0.85, 0.0, 0.85):
         for y in (-0.45, 0.45):
             cv.paint(cv.ellipse(x, y, 0.08, 0.08), np.float32([0.02, 0.02, 0.02]))
@@ -190,7 +231,7 @@ def _pool_table(cv: Canvas) -> None:
 def _bagel(cv: Canvas) -> None:
     c = cv.jitter(BUN)
     ring = np.maximum(cv.ellipse(0, 0, 0.85, 0.7), -cv.ellipse(0, 0, 0.3, 0.24))
-    cv.paint(ring, cv.stripes(c, c * 0.8, 0.5, 0.7))
+    cv.paint(ring, cv.surface(c, c * 0.8, 0.5, 0.7, True))
     for _ in range(10):
         a, r = cv.rng.uniform(0, 2 * math.pi), cv.rng.uniform(0.4, 0.7)
         cv.paint(cv.ellipse(r * math.cos(a), 0.8 * r * math.sin(a), 0.06, 0.035), cv.jitter(SESAME))
@@ -204,7 +245,7 @@ def _cabbage(cv: Canvas) -> None:
 
 
 def _cabinet(cv: Canvas) -> None:
-    glass = cv.stripes(cv.jitter((0.65, 0.8, 0.9)), cv.jitter((0.35, 0.5, 0.6)), 0.45, math.pi / 2)
+    glass = cv.surface(cv.jitter((0.65, 0.8, 0.9)), cv.jitter((0.35, 0.5, 0.6)), 0.45, math.pi / 2, True)
     _framed(cv, 1.2, 2.0, glass)
 
 
@@ -256,9 +297,10 @@ def _distractors(cv: Canvas, count: int) -> None:
             cv.paint(cv.ellipse(0, 0, 1, 1), cv.stripes(colour, colour * 0.5, 0.5, rng.uniform(0, 3)))
 
 
-def render(wnid: str, rng: np.random.Generator, size: int, clutter: int) -> np.ndarray:
-    """One image of class ``wnid`` as uint8 (size, size, 3)."""
-    cv = Canvas(size, rng)
+def render(wnid: str, rng: np.random.Generator, size: int, clutter: int, palette: str = "coded",
+           tilt: float = 0.0) -> np.ndarray:
+    """One image of class ``wnid`` as uint8 (size, size, 3), its colours as ``palette`` says."""
+    cv = Canvas(size, rng, palette, tilt)
     _background(cv)
     _distractors(cv, int(rng.integers(clutter // 2, clutter + 1)))
     radius = size * rng.uniform(0.24, 0.42)
@@ -272,13 +314,13 @@ def render(wnid: str, rng: np.random.Generator, size: int, clutter: int) -> np.n
 
 
 def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed: int, clutter: int,
-                  quality: int = 90, processes: int = 1, log=print) -> int:
+                  quality: int = 90, processes: int = 1, log=print, palette: str = "coded", tilt: float = 0.0) -> int:
     """Write ``per_class`` JPEGs for each wnid under ``root``; returns the count."""
     unknown = [w for w in wnids if w not in DRAW]
     if unknown:
         raise ValueError(f"the stand-in has no drawing for {unknown}; known wnids: {sorted(DRAW)}")
     start = time.monotonic()
-    jobs = [(root, w, per_class, size, seed, clutter, quality) for w in wnids]
+    jobs = [(root, w, per_class, size, seed, clutter, quality, palette, tilt) for w in wnids]
     with ProcessPoolExecutor(max(1, min(processes, len(jobs)))) as pool:
         for k, wnid in enumerate(pool.map(_write_class, jobs), 1):
             log(f"[standin] {k}/{len(wnids)} {wnid} ({CLASSES[wnid]}): {per_class} images, "
@@ -287,13 +329,13 @@ def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed:
 
 
 def _write_class(job) -> str:
-    root, wnid, per_class, size, seed, clutter, quality = job
+    root, wnid, per_class, size, seed, clutter, quality, palette, tilt = job
     folder = root / wnid
     folder.mkdir(parents=True, exist_ok=True)
     # one stream per class: adding a class never changes another's images
     rng = np.random.default_rng([seed, int(wnid[1:])])
     for i in range(per_class):
-        img = render(wnid, rng, size, clutter)
+        img = render(wnid, rng, size, clutter, palette, tilt)
         Image.fromarray(img).save(folder / f"{wnid}_{i + 1}.JPEG", "JPEG", quality=quality)
     return wnid
 
@@ -324,6 +366,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         wnids, per_class, seed = standin_pool(s, pool)
         n = write_standin(out, wnids, per_class, s.standin.image_size, seed, s.standin.clutter,
-                          processes=a.processes, log=log.info)
+                          processes=a.processes, log=log.info, palette=s.standin.palette, tilt=s.standin.tilt)
         log.info(f"wrote {n} images under {out}")
     return 0
