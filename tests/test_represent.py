@@ -88,6 +88,8 @@ def test_a_checkpoint_is_read_once_and_compared_over_epochs_and_seeds():
     df = represent.compare(runs, [0, 1, 2])
     conv1 = df[df["layer"] == "conv1"]
     assert np.allclose(conv1[["cka_last", "cka_start", "cka_seeds"]], 1.0, atol=1e-6)
+    assert np.allclose(conv1[["dcka_last", "dcka_start", "dcka_seeds"]], 1.0, atol=1e-6)
+    assert (conv1["dcka_null_q95"] < 0.9).all()  # shuffled images are not the layer itself
     assert conv1["settled"].all() and (conv1[conv1["epoch"] > 0]["weight_change"] == 0).all()
     fc7 = df[(df["layer"] == "fc7") & (df["seed"] == 0)].set_index("epoch")
     assert fc7.loc[2, "cka_last"] == pytest.approx(1.0, abs=1e-6) and fc7.loc[0, "cka_last"] < 0.999
@@ -106,3 +108,52 @@ def test_the_heatmap_is_drawn(tmp_path):
              "weight_change": 0.1 / (e + 1)} for s in (0, 1) for e in range(5) for d in range(3)]
     represent.heatmap(pd.DataFrame(rows), "scratch", [tmp_path / "h.png", tmp_path / "h.pdf"])
     assert (tmp_path / "h.png").stat().st_size > 5000 and (tmp_path / "h.pdf").is_file()
+
+
+def _song_hsic(k, l):  # noqa: E741
+    """Song et al. (2012)'s unbiased HSIC, written from the paper's formula (eq. 5)."""
+    n = len(k)
+    k, l = k.copy(), l.copy()  # noqa: E741
+    np.fill_diagonal(k, 0)
+    np.fill_diagonal(l, 0)
+    one = np.ones(n)
+    return (np.trace(k @ l) + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * (one @ k @ l @ one)) / (n * (n - 3))
+
+
+@pytest.mark.parametrize("width", [128, 1024])
+def test_debiased_cka_of_independent_representations_is_near_zero_at_any_width(width):
+    # the biased estimator reads width as similarity (the issue's 0.57 and 0.91); the
+    # debiased one does not: its sd at n = 100 is about 1/n
+    rng = np.random.default_rng(width)
+    x, y = rng.normal(size=(100, width)), rng.normal(size=(100, width))
+    kx, ky = represent.center_gram(x), represent.center_gram(y)
+    assert represent.linear_cka(kx, ky) > (0.5 if width == 128 else 0.85)
+    assert abs(represent.debiased_cka(kx, ky)) < 0.05
+
+
+def test_debiased_cka_is_song_s_unbiased_hsic_normalized_and_ignores_the_features_mean():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 12)) + 5
+    y = x @ rng.normal(size=(12, 7)) + rng.normal(size=(40, 7))
+    k, l = x @ x.T, y @ y.T  # noqa: E741  (uncentred)
+    want = _song_hsic(k, l) / np.sqrt(_song_hsic(k, k) * _song_hsic(l, l))
+    assert represent.debiased_cka(k, l) == pytest.approx(want, rel=1e-9)
+    assert represent.debiased_cka(represent.center_gram(x), represent.center_gram(y)) == pytest.approx(want, rel=1e-9)
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    assert represent.debiased_cka(represent.center_gram(x @ q * 3), k) == pytest.approx(1.0, abs=1e-9)
+    assert np.isnan(represent.debiased_cka(np.zeros((10, 10)), k[:10, :10]))
+
+
+def test_the_null_of_shuffled_images_sits_below_related_representations_and_around_unrelated_ones():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(100, 256))
+    related = x[:, :64] @ rng.normal(size=(64, 64)) + rng.normal(size=(100, 64))
+    kx, kr, ku = (represent.center_gram(a) for a in (x, related, rng.normal(size=(100, 512))))
+    null = represent.cka_null(kx, kr, 200, seed=0)
+    assert null.shape == (200,) and abs(null.mean()) < 0.02 and np.quantile(null, 0.95) < 0.1
+    assert represent.debiased_cka(kx, kr) > 0.2 > np.quantile(null, 0.95)
+    # an unrelated pair is inside its own null (a two-sided 99% range)
+    lo, hi = np.quantile(represent.cka_null(kx, ku, 200, seed=1), [0.005, 0.995])
+    assert lo - 0.01 <= represent.debiased_cka(kx, ku) <= hi + 0.01
+    assert np.array_equal(null, represent.cka_null(kx, kr, 200, seed=0))  # seeded

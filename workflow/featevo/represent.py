@@ -10,6 +10,12 @@ al. 2019).  Convolutional maps are average-pooled to at most
 ``represent.pool`` x ``represent.pool`` positions first: VGG-16's first block
 at 224 px is 0.8 M numbers an image, its pooled map 1024.
 
+Biased linear CKA grows with the layer's width where images are few (two
+independent Gaussian representations of 100 images: 0.57 at 128 features, 0.91
+at 1024), so every CKA is also given debiased (:func:`debiased_cka`, from the
+unbiased HSIC of Song et al. 2012, as in Nguyen et al. 2021), beside a per-layer
+null from shuffled image correspondence (:func:`cka_null`).
+
 From those, :func:`compare` gives per layer and epoch the CKA with the epoch
 before, with the last epoch, with the start (epoch 0: for pretrained and
 frozen the reference network's weights, all but the output layer), and with the
@@ -118,6 +124,58 @@ def linear_cka(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741 (the litera
     return float(np.vdot(k, l) / (nk * nl))
 
 
+def _unbiased_centered(gram: np.ndarray) -> np.ndarray:
+    """The Gram matrix centred so that its Frobenius product with another such matrix is
+    n(n-3) times the unbiased HSIC estimator (Song et al. 2012; the form of Nguyen et al.
+    2021 / Kornblith's reference code): diagonal zeroed, each row and column less its
+    mean over the n-2 others, plus the grand mean's share.  For linear kernels it is the
+    same for features and for features less any constant, so the stored centred Grams do."""
+    g = np.array(gram, np.float64)
+    n = g.shape[0]
+    np.fill_diagonal(g, 0.0)
+    means = g.sum(axis=0) / (n - 2)
+    means -= means.sum() / (2 * (n - 1))
+    g -= means[:, None]
+    g -= means[None, :]
+    np.fill_diagonal(g, 0.0)
+    return g
+
+
+def debiased_cka(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741
+    """Linear CKA from unbiased HSIC estimates (debiased CKA): near 0 for unrelated
+    representations whatever their width, where :func:`linear_cka`'s biased estimate of
+    two independent Gaussian representations of 100 images is 0.57 at 128 features and
+    0.91 at 1024 (FACTS, and tests/test_represent.py).  It can be slightly negative; NaN
+    when either representation's unbiased self-HSIC is not positive, or with fewer than 4
+    images.  Written here: a few lines of numpy on the stored Grams (no well-kept
+    package computes it for PyTorch's layers)."""
+    if np.shape(k)[0] < 4:
+        return float("nan")
+    kk, ll = _unbiased_centered(k), _unbiased_centered(l)
+    hkk, hll = np.vdot(kk, kk), np.vdot(ll, ll)
+    if hkk <= 0 or hll <= 0:
+        return float("nan")
+    return float(np.vdot(kk, ll) / np.sqrt(hkk * hll))
+
+
+def cka_null(k: np.ndarray, l: np.ndarray, permutations: int, seed: int) -> np.ndarray:  # noqa: E741
+    """Debiased CKA of ``k`` with ``l`` under ``permutations`` random shufflings of which
+    image is which in ``l`` (the rows and columns permuted alike): what the measure reads
+    for these two layers' spectra when the images do not correspond."""
+    rng = np.random.default_rng(seed)
+    kk = _unbiased_centered(k)
+    hkk = np.vdot(kk, kk)
+    ll = _unbiased_centered(l)  # permuting commutes with the centring
+    hll = np.vdot(ll, ll)
+    if hkk <= 0 or hll <= 0:
+        return np.full(permutations, np.nan)
+    out = np.empty(permutations)
+    for i in range(permutations):
+        p = rng.permutation(len(ll))
+        out[i] = np.vdot(kk, ll[np.ix_(p, p)]) / np.sqrt(hkk * hll)
+    return out
+
+
 def grams(model, images: np.ndarray, where: list[Layer], *, device, precision: str, pool: int,
           batch: int = 64) -> np.ndarray:
     """(layers, n, n) centred Gram matrices of ``images`` (uint8 NHWC) at each layer."""
@@ -186,13 +244,21 @@ def read_checkpoint(model, previous_state: dict | None, images: np.ndarray, labe
             "gram": g.astype(np.float32), "images": idx, "weight_change": change}
 
 
+NULL_PERMUTATIONS = 200  # the null's quantile 0.95 to about +-0.01 of the debiased CKA's scale
+
+
 def compare(runs: dict[int, list[dict]], epochs: list[int]) -> "pd.DataFrame":  # noqa: F821
     """Per seed, epoch and layer: ``cka_prev`` (with the epoch before), ``cka_last`` (with
     the seed's last epoch), ``cka_start`` (with its epoch 0, or its first epoch),
     ``cka_seeds`` (mean CKA with the other seeds at the same epoch: the seed floor),
     ``floor_last`` (mean CKA between this seed's last epoch and the other seeds' last
     epochs), ``settled`` (the layer stays at or above ``floor_last`` from this epoch on)
-    and ``weight_change`` (relative, from the epoch before).  ``runs``: seed -> one
+    and ``weight_change`` (relative, from the epoch before); the same four CKAs debiased
+    (``dcka_*``, :func:`debiased_cka`: not inflated by the layer's width), and
+    ``dcka_null_q95``, the layer's null: the 0.95 quantile of the debiased CKA between
+    this seed's first and last epoch with the images' correspondence shuffled
+    (:func:`cka_null`, ``NULL_PERMUTATIONS`` shufflings): a value at or below it says
+    no more than unrelated images would.  ``runs``: seed -> one
     :func:`read_checkpoint` dict per epoch, in ``epochs``' order."""
     import pandas as pd
 
@@ -211,6 +277,8 @@ def compare(runs: dict[int, list[dict]], epochs: list[int]) -> "pd.DataFrame":  
         for li, name in enumerate(names):
             floor = (np.mean([linear_cka(g[-1][li], runs[o][-1]["gram"][li]) for o in others]) if others
                      else np.nan)
+            # the layer's null: its first and last epoch with the images' correspondence shuffled
+            null = cka_null(g[0][li], g[-1][li], NULL_PERMUTATIONS, seed=1000 * int(s) + li)
             last = [linear_cka(gi[li], g[-1][li]) for gi in g]
             # settled from epoch i on: cka_last stays >= the floor (rounding aside: frozen layers are equal)
             ok = [np.isfinite(floor) and v >= floor - 1e-9 for v in last]
@@ -225,6 +293,11 @@ def compare(runs: dict[int, list[dict]], epochs: list[int]) -> "pd.DataFrame":  
                                   else np.nan),
                     "floor_last": floor, "settled": bool(settled[i]) if np.isfinite(floor) else np.nan,
                     "weight_change": float(runs[s][i]["weight_change"][li]),
+                    "dcka_prev": debiased_cka(gi, g[i - 1][li]) if i else np.nan,
+                    "dcka_last": debiased_cka(gi, g[-1][li]), "dcka_start": debiased_cka(gi, g[0][li]),
+                    "dcka_seeds": (np.mean([debiased_cka(gi, runs[o][i]["gram"][li]) for o in others]) if others
+                                   else np.nan),
+                    "dcka_null_q95": float(np.nanquantile(null, 0.95)) if np.isfinite(null).any() else np.nan,
                 })
     return pd.DataFrame(rows)
 
@@ -249,6 +322,8 @@ PANELS = (  # column, title, colour scale
     ("cka_last", "CKA with the last epoch (dots: settled)", (0, 1)),
     ("cka_start", "CKA with the start (epoch 0)", (0, 1)),
     ("cka_seeds", "CKA between seeds (the floor)", (0, 1)),
+    ("dcka_start", "debiased CKA with the start", (0, 1)),
+    ("dcka_seeds", "debiased CKA between seeds", (0, 1)),
     ("weight_change", "relative weight change from the epoch before", None),
 )
 
@@ -266,7 +341,7 @@ def heatmap(df, experiment: str, outputs: list[Path]) -> None:
     mean = df.groupby(["depth", "layer", "epoch"], sort=True).mean(numeric_only=True).reset_index()
     order = mean.drop_duplicates("depth").sort_values("depth")["layer"].tolist()
     epochs = sorted(mean["epoch"].unique())
-    panels = [p for p in PANELS if mean[p[0]].notna().any()]
+    panels = [p for p in PANELS if p[0] in mean and mean[p[0]].notna().any()]
     # one row: wider than tall, as the report shows a figure at its own width (a tall one runs off the screen)
     cols, rows = len(panels), 1
     fig, axes = plt.subplots(rows, cols, figsize=(cols * (2.4 + 0.12 * len(epochs)), rows * (0.3 * len(order) + 1.6)
