@@ -21,6 +21,10 @@ include: "workflow/rules/figures.smk"
 report: "workflow/report/workflow.rst"
 
 
+onstart:
+    write_run_identity(config)
+
+
 rule all:
     default_target: True
     input:

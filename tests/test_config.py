@@ -65,6 +65,12 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
     ({"experiments": {"frozen": {"figure": "learning_curves"}}},
      "experiments.frozen.figure: 'learning_curves' is the name of one of the workflow's own figures"),
     ({"experiments": {"frozen": {"figure": "metrics_scratch_seed0"}}}, "is the name of one of the workflow's own"),
+    ({"experiments": {"frozen": {"table": "claims"}}},
+     "experiments.frozen.table: 'claims' is the name of one of the workflow's own tables"),
+    # a name a command line would read as a flag
+    ({"experiments": {"-x": {"init": "random", "epochs": 1}}}, "(not first: a command line would read it as a flag)"),
+    # the subset as one array, against this machine's memory, before the extraction allocates it
+    ({"data": {"image_size": 100000}}, "data.image_size (100000): the subset's 1600 images would take"),
 ])
 def test_numbers_patterns_duplicates_and_figure_names_are_refused_saying_what_to_write(workdir, override, message):
     proc = dry_run_with(workdir, override)
@@ -248,3 +254,82 @@ def test_a_nested_experiments_override_works_through_snakemake(workdir):
     counts = job_counts(proc.stdout)
     assert counts["train_epoch"] == (5 + 6 + 6) * 2  # merged into config.yaml's: scratch 5, the others 6; two seeds
     assert proc.stdout.count("train/scratch/seed0/epoch_005.pt") and "scratch/seed0/epoch_006.pt" not in proc.stdout
+
+
+def test_a_section_written_twice_in_one_file_is_named_with_its_line(workdir):
+    """Snakemake's loader keeps the last of two equal keys: visualize.steps would have been lost."""
+    (workdir / "twice.yaml").write_text("run_name: mine\nvisualize: {steps: 5}\nvisualize: {restarts: 3}\n")
+    proc = snakemake(workdir, "-n", configs=[workdir / "twice.yaml"], check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "twice.yaml:3: 'visualize' is written twice in one section (first at line 2)" \
+        in out, out[-2000:]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a\n- b\n", "the file is a list, not a mapping of settings"),
+    ("", "the file is empty"),
+    ("a: [\n", "bad.yaml:2: not valid YAML"),
+    ("data:\n  seed: 1\n  seed: 2\n", "bad.yaml:3: 'seed' is written twice in one section"),
+])
+def test_config_file_problems_name_the_file_and_line(tmp_path, text, message):
+    from featevo.settings import config_file_problems
+
+    (tmp_path / "bad.yaml").write_text(text)
+    problems = config_file_problems(tmp_path / "bad.yaml")
+    assert len(problems) == 1 and message in problems[0], problems
+    assert not config_file_problems(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")
+
+
+def test_a_user_config_without_run_name_does_not_take_the_demo_s_folder(workdir):
+    (workdir / "mine.yaml").write_text("data: {image_size: 48}\n")
+    proc = snakemake(workdir, "-n", configs=[workdir / "mine.yaml"], check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "set no run_name, so this run would write into the demo's folder " \
+        "(results/demo/) though it changes data.image_size; add run_name:" in out, out[-2000:]
+    (workdir / "mine.yaml").write_text("run_name: mine\ndata: {image_size: 48}\n")
+    assert snakemake(workdir, "-n", configs=[workdir / "mine.yaml"], check=False).returncode == 0
+    # a config that changes nothing a run computes may keep the demo's name
+    (workdir / "mine.yaml").write_text("visualize: {steps: 10}\n")
+    assert snakemake(workdir, "-n", configs=[workdir / "mine.yaml"], check=False).returncode == 0
+
+
+def test_a_run_folder_holding_another_run_is_never_overwritten(tmp_path, monkeypatch):
+    """results/<run_name>/run.json, written when a run starts, says what it computed: a
+    config that computes other things under that name stops at parse time."""
+    import json
+
+    from featevo.config_checks import run_problems, write_run_identity
+
+    monkeypatch.chdir(tmp_path)
+    cfg = demo_config()
+    assert run_problems(cfg, [], None) == []  # nothing there yet
+    write_run_identity(cfg)
+    stored = json.loads((tmp_path / "results" / "demo" / "run.json").read_text())
+    assert stored["model"]["width_divisor"] == 8 and stored["experiments"]["frozen"] == {"init": "reference",
+                                                                                          "freeze": "features"}
+    assert run_problems(cfg, [], None) == []  # the same run: continued, not refused
+    more = {**cfg, "experiments": {**cfg["experiments"], "scratch": {**cfg["experiments"]["scratch"], "epochs": 30}}}
+    assert run_problems(more, [], None) == []  # more epochs continue the run
+    moved = {**cfg, "data": {**cfg["data"], "imagenet": "/elsewhere"}}
+    assert run_problems(moved, [], None) == []  # where the data lie is not what the run computes
+    other = {**cfg, "model": {**cfg["model"], "arch": "vgg11"}}
+    (err,) = run_problems(other, [], None)
+    assert "results/demo/ holds a run made with other settings (model.arch)" in err and "run_name" in err
+    write_run_identity(other)  # written once: the first run's identity stays
+    assert json.loads((tmp_path / "results" / "demo" / "run.json").read_text()) == stored
+
+
+def test_a_run_file_that_is_a_link_or_not_json_is_named_not_trusted(tmp_path, monkeypatch):
+    from featevo.config_checks import run_problems
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "results" / "demo"
+    run.mkdir(parents=True)
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (run / "run.json").symlink_to(tmp_path / "elsewhere.json")
+    (err,) = run_problems(demo_config(), [], None)
+    assert err.startswith("run_name: results/demo/run.json cannot be opened")
+    (run / "run.json").unlink()
+    (run / "run.json").write_text("not json")
+    (err,) = run_problems(demo_config(), [], None)
+    assert "is not the JSON the workflow writes" in err

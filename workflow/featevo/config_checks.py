@@ -369,7 +369,43 @@ def check_config(cfg: dict, deep: bool = True) -> list[str]:
         if where.endswith(".figure") and _taken_figure(name, exps):
             errors.append(f"{where}: {name!r} is the name of one of the workflow's own figures "
                           f"(figures/{name}.png); choose another name")
+        if where.endswith(".table") and name in TABLES:
+            errors.append(f"{where}: {name!r} is the name of one of the workflow's own tables "
+                          f"(tables/{name}.csv); choose another name")
+    errors += _check_memory(cfg)
     return errors
+
+
+# the workflow's own tables, which an experiment's accuracy table must not take
+TABLES = ("claims",)
+
+
+def memory_bytes() -> int | None:
+    """This machine's memory (what the jobs of a local run share), or None where unknown."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: dict) -> list[str]:
+    """The extracted subset is one uint8 array of every image (data.images_per_class x
+    classes x image_size^2 x 3 bytes), which the extraction and every training job hold
+    in memory: refused before any work where it exceeds this machine's memory
+    (data.image_size 100000 had reached the extraction and died allocating 503 GiB)."""
+    data = cfg["data"]
+    n = data["images_per_class"] * len(data["classes"])
+    need = n * data["image_size"] ** 2 * 3
+    have = memory_bytes()
+    if have is None or need <= have:
+        return []
+    gib = 1 << 30
+    fits = int((have / (3 * n)) ** 0.5)
+    return [f"data.image_size ({data['image_size']}): the subset's {n} images would take {need / gib:.1f} GiB "
+            f"as one array, more than this machine's {have / gib:.1f} GiB of memory; lower data.image_size "
+            f"(at most about {fits} here; the paper's is 224) or data.images_per_class"]
 
 
 # the workflow's own figures (the rules' path("figure", name=...)), which an
@@ -476,3 +512,104 @@ def name_problem(name: str) -> str | None:
         return None
     return (f"reference.weights: {name} has no hash in its name (torchvision names it like vgg16-397923af.pth); "
             "keep the published file name, or pin the file's whole SHA-256 in reference.sha256")
+
+
+def _read_run_file(path: Path) -> dict | None:
+    """A run's identity file, opened without following a link or blocking on a FIFO; None
+    when absent.  (results/ is the user's own folder; a file there that is no regular
+    file, or no JSON, is named rather than trusted.)"""
+    import json
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be opened ({exc.strerror}); it should be a file the workflow wrote") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError(f"{path} is not a regular file; remove it")
+        try:
+            return json.loads(fh.read(1 << 20))
+        except ValueError as exc:
+            raise ValueError(f"{path} is not the JSON the workflow writes ({exc}); remove it") from exc
+
+
+def run_problems(cfg: dict, files: list, demo_file: Path | None) -> list[str]:
+    """A run that would overwrite another's files, found before any job: ``results/<run_name>/``
+    already holds a run that computed other things (its run.json, :func:`featevo.plan.run_identity`),
+    or a user's config file changes what the demo computes but sets no run_name, so that it
+    would write into the demo's folder."""
+    import json
+
+    from featevo.plan import RUN_FILE, identity_differences, run_identity
+    from featevo.settings import load_config
+
+    name = cfg["run_name"]
+    now = json.loads(json.dumps(run_identity(cfg)))
+    errors = []
+    given = [Path(f) for f in files if demo_file is None or Path(f).resolve() != demo_file.resolve()]
+    if demo_file is not None and given and name == (load_config(demo_file).get("run_name")):
+        own = [f for f in given if isinstance(yaml_mapping(f), dict) and "run_name" in yaml_mapping(f)]
+        if not own:
+            diffs = identity_differences(json.loads(json.dumps(run_identity(load_config(demo_file)))), now)
+            if diffs:
+                errors.append(f"run_name: {', '.join(map(str, given))} set no run_name, so this run would write into "
+                              f"the demo's folder (results/{name}/) though it changes {', '.join(diffs[:5])}; add "
+                              f"run_name: <a name of its own> to your config")
+    try:
+        stored = _read_run_file(Path("results") / name / RUN_FILE)
+    except ValueError as exc:
+        return errors + [f"run_name: {exc}"]
+    if stored is not None:
+        diffs = identity_differences(stored, now)
+        if diffs:
+            errors.append(f"run_name: results/{name}/ holds a run made with other settings ({', '.join(diffs[:5])}); "
+                          f"this one would overwrite its files. Give this run a name of its own (run_name: ...), "
+                          f"or move results/{name}/ away first")
+    return errors
+
+
+def yaml_mapping(path: Path):
+    """A config file's top level (None where it cannot be read: config_file_problems names it)."""
+    from featevo.settings import _yaml_load
+
+    try:
+        return _yaml_load(Path(path).read_text())
+    except Exception:
+        return None
+
+
+def write_run_identity(cfg: dict) -> None:
+    """results/<run_name>/run.json, once, when a run starts (Snakemake's onstart): what
+    :func:`run_problems` compares later configs with."""
+    import json
+    import os
+    import tempfile
+
+    from featevo.plan import RUN_FILE, run_identity
+
+    path = Path("results") / cfg["run_name"] / RUN_FILE
+    if _read_run_file(path) is not None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written beside it and renamed: a reader sees the whole file or none (torch-free: the Snakefile calls it)
+    fd, tmp = tempfile.mkstemp(prefix=f".{RUN_FILE}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(run_identity(cfg), indent=1, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -118,3 +118,35 @@ def experiment_kind(spec) -> str:
     if spec["init"] == "random":
         return "random"
     return "frozen" if spec["freeze"] == "features" else "reference"
+
+
+# the data keys that say where the data lie, not what they are: a moved copy is the same run
+_WHERE = ("path", "imagenet", "imagenet_val", "imagenet_val_labels", "skip_unreadable")
+RUN_FILE = "run.json"  # results/<run_name>/run.json: what the run computes (run_identity)
+
+
+def run_identity(cfg) -> dict:
+    """What a run computes, as far as its files depend on it: the data (not where they
+    lie), the stand-in, the network, and each experiment's start (not its number of
+    epochs: raising it continues the run).  Two configs with one ``run_name`` and
+    different identities would overwrite each other's results."""
+    exps = {}
+    for name, e in cfg["experiments"].items():
+        exps[name] = ({"imported": True} if "checkpoints" in e
+                      else {"init": e.get("init"), "freeze": e.get("freeze") or "none"})  # the schema's default
+    return {"data": {k: v for k, v in cfg["data"].items() if k not in _WHERE},
+            "standin": dict(cfg["standin"]) if cfg["data"]["source"] == "standin" else None,
+            "model": dict(cfg["model"]), "experiments": exps}
+
+
+def identity_differences(old: dict, new: dict) -> list[str]:
+    """The config keys whose values differ between two run identities (experiments only
+    where both have them: leaving one out or adding one changes no other's files)."""
+    out = []
+    for section in ("data", "standin", "model"):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    for name in sorted(set(old.get("experiments", {})) & set(new.get("experiments", {}))):
+        if old["experiments"][name] != new["experiments"][name]:
+            out.append(f"experiments.{name}")
+    return out

@@ -131,6 +131,51 @@ def load_config(*files: Path) -> dict:
     return config
 
 
+def config_file_problems(*files: Path) -> list[str]:
+    """What Snakemake's own loader passes over in each config file, one line each, naming
+    the file and line: a key written twice in one mapping (the loader keeps the last
+    silently: ``visualize: {steps: 5}`` then ``visualize: {restarts: 3}`` ran with the
+    schema's steps), and a file whose top level is not a mapping of settings."""
+    import yaml
+
+    class Checking(yaml.SafeLoader):
+        found: list[str] = []
+
+    def mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                Checking.found.append(f"{name}:{key_node.start_mark.line + 1}: {key!r} is written twice in one "
+                                      f"section (first at line {seen[key]}); the second would replace the first "
+                                      f"whole: merge the two into one")
+            else:
+                seen[key] = key_node.start_mark.line + 1
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Checking.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    out = []
+    for f in files:
+        name = str(f)
+        Checking.found = []
+        try:
+            data = yaml.load(Path(f).read_text(), Loader=Checking)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f":{mark.line + 1}" if mark else ""
+            out.append(f"{name}{where}: not valid YAML ({exc.problem or exc}); check the indentation and brackets there")
+            continue
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            out.append(f"{name}: cannot be read as YAML ({exc})")
+            continue
+        out += Checking.found
+        if not isinstance(data, dict):
+            what = "empty" if data is None else f"a {type(data).__name__}, not a mapping of settings"
+            out.append(f"{name}: the file is {what}; a config file holds sections such as 'run_name: mine' "
+                       f"and 'data: {{...}}' at its top level")
+    return out
+
+
 # keys that earlier versions accepted, and what to do instead
 REMOVED = {
     ("preload",): "the fork server is gone (every job is a plain process); delete the key",
@@ -156,7 +201,7 @@ PATTERN_HELP = {
     r"\{epoch(:[^}]*)?\}": "a path with {epoch} in it, e.g. runs/mine/epoch_{epoch}.pt",
     r"^(auto|cpu|cuda(:[0-9]+)?)$": "auto, cpu, cuda or cuda:N",
     r"^[0-9a-f]{64}$": "a SHA-256 digest: 64 lower-case hex digits, as sha256sum prints",
-    r"^[A-Za-z0-9_-]+$": "letters, digits, _ and - only",
+    r"^[A-Za-z0-9_][A-Za-z0-9_-]*$": "letters, digits, _ and - (not first: a command line would read it as a flag) only",
     r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$": "letters, digits, _, - and . (not first) only",
     r"^[^/]+$": "one folder's name inside data.path, without /",
     r"^[^:\s]+:[0-9]+(:[0-9]+:[0-9]+)?$": "a module of the network and an index: layer:channel (e.g. layer4.1.conv2:17 "

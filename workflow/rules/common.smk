@@ -26,10 +26,22 @@ from featevo.config_checks import (  # noqa: E402
     file_fingerprint,
     judge_sizes,
     imported_file,
+    run_problems,
     torch_file_problem,
+    write_run_identity,
 )
-from featevo.settings import coerce, schema, schema_errors, with_defaults  # noqa: E402
+from featevo.settings import (  # noqa: E402
+    coerce,
+    config_file_problems,
+    schema,
+    schema_errors,
+    with_defaults,
+)
 
+# what Snakemake's loader passes over silently: a section written twice in one file
+_errors = config_file_problems(*workflow.configfiles)
+if _errors:
+    raise ValueError("invalid configuration file:\n  - " + "\n  - ".join(_errors))
 # --config values arrive as strings where nested; the schema says what they are.
 # Every schema error is named at once, before Snakemake's validate fills in the defaults.
 _SCHEMA = schema()
@@ -53,6 +65,15 @@ validate(config, "../schemas/config.schema.yaml")
 config.update(with_defaults(config))
 # the tars' members are listed by the Snakemake that plans the run, not by every job
 _errors = check_config(config, deep=workflow.is_main_process)
+if _errors:
+    raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
+# a run never overwrites another's files: results/<run_name>/run.json says what it computed
+_DEMO = Path("config.yaml")
+_errors = run_problems(
+    config,
+    workflow.configfiles,
+    _DEMO if any(Path(f) == _DEMO for f in workflow.configfiles) else None,
+)
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
 # the judge's sizes, where null, follow the data (featevo.config_checks.judge_sizes):
