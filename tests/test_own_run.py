@@ -260,3 +260,45 @@ def test_a_held_out_user_config_runs_end_to_end_on_the_first_try(tmp_path):
     for exp in ("mine", "scratch", "pretrained"):
         assert (run / "figures" / f"metrics_{exp}_seed0.png").is_file()
     assert "no Fig. 3" in (run / "tables" / "claims.md").read_text()  # their classes have no ImageNet unit
+
+
+def _zero_middle(path, n=4096):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + n] = bytes(n)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_of_your_run_is_refused_at_parse_time_and_by_the_import(tmp_path):
+    """4 KiB zeroed in a checkpoint's middle: torch.load reads it without a word (zeroed
+    weights); the zip's own checksums name it, before any job and in the job."""
+    from featevo.config_checks import check_config
+    from featevo.settings import load_config
+
+    model = plain_loop(tmp_path / "runs", epochs=2)
+    cfg = load_config(ROOT / "config.yaml")
+    cfg["experiments"] = {"mine": {"checkpoints": str(tmp_path / "runs" / "epoch_{epoch}.pt"), "epochs": 2}}
+    cfg["model"] = {**cfg["model"], "arch": "resnet18", "width_divisor": 1, "pool_size": 7}
+    assert not [e for e in check_config(cfg) if "experiments.mine" in e]
+    damaged = tmp_path / "runs" / "epoch_2.pt"
+    _zero_middle(damaged)
+    assert set(torch.load(damaged, weights_only=True)) == set(model.state_dict())  # torch does not notice
+    errors = [e for e in check_config(cfg) if "experiments.mine" in e]
+    assert len(errors) == 1 and f"{damaged} is damaged: its part" in errors[0] and "copy it again" in errors[0]
+    data = write_subset(tmp_path / "data", 6, 6)
+    with pytest.raises(SystemExit, match="is damaged: its part"):
+        train.main(["import", "--data", str(data), "--out", str(tmp_path / "e.pt"), "--metrics",
+                    str(tmp_path / "e.json"), "--epoch", "2", "--seed", "0", "--source", str(damaged),
+                    "--settings", train_settings(model={"arch": "resnet18"})])
+    assert not (tmp_path / "e.pt").exists()
+
+
+def test_a_damaged_checkpoint_of_the_workflow_is_refused_when_loaded(tmp_path):
+    from featevo.checkpoint import save_checkpoint
+    from featevo.models import ModelSpec, build_model
+
+    spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
+    save_checkpoint(tmp_path / "e.pt", build_model(spec, seed=0), spec, epoch=1, classes=["a", "b", "c"])
+    assert load_checkpoint(tmp_path / "e.pt")["epoch"] == 1
+    _zero_middle(tmp_path / "e.pt")
+    with pytest.raises(ValueError, match="e.pt is damaged: its part .* no longer matches the checksum"):
+        load_checkpoint(tmp_path / "e.pt")

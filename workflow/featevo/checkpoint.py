@@ -78,6 +78,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    from featevo.config_checks import damaged
+
+    problem = damaged(path)
+    if problem:
+        raise ValueError(problem)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or unsafe pickle

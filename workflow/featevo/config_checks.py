@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
+import zlib
 from pathlib import Path, PurePath
 
 from featevo.plan import class_id, class_ids, slug
@@ -116,7 +117,8 @@ def _check_imported(name: str, exp: dict) -> list[str]:
     if missing:
         return [f"{key}: {missing[0]} does not exist ({len(missing)} of epochs 1-{exp['epochs']} missing); "
                 f"check the pattern, or lower experiments.{name}.epochs"]
-    return []
+    # your own run's files are read whole once here, so a damaged one is named before any job imports it
+    return [f"{key}: {problem}" for f in files if (problem := damaged(f))]
 
 
 def _check_folder(data: dict, cfg: dict) -> list[str]:
@@ -425,6 +427,29 @@ def _taken_figure(name: str, exps: dict) -> bool:
             if re.fullmatch(regex, name):
                 return True
     return False
+
+
+def damaged(path: str | Path) -> str | None:
+    """Whether a file ``torch.save`` wrote holds the bytes it was written with: every
+    member's data read and checked against the CRC-32 stored beside it (``torch.load``
+    checks none: 4 KiB zeroed in a checkpoint's middle loaded as zeroed weights).  None
+    when whole (or not a zip: the legacy format has no checksums); else the sentence to
+    show.  Reads the whole file: about 1 GB/s."""
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        return None
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror}); check the file"
+    try:
+        with z:
+            bad = z.testzip()
+    except (OSError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:
+        return f"{path} is damaged ({exc}); copy it again from where it was written, or delete it and rerun to rebuild it"
+    if bad is None:
+        return None
+    return (f"{path} is damaged: its part {bad.split('/', 1)[-1]!r} no longer matches the checksum stored with it "
+            f"(a bad copy or disk); copy it again from where it was written, or delete it and rerun to rebuild it")
 
 
 def torch_file_problem(path: str | Path) -> str | None:

@@ -352,6 +352,10 @@ def cmd_import(a) -> None:
             raise SystemExit(f"error: --checkpoints {a.checkpoints!r} is not a path with {{epoch}}; run the import "
                              "through snakemake (which sets it from experiments.*.checkpoints), or give --source")
         a.source = Path(a.checkpoints.format(epoch=a.epoch)).expanduser()
+    from featevo.config_checks import damaged
+
+    if problem := damaged(a.source):
+        raise SystemExit(f"error: {problem}")
     device, spec, model = _fresh(a, a.settings.model)
     try:
         obj = torch.load(a.source, map_location="cpu", weights_only=True)
