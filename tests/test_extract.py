@@ -451,3 +451,33 @@ def test_a_new_layout_is_one_entry_of_the_registry(tmp_path, monkeypatch):
     assert seen == ["fingerprint", ("census", False)]
     table = run(tmp_path / "train", tmp_path / "out", layout="mine")
     assert len(table) == 2 * 6 and set(table["member"]) == {n.split("/")[1] for n in files}
+
+
+def _portrait_jpeg() -> bytes:
+    """A phone's portrait photo: stored sideways (wide), EXIF orientation 6 (turn 90 degrees
+    clockwise to view); red on the stored image's left half, so upright the top is red."""
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :20] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_exif_orientation_is_ignored_by_default_applied_by_the_setting_and_counted(tmp_path):
+    from featevo.extract import decode_oriented
+
+    data = _portrait_jpeg()
+    stored, turn = decode_oriented(data, 20, "stretch")
+    assert turn == 6
+    assert stored[:, :8, 0].mean() > 200 and stored[:, -8:, 0].mean() < 60  # red left: as stored
+    upright = decode(data, 20, "stretch", "apply")
+    assert upright[:8, :, 0].mean() > 200 and upright[-8:, :, 0].mean() < 60  # red top: turned
+    with pytest.raises(ExtractionError, match="data.exif_orientation: unknown 'auto'"):
+        decode(data, 20, "stretch", "auto")
+    fake_imagenet(tmp_path / "train", quirks=False)
+    (tmp_path / "train" / WNIDS[0] / f"{WNIDS[0]}_0.JPEG").write_bytes(data)
+    lines = []
+    run(tmp_path / "train", tmp_path / "o", log=lines.append)
+    assert any("1 images carry an EXIF orientation other than upright: read as stored" in m for m in lines), lines

@@ -28,7 +28,7 @@ RUNTIME = ("train.device", "train.precision", "train.deterministic")
 # what every extraction reads, beside its subset's counts (the data's paths travel apart:
 # through the environment, their content as a fingerprint, so that a moved ImageNet reruns nothing)
 _EXTRACT = ("data.source", "data.classes", "data.image_size", "data.resize", "data.layout", "data.skip_unreadable",
-            "data.seed")
+            "data.seed", "data.exif_orientation")
 # each class's unit in the reference network (Fig. 3) and in the judge (featevo.plan)
 _UNITS = ("data.source", "data.classes", "reference.source", "standin.extra_wnids")
 

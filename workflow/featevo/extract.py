@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageOps
 
 log = logging.getLogger("featevo.extract")
 
@@ -527,17 +527,41 @@ def to_rgb(img: Image.Image) -> Image.Image:
                                "image") from exc
 
 
-def decode(data: bytes, size: int, resize: str) -> np.ndarray:
+EXIF_ORIENTATIONS = ("ignore", "apply")  # data.exif_orientation
+ORIENTATION = 0x0112  # the EXIF tag: 1 is upright, 2-8 a mirror or a turn
+
+
+def orientation(img: Image.Image) -> int:
+    """The image's EXIF orientation (1, upright, where it has none)."""
+    try:
+        return int(img.getexif().get(ORIENTATION, 1) or 1)
+    except Exception:  # a damaged EXIF block is no orientation
+        return 1
+
+
+def decode(data: bytes, size: int, resize: str, exif: str = "ignore") -> np.ndarray:
+    """:func:`decode_oriented`'s image alone."""
+    return decode_oriented(data, size, resize, exif)[0]
+
+
+def decode_oriented(data: bytes, size: int, resize: str, exif: str = "ignore") -> tuple[np.ndarray, int]:
     """Any image PIL opens as uint8 RGB size x size (:func:`to_rgb`: every mode, 16-bit
     and float scaled by their mode's range, transparency laid on white), or
     :class:`UnsupportedImage` that says why.
 
     The format is sniffed from the bytes, not the name: ImageNet has a PNG
     named ``.JPEG``.  ``stretch`` resizes to size x size as the paper did;
-    ``center_crop`` keeps the aspect ratio and crops the longer side.
+    ``center_crop`` keeps the aspect ratio and crops the longer side.  ``exif``:
+    ``apply`` turns the image upright by its EXIF orientation first.  Also returns
+    that orientation (1: upright or none).
     """
+    if exif not in EXIF_ORIENTATIONS:
+        raise ExtractionError(f"data.exif_orientation: unknown {exif!r}; use one of {', '.join(EXIF_ORIENTATIONS)}")
     with Image.open(io.BytesIO(data)) as img:
         img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it can
+        turn = orientation(img)
+        if exif == "apply" and turn != 1:
+            img = ImageOps.exif_transpose(img)
         img = to_rgb(img)
         if resize == "center_crop":
             w, h = img.size
@@ -546,7 +570,7 @@ def decode(data: bytes, size: int, resize: str) -> np.ndarray:
         elif resize != "stretch":
             raise ExtractionError(f"data.resize: unknown {resize!r}; use one of {', '.join(RESIZES)}")
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-        return np.asarray(img, dtype=np.uint8)
+        return np.asarray(img, dtype=np.uint8), turn
 
 
 # ---- selection and split ------------------------------------------------------
@@ -592,7 +616,7 @@ def select_and_split(members: dict[str, list[str]], per_class: int, val_per_clas
 
 
 def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_class: int, size: int,
-            seed: int, layout: str, resize: str, skip_unreadable: bool, threads: int = 1,
+            seed: int, layout: str, resize: str, skip_unreadable: bool, threads: int = 1, exif: str = "ignore",
             val_images: Path | None = None, val_labels_file: Path | None = None,
             exclude: Path | None = None, log=print) -> pd.DataFrame:
     """With ``val_images`` (and ``val_labels_file``: data.validation ilsvrc_val), every one
@@ -624,6 +648,7 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     index = {(w, m): i for i, (w, m) in enumerate(zip(table["wnid"], table["member"]))}
     images = np.zeros((len(table), size, size, 3), np.uint8)
     digests = [""] * len(table)
+    oriented = np.zeros(len(table), bool)
     rejects: list[tuple[str, str, str]] = []
 
     def work(item):
@@ -631,7 +656,8 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
         i = index[(w, name)]
         digests[i] = hashlib.sha256(data).hexdigest()
         try:
-            images[i] = decode(data, size, resize)
+            images[i], turn = decode_oriented(data, size, resize, exif)
+            oriented[i] = turn != 1
         except ExtractionError:
             raise
         except Exception as exc:  # truncated, not an image, unsupported mode
@@ -668,6 +694,10 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     table.to_csv(out / "manifest.csv", index=False)
     for w, m, why in rejects:
         log(f"[extract] rejected {w}/{m}: {why}")
+    if oriented.any():
+        log(f"[extract] {int(oriented.sum())} images carry an EXIF orientation other than upright: "
+            + ("turned upright (data.exif_orientation: apply)" if exif == "apply" else
+               "read as stored, as torchvision's ImageFolder reads them (data.exif_orientation: apply turns them)"))
     log(f"[extract] {int(keep.sum())} images ({int((table['split'][keep] == 'val').sum())} val), "
         f"{len(rejects)} rejected, {size}x{size} px, {time.monotonic() - start:.1f} s")
     return table
@@ -704,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         extract(a.input, a.out, wnids, per_class=per_class, val_per_class=val_per_class, size=d.image_size,
                 seed=d.seed, layout="folder" if d.source == "folder" else d.layout, resize=d.resize,
-                skip_unreadable=d.skip_unreadable, threads=a.threads, val_images=a.val_images,
+                skip_unreadable=d.skip_unreadable, threads=a.threads, exif=d.exif_orientation, val_images=a.val_images,
                 val_labels_file=a.val_labels, exclude=a.exclude, log=log.info)
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
