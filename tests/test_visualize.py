@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from conftest import method_settings, quadrant_model, viz_settings
+from conftest import ROOT, method_settings, quadrant_model, viz_settings
 from featevo.inputs import imagenet_normalize
 from featevo.models import ModelSpec, build_model
 from featevo.plots import composite, grid_positions
@@ -240,3 +240,23 @@ def test_inner_units_are_checked_against_the_network_at_parse_time():
     assert "has 64 channels" in unit_problem("features.28:64", shapes)
     assert "no module 'layer9'" in unit_problem("layer9:1", shapes)
     assert "output is (64, 4, 4)" in unit_problem("features.28:1:4:0", shapes)
+
+
+def test_a_unit_on_a_module_the_network_runs_twice_is_refused_at_parse_time():
+    """ResNet's blocks call one ReLU twice: a hook reads whichever call it keeps, which
+    depended on the other units listed (0.4585 alone, 0.4477 beside fc:1)."""
+    from featevo.config_checks import check_config
+    from featevo.models import shape_problem, unit_problem
+    from featevo.settings import load_config
+
+    calls = {}
+    _, shapes = shape_problem(ModelSpec(arch="resnet18", num_classes=4), 64, calls)
+    assert calls["layer4.1.relu"] == 2 and calls["layer4.1.conv2"] == 1
+    assert "layer4.1.relu runs 2 times in one forward pass" in unit_problem("layer4.1.relu:3", shapes, calls)
+    assert "e.g. layer4.1 (the block around it)" in unit_problem("layer4.1.relu:3", shapes, calls)
+    assert unit_problem("layer4.1.conv2:3", shapes, calls) is None
+    cfg = load_config(ROOT / "config.yaml")
+    cfg["model"]["arch"] = "resnet18"
+    cfg["visualize"]["units"] = ["layer4.1.relu:3", "layer4.1.conv2:3"]
+    errors = [e for e in check_config(cfg) if e.startswith("visualize.units")]
+    assert len(errors) == 1 and "'layer4.1.relu:3'" in errors[0]

@@ -227,7 +227,8 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
     m, data = cfg["model"], cfg["data"]
     spec = ModelSpec(arch=m["arch"], num_classes=len(data["classes"]), width_divisor=m["width_divisor"],
                      pool_size=m["pool_size"], dropout=m["dropout"])
-    problem, shapes = shape_problem(spec, data["image_size"])  # every module, run or not
+    calls: dict[str, int] = {}
+    problem, shapes = shape_problem(spec, data["image_size"], calls)  # every module, run or not
     if problem:
         errors.append(f"model.arch {m['arch']}: {problem}")
     bad = [layer for layer in inv.get("layers") or [] if layer not in shapes]
@@ -236,7 +237,7 @@ def _check_arch(cfg: dict, deep: bool) -> list[str]:
                       f"{[n for n in shapes if n.count('.') <= 1][:8]}")
     if problem:  # no output shapes to check the units' indices against: their modules only
         units = [u for u in units if u.partition(":")[0] not in shapes]
-    return errors + [e for e in (unit_problem(u, shapes) for u in units) if e]
+    return errors + [e for e in (unit_problem(u, shapes, calls) for u in units) if e]
 
 
 def _check_methods(cfg: dict) -> list[str]:

@@ -198,12 +198,14 @@ def architecture(name: str) -> Architecture:
                      "of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
 
 
-def shape_problem(spec: ModelSpec, image_size: int) -> tuple[str | None, dict[str, tuple[int, ...]]]:
+def shape_problem(spec: ModelSpec, image_size: int,
+                  calls: dict[str, int] | None = None) -> tuple[str | None, dict[str, tuple[int, ...]]]:
     """Whether ``spec``'s network takes ``image_size`` px images (ViT and MaxViT want their
     own size, Inception v3 at least 75 px), and each module's output shape (one image; ()
     where it did not run or gave no tensor): built and run on PyTorch's meta device,
-    which checks every shape and computes nothing."""
-    return _meta_shapes(_on_meta(spec), spec.arch, image_size)
+    which checks every shape and computes nothing.  ``calls``, if given, is filled with
+    how many times each module ran in the forward pass (ResNet's block ReLUs run twice)."""
+    return _meta_shapes(_on_meta(spec), spec.arch, image_size, calls)
 
 
 def _on_meta(spec: ModelSpec) -> nn.Module:
@@ -215,13 +217,16 @@ def _on_meta(spec: ModelSpec) -> nn.Module:
         return architecture(spec.arch).build(spec, "torchvision").to("meta")
 
 
-def _meta_shapes(model: nn.Module, arch: str, image_size: int) -> tuple[str | None, dict[str, tuple[int, ...]]]:
+def _meta_shapes(model: nn.Module, arch: str, image_size: int,
+                 calls: dict[str, int] | None = None) -> tuple[str | None, dict[str, tuple[int, ...]]]:
     """:func:`shape_problem` of a network already on the meta device."""
+    calls = {} if calls is None else calls
     with torch.device("meta"):
         shapes: dict[str, tuple[int, ...]] = {n: () for n, _ in model.named_modules() if n}
 
         def record(name):
             def hook(module, inputs, output):
+                calls[name] = calls.get(name, 0) + 1
                 if isinstance(output, torch.Tensor):
                     shapes[name] = tuple(output.shape[1:])
             return hook
@@ -273,15 +278,23 @@ def inversion_layers(spec: ModelSpec, image_size: int) -> list[str]:
     return [ends[i] for i in picks] if ends else []
 
 
-def unit_problem(unit: str, shapes: dict[str, tuple[int, ...]]) -> str | None:
+def unit_problem(unit: str, shapes: dict[str, tuple[int, ...]], calls: dict[str, int] | None = None) -> str | None:
     """Why ``visualize.units``' entry ``layer:channel[:y:x]`` is not a unit of the network
-    whose module output shapes are ``shapes`` (:func:`shape_problem`), or None."""
+    whose module output shapes are ``shapes`` and call counts ``calls``
+    (:func:`shape_problem`), or None.  A module that runs more than once per forward pass
+    is refused: which call a hook reads would depend on the other units listed
+    (ResNet's ``layer4.1.relu`` read 0.4585 alone, 0.4477 beside ``fc:1``)."""
     layer, _, rest = unit.partition(":")
     idx = [int(v) for v in rest.split(":")]
     if layer not in shapes:
         near = [n for n in shapes if n.count(".") <= 1][:8]
         return f"visualize.units: {unit!r}: the network has no module {layer!r}; e.g. {near}"
     shape = shapes[layer]
+    if calls and calls.get(layer, 0) > 1:
+        parent = layer.rpartition(".")[0]
+        return (f"visualize.units: {unit!r}: {layer} runs {calls[layer]} times in one forward pass (one module "
+                f"used at several places), so its output has no single value to read; choose a module that runs "
+                f"once{f', e.g. {parent} (the block around it)' if parent else ''}")
     if not shape:
         return f"visualize.units: {unit!r}: {layer} gives no tensor of its own to read"
     if idx[0] >= shape[0]:
