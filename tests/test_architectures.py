@@ -87,6 +87,11 @@ def test_architecture_problems_are_named_at_parse_time():
     assert "methods.inversion.layers: ['features.8'" in errors  # VGG's layers, not ViT's
     cfg["model"]["arch"] = "resnet99"
     assert "model.arch: unknown 'resnet99'" in "\n".join(check_config(cfg))
+    cfg["model"]["arch"] = "resnet181"
+    assert "model.arch: unknown 'resnet181'; did you mean resnet18 or " in "\n".join(check_config(cfg))
+    cfg["model"]["arch"] = "fasterrcnn_resnet50_fpn"
+    assert "'fasterrcnn_resnet50_fpn' is one of torchvision's models but not an image classifier" in \
+        "\n".join(check_config(cfg))
     # width_divisor and pool_size narrow featevo's VGG only: a ResNet over the VGG demo's config
     # (width_divisor 8, pool_size 2) needs no reset, and is built at its own size
     demo = load_config(ROOT / "config.yaml")

@@ -194,8 +194,18 @@ def architecture(name: str) -> Architecture:
         return ARCHITECTURES[name]
     if name in torchvision_classifiers():
         return Architecture(build=functools.partial(_torchvision_build, name), features=_not_head)
-    raise ValueError(f"model.arch: unknown {name!r}; choose one of {', '.join(ARCHITECTURES)} or a classifier "
-                     "of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
+    import difflib
+
+    import torchvision
+
+    known = list(dict.fromkeys([*ARCHITECTURES, *torchvision_classifiers()]))
+    if name in torchvision.models.list_models():  # detection, segmentation, video, optical flow
+        raise ValueError(f"model.arch: {name!r} is one of torchvision's models but not an image classifier (it "
+                         "has no class units to visualize); choose a classifier, e.g. resnet18 or vgg16")
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise ValueError(f"model.arch: unknown {name!r}; {hint}choose one of {', '.join(ARCHITECTURES)} or a "
+                     "classifier of torchvision.models.list_models(module=torchvision.models), e.g. resnet18")
 
 
 def shape_problem(spec: ModelSpec, image_size: int,
