@@ -41,9 +41,11 @@ def test_the_wait_is_bounded_by_gpu_wait(tmp_path, monkeypatch):
     device.release_all()
 
 
-def test_cpu_without_cuda_and_a_clear_error_when_cuda_is_asked_for():
+def test_cpu_without_cuda_and_a_clear_error_when_cuda_is_asked_for(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
+    for var in device.GPU_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
     assert pick_device("auto").type == "cpu"
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         pick_device("cuda")
@@ -106,3 +108,33 @@ def test_our_vgg16_computes_what_torchvision_s_does():
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(ours(x), tv(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("var, value", [("CUDA_VISIBLE_DEVICES", "0"), ("SLURM_JOB_GPUS", "2"),
+                                        ("SLURM_GPUS_ON_NODE", "1")])
+def test_a_job_given_a_gpu_torch_cannot_use_stops_before_any_work_with_the_reason(tmp_path, monkeypatch, var, value):
+    """device: auto fell back to the CPU whenever torch saw no CUDA, also in a SLURM job
+    given a GPU (a 90-minute GPU job became days on the CPU, unsaid)."""
+    from conftest import write_subset
+    from featevo import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for v in device.GPU_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv(var, value)
+    with pytest.raises(RuntimeError, match=f"this job was given a GPU \\({var}={value}\\) but torch .* cannot "
+                                           "use it: .*set device: cpu to run on the CPU on purpose"):
+        pick_device("auto")
+    assert pick_device("cpu").type == "cpu"  # on purpose
+    data, out = write_subset(tmp_path / "d", 6, 3), tmp_path / "e0.pt"
+    with pytest.raises(RuntimeError, match="given a GPU"):
+        train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "e0.json"),
+                    "--seed", "0", "--settings", '{"train": {"device": "auto"}, "model": {"width_divisor": 16}}'])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("env, given", [({}, None), ({"CUDA_VISIBLE_DEVICES": ""}, None),
+                                        ({"CUDA_VISIBLE_DEVICES": "-1"}, None), ({"SLURM_GPUS_ON_NODE": "0"}, None),
+                                        ({"CUDA_VISIBLE_DEVICES": "1,2"}, "CUDA_VISIBLE_DEVICES=1,2")])
+def test_what_says_a_gpu_was_given(env, given):
+    assert device.gpu_given(env) == given

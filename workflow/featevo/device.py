@@ -251,8 +251,46 @@ def release_all() -> None:
         os.close(_HELD.pop())
 
 
+# what says a job was given a GPU: the variables CUDA's runtime and SLURM set for it
+GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE", "GPU_DEVICE_ORDINAL")
+
+
+def gpu_given(env: dict | None = None) -> str | None:
+    """Which variable says this job was given a GPU (``CUDA_VISIBLE_DEVICES=0``, SLURM's
+    ``SLURM_JOB_GPUS`` ...), or None.  Empty, ``-1``, ``NoDevFiles`` and ``0`` GPUs on the
+    node say none was."""
+    env = os.environ if env is None else env
+    for var in GPU_VARIABLES:
+        value = (env.get(var) or "").strip()
+        if not value or value in ("-1", "NoDevFiles", "none") or (var == "SLURM_GPUS_ON_NODE" and value == "0"):
+            continue
+        return f"{var}={value}"
+    return None
+
+
+def cuda_problem() -> str:
+    """Why torch cannot use CUDA here, in words a user can act on."""
+    if torch.version.cuda is None:
+        return ("this torch was built without CUDA (a CPU wheel); install the locked requirements "
+                "(make install), whose torch is built for CUDA")
+    try:
+        torch.cuda.init()
+    except Exception as exc:  # no driver, a driver too old for the wheel, no device
+        reason = str(exc).strip().splitlines()[0]
+    else:
+        reason = "no device is visible to it"
+    driver = ""
+    with contextlib.suppress(OSError):
+        driver = Path("/proc/driver/nvidia/version").read_text().split("Kernel Module", 1)[-1].split()[0]
+    return (f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) cannot use it: {reason}"
+            + (f" (the driver is {driver})" if driver else " (no NVIDIA driver is loaded)")
+            + "; CUDA 13 wheels need an NVIDIA driver 580 or newer")
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else the CPU.
+    """``auto``: CUDA when present, else the CPU; but a job that was given a GPU
+    (:func:`gpu_given`) that torch cannot use stops at once with the reason, rather than
+    running for days on the CPU (``cpu`` runs on the CPU on purpose).
 
     With CUDA and one visible GPU (one the scheduler chose for the job through
     CUDA_VISIBLE_DEVICES, or the machine's only one) that GPU is used; with
@@ -261,6 +299,10 @@ def pick_device(name: str = "auto") -> torch.device:
     """
     if name == "auto":
         if not torch.cuda.is_available():
+            given = gpu_given()
+            if given:
+                raise RuntimeError(f"this job was given a GPU ({given}) but {cuda_problem()}; or set device: cpu "
+                                   "to run on the CPU on purpose")
             return torch.device("cpu")
         ids = visible_gpu_ids(torch.cuda.device_count())
         if len(ids) == 1:
