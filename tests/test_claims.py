@@ -9,18 +9,18 @@ from featevo.claims import claims, markdown
 R = 6  # restarts
 
 
-def run(acc, judge, png, leak, change_p, seed=0):
+def run(acc, judge, png, leak, change_p, seed=0, restarts=R):
     """One seed's metrics (per epoch and class) and per-restart table, 2 classes."""
     rng = np.random.default_rng(seed)
-    rows, restarts = [], []
+    rows, per_restart = [], []
     for e, (a, j, p, lk, cp) in enumerate(zip(acc, judge, png, leak, change_p)):
         for k in range(2):
             rows.append({"epoch": e, "class": f"c{k}", "val_acc": a, "judge_prob": j, "png_ratio": p,
                          "judge_leak": lk, "change_p": cp})
-            for r in range(R):
-                restarts.append({"epoch": e, "class": f"c{k}", "restart": r, "judge_prob": j + rng.normal(0, .01),
+            for r in range(restarts):
+                per_restart.append({"epoch": e, "class": f"c{k}", "restart": r, "judge_prob": j + rng.normal(0, .01),
                                  "judge_leak": lk + rng.normal(0, .01), "png_ratio": p + rng.normal(0, .01)})
-    return pd.DataFrame(rows), pd.DataFrame(restarts)
+    return pd.DataFrame(rows), pd.DataFrame(per_restart)
 
 
 def by(df, claim, exp):
@@ -159,3 +159,17 @@ def test_the_claims_are_corrected_together():
     strong = [{"claim": "C2", "holds": "yes", "_p": 0.01, "_p_opposite": np.nan} for _ in range(20)]
     correct(strong)
     assert all(r["holds"] == "yes" for r in strong)
+
+
+def test_a_design_that_cannot_reach_significance_is_called_underpowered_not_not_significant():
+    """Two restarts against two (an exact test over 6 splits: p >= 1/6) cannot show any
+    difference, however large; the table says so instead of 'not significant'."""
+    m = [run(ACC, JUDGE, PNG, LEAK, CHANGE, seed=0, restarts=2)]
+    rs = {"pretrained": {"kind": "reference", "metrics": [a for a, _ in m], "restarts": [b for _, b in m]}}
+    ref = pd.DataFrame([{"class": c, "restart": r, "judge_prob": 0.99, "png_ratio": 0.2 + 0.01 * r}
+                        for r in range(2) for c in ("c0", "c1")])
+    df = claims(rs, reference=ref, judge_is_reference=False)
+    row = by(df, "C4a", "pretrained")  # Fig. 3 far above the last epoch, two restarts each
+    assert row["holds"] == "underpowered" and float(row["min_p"]) == pytest.approx(1 / 6, abs=1e-4)
+    assert "the smallest p this design can attain is 0.1667" in row["note"]
+    assert by(df, "C1a", "pretrained")["holds"] == "yes"  # ten epochs: the same table can still decide

@@ -116,3 +116,21 @@ def test_simes_keeps_its_level_where_fisher_does_not_on_tests_that_share_restart
 
 def test_a_split_test_of_a_constant_measure_is_not_a_test():
     assert math.isnan(stats.split_test(np.zeros((6, 6)), 3).p)
+
+
+def test_the_smallest_attainable_p_says_when_a_design_cannot_decide():
+    # two restarts against two: 6 splits, the best one-sided p is 1/6; no outcome is significant
+    small = stats.mean_difference([1.0, 1.1], [0.0, 0.1])
+    assert small.p == pytest.approx(1 / 6) and small.min_p == pytest.approx(1 / 6)
+    assert stats.verdict(small.p, min_p=small.min_p) == "underpowered"
+    # six against six: 924 splits, 1/924; the same separation is significant
+    big = stats.mean_difference([1.0, 1.1, 1.2, 1.3, 1.4, 1.5], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert big.min_p == pytest.approx(1 / 924) and stats.verdict(big.p, min_p=big.min_p) == "yes"
+    # a design that could decide, and did not: not significant, never underpowered
+    assert stats.verdict(0.4, min_p=1 / 924) == "not significant"
+    assert stats.verdict(0.4, 0.01, min_p=0.2) == "no"  # the opposite direction still decides
+    rho = stats.rank_correlation([1, 2, 3, 4], [1, 2, 3, 4])
+    assert rho.min_p == pytest.approx(1 / 24) and rho.p == pytest.approx(1 / 24)  # 4 points: 24 orderings
+    assert stats.rank_correlation(np.arange(12), np.arange(12)).min_p == pytest.approx(1 / (stats.RESAMPLES + 1))
+    d = np.abs(np.subtract.outer(np.r_[np.zeros(3), np.ones(3)], np.r_[np.zeros(3), np.ones(3)]))
+    assert stats.split_test(d, 3).min_p == pytest.approx(2 / 20)  # a split and its mirror: one statistic

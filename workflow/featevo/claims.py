@@ -5,8 +5,10 @@ metrics, a test with its null hypothesis, its p-value (one-sided in the
 claim's direction, combined over seeds by Stouffer's z) or interval, the
 claims' p-values adjusted together by Benjamini-Hochberg (q: 20-odd tests in
 one table), and a verdict on q (featevo.stats): ``yes`` (the test rejects at
-0.05), ``no`` (the test in the opposite direction does), ``not significant``,
-or ``not testable`` with the reason.  A measure constant up to rounding is never tested.  No number
+0.05), ``no`` (the test in the opposite direction does), ``underpowered``
+(neither, and the design's smallest attainable p is not below 0.05: no outcome
+could have been significant), ``not significant``, or ``not testable`` with the
+reason.  A measure constant up to rounding is never tested.  No number
 here chose the image it describes: the judge did not make the images it
 reads, and every verdict that rests on the judge is ``not testable`` when the
 judge's accuracy on the run's validation images is below
@@ -61,6 +63,7 @@ class units read it, so its class images can change.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +87,7 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="", interval=(np.nan, np.nan),
-         p=None, p_opposite=np.nan):
+         p=None, p_opposite=np.nan, min_p=np.nan):
     effects = np.asarray(effects, float)
     pvalues = np.asarray(pvalues, float)
     p = stats.combine(pvalues) if p is None else p
@@ -94,14 +97,15 @@ def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="
             f"[{_fmt(interval[0])}, {_fmt(interval[1])}]",
             "p": _fmt(p, 4), "per_seed": " ".join(_fmt(v) for v in effects),
             "per_seed_p": " ".join(_fmt(v, 4) for v in pvalues), "holds": holds, "note": note,
-            "_p": p, "_p_opposite": p_opposite}
+            "min_p": _fmt(min_p, 4), "_p": p, "_p_opposite": p_opposite, "_min_p": min_p}
 
 
-def _decide(pvalues, opposite) -> tuple[float, float, str]:
-    """The combined p of the claim's direction, of the opposite direction, and the verdict
-    before the table's correction (``no`` when the opposite direction's p rejects)."""
-    p, q = stats.combine(pvalues), stats.combine(opposite)
-    return p, q, stats.verdict(p, q)
+def _decide(pvalues, opposite, min_ps=()) -> tuple[float, float, str, float]:
+    """The combined p of the claim's direction, of the opposite direction, the verdict
+    before the table's correction (``no`` when the opposite direction's p rejects), and the
+    smallest combined p the design can attain (every seed's test at its own smallest)."""
+    p, q, low = stats.combine(pvalues), stats.combine(opposite), stats.combine(min_ps)
+    return p, q, stats.verdict(p, q, low), low
 
 
 def _per_epoch(df: pd.DataFrame, col: str) -> pd.Series:
@@ -135,7 +139,7 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
             partial.append(stats.rank_correlation(acc, val, given=epoch))
             opposite.append(stats.rank_correlation(acc, val, given=epoch, alternative="less").p)
             plain.append(stats.rank_correlation(acc, val))
-        p, p_opp, verdict = _decide([r.p for r in partial], opposite)
+        p, p_opp, verdict, low = _decide([r.p for r in partial], opposite, [r.min_p for r in partial])
         note = ("plain rho (not given the epoch) " + ", ".join(f"{r.statistic:.2f} (p {_fmt(r.p, 3)})"
                                                                  for r in plain))
         if trained < 4:
@@ -146,7 +150,7 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
         rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                          [r.statistic for r in partial], [r.p for r in partial], verdict,
-                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp))
+                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
     return rows
 
 
@@ -155,9 +159,13 @@ def _accuracy(ms) -> pd.Series:
     return acc[acc.index >= 1]  # trained epochs
 
 
-def c2(exp, role, ms, acc) -> list[dict]:
+def c2(exp, role, ms, rs, acc) -> list[dict]:
     if "change_p" not in ms[0]:
         return []
+    # each class-epoch's exact split test of r restarts against r: at best 2 / C(2r, r); Simes at
+    # best the same (every test at its best), Stouffer over seeds
+    r = int(rs[0]["restart"].nunique()) if "restart" in rs[0] else 0
+    low = stats.combine([2 / math.comb(2 * r, r) if r >= 2 else np.nan] * len(ms))
     sat = int(acc.index[(acc >= acc.max() - POINT).to_numpy().argmax()])
     n_after = int(acc.index.max()) - sat
     shares, ps = [], []
@@ -174,7 +182,7 @@ def c2(exp, role, ms, acc) -> list[dict]:
     return [_row("C2", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
                  "restarts' spread (BH q < 0.05)", "per class-epoch: exact permutation of the two epochs' restarts; "
                  "Simes over class-epochs per seed, Stouffer over seeds", shares, ps,
-                 stats.verdict(p) if testable else "not testable", note, p=p)]
+                 stats.verdict(p, min_p=low) if testable else "not testable", note, p=p, min_p=low)]
 
 
 def _restart_means(r: pd.DataFrame, col: str, epochs) -> np.ndarray:
@@ -195,14 +203,14 @@ def c3(exp, role, ms, rs, acc) -> list[dict]:
         a, b = _restart_means(r, "judge_leak", after), _restart_means(r, "judge_leak", [best])
         results.append(stats.mean_difference(a, b) if after else stats.NAN)
         opposite.append(stats.mean_difference(a, b, alternative="less").p if after else np.nan)
-    p, p_opp, verdict = _decide([x.p for x in results], opposite)
+    p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
     note = "" if fell else (f"validation accuracy (mean over seeds) never fell more than 1 point after its best "
                             f"epoch ({best}): nothing to see")
     interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
     return [_row("C3", exp, role, f"judge's leakage after the best epoch ({best}) minus at it, each restart's mean "
                  "over classes", "permutation of restarts, one-sided (> 0); Stouffer over seeds",
                  [x.statistic for x in results], [x.p for x in results], verdict if fell else "not testable", note,
-                 interval=interval, p=p if fell else np.nan, p_opposite=p_opp if fell else np.nan)]
+                 interval=interval, p=p if fell else np.nan, p_opposite=p_opp if fell else np.nan, min_p=low)]
 
 
 def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, noisy: dict[str, float]) -> list[dict]:
@@ -219,7 +227,7 @@ def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, no
             results.append(stats.mean_difference(ref, last))
             opposite.append(stats.mean_difference(ref, last, alternative="less").p)
         testable = not (col == "judge_prob" and judge_is_reference)
-        p, p_opp, verdict = _decide([x.p for x in results], opposite)
+        p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
         interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
         rows.append(_row(sub, exp, "test", f"{what}: Fig. 3 ({np.mean(ref):.3f}) minus the last epoch, each "
                          "restart's mean over classes", "permutation of restarts, one-sided (Fig. 3 higher); "
@@ -227,7 +235,7 @@ def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, no
                          verdict if testable else "not testable",
                          _noise_note(col, noisy) + ("" if testable else "the judge is the reference itself: circular"),
                          interval=interval, p=p if testable else np.nan,
-                         p_opposite=p_opp if testable else np.nan))
+                         p_opposite=p_opp if testable else np.nan, min_p=low))
     return rows
 
 
@@ -238,7 +246,7 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
     for _, g in layers.groupby("seed", sort=True):
         results.append(stats.rank_correlation(g["depth"], g["settle_epoch"]))
         opposite.append(stats.rank_correlation(g["depth"], g["settle_epoch"], alternative="less").p)
-    p, p_opp, verdict = _decide([x.p for x in results], opposite)
+    p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
     epochs = layers.groupby("layer", sort=False)["settle_epoch"].mean()
     note = "settled from epoch (mean over seeds): " + ", ".join(
         f"{k} {v:.1f}" for k, v in epochs.items() if np.isfinite(v))
@@ -249,7 +257,7 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
     return [_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "
                  "the paper (Raghu et al. 2017)", "exact permutation over the layers, one-sided (> 0); "
                  "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note,
-                 p=p, p_opposite=p_opp)]
+                 p=p, p_opposite=p_opp, min_p=low)]
 
 
 def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
@@ -264,9 +272,10 @@ def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
             rows.append(_row(sub, exp, "sanity", f"{what}: last epoch minus the same network with every layer "
                              "re-initialized, each restart's mean over classes",
                              f"permutation of restarts ({'one-sided, trained higher' if alternative == 'greater' else 'two-sided'})",
-                             [r.statistic], [r.p], stats.verdict(r.p),
+                             [r.statistic], [r.p], stats.verdict(r.p, min_p=r.min_p),
                              _noise_note(col, noisy) + "yes: the measure tells the trained network from one that "
-                             "learned nothing; otherwise it does not (here)", interval=(r.low, r.high)))
+                             "learned nothing; otherwise it does not (here)", interval=(r.low, r.high),
+                             min_p=r.min_p))
     return rows
 
 
@@ -310,7 +319,7 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
     for exp, run in runs.items():
         ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
         acc = _accuracy(ms)
-        new = c1(exp, role, ms, noisy) + c2(exp, role, ms, acc) + c3(exp, role, ms, rs, acc)
+        new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
         if run["kind"] == "reference":
             new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
         new += c5(exp, role, run.get("layers"))
@@ -334,7 +343,12 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
                     row["note"] = (f"the judge's accuracy ({acc:.2f}) is below judge.min_accuracy; "
                                    + row["note"]).rstrip("; ")
     correct(rows)
-    return pd.DataFrame(rows).drop(columns=["_p", "_p_opposite"])
+    for row in rows:
+        if row["holds"] == "underpowered":
+            row["note"] = "; ".join(filter(None, [row["note"], f"underpowered: the smallest p this design can "
+                                                  f"attain is {row['min_p']}, not below {stats.ALPHA}: more "
+                                                  "restarts, seeds or epochs would be needed"]))
+    return pd.DataFrame(rows).drop(columns=["_p", "_p_opposite", "_min_p"])
 
 
 def correct(rows: list[dict]) -> None:
@@ -347,7 +361,7 @@ def correct(rows: list[dict]) -> None:
     q_opposite = stats.bh([r["_p_opposite"] for r in family])
     for r, qv, qo in zip(family, q, q_opposite):
         r["q"] = _fmt(qv, 4)
-        r["holds"] = stats.verdict(qv, qo)
+        r["holds"] = stats.verdict(qv, qo, r.get("_min_p", np.nan))
     for r in rows:
         r.setdefault("q", "")
 
@@ -362,7 +376,7 @@ def markdown(df: pd.DataFrame) -> str:
             "effect, mean over seeds; interval: 95% (one seed); p: one-sided in the claim's direction, "
             "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5); holds (on q "
             "for C1-C5, on p for the checks S and J): yes / no (the opposite direction is significant) / not "
-            "significant / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
+            "significant / underpowered (no outcome of this design could be significant) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -48,12 +48,15 @@ def _residual(y: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Result:
-    """A test's statistic, its p-value, and (where it has one) a 95% interval."""
+    """A test's statistic, its p-value, (where it has one) a 95% interval, and ``min_p``:
+    the smallest p-value the design can attain (an exact test over 6 orderings cannot go
+    below 1/6): where it is ALPHA or more, no outcome could be significant."""
 
     statistic: float
     p: float
     low: float = math.nan
     high: float = math.nan
+    min_p: float = math.nan
 
     @property
     def significant(self) -> bool:
@@ -95,7 +98,7 @@ def rank_correlation(x, y, *, given=None, alternative: str = "greater", seed: in
     res = st.permutation_test((rx,), lambda a, axis=-1: rho(a, ry, axis), permutation_type="pairings",
                               alternative=alternative, n_resamples=RESAMPLES, vectorized=True,
                               rng=np.random.default_rng(seed))
-    return Result(float(res.statistic), float(res.pvalue))
+    return Result(float(res.statistic), float(res.pvalue), min_p=smallest_p(math.factorial(len(x))))
 
 
 def mean_difference(a, b, *, alternative: str = "greater", seed: int = 0) -> Result:
@@ -115,7 +118,7 @@ def mean_difference(a, b, *, alternative: str = "greater", seed: int = 0) -> Res
                               n_resamples=RESAMPLES, vectorized=True, rng=rng)
     ci = st.bootstrap((a, b), diff, n_resamples=RESAMPLES, method="percentile", vectorized=True, rng=rng)
     return Result(float(res.statistic), float(res.pvalue), float(ci.confidence_interval.low),
-                  float(ci.confidence_interval.high))
+                  float(ci.confidence_interval.high), min_p=smallest_p(math.comb(len(a) + len(b), len(a))))
 
 
 def split_test(distances: np.ndarray, n_first: int) -> Result:
@@ -146,7 +149,15 @@ def split_test(distances: np.ndarray, n_first: int) -> Result:
     if not varies(stat):  # every split alike: nothing to test (as for any constant measure)
         return Result(float(observed), math.nan)
     tol = ROUNDING * max(1.0, float(np.abs(stat).max()))
-    return Result(float(observed), float(np.mean(stat >= observed - tol)))
+    mirrored = 2 if n_first == n_second else 1  # a split and its mirror give one statistic
+    return Result(float(observed), float(np.mean(stat >= observed - tol)), min_p=mirrored / len(stat))
+
+
+def smallest_p(orderings: int) -> float:
+    """The smallest p-value of a permutation test over ``orderings`` equally likely
+    arrangements: exact (1 / orderings) where they are at most RESAMPLES, else scipy's
+    Monte Carlo p, (0 + 1) / (RESAMPLES + 1)."""
+    return 1.0 / orderings if orderings <= RESAMPLES else 1.0 / (RESAMPLES + 1)
 
 
 def combine(pvalues) -> float:
@@ -186,9 +197,11 @@ def bh(pvalues) -> np.ndarray:
     return q
 
 
-def verdict(p_claimed: float, p_opposite: float = math.nan) -> str:
+def verdict(p_claimed: float, p_opposite: float = math.nan, min_p: float = math.nan) -> str:
     """``yes`` when the test in the claim's direction rejects its null at ALPHA, ``no``
-    when the test in the opposite direction does, else ``not significant``; NaN p:
+    when the test in the opposite direction does, ``underpowered`` when neither does and
+    the design's smallest attainable p (``min_p``) is ALPHA or more (no outcome could have
+    been significant: the design decides nothing), else ``not significant``; NaN p:
     ``not testable``."""
     if not np.isfinite(p_claimed):
         return "not testable"
@@ -196,4 +209,6 @@ def verdict(p_claimed: float, p_opposite: float = math.nan) -> str:
         return "yes"
     if np.isfinite(p_opposite) and p_opposite < ALPHA:
         return "no"
+    if np.isfinite(min_p) and min_p >= ALPHA:
+        return "underpowered"
     return "not significant"
