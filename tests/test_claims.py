@@ -173,3 +173,20 @@ def test_a_design_that_cannot_reach_significance_is_called_underpowered_not_not_
     assert row["holds"] == "underpowered" and float(row["min_p"]) == pytest.approx(1 / 6, abs=1e-4)
     assert "the smallest p this design can attain is 0.1667" in row["note"]
     assert by(df, "C1a", "pretrained")["holds"] == "yes"  # ten epochs: the same table can still decide
+
+
+def test_a_control_is_corrected_apart_from_the_experiments_under_test():
+    """The frozen control's C5 holds by construction; among the tested rows its tiny p
+    would lower every other row's q."""
+    from featevo.claims import correct
+
+    tested = [{"claim": "C5", "role": "test", "holds": "yes", "_p": 0.02, "_p_opposite": 0.98},
+              {"claim": "C1a", "role": "test", "holds": "not significant", "_p": 0.5, "_p_opposite": 0.5}]
+    control = [{"claim": "C5", "role": "control (convolutions frozen, classifier trains)", "holds": "yes",
+                "_p": 1e-4, "_p_opposite": 1.0}]
+    correct(tested + control)
+    assert float(tested[0]["q"]) == pytest.approx(0.04) and tested[0]["holds"] == "yes"  # 2 tests, not 3
+    assert float(control[0]["q"]) == pytest.approx(1e-4)
+    mixed = [dict(r) for r in tested] + [{**control[0], "role": "test"}]
+    correct(mixed)
+    assert float(mixed[0]["q"]) == pytest.approx(0.03)  # what the control did to it in one family
