@@ -190,3 +190,38 @@ def test_a_control_is_corrected_apart_from_the_experiments_under_test():
     mixed = [dict(r) for r in tested] + [{**control[0], "role": "test"}]
     correct(mixed)
     assert float(mixed[0]["q"]) == pytest.approx(0.03)  # what the control did to it in one family
+
+
+def test_the_shuffled_labels_control_measures_what_grows_with_time_alone():
+    """labels: shuffled keeps accuracy at chance; N1 asks whether a measure rises with the
+    epoch anyway (here the judge's probability does, the PNG ratio does not), and is
+    corrected among the controls, not with the claims under test."""
+    chance = [0.25] * 10
+    rising = [0.2 + 0.05 * e for e in range(10)]
+    m = [run(chance, rising, [0.5] * 10, [0.1] * 10, [0.6] * 10, seed=s) for s in (0, 1)]
+    rs = {"shuffled": {"kind": "shuffled", "metrics": [a for a, _ in m], "restarts": [b for _, b in m]}}
+    df = claims(rs, reference=None, judge_is_reference=False)
+    assert set(df["claim"]) == {"N1a", "N1b"}  # no C rows: nothing was learned to test them on
+    assert by(df, "N1b", "shuffled")["holds"] == "not testable"  # a constant PNG ratio is never tested
+    row = by(df, "N1a", "shuffled")
+    assert row["holds"] == "yes" and row["role"].startswith("negative control")
+    assert "grows with training time alone" in row["note"] and "0.25, 0.25" in row["note"]
+    flat = [run(chance, [0.5, 0.4, 0.6, 0.45, 0.55, 0.5, 0.42, 0.58, 0.47, 0.53], PNG, [0.1] * 10, [0.6] * 10,
+                seed=s) for s in (0, 1)]
+    df = claims({"shuffled": {"kind": "shuffled", "metrics": [a for a, _ in flat],
+                              "restarts": [b for _, b in flat]}}, reference=None, judge_is_reference=False)
+    assert by(df, "N1a", "shuffled")["holds"] == "not significant"
+    assert by(df, "N1b", "shuffled")["holds"] == "no"  # PNG falls over the epochs: the opposite direction
+
+
+def test_shuffled_labels_are_one_fixed_permutation_of_the_training_labels():
+    from featevo.plan import experiment_kind
+    from featevo.train import shuffled_labels
+
+    labels = np.repeat(np.arange(4), 25)
+    a, b = shuffled_labels(labels, 0), shuffled_labels(labels, 0)
+    assert np.array_equal(a, b) and not np.array_equal(a, labels)  # the same at every epoch job
+    assert np.array_equal(np.bincount(a), np.bincount(labels))  # class counts kept
+    assert np.mean(a == labels) < 0.5 and not np.array_equal(shuffled_labels(labels, 1), a)
+    assert experiment_kind({"init": "random", "labels": "shuffled"}) == "shuffled"
+    assert experiment_kind({"init": "random", "freeze": "none"}) == "random"

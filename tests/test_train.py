@@ -93,13 +93,14 @@ def optim(ckpt):
     return ckpt.with_suffix(".optim.pt")
 
 
-def run_epoch(data, prev, out, *extra, state=True, train_keys=None, freeze="none"):
+def run_epoch(data, prev, out, *extra, state=True, train_keys=None, freeze="none", labels="given"):
     """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
     given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
     train.main(["epoch", "--experiment", "x", "--data", str(data), "--previous", str(prev), "--out", str(out),
                 "--optim-out", str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--seed", "0",
                 "--settings", train_settings(train={"batch_size": 8, **(train_keys or {})},
-                                             experiments={"x": {"freeze": freeze}}), *given, *extra])
+                                             experiments={"x": {"freeze": freeze, "labels": labels}}),
+                *given, *extra])
 
 
 def test_epochs_chain_deterministically_and_consume_optimizer_state(tmp_path, data):
@@ -321,3 +322,17 @@ def test_a_progress_line_s_eta_is_what_is_left_at_the_measured_rate():
     assert eta(1, 1000, 9.0) == "ETA 2 h 29 min"  # 999 batches of 9 s: 8991 s
     assert eta(2, 100, 7200.0) == "ETA 4 d 2 h"  # 98 batches of an hour: the paper's CPU run lasts days
     assert eta(3, 3, 5.0) == "" and eta(0, 3, 0.0) == ""  # nothing left, or nothing measured yet
+
+
+def test_shuffled_labels_train_on_a_fixed_permutation_and_say_so(tmp_path, data):
+    """experiments.*.labels: shuffled (C1's negative control): another network than with
+    the given labels from the same start, the same one on a rerun, and the metrics say which."""
+    import json
+
+    run_init(data, tmp_path / "epoch_000.pt")
+    for name, labels in (("g.pt", "given"), ("s.pt", "shuffled"), ("s2.pt", "shuffled")):
+        run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / name, labels=labels)
+    g, s1, s2 = (load_checkpoint(tmp_path / n)["model"] for n in ("g.pt", "s.pt", "s2.pt"))
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert not torch.equal(g["features.0.weight"], s1["features.0.weight"])
+    assert json.loads((tmp_path / "s.json").read_text())["labels"] == "shuffled"

@@ -47,6 +47,9 @@ S  The sanity check (Adebayo et al. 2018): the judge's probability and the
    PNG ratio of the last epoch's images against those of the same network
    with every layer re-initialized (featevo.sanity); a measure that does not
    tell them apart reads nothing the network learned.
+N1 The negative control of C1 (an experiment with ``labels: shuffled``, whose
+   accuracy stays at chance): Spearman rho of the epoch and (a) the judge's
+   probability, (b) the PNG ratio: what grows with training time alone.
 J  The judge's floor: its accuracy on the run's validation images (exact
    binomial test against chance, Clopper-Pearson interval) against
    ``judge.min_accuracy``, its reading of the starting noise and of epoch 0's
@@ -76,8 +79,8 @@ from featevo import stats
 POINT = 0.01  # one percentage point of accuracy
 NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely tells nothing by its p
 ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
-        "imported": "test"}
-JUDGED = ("C1a", "C3", "C4a", "S-a")  # the claims whose measure is the judge's reading
+        "imported": "test", "shuffled": "negative control (labels shuffled)"}
+JUDGED = ("C1a", "C3", "C4a", "S-a", "N1a")  # the claims whose measure is the judge's reading
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -150,6 +153,36 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
         rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                          [r.statistic for r in partial], [r.p for r in partial], verdict,
+                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
+    return rows
+
+
+def n1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
+    """The negative control of C1 (an experiment with ``labels: shuffled``: accuracy stays at
+    chance): does the measure grow with training time alone?  Spearman rho(epoch, measure)
+    over the trained epochs, per seed, one-sided (> 0), Stouffer over seeds.  Where it
+    does, a measure's rise over a real run's epochs is no evidence of learning by itself:
+    only what follows accuracy beyond the epoch (C1's partial rho) can be."""
+    rows = []
+    for sub, col, what in (("N1a", "judge_prob", "judge p(own class)"), ("N1b", "png_ratio", "PNG ratio")):
+        if col not in ms[0]:
+            continue
+        results, opposite, accs = [], [], []
+        for m in ms:
+            val = _per_epoch(_kept(m, col, set(noisy)), col)
+            val = val[val.index >= 1]
+            epoch = val.index.to_numpy(float)
+            results.append(stats.rank_correlation(epoch, val))
+            opposite.append(stats.rank_correlation(epoch, val, alternative="less").p)
+            accs.append(float(_per_epoch(m, "val_acc").iloc[-1]))
+        p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
+        note = (f"validation accuracy at the last epoch: {', '.join(f'{a:.2f}' for a in accs)} (labels shuffled: "
+                "chance expected); yes: the measure grows with training time alone, so its rise over a real "
+                "run's epochs is no evidence of learning by itself, and only C1's partial rho (given the epoch) "
+                "can be; no or not significant: time alone does not raise it here")
+        rows.append(_row(sub, exp, role, f"Spearman rho(epoch, {what}), epochs 1 on, labels shuffled",
+                         "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
+                         [r.statistic for r in results], [r.p for r in results], verdict,
                          _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
     return rows
 
@@ -323,10 +356,13 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
     for exp, run in runs.items():
         ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
         acc = _accuracy(ms)
-        new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
-        if run["kind"] == "reference":
-            new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
-        new += c5(exp, role, run.get("layers"))
+        if run["kind"] == "shuffled":  # nothing to learn: only what time alone does is measured
+            new = n1(exp, role, ms, noisy)
+        else:
+            new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
+            if run["kind"] == "reference":
+                new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
+            new += c5(exp, role, run.get("layers"))
         for row in new:
             row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
         rows += new
@@ -363,9 +399,9 @@ def correct(rows: list[dict]) -> None:
     among themselves, apart: its C5 holds by construction (its convolutions never move),
     and in the family its tiny p lowered the others' q (scratch's C5: 0.024 with it,
     0.044 without)."""
-    tested = [r for r in rows if r["claim"].startswith("C") and r["holds"] != "not testable"
+    tested = [r for r in rows if r["claim"].startswith(("C", "N")) and r["holds"] != "not testable"
               and np.isfinite(r.get("_p", np.nan))]
-    control = [str(r.get("role", "")).startswith("control") for r in tested]
+    control = ["control" in str(r.get("role", "")) for r in tested]
     for family in ([r for r, c in zip(tested, control) if not c], [r for r, c in zip(tested, control) if c]):
         _adjust(family)
     for r in rows:

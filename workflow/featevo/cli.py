@@ -46,7 +46,7 @@ READS: dict[str, tuple[str, ...]] = {
     # the classes of a network are those of the data it reads (the subset's manifest)
     "train init": ("model", *RUNTIME),
     "train import": ("model", *RUNTIME),
-    "train epoch": ("train", "experiments.{exp}.freeze"),
+    "train epoch": ("train", "experiments.{exp}.freeze", "experiments.{exp}.labels"),
     "train reference": ("model", "reference", "train.rho", "train.eps", *RUNTIME, "seeds[0]"),
     # the judge: another architecture and seed in the reference's recipe, for judge.epochs
     "train judge": ("model", "reference", "-reference.epochs", "judge", "train.rho", "train.eps", *RUNTIME),

@@ -111,10 +111,12 @@ def seeds_of(cfg, exp: str) -> list[int]:
 
 
 def experiment_kind(spec) -> str:
-    """random (scratch), reference (pretrained), frozen, or imported (your own run):
-    an experiment's role in the claims table."""
+    """random (scratch), reference (pretrained), frozen, shuffled (labels shuffled: the
+    negative control), or imported (your own run): an experiment's role in the claims table."""
     if imported(spec):
         return "imported"
+    if spec.get("labels") == "shuffled":
+        return "shuffled"
     if spec["init"] == "random":
         return "random"
     return "frozen" if spec["freeze"] == "features" else "reference"
@@ -133,7 +135,8 @@ def run_identity(cfg) -> dict:
     exps = {}
     for name, e in cfg["experiments"].items():
         exps[name] = ({"imported": True} if "checkpoints" in e
-                      else {"init": e.get("init"), "freeze": e.get("freeze") or "none"})  # the schema's default
+                      else {"init": e.get("init"), "freeze": e.get("freeze") or "none",  # the schema's defaults
+                            "labels": e.get("labels") or "given"})
     return {"data": {k: v for k, v in cfg["data"].items() if k not in _WHERE},
             "standin": dict(cfg["standin"]) if cfg["data"]["source"] == "standin" else None,
             "model": dict(cfg["model"]), "experiments": exps}

@@ -131,6 +131,17 @@ def train_one_epoch(model, optimizer, data: Subset, *, epoch: int, seed: int, ba
             "train_seconds": time.monotonic() - start}
 
 
+LABELS = ("given", "shuffled")  # experiments.*.labels
+SHUFFLE_STREAM = 7_777_777  # the labels' permutation draws from a stream of its own
+
+
+def shuffled_labels(labels: np.ndarray, seed: int) -> np.ndarray:
+    """experiments.*.labels shuffled: the training labels permuted once for the training
+    seed (the same permutation at every epoch, so there is a fixed, if meaningless, set to
+    learn by heart, as in Zhang et al. 2017); the class counts are kept."""
+    return np.random.default_rng([SHUFFLE_STREAM, seed]).permutation(np.asarray(labels))
+
+
 FREEZE = ("none", "features")  # experiments.*.freeze
 
 
@@ -218,6 +229,8 @@ def cmd_epoch(a) -> None:
         log.warning(f"no optimizer state given for epoch {prev['epoch']} (--previous-optim), so epoch "
                     f"{epoch} starts from a fresh Adadelta state and will not equal a run that continued it")
     train = Subset(a.data, "train")
+    if a.labels == "shuffled":
+        train.labels = shuffled_labels(train.labels, a.seed)
     val = Subset(a.data, "val")
     tag = f" {a.tag}"
     start = time.monotonic()
@@ -228,7 +241,7 @@ def cmd_epoch(a) -> None:
     t_eval = time.monotonic()
     v = evaluate(model, val, device, t.precision)
     metrics = {"epoch": epoch, **stats, "val_loss": v["loss"], "val_acc": v["acc"], "optimizer_state": state,
-               "frozen": a.freeze,
+               "frozen": a.freeze, "labels": a.labels,
                "images_per_s": len(train) / stats["train_seconds"], "device": str(device),
                "eval_seconds": time.monotonic() - t_eval, "load_seconds": load_s}
     t_save = time.monotonic()
@@ -417,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "epoch":
         a.settings = parse(a.settings, "train epoch", exp=a.experiment)
         a.freeze = a.settings.experiments[a.experiment].freeze
+        a.labels = a.settings.experiments[a.experiment].labels
         a.tag = f"{a.experiment} seed {a.seed}"
     elif a.cmd == "reference":  # the reference takes the first seed, the judge a seed of its own
         a.settings = parse(a.settings, f"train {a.net}")
