@@ -242,12 +242,13 @@ def test_a_held_out_user_config_runs_end_to_end_on_the_first_try(tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     (tmp_path / "sizes.yaml").write_text(TOY_SIZES)
     (tmp_path / "mine.yaml").write_text(
+        "run_name: mine\n"
         "model: {arch: resnet18}\n"
         "data: {source: folder, path: shapes, classes: [{name: circle}, {name: square}, {name: triangles}]}\n"
         f"reference: {{source: torchvision, weights: '{weights}', sha256: {sha256(weights)}}}\n"
         "experiments:\n  mine: {checkpoints: 'runs/mine/epoch_{epoch}.pt', epochs: 2}\n")
     snakemake(tmp_path, configs=[tmp_path / "sizes.yaml", tmp_path / "mine.yaml"])
-    run = tmp_path / "results" / "demo"
+    run = tmp_path / "results" / "mine"
     claims = pd.read_csv(run / "tables" / "claims.csv")
     assert {"mine", "scratch", "pretrained"} <= set(claims["experiment"])
     # the judge took the 8 images each class's folder had left, and held out a quarter
