@@ -333,3 +333,16 @@ def test_a_run_file_that_is_a_link_or_not_json_is_named_not_trusted(tmp_path, mo
     (run / "run.json").write_text("not json")
     (err,) = run_problems(demo_config(), [], None)
     assert "is not the JSON the workflow writes" in err
+
+
+def test_a_run_made_before_a_setting_existed_is_still_the_same_run():
+    from featevo.plan import identity_differences, run_identity
+
+    now = run_identity(demo_config())
+    older = {**now, "model": {k: v for k, v in now["model"].items() if k != "init"},
+             "experiments": {n: {k: v for k, v in e.items() if k != "labels"} for n, e in now["experiments"].items()}}
+    assert identity_differences(older, now) == []
+    changed = {**now, "experiments": {**now["experiments"], "scratch": {**now["experiments"]["scratch"],
+                                                                        "labels": "shuffled"}}}
+    assert identity_differences(now, changed) == ["experiments.scratch"]
+    assert identity_differences(now, {**now, "experiments": {}}) == []  # experiments left out

@@ -143,13 +143,16 @@ def run_identity(cfg) -> dict:
 
 
 def identity_differences(old: dict, new: dict) -> list[str]:
-    """The config keys whose values differ between two run identities (experiments only
-    where both have them: leaving one out or adding one changes no other's files)."""
+    """The config keys whose values differ between a stored run identity and a new one:
+    the keys the stored one has (a setting added to featevo after that run was made
+    takes its default, which made it), and experiments only where both have them
+    (leaving one out or adding one changes no other's files)."""
     out = []
     for section in ("data", "standin", "model"):
         a, b = old.get(section) or {}, new.get(section) or {}
-        out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        out += [f"{section}.{k}" for k in sorted(a) if a.get(k) != b.get(k)]
     for name in sorted(set(old.get("experiments", {})) & set(new.get("experiments", {}))):
-        if old["experiments"][name] != new["experiments"][name]:
+        a, b = old["experiments"][name], new["experiments"][name]
+        if any(a[k] != b.get(k) for k in a):
             out.append(f"experiments.{name}")
     return out
