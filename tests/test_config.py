@@ -305,8 +305,8 @@ def test_a_run_folder_holding_another_run_is_never_overwritten(tmp_path, monkeyp
     assert run_problems(cfg, [], None) == []  # nothing there yet
     write_run_identity(cfg)
     stored = json.loads((tmp_path / "results" / "demo" / "run.json").read_text())
-    assert stored["model"]["width_divisor"] == 8 and stored["experiments"]["frozen"] == {"init": "reference",
-                                                                                          "freeze": "features"}
+    assert stored["model"]["width_divisor"] == 8 and stored["experiments"]["frozen"] == {
+        "init": "reference", "freeze": "features", "labels": "given"}
     assert run_problems(cfg, [], None) == []  # the same run: continued, not refused
     more = {**cfg, "experiments": {**cfg["experiments"], "scratch": {**cfg["experiments"]["scratch"], "epochs": 30}}}
     assert run_problems(more, [], None) == []  # more epochs continue the run
