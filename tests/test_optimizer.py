@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from featevo.models import ModelSpec, build_model
-from featevo.train import freeze, make_optimizer
+from featevo.train import epoch_optimizer, freeze
 
 
 def steps(model, opt, n, gen):
@@ -27,12 +27,12 @@ def small():
 
 def test_saved_state_continues_exactly(tmp_path):
     straight = small()
-    steps(straight, make_optimizer(straight, 1.0, 0.95, 1e-8, "adadelta"), 4, torch.Generator().manual_seed(0))
+    steps(straight, epoch_optimizer(straight, 1.0, 0.95, 1e-8), 4, torch.Generator().manual_seed(0))
     model, gen = small(), torch.Generator().manual_seed(0)
-    opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
+    opt = epoch_optimizer(model, 1.0, 0.95, 1e-8)
     steps(model, opt, 2, gen)
     torch.save(opt.state_dict(), tmp_path / "o.pt")
-    resumed = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
+    resumed = epoch_optimizer(model, 1.0, 0.95, 1e-8)
     resumed.load_state_dict(torch.load(tmp_path / "o.pt", weights_only=True))
     steps(model, resumed, 2, gen)
     for a, b in zip(model.state_dict().values(), straight.state_dict().values()):
@@ -43,7 +43,7 @@ def test_saved_state_continues_exactly(tmp_path):
 def test_a_frozen_layer_has_no_optimizer_state():
     model = small()
     freeze(model, "features", "vgg16")
-    opt = make_optimizer(model, 1.0, 0.95, 1e-8, "adadelta")
+    opt = epoch_optimizer(model, 1.0, 0.95, 1e-8)
     steps(model, opt, 1, torch.Generator().manual_seed(0))
     trained = {id(p) for p in model.classifier.parameters()}
     assert {id(opt.params[i]) for i in opt.state} == trained
@@ -65,14 +65,14 @@ def test_the_functional_adadelta_is_torch_s_bit_for_bit_and_reads_its_files(layo
         freeze(ours, "features", "vgg16")
         freeze(theirs, "features", "vgg16")
     trains = [p for p in theirs.parameters() if p.requires_grad]
-    a = make_optimizer(ours, 1.0, 0.95, 1e-8, "adadelta")
+    a = epoch_optimizer(ours, 1.0, 0.95, 1e-8)
     b = torch.optim.Adadelta(trains, lr=1.0, rho=0.95, eps=1e-8)
     steps(ours, a, 3, torch.Generator().manual_seed(0))
     steps(theirs, b, 3, torch.Generator().manual_seed(0))
     assert _bytes(ours.state_dict()) == _bytes(theirs.state_dict())
     assert _bytes(a.state_dict()) == _bytes(b.state_dict())
     # each continues the other's file
-    a2 = make_optimizer(ours, 1.0, 0.95, 1e-8, "adadelta")
+    a2 = epoch_optimizer(ours, 1.0, 0.95, 1e-8)
     a2.load_state_dict(torch.load(io.BytesIO(_bytes(b.state_dict())), weights_only=True))
     b2 = torch.optim.Adadelta(trains, lr=1.0, rho=0.95, eps=1e-8)
     b2.load_state_dict(torch.load(io.BytesIO(_bytes(a.state_dict())), weights_only=True))
@@ -83,8 +83,8 @@ def test_the_functional_adadelta_is_torch_s_bit_for_bit_and_reads_its_files(layo
 
 def test_the_epoch_optimizer_does_not_import_torch_dynamo():
     """torch.optim.Optimizer imports torch._dynamo when built (1.0 s of a demo epoch job)."""
-    code = ("import sys, torch; from featevo.train import make_optimizer; m = torch.nn.Linear(3, 2); "
-            "o = make_optimizer(m, 1.0, 0.95, 1e-8, 'adadelta'); m(torch.ones(1, 3)).sum().backward(); o.step(); "
+    code = ("import sys, torch; from featevo.train import epoch_optimizer; m = torch.nn.Linear(3, 2); "
+            "o = epoch_optimizer(m, 1.0, 0.95, 1e-8); m(torch.ones(1, 3)).sum().backward(); o.step(); "
             "o.load_state_dict(o.state_dict()); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

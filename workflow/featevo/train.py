@@ -97,8 +97,8 @@ class Adadelta:
             self.state[int(i)] = {k: v if k == "step" else v.to(dtype=p.dtype, device=p.device) for k, v in s.items()}
 
 
-OPTIMIZERS = {
-    "adadelta": lambda params, lr, rho, eps: Adadelta(params, lr=lr, rho=rho, eps=eps),  # the paper's
+OPTIMIZERS = {  # reference.optimizer: torch's own, which its one-cycle schedule (torch's) drives
+    "adadelta": lambda params, lr, rho, eps: torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps),
     "adam": lambda params, lr, rho, eps: torch.optim.Adam(params, lr=lr),  # the demo's reference network only
 }
 SCHEDULES = ("constant", "onecycle")  # reference.schedule
@@ -106,12 +106,18 @@ CLASSIFIER_INITS = ("torchvision", "kaiming")  # reference.classifier_init
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float, name: str):
-    """Adadelta as in the paper (:class:`Adadelta`, torch's update over the weights that
-    train: a frozen layer has no state); Adam (``torch.optim``) only for the demo's
-    reference network, one job."""
+    """The reference network's and the judge's optimizer (``reference.optimizer``, one
+    job each: torch's own, under torch's schedulers), over the weights that train."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name]([p for p in model.parameters() if p.requires_grad], lr, rho, eps)
+
+
+def epoch_optimizer(model: torch.nn.Module, lr: float, rho: float, eps: float) -> Adadelta:
+    """The experiments' optimizer, Adadelta as in the paper (:class:`Adadelta`: torch's
+    update and files, without torch._dynamo's import in every epoch job), over the
+    weights that train (a frozen layer has no state)."""
+    return Adadelta([p for p in model.parameters() if p.requires_grad], lr=lr, rho=rho, eps=eps)
 
 
 @torch.no_grad()
@@ -270,7 +276,7 @@ def cmd_epoch(a) -> None:
     spec = ModelSpec(**prev["spec"])
     model.to(device, memory_format=torch.channels_last)
     freeze(model, a.freeze, spec.arch)
-    optimizer = make_optimizer(model, t.lr, t.rho, t.eps, "adadelta")
+    optimizer = epoch_optimizer(model, t.lr, t.rho, t.eps)
     if a.previous_optim is not None:
         # the state epoch e-1 ended with: declared to Snakemake beside its checkpoint, so
         # that a rerun of this epoch continues exactly where the first run did
