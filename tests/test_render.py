@@ -80,7 +80,7 @@ def paper_ascent(model, target, n, r, image_size):
         with torch.no_grad():
             x = (x.detach() + r.step_size * visualize.NORMALIZE[r.normalize](grad)).clamp_(0.0, 1.0)
             if r.median_every and step % r.median_every == 0:
-                x = visualize.median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
+                x = render.median_filter(x, r.median_size).contiguous(memory_format=torch.channels_last)
         trace.append(value.detach().float())
     return x.detach().float(), torch.stack(trace).numpy()
 

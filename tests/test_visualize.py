@@ -7,7 +7,8 @@ from conftest import ROOT, method_settings, quadrant_model, viz_settings
 from featevo.inputs import imagenet_normalize
 from featevo.models import ModelSpec, build_model
 from featevo.plots import composite, grid_positions
-from featevo.visualize import activation_maximization, median_filter, objective_values
+from featevo.render import median_filter
+from featevo.visualize import activation_maximization, objective_values
 
 
 @pytest.mark.parametrize("size", [3, 5, 7])

@@ -23,11 +23,74 @@ another.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+# ---- the paper's median filter (every visualize.median_every steps of the pixel ascent) ----
+
+
+def _batcher_pairs(m: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort of m = 2^p inputs."""
+    pairs, p = [], 1
+    while p < m:
+        k = p
+        while k >= 1:
+            for j in range(k % p, m - k, 2 * k):
+                for i in range(min(k, m - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.lru_cache(maxsize=None)
+def median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The comparators of a sorting network that the middle of n values depends on.
+
+    Batcher's network for the next power of two, minus the comparators that
+    touch the padding (as if padded with +inf, they never move anything) and
+    those the middle output does not depend on; each kept comparator says
+    whether its min, its max, or both are needed.  9 values: 24 comparators;
+    25 values: 113.
+    """
+    pairs = [(i, j) for i, j in _batcher_pairs(1 << (n - 1).bit_length()) if j < n]
+    need, kept = {n // 2}, []
+    for i, j in reversed(pairs):
+        if i in need or j in need:
+            kept.append((i, j, i in need, j in need))
+            need |= {i, j}
+    return tuple(reversed(kept))
+
+
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-channel median over a size x size window, edges mirrored.
+
+    Same as ``scipy.ndimage.median_filter(x, size=(1, 1, size, size), mode="mirror")``
+    for odd sizes (torch's ``reflect`` padding is scipy's ``mirror``).  A
+    min/max selection network over the shifted images, on whatever device x
+    is: 5-7x faster on the CPU than ``unfold(...).median()``.
+    """
+    if size % 2 == 0 or size < 1:
+        raise ValueError(f"visualize.median_size must be odd and positive, got {size}")
+    if size == 1:
+        return x
+    r = size // 2
+    padded = F.pad(x, (r, r, r, r), mode="reflect")
+    h, w = x.shape[-2:]
+    v = [padded[..., i:i + h, j:j + w] for i in range(size) for j in range(size)]
+    for i, j, lo, hi in median_network(size * size):
+        a, b = v[i], v[j]
+        if lo:
+            v[i] = torch.minimum(a, b)
+        if hi:
+            v[j] = torch.maximum(a, b)
+    return v[size * size // 2]
 
 # ---- colour -------------------------------------------------------------------------
 
@@ -81,7 +144,6 @@ class Pixel:
 
     @torch.no_grad()
     def project(self, step: int) -> None:
-        from featevo.visualize import median_filter  # here: featevo.visualize imports this module
 
         self.tensor.clamp_(0.0, 1.0)  # clip to the valid pixel range
         if self.median_every and step % self.median_every == 0:
