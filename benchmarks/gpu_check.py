@@ -18,7 +18,7 @@ Writes ``check.md`` (one Markdown table, with the machine and the commit) and
 4. two jobs claiming one GPU at once (featevo.device.claim_gpu): the second
    waits, names the first, then runs;
 5. the real workflow, ``configs/paper.yaml`` on a tiny fake ImageNet
-   (featevo.fake), end to end through snakemake on the device.
+   (benchmarks/fake_imagenet.py), end to end through snakemake on the device.
 
 ``--toy`` runs every part on the CPU at toy size (the tests do), so the script
 cannot rot; part 5 then runs the paper's config with its VGG-16 at 32 px, only
@@ -187,7 +187,7 @@ def workflow(work: Path, device, toy: bool) -> dict:
 
     import yaml
 
-    from featevo import fake
+    import fake_imagenet as fake  # benchmarks/fake_imagenet.py
 
     shutil.copy(ROOT / "config.yaml", work / "config.yaml")
     override = {

@@ -100,7 +100,8 @@ def tiny_run(tmp_path_factory):
     return workdir, workdir / "results" / "tiny", proc
 
 
-from featevo.fake import save_as_torchvision  # noqa: E402,F401  (the tests' name for it)
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the fake ImageNet and weights (fake_imagenet), and bench
+from fake_imagenet import save_as_torchvision  # noqa: E402,F401  (the tests' name for it)
 
 
 # the schema holds every setting's default; library calls in the tests take them from it

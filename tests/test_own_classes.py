@@ -80,7 +80,7 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
     import torchvision
 
     from featevo.checkpoint import load_checkpoint
-    from featevo.fake import save_as_torchvision
+    from fake_imagenet import save_as_torchvision
 
     shapes_folder(tmp_path / "shapes", per_class=20)
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from featevo import fake
+import fake_imagenet as fake  # benchmarks/fake_imagenet.py (conftest puts it on the path)
 from snakemake_helpers import ROOT, snakemake
 
 pytestmark = pytest.mark.e2e

@@ -136,7 +136,7 @@ def test_a_pinned_digest_accepts_a_file_of_any_name(fake_weights, tmp_path):
 def _paper_workdir(tmp_path, own: dict):
     import yaml
 
-    from featevo import fake
+    import fake_imagenet as fake
 
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     tar = fake.train_tar(tmp_path, 4)
