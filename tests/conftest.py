@@ -42,6 +42,13 @@ def _torch_threads(request):
     yield
 
 
+def tiny_model(classes: int = 4, seed: int = 0):
+    """featevo's VGG-16 at a sixteenth of its widths, untrained, in eval mode."""
+    from featevo.models import ModelSpec, build_model
+
+    return build_model(ModelSpec(num_classes=classes, width_divisor=16, pool_size=1), seed=seed).eval()
+
+
 def quadrant_model(classes: int = 4, size: int = 32, gain: float = 4.0):
     """A network whose weights the test sets: class k's logit is ``gain`` times the mean
     of quadrant k (row-major) after ImageNet's normalization, for k < 4; no bias.

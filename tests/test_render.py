@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import quadrant_model, viz_settings
+from conftest import quadrant_model, tiny_model, viz_settings
 from featevo import render, visualize
 from featevo.settings import SCHEMA_FILE
 from featevo.device import autocast
@@ -15,10 +15,6 @@ from featevo.models import ModelSpec, build_model, evaluated
 from featevo.visualize import InnerUnit, activation_maximization
 
 VIZ = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["visualize"]["properties"]
-
-
-def tiny_model(classes=4, seed=0):
-    return build_model(ModelSpec(num_classes=classes, width_divisor=16, pool_size=1), seed=seed).eval()
 
 
 @pytest.fixture(scope="module")

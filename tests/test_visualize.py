@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from conftest import ROOT, method_settings, quadrant_model, viz_settings
+from conftest import ROOT, method_settings, quadrant_model, tiny_model, viz_settings
 from featevo.inputs import imagenet_normalize
 from featevo.models import ModelSpec, build_model
 from featevo.plots import composite, grid_positions
@@ -32,10 +32,6 @@ def test_median_filter_with_ties_and_channels_last_matches_scipy(size):
 def test_median_filter_rejects_even_size():
     with pytest.raises(ValueError, match="odd"):
         median_filter(torch.rand(1, 3, 8, 8), 4)
-
-
-def tiny_model(classes=4, seed=0):
-    return build_model(ModelSpec(num_classes=classes, width_divisor=16, pool_size=1), seed=seed).eval()
 
 
 @pytest.fixture(scope="module")
