@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_helpers import ROOT, SNAKEMAKE, snakemake
+from snakemake_helpers import ROOT, snakemake
 
 README = (ROOT / "README.md").read_text()
 NEEDS_IMAGENET_OR_CLUSTER = ("configs/paper.yaml", "profiles/slurm", "FEATEVO_SLURM")

@@ -11,7 +11,7 @@ from featevo import render, visualize
 from featevo.settings import SCHEMA_FILE
 from featevo.device import autocast
 from featevo.inputs import imagenet_normalize
-from featevo.models import ModelSpec, build_model, evaluated
+from featevo.models import evaluated
 from featevo.visualize import InnerUnit, activation_maximization
 
 VIZ = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["visualize"]["properties"]
