@@ -138,3 +138,34 @@ def test_a_job_given_a_gpu_torch_cannot_use_stops_before_any_work_with_the_reaso
                                         ({"CUDA_VISIBLE_DEVICES": "1,2"}, "CUDA_VISIBLE_DEVICES=1,2")])
 def test_what_says_a_gpu_was_given(env, given):
     assert device.gpu_given(env) == given
+
+
+def test_device_is_one_key_that_a_stage_may_override(tmp_path):
+    """The top-level device reaches every stage that runs on one (train, visualize,
+    methods), in the workflow and in a stage run by hand with --settings @FILE."""
+    from featevo.settings import load_config, parse, shared_device
+
+    assert shared_device({"device": "cpu", "visualize": {"device": "cuda:1", "steps": 3}}) == {
+        "device": "cpu", "train": {"device": "cpu"}, "visualize": {"device": "cuda:1", "steps": 3},
+        "methods": {"device": "cpu"}}
+    assert shared_device({"train": {"lr": 1.0}}) == {"train": {"lr": 1.0}}  # none given: the stages' defaults
+    (tmp_path / "c.yaml").write_text("device: cpu\nmethods: {device: auto}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert (cfg["train"]["device"], cfg["visualize"]["device"], cfg["methods"]["device"]) == ("cpu", "cpu", "auto")
+    assert parse(f"@{tmp_path / 'c.yaml'}", "train epoch", exp="scratch").train.device == "cpu"
+    assert parse(f"@{tmp_path / 'c.yaml'}", "explain").methods.device == "auto"
+
+
+def test_the_workflow_s_gpu_resource_follows_the_one_device_key(tmp_path):
+    import shutil
+
+    from snakemake_helpers import ROOT, snakemake
+
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    out = snakemake(tmp_path, "-n", "--config", "device=cpu", "visualize={device: auto}").stdout
+    blocks = [b for b in out.split("\n\n") if "resources:" in b]
+    gpu = {}
+    for b in blocks:
+        rule = next(line.split()[-1].rstrip(":") for line in b.splitlines() if line.startswith(("rule ", "localrule ")))
+        gpu.setdefault(rule, set()).add("gpu=1" in b)
+    assert gpu["train_epoch"] == gpu["explain"] == {False} and gpu["visualize"] == {True}

@@ -107,6 +107,25 @@ def schema_defaults(node: dict | None = None, schema: dict | None = None) -> dic
     return out
 
 
+DEVICE_SECTIONS = ("train", "visualize", "methods")  # the stages that run on a device
+
+
+def shared_device(config: dict) -> dict:
+    """``config`` with the top-level ``device`` given to each of :data:`DEVICE_SECTIONS`
+    that does not set its own (one key for the run; a stage may still override it).
+    Before the defaults: a section's device left out is the one not set."""
+    device = config.get("device")
+    if device is None:
+        return config
+    out = dict(config)
+    for section in DEVICE_SECTIONS:
+        part = out.get(section)
+        if part is None or isinstance(part, dict):
+            if (part or {}).get("device") is None:
+                out[section] = {**(part or {}), "device": device}
+    return out
+
+
 def with_defaults(config: dict, defaults: dict | None = None) -> dict:
     """``config`` with every default of the schema filled in where it leaves a key out
     (nested sections too; the config's own values untouched)."""
@@ -125,10 +144,10 @@ def load_config(*files: Path) -> dict:
     of the workflow has, for callers outside it (the benchmark)."""
     from snakemake.utils import update_config
 
-    config = schema_defaults()
+    config: dict = {}
     for f in files:
         update_config(config, _yaml_load(Path(f).read_text()) or {})
-    return config
+    return with_defaults(shared_device(config))
 
 
 def config_file_problems(*files: Path) -> list[str]:
@@ -429,6 +448,7 @@ def parse(text: str, stage: str, **fill) -> Settings:
             raise SystemExit(f"error: --settings is not JSON ({exc}); give a JSON object, or @FILE") from None
     if not isinstance(raw, dict):
         raise SystemExit("error: --settings must be a mapping of config sections")
+    raw = shared_device(raw)  # (a config file's top-level device, as the workflow reads it)
     schema = _schema()
     out: dict = {}
     handed: dict = {}  # key -> dict of what of it, or None: all of it

@@ -35,6 +35,7 @@ from featevo.settings import (  # noqa: E402
     config_file_problems,
     schema,
     schema_errors,
+    shared_device,
     with_defaults,
 )
 
@@ -62,7 +63,7 @@ if _errors:
 validate(config, "../schemas/config.schema.yaml")
 # Snakemake's validate leaves out the defaults of settings defined under $defs (device,
 # precision, threads, augment): every default the schema holds, under the config's values
-config.update(with_defaults(config))
+config.update(with_defaults(shared_device(config)))
 # the tars' members are listed by the Snakemake that plans the run, not by every job
 _errors = check_config(config, deep=workflow.is_main_process)
 if _errors:
