@@ -89,5 +89,8 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow
 
+# the demo's run and Snakemake's bookkeeping only: another run's folder (the paper's checkpoints
+# are tens of GB) is named and kept; delete it by hand, knowing what it holds
 clean:
-	rm -rf results .snakemake
+	rm -rf results/demo results/bench results/gpu_check .snakemake
+	@for d in results/*/; do [ -d "$$d" ] && echo "kept $$d (a run of its own: rm -r $$d deletes it)"; done; true

@@ -76,3 +76,17 @@ def test_an_inline_override_of_the_readme_is_accepted(tiny_run, override):
     proc = snakemake(workdir, "-n", "--configfile", str(TINY), "--config", *shlex.split(override.rstrip("`.,:")),
                      check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_make_clean_deletes_the_demo_and_keeps_every_other_run_saying_so(tmp_path):
+    """make clean once deleted results/ whole, the paper's checkpoints (tens of GB) included."""
+    import subprocess
+
+    for run in ("demo", "paper", "mine"):
+        (tmp_path / "results" / run / "train").mkdir(parents=True)
+    (tmp_path / ".snakemake").mkdir()
+    out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "clean"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    assert not (tmp_path / "results" / "demo").exists() and not (tmp_path / ".snakemake").exists()
+    assert (tmp_path / "results" / "paper" / "train").is_dir() and (tmp_path / "results" / "mine").is_dir()
+    assert "kept results/paper/ (a run of its own: rm -r results/paper/ deletes it)" in out
