@@ -1,4 +1,4 @@
-# make run   install, then run the embedded demo DAG (results/demo/)
+# make run   install, then run the embedded demo DAG (results/demo/); CONFIG=... CORES=... for another run
 # make test  install, then run the quick tests; make test-all: every test (CI)
 # make test-cpus  the quick tests with 2 threads, then with torch's portable kernels (TIER=all: every test)
 # make bench install the benchmark's own environment, then print the speed table
@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true  # some packages ship files that do not compile
 	touch $(STAMP)
 
+# CONFIG: config files layered on config.yaml (make run CONFIG=configs/resnet-demo.yaml CORES=8)
 run: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(if $(strip $(CONFIG)),--configfile $(CONFIG))
 
 # every figure, table and metric of a run with its caption, in one HTML file beside the run's
 # results; CONFIG: the config files the run was made with after config.yaml, e.g.

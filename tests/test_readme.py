@@ -90,3 +90,13 @@ def test_make_clean_deletes_the_demo_and_keeps_every_other_run_saying_so(tmp_pat
     assert not (tmp_path / "results" / "demo").exists() and not (tmp_path / ".snakemake").exists()
     assert (tmp_path / "results" / "paper" / "train").is_dir() and (tmp_path / "results" / "mine").is_dir()
     assert "kept results/paper/ (a run of its own: rm -r results/paper/ deletes it)" in out
+
+
+def test_make_run_takes_config_and_cores():
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parents[1]
+    line = subprocess.run(["make", "-s", "-n", "run", f"VENV={venv}", "CONFIG=configs/resnet-demo.yaml", "CORES=3"],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    assert line.endswith("/snakemake --cores 3 --configfile configs/resnet-demo.yaml"), line
