@@ -59,7 +59,11 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     # the paper's claims, the layers settling bottom up (C5), the judge's floor (J) and the
     # sanity check's two rows (S-a: the judge, S-b: the PNG ratio)
     assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b", "C5", "J", "S-a", "S-b"}
-    assert set(claims["holds"]) <= {"yes", "no", "not significant", "not testable"}
+    assert set(claims["holds"]) <= {"yes", "no", "not significant", "underpowered", "not testable"}
+    # two restarts against two (an exact test over 6 splits) can never reach 0.05: the sanity
+    # check's judge row says so rather than "not significant"
+    sanity = claims[claims["claim"] == "S-a"]
+    assert (sanity["holds"] == "underpowered").all() and sanity["note"].str.contains("smallest p").all()
     roles = set(claims["role"])  # frozen is the control, and says what kind
     assert "test" in roles and "control (convolutions frozen, classifier trains)" in roles, roles
     assert (claims["test"].str.len() > 5).all()  # every claim says its test
