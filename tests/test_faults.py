@@ -228,5 +228,7 @@ def test_snakemake_killed_while_the_stand_in_is_drawn_leaves_no_job_behind(tmp_p
         "the stand-in outlived its Snakemake"
     assert "is gone" in log.read_text()
     # the documented recovery works at once: unlock, rerun
-    snakemake(work, "--unlock", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])
-    snakemake(work, "--rerun-incomplete", "--", "results/tiny/standin/main", configs=[TINY, work / "faults.yaml"])
+    # (with the same configs: under the same run_name a smaller stand-in would be another run's)
+    configs = [TINY, work / "faults.yaml", work / "big.yaml"]
+    snakemake(work, "--unlock", "--", "results/tiny/standin/main", configs=configs)
+    snakemake(work, "--rerun-incomplete", "--", "results/tiny/standin/main", configs=configs)

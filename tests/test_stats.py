@@ -134,3 +134,8 @@ def test_the_smallest_attainable_p_says_when_a_design_cannot_decide():
     assert stats.rank_correlation(np.arange(12), np.arange(12)).min_p == pytest.approx(1 / (stats.RESAMPLES + 1))
     d = np.abs(np.subtract.outer(np.r_[np.zeros(3), np.ones(3)], np.r_[np.zeros(3), np.ones(3)]))
     assert stats.split_test(d, 3).min_p == pytest.approx(2 / 20)  # a split and its mirror: one statistic
+
+
+def test_a_two_sided_test_s_smallest_p_is_twice_the_one_sided():
+    two = stats.mean_difference([1.0, 1.1, 1.2], [0.0, 0.1, 0.2], alternative="two-sided")
+    assert two.min_p == pytest.approx(2 / 20) and two.p == pytest.approx(2 / 20)

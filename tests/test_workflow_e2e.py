@@ -61,9 +61,11 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b", "C5", "J", "S-a", "S-b"}
     assert set(claims["holds"]) <= {"yes", "no", "not significant", "underpowered", "not testable"}
     # two restarts against two (an exact test over 6 splits) can never reach 0.05: the sanity
-    # check's judge row says so rather than "not significant"
-    sanity = claims[claims["claim"] == "S-a"]
-    assert (sanity["holds"] == "underpowered").all() and sanity["note"].str.contains("smallest p").all()
+    # check's rows say so rather than "not significant" (or not testable: a judge at the tiny
+    # run's accuracy reads nothing, a constant measure is not tested)
+    sanity = claims[claims["claim"].isin(["S-a", "S-b"])]
+    assert set(sanity["holds"]) <= {"underpowered", "not testable"} and "underpowered" in set(sanity["holds"])
+    assert sanity[sanity["holds"] == "underpowered"]["note"].str.contains("smallest p this design").all()
     roles = set(claims["role"])  # frozen is the control, and says what kind
     assert "test" in roles and "control (convolutions frozen, classifier trains)" in roles, roles
     assert (claims["test"].str.len() > 5).all()  # every claim says its test

@@ -98,7 +98,7 @@ def rank_correlation(x, y, *, given=None, alternative: str = "greater", seed: in
     res = st.permutation_test((rx,), lambda a, axis=-1: rho(a, ry, axis), permutation_type="pairings",
                               alternative=alternative, n_resamples=RESAMPLES, vectorized=True,
                               rng=np.random.default_rng(seed))
-    return Result(float(res.statistic), float(res.pvalue), min_p=smallest_p(math.factorial(len(x))))
+    return Result(float(res.statistic), float(res.pvalue), min_p=smallest_p(math.factorial(len(x)), alternative))
 
 
 def mean_difference(a, b, *, alternative: str = "greater", seed: int = 0) -> Result:
@@ -118,7 +118,8 @@ def mean_difference(a, b, *, alternative: str = "greater", seed: int = 0) -> Res
                               n_resamples=RESAMPLES, vectorized=True, rng=rng)
     ci = st.bootstrap((a, b), diff, n_resamples=RESAMPLES, method="percentile", vectorized=True, rng=rng)
     return Result(float(res.statistic), float(res.pvalue), float(ci.confidence_interval.low),
-                  float(ci.confidence_interval.high), min_p=smallest_p(math.comb(len(a) + len(b), len(a))))
+                  float(ci.confidence_interval.high),
+                  min_p=smallest_p(math.comb(len(a) + len(b), len(a)), alternative))
 
 
 def split_test(distances: np.ndarray, n_first: int) -> Result:
@@ -153,11 +154,13 @@ def split_test(distances: np.ndarray, n_first: int) -> Result:
     return Result(float(observed), float(np.mean(stat >= observed - tol)), min_p=mirrored / len(stat))
 
 
-def smallest_p(orderings: int) -> float:
+def smallest_p(orderings: int, alternative: str = "greater") -> float:
     """The smallest p-value of a permutation test over ``orderings`` equally likely
     arrangements: exact (1 / orderings) where they are at most RESAMPLES, else scipy's
-    Monte Carlo p, (0 + 1) / (RESAMPLES + 1)."""
-    return 1.0 / orderings if orderings <= RESAMPLES else 1.0 / (RESAMPLES + 1)
+    Monte Carlo p, (0 + 1) / (RESAMPLES + 1); twice that for a two-sided test (scipy
+    doubles the smaller one-sided p)."""
+    one = 1.0 / orderings if orderings <= RESAMPLES else 1.0 / (RESAMPLES + 1)
+    return min(1.0, 2 * one) if alternative == "two-sided" else one
 
 
 def combine(pvalues) -> float:
