@@ -346,3 +346,15 @@ def test_a_run_made_before_a_setting_existed_is_still_the_same_run():
                                                                         "labels": "shuffled"}}}
     assert identity_differences(now, changed) == ["experiments.scratch"]
     assert identity_differences(now, {**now, "experiments": {}}) == []  # experiments left out
+
+
+def test_a_run_folder_that_is_a_link_is_not_written_into(tmp_path, monkeypatch):
+    from featevo.config_checks import write_run_identity
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "demo").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="results/demo is a link; the run's folder must be a folder of your own"):
+        write_run_identity(demo_config())
+    assert not (tmp_path / "elsewhere" / "run.json").exists()

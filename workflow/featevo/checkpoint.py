@@ -18,15 +18,10 @@ from typing import Any
 import torch
 
 from featevo import watch
+from featevo.config_checks import _umask
 from featevo.models import ModelSpec, build_model
 
 FORMAT = "featevo-checkpoint/1"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def atomic_save(obj: Any, path: Path) -> None:

@@ -613,6 +613,7 @@ def write_run_identity(cfg: dict) -> None:
     :func:`run_problems` compares later configs with."""
     import json
     import os
+    import stat
     import tempfile
 
     from featevo.plan import RUN_FILE, run_identity
@@ -621,6 +622,11 @@ def write_run_identity(cfg: dict) -> None:
     if _read_run_file(path) is not None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a run folder that is a link, or another user's, is not this run's to write into
+    st = os.lstat(path.parent)
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+        raise ValueError(f"{path.parent} is {'a link' if stat.S_ISLNK(st.st_mode) else 'not yours'}; "
+                         f"the run's folder must be a folder of your own: move it away, or choose another run_name")
     # written beside it and renamed: a reader sees the whole file or none (torch-free: the Snakefile calls it)
     fd, tmp = tempfile.mkstemp(prefix=f".{RUN_FILE}.", suffix=".tmp", dir=path.parent)
     try:
@@ -634,6 +640,7 @@ def write_run_identity(cfg: dict) -> None:
 
 
 def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
     import os
 
     mask = os.umask(0o022)
