@@ -37,14 +37,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from featevo import checkpoint as ck
-from featevo import cli
-from featevo.settings import load_config
-from featevo.device import autocast, pick_device
-from featevo.models import ModelSpec, build_model, evaluated
-from featevo.inputs import MEAN, STD, Subset, imagenet_normalize, to_uint8
-from featevo.train import make_optimizer, train_one_epoch
-from featevo.visualize import activation_maximization, initial_images, objective_values
+from featevo.models import checkpoint as ck
+from featevo.config import reads as cli
+from featevo.config.settings import load_config
+from featevo.jobs.device import autocast, pick_device
+from featevo.models.networks import ModelSpec, build_model, evaluated
+from featevo.data.inputs import MEAN, STD, Subset, imagenet_normalize, to_uint8
+from featevo.models.train import make_optimizer, train_one_epoch
+from featevo.optvis.objectives import objective_values
+from featevo.optvis.render import activation_maximization, initial_images
 
 ROOT = Path(__file__).resolve().parents[1]
 # the settings measured are the workflow's own: the demo's config.yaml, and the paper's
@@ -189,7 +190,7 @@ def trained_networks(subset: Path, epochs: int, device, precision, log) -> tuple
     that reads the images."""
     from dataclasses import replace
 
-    from featevo.models import kaiming_classifier
+    from featevo.models.networks import kaiming_classifier
 
     data = Subset(subset, "train")
     r, t = DEMO["reference"], DEMO["train"]
@@ -211,7 +212,7 @@ def trained_networks(subset: Path, epochs: int, device, precision, log) -> tuple
             train_one_epoch(model, opt, data, epoch=epoch, seed=seed, batch_size=r["batch_size"], device=device,
                             precision=precision, augment=r["augment"], log=lambda m: None, scheduler=sched)
         out.append(model.eval().cpu())
-    from featevo.train import evaluate
+    from featevo.models.train import evaluate
 
     val = Subset(subset, "val")
     acc = [evaluate(m, val, torch.device("cpu"), "fp32")["acc"] for m in out]
@@ -232,7 +233,7 @@ def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_c
     (other arithmetic, so apart from the verdict; Lucent's render_vis cannot run under
     autocast: it converts its bf16 image to NumPy)."""
     from recipes import image_scores
-    from featevo import scores
+    from featevo.measures import scores
 
     n_classes = len(DEMO_WNIDS)
     units = list(range(n_classes)) * per_class
@@ -290,7 +291,7 @@ def bench_fourier(model, judge, subset: Path, image_size: int, steps: int, per_c
 
 
 def write_jpegs(root: Path, per_class: int, size: int, log) -> None:
-    from featevo.standin import write_standin
+    from featevo.data.standin import write_standin
 
     std = DEMO["standin"]
     write_standin(root, DEMO_WNIDS, per_class, size, seed=std["seed"], clutter=std["clutter"],
@@ -325,7 +326,7 @@ def imagefolder_epoch(model, root: Path, image_size: int, batch_size: int, worke
 
 def make_subset(jpegs: Path, out: Path, size: int, per_class: int, val_per_class: int) -> float:
     """The workflow's one-off extraction of the JPEGs into arrays in ``out``; its seconds."""
-    from featevo.extract import extract
+    from featevo.data.imagenet import extract
 
     start = time.perf_counter()
     d = DEMO["data"]
@@ -409,7 +410,7 @@ def matmul_peak(device, dtype: torch.dtype, n: int) -> float:
 
 
 def epoch_job(subset: Path, spec: ModelSpec, work: Path, device: str, threads: int, batch_size: int) -> dict:
-    """Runs ``featevo.train epoch`` as the workflow does (a plain process) and splits its wall time."""
+    """Runs ``featevo.models.train epoch`` as the workflow does (a plain process) and splits its wall time."""
     prev = work / "epoch_000.pt"
     ck.save_checkpoint(prev, build_model(spec, seed=0), spec, epoch=0, classes=DEMO_WNIDS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])}
@@ -434,7 +435,7 @@ def full_size_fixed_cost(image_size: int, device, precision, train_images: int, 
     its optimizer state); the epoch's work from the measured training rate."""
     spec = ModelSpec(num_classes=4)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import featevo.train"], check=True,
+    subprocess.run([sys.executable, "-c", "import featevo.models.train"], check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")})
     process_s = time.perf_counter() - start
     model = build_model(spec, seed=0)

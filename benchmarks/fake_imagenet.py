@@ -65,7 +65,7 @@ def save_as_torchvision(state: dict, folder: Path, arch: str = "vgg16") -> tuple
     SHA-256>.pth``; returns the path and the whole digest."""
     import torch
 
-    from featevo.weights import sha256
+    from featevo.models.weights import sha256
 
     tmp = Path(folder) / f"{arch}.pth"
     torch.save(state, tmp)

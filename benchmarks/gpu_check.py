@@ -15,7 +15,7 @@ Writes ``check.md`` (one Markdown table, with the machine and the commit) and
    matrix-product rate at that precision (measured here, stated in the table);
 3. ``train.deterministic: true``: two one-epoch runs on a few batches equal
    bit for bit;
-4. two jobs claiming one GPU at once (featevo.device.claim_gpu): the second
+4. two jobs claiming one GPU at once (featevo.jobs.device.claim_gpu): the second
    waits, names the first, then runs;
 5. the real workflow, ``configs/paper.yaml`` on a tiny fake ImageNet
    (benchmarks/fake_imagenet.py), end to end through snakemake on the device.
@@ -44,11 +44,11 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS 
 
 import torch  # noqa: E402
 
-from featevo.settings import load_config  # noqa: E402
-from featevo.device import autocast, configure  # noqa: E402
-from featevo.models import ModelSpec, build_model  # noqa: E402
-from featevo.train import make_optimizer  # noqa: E402
-from featevo.visualize import activation_maximization  # noqa: E402
+from featevo.config.settings import load_config  # noqa: E402
+from featevo.jobs.device import autocast, configure  # noqa: E402
+from featevo.models.networks import ModelSpec, build_model  # noqa: E402
+from featevo.models.train import make_optimizer  # noqa: E402
+from featevo.optvis.render import activation_maximization  # noqa: E402
 
 PAPER_VIZ = load_config(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")["visualize"]
 
@@ -123,9 +123,9 @@ def visualization(p: dict, device, precision: str) -> dict:
 
 def deterministic(p: dict, device) -> dict:
     """Two one-epoch runs with deterministic algorithms: equal bit for bit?"""
-    from featevo.train import train_one_epoch
+    from featevo.models.train import train_one_epoch
 
-    class Data:  # the uint8 NHWC arrays featevo.inputs.Subset holds
+    class Data:  # the uint8 NHWC arrays featevo.data.inputs.Subset holds
         def __init__(self, n):
             g = torch.Generator().manual_seed(0)
             self.images = torch.randint(0, 256, (n, p["size"], p["size"], 3), generator=g, dtype=torch.uint8).numpy()

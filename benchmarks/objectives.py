@@ -31,11 +31,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from featevo.checkpoint import load_model  # noqa: E402
-from featevo.settings import schema_defaults  # noqa: E402
-from featevo.inputs import Subset, to_uint8  # noqa: E402
-from featevo.metrics import fixed_network_measures, png_ratio, total_variation  # noqa: E402
-from featevo.visualize import activation_maximization  # noqa: E402
+from featevo.models.checkpoint import load_model  # noqa: E402
+from featevo.config.settings import schema_defaults  # noqa: E402
+from featevo.data.inputs import Subset, to_uint8  # noqa: E402
+from featevo.measures.metrics import fixed_network_measures, png_ratio, total_variation  # noqa: E402
+from featevo.optvis.render import activation_maximization  # noqa: E402
 
 SELECTOR = {"arch": "vgg13", "seed": 3, "epochs": 8}
 
@@ -43,8 +43,8 @@ SELECTOR = {"arch": "vgg13", "seed": 3, "epochs": 8}
 def train_selector(run: Path, cfg: dict, log=print) -> tuple[torch.nn.Module, float]:
     """The selector: ``SELECTOR``'s network, trained in the reference's recipe on the
     reference's own images (its ten classes, the run's four first); no claim reads it."""
-    from featevo.models import ModelSpec, build_model, kaiming_classifier
-    from featevo.train import evaluate, make_optimizer, train_one_epoch
+    from featevo.models.networks import ModelSpec, build_model, kaiming_classifier
+    from featevo.models.train import evaluate, make_optimizer, train_one_epoch
 
     r, m = cfg["reference"], cfg["model"]
     data = run / "data" / "reference"

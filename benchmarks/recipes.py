@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from featevo import scores
-from featevo.checkpoint import load_model
-from featevo.settings import load_config
-from featevo.inputs import Subset, to_uint8
-from featevo.visualize import activation_maximization
+from featevo.measures import scores
+from featevo.models.checkpoint import load_model
+from featevo.config.settings import load_config
+from featevo.data.inputs import Subset, to_uint8
+from featevo.optvis.render import activation_maximization
 
 ROOT = Path(__file__).resolve().parents[1]
 LUCENT = "lucent"

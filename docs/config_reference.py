@@ -21,7 +21,7 @@ Every setting, its type, default and meaning, as the schema
 `configs/paper.yaml` set some of them, and the schema fills in the rest. Written by
 `python docs/config_reference.py` from the schema, never by hand
 (`tests/test_settings.py` fails when it is stale). A setting reaches the stages that
-read it as part of their `--settings` (`featevo.cli.READS`; docs/development.md).
+read it as part of their `--settings` (`featevo.config.reads.READS`; docs/development.md).
 """
 
 

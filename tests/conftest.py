@@ -6,7 +6,7 @@ import pytest
 
 import json
 
-from featevo.settings import Settings, schema_defaults
+from featevo.config.settings import Settings, schema_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
@@ -44,7 +44,7 @@ def _torch_threads(request):
 
 def tiny_model(classes: int = 4, seed: int = 0):
     """featevo's VGG-16 at a sixteenth of its widths, untrained, in eval mode."""
-    from featevo.models import ModelSpec, build_model
+    from featevo.models.networks import ModelSpec, build_model
 
     return build_model(ModelSpec(num_classes=classes, width_divisor=16, pool_size=1), seed=seed).eval()
 
@@ -76,7 +76,7 @@ def quadrant_model(classes: int = 4, size: int = 32, gain: float = 4.0):
 
 
 def write_subset(folder: Path, n_train: int, n_val: int, classes=("n1", "n2", "n3")) -> Path:
-    """A tiny extracted subset (as featevo.extract writes it): 3 classes told apart by colour,
+    """A tiny extracted subset (as featevo.data.imagenet writes it): 3 classes told apart by colour,
     its manifest naming them (the networks' classes, in label order)."""
     import numpy as np
 
@@ -137,9 +137,51 @@ def method_settings(**overrides) -> Settings:
 
 
 def train_settings(**sections) -> str:
-    """featevo.train's ``--settings``: the schema's defaults (what a stage reads when a
+    """featevo.models.train's ``--settings``: the schema's defaults (what a stage reads when a
     section is left out) on the CPU in fp32, then each section's given keys."""
     cfg = {"train": {"device": "cpu", "precision": "fp32"}}
     for name, keys in sections.items():
         cfg[name] = {**cfg.get(name, {}), **keys} if isinstance(keys, dict) else keys
     return json.dumps(cfg)
+
+
+# ---- the package's import graph (test_layers, and test_settings' read check) ----
+
+PKG = ROOT / "workflow" / "featevo"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_file(module: str) -> Path | None:
+    base = PKG.parent / module.replace(".", "/")
+    return next((f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()), None)
+
+
+def imports(path: Path) -> set[str]:
+    """Every featevo module a file imports, at its top or inside a function."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("featevo"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if module_file(sub) else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("featevo")}
+    return found
+
+
+def closure(module: str) -> set[Path]:
+    """The files of ``module`` and of every featevo module it imports, transitively."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        f = module_file(todo.pop())
+        if f and f not in seen:
+            seen.add(f)
+            todo += imports(f)
+    return seen

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from conftest import viz_settings
-from featevo.checkpoint import load_model, save_checkpoint
-from featevo.config_checks import check_config
-from featevo.settings import load_config
-from featevo.models import ModelSpec, build_model, head_name, num_outputs, shape_problem, torchvision_classifiers
-from featevo.models import transfer
-from featevo.train import freeze, make_optimizer
-from featevo.visualize import activation_maximization
+from featevo.models.checkpoint import load_model, save_checkpoint
+from featevo.preflight.checks import check_config
+from featevo.config.settings import load_config
+from featevo.models.networks import ModelSpec, build_model, head_name, num_outputs, shape_problem, torchvision_classifiers
+from featevo.models.networks import transfer
+from featevo.models.train import freeze, make_optimizer
+from featevo.optvis.render import activation_maximization
 from snakemake_helpers import ROOT, tiny_with
 
 # one member of every torchvision classification family, and the side its images need
@@ -124,7 +124,7 @@ def test_the_resnet_demo_runs_through_snakemake_at_toy_size(tmp_path):
 def test_the_inversion_layers_default_to_the_network_s_own_stages():
     """methods.inversion.layers null: VGG-16's are the paper's relu2_2, relu3_3 and relu5_3,
     and another network's are the ends at the same places among its own stages."""
-    from featevo.models import inversion_layers, stage_ends
+    from featevo.models.networks import inversion_layers, stage_ends
 
     vgg = ModelSpec(arch="vgg16", width_divisor=8, pool_size=2)
     assert stage_ends(vgg, 64) == ["features.3", "features.8", "features.15", "features.22", "features.29"]

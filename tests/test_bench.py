@@ -8,8 +8,8 @@ from conftest import ROOT, viz_settings
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench  # noqa: E402  (benchmarks/bench.py: a script beside the package, not in it)
-from featevo.models import ModelSpec, build_model  # noqa: E402
-from featevo.visualize import activation_maximization, initial_images  # noqa: E402
+from featevo.models.networks import ModelSpec, build_model  # noqa: E402
+from featevo.optvis.render import activation_maximization, initial_images  # noqa: E402
 
 
 def test_naive_baseline_computes_what_ours_computes():

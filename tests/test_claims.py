@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featevo.claims import claims, markdown
+from featevo.measures.claims import claims, markdown
 
 R = 6  # restarts
 
@@ -148,7 +148,7 @@ def test_a_class_the_judge_reads_into_noise_is_left_out_of_its_probability_measu
 def test_the_claims_are_corrected_together():
     """One p of 0.04 among twenty claims' tests decides nothing after Benjamini-Hochberg;
     twenty of 0.01 all hold; the checks (S, J) are not part of the family."""
-    from featevo.claims import correct
+    from featevo.measures.claims import correct
 
     rows = [{"claim": "C1a", "holds": "yes", "_p": 0.04, "_p_opposite": 0.96}]
     rows += [{"claim": "C1b", "holds": "not significant", "_p": 0.9, "_p_opposite": 0.1} for _ in range(19)]
@@ -178,7 +178,7 @@ def test_a_design_that_cannot_reach_significance_is_called_underpowered_not_not_
 def test_a_control_is_corrected_apart_from_the_experiments_under_test():
     """The frozen control's C5 holds by construction; among the tested rows its tiny p
     would lower every other row's q."""
-    from featevo.claims import correct
+    from featevo.measures.claims import correct
 
     tested = [{"claim": "C5", "role": "test", "holds": "yes", "_p": 0.02, "_p_opposite": 0.98},
               {"claim": "C1a", "role": "test", "holds": "not significant", "_p": 0.5, "_p_opposite": 0.5}]
@@ -215,8 +215,8 @@ def test_the_shuffled_labels_control_measures_what_grows_with_time_alone():
 
 
 def test_shuffled_labels_are_one_fixed_permutation_of_the_training_labels():
-    from featevo.plan import experiment_kind
-    from featevo.train import shuffled_labels
+    from featevo.config.plan import experiment_kind
+    from featevo.models.train import shuffled_labels
 
     labels = np.repeat(np.arange(4), 25)
     a, b = shuffled_labels(labels, 0), shuffled_labels(labels, 0)

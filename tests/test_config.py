@@ -3,13 +3,13 @@ import shutil
 import pytest
 import yaml
 
-from featevo.config_checks import check_config
+from featevo.preflight.checks import check_config
 from snakemake_helpers import ROOT, snakemake
 
 
 def demo_config():
     """config.yaml as the workflow sees it: over the schema's defaults."""
-    from featevo.settings import load_config
+    from featevo.config.settings import load_config
 
     return load_config(ROOT / "config.yaml")
 
@@ -79,7 +79,7 @@ def test_numbers_patterns_duplicates_and_figure_names_are_refused_saying_what_to
 
 
 def test_every_schema_pattern_has_its_words():
-    from featevo.settings import PATTERN_HELP, SCHEMA_FILE
+    from featevo.config.settings import PATTERN_HELP, SCHEMA_FILE
 
     text = yaml.safe_load(SCHEMA_FILE.read_text())
 
@@ -159,8 +159,8 @@ def test_missing_or_short_synsets_fail_at_parse_time(tmp_path):
 
 
 def test_layer_counts_known_at_parse_time_match_the_models():
-    from featevo.config_checks import CLASSIFIER_MODULES, FEATURE_MODULES
-    from featevo.models import ModelSpec, build_model
+    from featevo.preflight.checks import CLASSIFIER_MODULES, FEATURE_MODULES
+    from featevo.models.networks import ModelSpec, build_model
 
     for arch, n in FEATURE_MODULES.items():
         model = build_model(ModelSpec(arch=arch, width_divisor=64, pool_size=1))
@@ -208,7 +208,7 @@ def test_two_classes_that_would_share_a_file_name_are_refused():
 @pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "../x", ""])
 def test_a_run_name_that_would_leave_results_is_refused(name):
     """run_name names one folder under results/: never '.', '..', a hidden folder or a path."""
-    from featevo.settings import SCHEMA_FILE, schema_errors
+    from featevo.config.settings import SCHEMA_FILE, schema_errors
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
     cfg = {**demo_config(), "run_name": name}
@@ -217,7 +217,7 @@ def test_a_run_name_that_would_leave_results_is_refused(name):
 
 
 def test_class_names_in_other_scripts_get_their_own_files_and_names_without_letters_are_refused():
-    from featevo.plan import slug
+    from featevo.config.plan import slug
 
     cfg = demo_config()
     for c, name in zip(cfg["data"]["classes"], ["雨蛙", "フラミンゴ", "гамбургер", "مسبح"]):
@@ -233,7 +233,7 @@ def test_class_names_in_other_scripts_get_their_own_files_and_names_without_lett
 def test_nested_overrides_under_experiments_are_read_as_their_schema_types():
     """--config "experiments={scratch: {epochs: 5}}" arrives as strings; experiments' entries are
     additionalProperties, whose schema applies as well as named properties'."""
-    from featevo.settings import SCHEMA_FILE, coerce, schema_errors
+    from featevo.config.settings import SCHEMA_FILE, coerce, schema_errors
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
     cfg = demo_config()
@@ -272,7 +272,7 @@ def test_a_section_written_twice_in_one_file_is_named_with_its_line(workdir):
     ("data:\n  seed: 1\n  seed: 2\n", "bad.yaml:3: 'seed' is written twice in one section"),
 ])
 def test_config_file_problems_name_the_file_and_line(tmp_path, text, message):
-    from featevo.settings import config_file_problems
+    from featevo.config.settings import config_file_problems
 
     (tmp_path / "bad.yaml").write_text(text)
     problems = config_file_problems(tmp_path / "bad.yaml")
@@ -298,7 +298,7 @@ def test_a_run_folder_holding_another_run_is_never_overwritten(tmp_path, monkeyp
     config that computes other things under that name stops at parse time."""
     import json
 
-    from featevo.config_checks import run_problems, write_run_identity
+    from featevo.preflight.checks import run_problems, write_run_identity
 
     monkeypatch.chdir(tmp_path)
     cfg = demo_config()
@@ -320,7 +320,7 @@ def test_a_run_folder_holding_another_run_is_never_overwritten(tmp_path, monkeyp
 
 
 def test_a_run_file_that_is_a_link_or_not_json_is_named_not_trusted(tmp_path, monkeypatch):
-    from featevo.config_checks import run_problems
+    from featevo.preflight.checks import run_problems
 
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "results" / "demo"
@@ -336,7 +336,7 @@ def test_a_run_file_that_is_a_link_or_not_json_is_named_not_trusted(tmp_path, mo
 
 
 def test_a_run_made_before_a_setting_existed_is_still_the_same_run():
-    from featevo.plan import identity_differences, run_identity
+    from featevo.config.plan import identity_differences, run_identity
 
     now = run_identity(demo_config())
     older = {**now, "model": {k: v for k, v in now["model"].items() if k != "init"},
@@ -349,7 +349,7 @@ def test_a_run_made_before_a_setting_existed_is_still_the_same_run():
 
 
 def test_a_run_folder_that_is_a_link_is_not_written_into(tmp_path, monkeypatch):
-    from featevo.config_checks import write_run_identity
+    from featevo.preflight.checks import write_run_identity
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "elsewhere").mkdir()

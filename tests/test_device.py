@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from featevo import device
-from featevo.device import autocast, claim_gpu, pick_device, visible_gpu_ids
+from featevo.jobs import device
+from featevo.jobs.device import autocast, claim_gpu, pick_device, visible_gpu_ids
 
 
 def test_concurrent_jobs_claim_different_gpus_and_a_released_one_is_reused(tmp_path):
@@ -88,7 +88,7 @@ def test_fp32_turns_tf32_off_and_deterministic_sets_what_cuda_needs(monkeypatch)
 
 
 def test_the_pool_before_the_classifier_is_the_identity_at_its_size():
-    from featevo.models import AdaptivePool
+    from featevo.models.networks import AdaptivePool
 
     pool = AdaptivePool(7)
     x = torch.rand(2, 8, 7, 7)
@@ -100,7 +100,7 @@ def test_the_pool_before_the_classifier_is_the_identity_at_its_size():
 def test_our_vgg16_computes_what_torchvision_s_does():
     import torchvision
 
-    from featevo.models import ModelSpec, build_model
+    from featevo.models.networks import ModelSpec, build_model
 
     ours = build_model(ModelSpec(num_classes=1000), seed=0).eval()
     tv = torchvision.models.vgg16().eval()
@@ -116,7 +116,7 @@ def test_a_job_given_a_gpu_torch_cannot_use_stops_before_any_work_with_the_reaso
     """device: auto fell back to the CPU whenever torch saw no CUDA, also in a SLURM job
     given a GPU (a 90-minute GPU job became days on the CPU, unsaid)."""
     from conftest import write_subset
-    from featevo import train
+    from featevo.stages import train as train_stage
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for v in device.GPU_VARIABLES:
@@ -128,7 +128,7 @@ def test_a_job_given_a_gpu_torch_cannot_use_stops_before_any_work_with_the_reaso
     assert pick_device("cpu").type == "cpu"  # on purpose
     data, out = write_subset(tmp_path / "d", 6, 3), tmp_path / "e0.pt"
     with pytest.raises(RuntimeError, match="given a GPU"):
-        train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "e0.json"),
+        train_stage.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "e0.json"),
                     "--seed", "0", "--settings", '{"train": {"device": "auto"}, "model": {"width_divisor": 16}}'])
     assert not out.exists()
 
@@ -143,7 +143,7 @@ def test_what_says_a_gpu_was_given(env, given):
 def test_device_is_one_key_that_a_stage_may_override(tmp_path):
     """The top-level device reaches every stage that runs on one (train, visualize,
     methods), in the workflow and in a stage run by hand with --settings @FILE."""
-    from featevo.settings import load_config, parse, shared_device
+    from featevo.config.settings import load_config, parse, shared_device
 
     assert shared_device({"device": "cpu", "visualize": {"device": "cuda:1", "steps": 3}}) == {
         "device": "cpu", "train": {"device": "cpu"}, "visualize": {"device": "cuda:1", "steps": 3},

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from conftest import write_subset
-from featevo import explain
-from featevo.checkpoint import save_checkpoint
-from featevo.models import ModelSpec, build_model
-from featevo.inputs import Subset, imagenet_normalize
+from featevo.measures import explain
+from featevo.stages import explain as explain_stage
+from featevo.models.checkpoint import save_checkpoint
+from featevo.models.networks import ModelSpec, build_model
+from featevo.data.inputs import Subset, imagenet_normalize
 
 
 class TopLeft(torch.nn.Module):
@@ -81,7 +82,7 @@ def test_cli_writes_every_enabled_method(tmp_path):
     data = write_subset(tmp_path / "data", n_train=6, n_val=6)
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
     save_checkpoint(tmp_path / "e.pt", build_model(spec, seed=0), spec, epoch=4, classes=["a", "b", "c"])
-    assert explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
+    assert explain_stage.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
                          str(tmp_path / "x.npz"), "--settings", methods()]) == 0
     d = np.load(tmp_path / "x.npz")
     assert int(d["epoch"]) == 4 and d["labels"].tolist() == [0, 1, 2]
@@ -89,10 +90,10 @@ def test_cli_writes_every_enabled_method(tmp_path):
     assert d["inversion"].shape == (2, 3, 32, 32, 3) and d["inversion"].dtype == np.uint8
     assert d["probs"].shape == (3, 3)
     with pytest.raises(SystemExit, match="methods.inversion.layers"):
-        explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
+        explain_stage.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
                       str(tmp_path / "y.npz"), "--settings", methods(inversion={"layers": ["features.99"]})])
     # only the enabled methods run: saliency alone writes no occlusion or inversion
-    assert explain.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
+    assert explain_stage.main(["--checkpoint", str(tmp_path / "e.pt"), "--data", str(data), "--out",
                          str(tmp_path / "z.npz"), "--settings",
                          methods(occlusion={"enabled": False}, inversion={"enabled": False})]) == 0
     assert set(np.load(tmp_path / "z.npz")) & {"saliency", "occlusion", "inversion"} == {"saliency"}

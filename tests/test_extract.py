@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import extract_settings
-from featevo.extract import ExtractionError, decode, extract, select_and_split
+from featevo.data.imagenet import ExtractionError, decode, extract, select_and_split
 
 WNIDS = ["n01644373", "n02007558"]
 # solid colours: what comes out can be checked pixel by pixel
@@ -111,7 +111,7 @@ def test_truncated_file_stops_with_its_name_or_is_listed_as_rejected(tmp_path):
 def test_same_seed_same_bytes_other_seed_other_split(tmp_path):
     fake_imagenet(tmp_path / "train", per_class=10, quirks=False)
     a = run(tmp_path / "train", tmp_path / "a", per_class=8, val_per_class=3, seed=1)
-    b = run(tmp_path / "train", tmp_path / "b", per_class=8, val_per_class=3, seed=1)
+    run(tmp_path / "train", tmp_path / "b", per_class=8, val_per_class=3, seed=1)
     c = run(tmp_path / "train", tmp_path / "c", per_class=8, val_per_class=3, seed=2)
     assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
     assert (tmp_path / "a" / "train_images.npy").read_bytes() == (tmp_path / "b" / "train_images.npy").read_bytes()
@@ -200,7 +200,7 @@ def test_the_fingerprint_follows_the_data_not_its_place(tmp_path):
     a file changed or added: another."""
     import shutil
 
-    from featevo.extract import fingerprint
+    from featevo.data.imagenet import fingerprint
 
     for layout in ("folder", "synset_tars", "train_tar"):
         root = tmp_path / layout
@@ -231,7 +231,7 @@ def test_the_fingerprint_follows_the_data_not_its_place(tmp_path):
 
 
 def test_a_file_that_is_not_a_tar_is_refused_at_parse_time(tmp_path):
-    from featevo.config_checks import _check_imagenet
+    from featevo.preflight.checks import _check_imagenet
 
     data = {"layout": "auto", "classes": [{"wnid": w} for w in WNIDS], "images_per_class": 3}
     for name, content in (("notes.txt", b"ImageNet is at /data\n"), ("x.JPEG", jpeg((1, 2, 3)))):
@@ -241,7 +241,7 @@ def test_a_file_that_is_not_a_tar_is_refused_at_parse_time(tmp_path):
 
 
 def test_missing_or_short_synsets_in_tars_are_found_at_parse_time(tmp_path):
-    from featevo.config_checks import _check_imagenet
+    from featevo.preflight.checks import _check_imagenet
 
     files = fake_imagenet(tmp_path / "train", per_class=4, quirks=False)
     del files[f"{WNIDS[1]}/{WNIDS[1]}_4.JPEG"]  # 3 images of the second synset
@@ -339,7 +339,7 @@ def ilsvrc_val(root, per_class=3, labels="csv"):
 def test_validation_on_ilsvrc2012_s_own_validation_images(tmp_path, labels, packed):
     """data.validation: ilsvrc_val: every chosen training image trains; the validation split
     is ILSVRC2012's own validation images of each class, which ImageNet weights never saw."""
-    from featevo.extract import val_labels
+    from featevo.data.imagenet import val_labels
 
     fake_imagenet(tmp_path / "train", per_class=5, quirks=False)
     label_file = ilsvrc_val(tmp_path / "val", per_class=3, labels=labels)
@@ -366,7 +366,7 @@ def test_validation_on_ilsvrc2012_s_own_validation_images(tmp_path, labels, pack
 
 
 def test_ilsvrc_val_is_checked_at_parse_time(tmp_path):
-    from featevo.config_checks import check_config
+    from featevo.preflight.checks import check_config
 
     cfg = yaml_demo()
     label_file = ilsvrc_val(tmp_path / "val", per_class=3)
@@ -384,7 +384,7 @@ def test_ilsvrc_val_is_checked_at_parse_time(tmp_path):
 
 
 def yaml_demo():
-    from featevo.settings import load_config
+    from featevo.config.settings import load_config
     from snakemake_helpers import ROOT
 
     return load_config(ROOT / "config.yaml")
@@ -426,8 +426,8 @@ def test_a_new_layout_is_one_entry_of_the_registry(tmp_path, monkeypatch):
     import dataclasses
     import hashlib
 
-    from featevo import extract as ex
-    from featevo.config_checks import _check_imagenet
+    from featevo.data import imagenet as ex
+    from featevo.preflight.checks import _check_imagenet
 
     files = fake_imagenet(tmp_path / "train", quirks=False)
     folder = ex.LAYOUTS["folder"]
@@ -466,7 +466,7 @@ def _portrait_jpeg() -> bytes:
 
 
 def test_exif_orientation_is_ignored_by_default_applied_by_the_setting_and_counted(tmp_path):
-    from featevo.extract import decode_oriented
+    from featevo.data.imagenet import decode_oriented
 
     data = _portrait_jpeg()
     stored, turn = decode_oriented(data, 20, "stretch")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import train_settings, write_subset
-from featevo import train
-from featevo.checkpoint import load_checkpoint
+from featevo.stages import train as train_stage
+from featevo.models.checkpoint import load_checkpoint
 
 
 @pytest.fixture
@@ -27,16 +27,16 @@ def epoch_args(data, prev, out):
 
 def chain(data, folder):
     folder.mkdir()
-    train.main(["init", "--data", str(data), "--out", str(folder / "epoch_000.pt"),
+    train_stage.main(["init", "--data", str(data), "--out", str(folder / "epoch_000.pt"),
                 "--metrics", str(folder / "epoch_000.json"), "--seed", "0",
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1})])
-    train.main(epoch_args(data, folder / "epoch_000.pt", folder / "epoch_001.pt"))
+    train_stage.main(epoch_args(data, folder / "epoch_000.pt", folder / "epoch_001.pt"))
 
 
 def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
     # uninterrupted: epochs 1 and 2
     chain(data, tmp_path / "ref")
-    train.main(epoch_args(data, tmp_path / "ref" / "epoch_001.pt", tmp_path / "ref" / "epoch_002.pt"))
+    train_stage.main(epoch_args(data, tmp_path / "ref" / "epoch_001.pt", tmp_path / "ref" / "epoch_002.pt"))
     # interrupted: epoch 2 killed (SIGKILL, as a preempted or cancelled job) after its first progress line
     run = tmp_path / "run"
     chain(data, run)
@@ -54,7 +54,7 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
     assert sorted(p.name for p in run.iterdir()) == ["epoch_000.json", "epoch_000.pt", "epoch_001.json",
                                                      "epoch_001.optim.pt", "epoch_001.pt"]
     # rerunning the same command continues from epoch 1 and gives the uninterrupted weights
-    train.main(epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt"))
+    train_stage.main(epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt"))
     ours, ref = load_checkpoint(run / "epoch_002.pt")["model"], load_checkpoint(tmp_path / "ref" / "epoch_002.pt")["model"]
     assert all(torch.equal(ours[k], ref[k]) for k in ref)
 
@@ -62,7 +62,7 @@ def test_kill_mid_epoch_then_rerun_equals_an_uninterrupted_run(tmp_path, data):
 
 def test_a_job_whose_snakemake_died_publishes_nothing(tmp_path, data):
     """Even an epoch that ends before the watcher's next look: the check before the rename."""
-    from featevo import watch
+    from featevo.jobs import watch
 
     run = tmp_path / "run"
     chain(data, run)
@@ -70,8 +70,8 @@ def test_a_job_whose_snakemake_died_publishes_nothing(tmp_path, data):
     mark = f"{gone.pid}:{watch.process_start(gone.pid)}"
     gone.wait()
     # the stage alone, without the entry's watcher (which would stop it before it trained)
-    stage = ("import sys; from featevo.__main__ import configure_logging; from featevo import train; "
-             "configure_logging(); sys.exit(train.main(sys.argv[1:]))")
+    stage = ("import sys; from featevo.__main__ import configure_logging; from featevo.stages import train as train_stage; "
+             "configure_logging(); sys.exit(train_stage.main(sys.argv[1:]))")
     out = subprocess.run([sys.executable, "-c", stage, *epoch_args(data, run / "epoch_001.pt", run / "epoch_002.pt")],
                          env={**os.environ, watch.SNAKEMAKE_ENV: mark}, capture_output=True, text=True)
     assert out.returncode == 1 and "is gone" in out.stderr, out.stderr[-2000:]

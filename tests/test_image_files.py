@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from featevo.extract import ALPHA_BACKGROUND
+from featevo.data.imagenet import ALPHA_BACKGROUND
 from snakemake_helpers import tiny_with
 
 SIZE = 32  # tests/configs/tiny.yaml's data.image_size: files of this size are not resized

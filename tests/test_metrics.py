@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from featevo.metrics import checkpoint_rows, hf_energy, png_ratio, total_variation
+from featevo.measures.metrics import checkpoint_rows, hf_energy, png_ratio, total_variation
 
 
 def images():
@@ -34,9 +34,9 @@ def test_confusion_reads_own_and_leak_probabilities(tmp_path):
 def test_fixed_network_measures_find_shared_features():
     import torch
 
-    from featevo.metrics import fixed_network_measures
-    from featevo.models import ModelSpec, build_model
-    from featevo.inputs import imagenet_normalize
+    from featevo.measures.metrics import fixed_network_measures
+    from featevo.models.networks import ModelSpec, build_model
+    from featevo.data.inputs import imagenet_normalize
 
     flat, ramp, noise = images()
     net = build_model(ModelSpec(num_classes=5, width_divisor=16, pool_size=1), seed=0).eval()
@@ -54,12 +54,12 @@ def test_fixed_network_measures_find_shared_features():
 
 
 def test_every_image_is_scored_against_the_real_images_in_its_place():
-    """real_percentile and hf_ratio of each (epoch, restart, class) image are featevo.scores'
+    """real_percentile and hf_ratio of each (epoch, restart, class) image are featevo.measures.scores'
     of that image: the judge's penultimate features against the real images of its class,
     and its high-frequency power against theirs."""
-    from featevo import scores
-    from featevo.metrics import fixed_network_measures
-    from featevo.models import ModelSpec, build_model
+    from featevo.measures import scores
+    from featevo.measures.metrics import fixed_network_measures
+    from featevo.models.networks import ModelSpec, build_model
 
     rng = np.random.default_rng(1)
     net = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).eval()
@@ -84,7 +84,7 @@ def test_every_image_is_scored_against_the_real_images_in_its_place():
 
 
 def test_confusion_figure_is_written(tmp_path):
-    from featevo.metrics import plot_confusion
+    from featevo.figures.measures import plot_confusion
 
     mats = {e: np.eye(3) * (e / 4) + (1 - e / 4) / 3 for e in range(5)}
     plot_confusion(mats, ["a", "b", "c"], "x", [tmp_path / "c.png"])
@@ -110,7 +110,7 @@ def solid(r, g, b):
 def test_restart_spread_change_and_the_test_an_epoch_must_pass():
     """Two restarts per epoch: epoch 1 repeats epoch 0's pair (no change beyond the
     spread), epoch 2 draws something else in both restarts (a change beyond it)."""
-    from featevo.metrics import fixed_network_measures
+    from featevo.measures.metrics import fixed_network_measures
 
     red, reddish, blue, bluish = solid(250, 0, 0), solid(230, 40, 10), solid(0, 0, 250), solid(20, 30, 230)
     # (epochs, restarts, classes=1, H, W, 3)
@@ -127,7 +127,7 @@ def test_measure_tests_each_change_reads_leakage_purity_and_top_set_overlap(tmp_
     """Six restarts per epoch, each a slightly different shade: epoch 1 draws the same colours
     as epoch 0 (no change beyond the restarts), epoch 2 other colours (a change); the exact
     permutation test over the 924 splits tells them apart, after BH over the class-epochs."""
-    from featevo.metrics import jaccard, measure
+    from featevo.measures.metrics import jaccard, measure
 
     net = colour_judge()
     rng = np.random.default_rng(0)

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from featevo.models import ModelSpec, build_model
-from featevo.train import epoch_optimizer, freeze
+from featevo.models.networks import ModelSpec, build_model
+from featevo.models.train import epoch_optimizer, freeze
 
 
 def steps(model, opt, n, gen):
@@ -83,7 +83,7 @@ def test_the_functional_adadelta_is_torch_s_bit_for_bit_and_reads_its_files(layo
 
 def test_the_epoch_optimizer_does_not_import_torch_dynamo():
     """torch.optim.Optimizer imports torch._dynamo when built (1.0 s of a demo epoch job)."""
-    code = ("import sys, torch; from featevo.train import epoch_optimizer; m = torch.nn.Linear(3, 2); "
+    code = ("import sys, torch; from featevo.models.train import epoch_optimizer; m = torch.nn.Linear(3, 2); "
             "o = epoch_optimizer(m, 1.0, 0.95, 1e-8); m(torch.ones(1, 3)).sum().backward(); o.step(); "
             "o.load_state_dict(o.state_dict()); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from featevo.extract import imagenet_root, select_and_split
+from featevo.data.imagenet import imagenet_root, select_and_split
 from snakemake_helpers import tiny_with
 
 SHAPES = {"circle": "ellipse", "square": "rectangle", "triangles": "polygon"}
@@ -79,7 +79,7 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
     import torch
     import torchvision
 
-    from featevo.checkpoint import load_checkpoint
+    from featevo.models.checkpoint import load_checkpoint
     from fake_imagenet import save_as_torchvision
 
     shapes_folder(tmp_path / "shapes", per_class=20)

@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 from conftest import train_settings, write_subset
-from featevo import train
-from featevo.checkpoint import load_checkpoint
+from featevo.stages import train as train_stage
+from featevo.models.checkpoint import load_checkpoint
 from snakemake_helpers import ROOT, tiny_with
 
 
@@ -66,13 +66,13 @@ def test_a_checkpoint_that_does_not_fit_is_named_with_its_first_mismatch(tmp_pat
                                                                 "pool_size": 7})]
     with pytest.raises(SystemExit, match=r"r34.pt does not fit model.arch: it has layer1.2.conv1.weight "
                                          r"\(64, 64, 3, 3\)"):
-        train.main(args)
+        train_stage.main(args)
     torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), tmp_path / "r34.pt")  # 5 classes, not 3
     with pytest.raises(SystemExit, match=r"its fc.weight is \(5, 512\), the config's network has \(3, 512\)"):
-        train.main(args)
+        train_stage.main(args)
     torch.save({"optimizer": {}}, tmp_path / "r34.pt")
     with pytest.raises(SystemExit, match="holds no state dict"):
-        train.main(args)
+        train_stage.main(args)
 
 
 def import_args(tmp_path, source, arch="resnet18"):
@@ -95,8 +95,8 @@ def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismat
     state.update({f"model.{k}": v for k, v in net.state_dict().items()})
     state.update({f"ema.{k}": torch.zeros_like(v) for k, v in net.state_dict().items()})
     torch.save({"epoch": 1, "state_dict": state}, tmp_path / "lit.ckpt")
-    with caplog.at_level("INFO", logger="featevo.train"):
-        assert train.main(import_args(tmp_path, tmp_path / "lit.ckpt")) == 0
+    with caplog.at_level("INFO", logger="featevo.models.train"):
+        assert train_stage.main(import_args(tmp_path, tmp_path / "lit.ckpt")) == 0
     imported = load_checkpoint(tmp_path / "e.pt")["model"]
     assert all(torch.equal(imported[k], v) for k, v in net.state_dict().items())  # model.*, not ema.*
     note = caplog.text
@@ -105,30 +105,30 @@ def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismat
     # a LightningModule that is the network itself: its loss's weight beside the layers
     caplog.clear()
     torch.save({"state_dict": {**net.state_dict(), "loss_fn.weight": torch.ones(3)}}, tmp_path / "flat.ckpt")
-    with caplog.at_level("INFO", logger="featevo.train"):
-        assert train.main(import_args(tmp_path, tmp_path / "flat.ckpt")) == 0
+    with caplog.at_level("INFO", logger="featevo.models.train"):
+        assert train_stage.main(import_args(tmp_path, tmp_path / "flat.ckpt")) == 0
     assert "under ''; ignored 1 entries of other modules, not the network's: loss_fn.weight" in caplog.text
     # nested wrappers (model.net.*) are found too
     torch.save({"state_dict": {f"model.net.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "nested.ckpt")
-    assert train.main(import_args(tmp_path, tmp_path / "nested.ckpt")) == 0
+    assert train_stage.main(import_args(tmp_path, tmp_path / "nested.ckpt")) == 0
     # under the prefix, a tensor more than the config's network: refused, named with the prefix
     r34 = {f"model.{k}": v for k, v in torchvision.models.resnet34(num_classes=3).state_dict().items()}
     torch.save({"state_dict": {"loss_fn.weight": torch.ones(3), **r34}}, tmp_path / "r34.ckpt")
     with pytest.raises(SystemExit, match=r"r34.ckpt does not fit model.arch: it has model.layer1.2.conv1.weight "
                                          r"\(64, 64, 3, 3\)"):
-        train.main(import_args(tmp_path, tmp_path / "r34.ckpt"))
+        train_stage.main(import_args(tmp_path, tmp_path / "r34.ckpt"))
     # and a tensor less
     short = {k: v for k, v in state.items() if not k.startswith("ema.") and k != "model.layer4.1.bn2.running_var"}
     torch.save({"state_dict": short}, tmp_path / "short.ckpt")
     with pytest.raises(SystemExit, match=r"short.ckpt does not fit model.arch: it has no "
                                          r"model.layer4.1.bn2.running_var \(512,\)"):
-        train.main(import_args(tmp_path, tmp_path / "short.ckpt"))
+        train_stage.main(import_args(tmp_path, tmp_path / "short.ckpt"))
 
 
 def tiny_vgg_run(folder, epochs: int, seed: int = 0):
     """A user's run of the toy network (tests/configs/tiny.yaml's model.*, three classes):
     a state dict per epoch; the last a Lightning checkpoint with a weighted loss beside it."""
-    from featevo.models import ModelSpec, build_model
+    from featevo.models.networks import ModelSpec, build_model
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec(arch="vgg16", num_classes=3, width_divisor=16, pool_size=1)
@@ -166,12 +166,12 @@ def test_a_run_folder_copied_elsewhere_reruns_nothing_and_a_changed_file_reruns_
     log = (logs / "train" / "mine" / "seed0" / "epoch_002.log").read_text()
     assert "ignored 1 entries of other modules, not the network's: loss_fn.weight" in log
     date = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "  # the paper's CPU run lasts days
-    assert re.search(date + r"featevo.train INFO: imported epoch 2", log, re.M), log
+    assert re.search(date + r"featevo.models.train INFO: imported epoch 2", log, re.M), log
     log = (logs / "train" / "scratch" / "seed0" / "epoch_001.log").read_text()
-    assert re.search(date + r"featevo.train INFO: \[train scratch seed 0\] epoch 1 batch 1/3 .* img/s ETA \d+ s$",
+    assert re.search(date + r"featevo.models.train INFO: \[train scratch seed 0\] epoch 1 batch 1/3 .* img/s ETA \d+ s$",
                      log, re.M), log
     log = (logs / "viz" / "mine" / "seed0" / "epoch_002.log").read_text()
-    assert re.search(date + r"featevo.visualize INFO: step 50/100 .* steps/s ETA \d+ s$", log, re.M), log
+    assert re.search(date + r"featevo.optvis.render INFO: step 50/100 .* steps/s ETA \d+ s$", log, re.M), log
     assert re.search(r"step 100/100 .* steps/s$", log, re.M), log  # none left: no ETA
     made = {e: (run / f"epoch_00{e}.pt").stat().st_mtime_ns for e in range(3)}
 
@@ -226,7 +226,7 @@ def test_a_held_out_user_config_runs_end_to_end_on_the_first_try(tmp_path):
 
     import pandas as pd
 
-    from featevo.weights import sha256
+    from featevo.models.weights import sha256
     from snakemake_helpers import snakemake
     from test_own_classes import shapes_folder
 
@@ -272,8 +272,8 @@ def _zero_middle(path, n=4096):
 def test_a_damaged_checkpoint_of_your_run_is_refused_at_parse_time_and_by_the_import(tmp_path):
     """4 KiB zeroed in a checkpoint's middle: torch.load reads it without a word (zeroed
     weights); the zip's own checksums name it, before any job and in the job."""
-    from featevo.config_checks import check_config
-    from featevo.settings import load_config
+    from featevo.preflight.checks import check_config
+    from featevo.config.settings import load_config
 
     model = plain_loop(tmp_path / "runs", epochs=2)
     cfg = load_config(ROOT / "config.yaml")
@@ -287,15 +287,15 @@ def test_a_damaged_checkpoint_of_your_run_is_refused_at_parse_time_and_by_the_im
     assert len(errors) == 1 and f"{damaged} is damaged: its part" in errors[0] and "copy it again" in errors[0]
     data = write_subset(tmp_path / "data", 6, 6)
     with pytest.raises(SystemExit, match="is damaged: its part"):
-        train.main(["import", "--data", str(data), "--out", str(tmp_path / "e.pt"), "--metrics",
+        train_stage.main(["import", "--data", str(data), "--out", str(tmp_path / "e.pt"), "--metrics",
                     str(tmp_path / "e.json"), "--epoch", "2", "--seed", "0", "--source", str(damaged),
                     "--settings", train_settings(model={"arch": "resnet18"})])
     assert not (tmp_path / "e.pt").exists()
 
 
 def test_a_damaged_checkpoint_of_the_workflow_is_refused_when_loaded(tmp_path):
-    from featevo.checkpoint import save_checkpoint
-    from featevo.models import ModelSpec, build_model
+    from featevo.models.checkpoint import save_checkpoint
+    from featevo.models.networks import ModelSpec, build_model
 
     spec = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
     save_checkpoint(tmp_path / "e.pt", build_model(spec, seed=0), spec, epoch=1, classes=["a", "b", "c"])

@@ -126,7 +126,7 @@ def test_fig3_draws_units_31_130_933_736_of_the_imagenet_head(paper_run):
     """Checked against the weights file's own network (torchvision's VGG-16), not ours."""
     import torchvision
 
-    from featevo.inputs import MEAN, STD
+    from featevo.data.inputs import MEAN, STD
 
     _, run, weights, *_ = paper_run
     d = np.load(run / "viz" / "reference" / "classes.npz")

@@ -1,12 +1,12 @@
-"""featevo.represent: linear CKA on known cases, the layers read, and the comparison over epochs."""
+"""featevo.measures.represent: linear CKA on known cases, the layers read, and the comparison over epochs."""
 
 import numpy as np
 import pytest
 import torch
 
-from featevo import represent
-from featevo.models import ModelSpec, build_model
-from featevo.settings import Settings
+from featevo.measures import represent
+from featevo.models.networks import ModelSpec, build_model
+from featevo.config.settings import Settings
 
 
 def direct_cka(x, y):

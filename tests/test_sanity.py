@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from featevo.models import ModelSpec, build_model
-from featevo.sanity import LEVELS, reinitialized
-from featevo.settings import Settings
+from featevo.models.networks import ModelSpec, build_model
+from featevo.measures.sanity import LEVELS, reinitialized
+from featevo.config.settings import Settings
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
@@ -33,9 +33,9 @@ def test_layers_are_reinitialized_from_the_top(arch):
 
 
 def test_the_judge_s_floor_reads_its_accuracy_and_the_starting_noise():
-    from featevo.judge import floor
+    from featevo.measures.judge import floor
 
-    from featevo.inputs import MEAN, STD
+    from featevo.data.inputs import MEAN, STD
 
     class Judge(torch.nn.Module):  # says "class 0" to anything grey, else the brighter of red or blue
         def forward(self, x):
@@ -55,15 +55,15 @@ def test_the_judge_s_floor_reads_its_accuracy_and_the_starting_noise():
 
 
 def test_the_levels_are_the_schema_s_and_a_config_draws_only_those_it_names(tmp_path):
-    """sanity.levels: the registry (featevo.plan.SANITY_LEVELS) is the schema's enum; a run
+    """sanity.levels: the registry (featevo.config.plan.SANITY_LEVELS) is the schema's enum; a run
     that names 'all' alone draws one re-initialized network per experiment; 'all' (the
     claims' control) cannot be left out."""
     import shutil
 
     import yaml
 
-    from featevo.plan import SANITY_LEVELS
-    from featevo.settings import SCHEMA_FILE
+    from featevo.config.plan import SANITY_LEVELS
+    from featevo.config.settings import SCHEMA_FILE
     from snakemake_helpers import ROOT, job_counts, snakemake
 
     levels = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["sanity"]["properties"]["levels"]

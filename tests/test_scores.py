@@ -1,11 +1,11 @@
-"""Image scores against the real images (featevo.scores), on data with a known answer."""
+"""Image scores against the real images (featevo.measures.scores), on data with a known answer."""
 
 import numpy as np
 import pytest
 import torch
 
-from featevo import scores
-from featevo.models import ModelSpec, build_model
+from featevo.measures import scores
+from featevo.models.networks import ModelSpec, build_model
 
 
 def rng(seed=0):

@@ -1,6 +1,6 @@
 """Each setting is written once: in the schema (with its default) and in the code that
-reads it.  What each stage reads is declared once (featevo.cli.READS): the rule passes
-those parts as --settings, the stage reads them back through featevo.settings and can
+reads it.  What each stage reads is declared once (featevo.config.reads.READS): the rule passes
+those parts as --settings, the stage reads them back through featevo.config.settings and can
 read nothing else; flags carry paths, wildcards and threads only; and every registry
 covers its schema enum."""
 
@@ -16,10 +16,22 @@ import sys
 
 import pytest
 import yaml
-
-from featevo import cli, explain, extract, models, plan, settings, train, visualize
-from featevo.config_checks import judge_sizes
-from featevo.settings import SCHEMA_FILE, load_config, schema_defaults, with_defaults
+from featevo.config import plan, settings
+from featevo.config import reads as cli
+from featevo.config.settings import (
+    SCHEMA_FILE,
+    load_config,
+    schema_defaults,
+    with_defaults,
+)
+from featevo.data import imagenet as extract
+from featevo.measures import explain
+from featevo.models import networks as models
+from featevo.models import train
+from featevo.optvis import objectives, optimizers
+from featevo.optvis import render as loop
+from featevo.preflight.checks import judge_sizes
+from conftest import closure
 from snakemake_helpers import ROOT, snakemake
 
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
@@ -29,7 +41,7 @@ from featevo.__main__ import STAGES  # noqa: E402  (every stage a rule may run)
 
 def parsers():
     for name in STAGES:
-        yield name, importlib.import_module(f"featevo.{name}").parser()
+        yield name, importlib.import_module(f"featevo.stages.{name}").parser()
 
 
 def options(parser: argparse.ArgumentParser):
@@ -90,7 +102,7 @@ def test_flags_carry_only_paths_wildcards_and_threads():
         for prog, a in options(parser):
             flags |= set(a.option_strings)
             assert a.dest not in SETTING_NAMES or a.dest in NOT_SETTINGS, \
-                f"{prog} {a.option_strings[0]}: a setting as a flag; read it from --settings (featevo.cli.READS)"
+                f"{prog} {a.option_strings[0]}: a setting as a flag; read it from --settings (featevo.config.reads.READS)"
             assert a.required or a.dest in DEFAULTS_ALLOWED, \
                 f"{prog} {a.option_strings[0]} (default {a.default!r}): a setting with a default outside the schema"
     rules = "".join(line.split("#")[0] + "\n" for f in (ROOT / "workflow" / "rules").glob("*.smk")
@@ -139,7 +151,7 @@ def test_a_stage_cannot_read_what_its_rule_does_not_pass():
     for read in (lambda: s.model, lambda: s.experiments.x.epochs, lambda: s.get("data"),
                  lambda: "visualize" in s, lambda: s["seeds"]):
         with pytest.raises((AttributeError, KeyError), match=r"not handed to train epoch: add it to "
-                                                             r"featevo.cli.READS\['train epoch'\]"):
+                                                             r"featevo.config.reads.READS\['train epoch'\]"):
             read()
     with pytest.raises(AttributeError, match=r"train.threads is how jobs run.*a job's threads are its --threads"):
         s.train.threads  # not the schema's default in place of the config's
@@ -150,7 +162,7 @@ def test_a_stage_cannot_read_what_its_rule_does_not_pass():
     first = settings.parse('{"seeds": [5, 6]}', "train reference")
     assert first.seeds == (5,)  # seeds[0]: the first alone
     # what the stage does not read is refused in JSON (a rule passes exactly its parts)
-    with pytest.raises(SystemExit, match="train.threads: given, but featevo.cli.READS\\['train epoch'\\] does not "
+    with pytest.raises(SystemExit, match="train.threads: given, but featevo.config.reads.READS\\['train epoch'\\] does not "
                                          "read it"):
         settings.parse('{"train": {"threads": 2}}', "train epoch", exp="x")
     with pytest.raises(SystemExit, match="model: given"):
@@ -172,7 +184,7 @@ def test_a_config_file_gives_a_stage_its_settings_by_hand(tmp_path):
 
 
 def test_how_jobs_run_changes_no_job_s_settings():
-    """threads, keeping files and which epochs are explained rerun nothing (featevo.cli.OPERATIONAL)."""
+    """threads, keeping files and which epochs are explained rerun nothing (featevo.config.reads.OPERATIONAL)."""
     cfg = with_defaults(load_config(ROOT / "config.yaml"))
     changed = json.loads(json.dumps(cfg))
     for pick in cli.OPERATIONAL:
@@ -227,7 +239,7 @@ def stage_of(argv: list[str]) -> tuple[str, dict]:
     """The READS entry (and the wildcards it names) a stage's command line stands for:
     what the stage's own main chooses."""
     name, rest = argv[0], argv[1:]
-    a = importlib.import_module(f"featevo.{name}").parser().parse_args(rest)
+    a = importlib.import_module(f"featevo.stages.{name}").parser().parse_args(rest)
     if name == "extract":
         return f"extract {a.subset}", {}
     if name == "train":
@@ -294,19 +306,19 @@ def _covers(stage: str, fill: dict, keys: tuple) -> str | None:
 
 
 def test_settings_imports_nothing_heavy():
-    """Every job imports featevo.settings: neither pandas, torch nor the data readers."""
-    code = ("import sys, featevo.settings, featevo.cli, featevo.plan, featevo.config_checks; "
+    """Every job imports featevo.config.settings: neither pandas, torch nor the data readers."""
+    code = ("import sys, featevo.config.settings, featevo.config.reads, featevo.config.plan, featevo.preflight.checks; "
             "print(' '.join(sorted(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(ROOT / "workflow")}).stdout.split()
-    for heavy in ("pandas", "torch", "numpy", "featevo.extract", "featevo.standin", "snakemake", "jsonschema"):
+    for heavy in ("pandas", "torch", "numpy", "featevo.data.imagenet", "featevo.data.standin", "snakemake", "jsonschema"):
         assert heavy not in loaded, heavy
 
 
 @pytest.mark.parametrize("stage, unused", [
-    ("train", ("pandas", "matplotlib", "PIL", "torchvision", "featevo.extract", "featevo.config_checks")),
-    ("visualize", ("pandas", "matplotlib", "torchvision", "featevo.extract")),
-    ("explain", ("pandas", "matplotlib", "featevo.extract")),
+    ("train", ("pandas", "matplotlib", "PIL", "torchvision", "featevo.data.imagenet", "featevo.preflight.checks")),
+    ("visualize", ("pandas", "matplotlib", "torchvision", "featevo.data.imagenet")),
+    ("explain", ("pandas", "matplotlib", "featevo.data.imagenet")),
     ("metrics", ("torch", "matplotlib")),  # torch only with the judge; pyplot only for a figure
     ("claims", ("torch", "matplotlib", "PIL")),
     ("tables", ("torch", "matplotlib", "PIL")),
@@ -316,26 +328,60 @@ def test_settings_imports_nothing_heavy():
 def test_each_stage_imports_only_what_it_uses(stage, unused):
     """A job's start is its imports (docs/performance.md): a stage loads no module it does
     not use (imports inside the functions that need them)."""
-    code = f"import sys, featevo.{stage}; print(' '.join(sorted(sys.modules)))"
+    code = f"import sys, featevo.stages.{stage}; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(ROOT / "workflow")}).stdout.split()
     assert not [m for m in unused if m in loaded]
 
 
-def test_every_schema_setting_is_read_somewhere():
-    """No dead setting: each key of the schema is read by the package (an attribute of a
-    Settings, or a subscript) or by the rules."""
+def _read_names(files) -> set[str]:
+    """What code reads by name: every attribute it takes and every whole string it holds
+    (a subscript's key)."""
     read = set()
-    for f in (ROOT / "workflow" / "featevo").glob("*.py"):
+    for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Attribute):
                 read.add(node.attr)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 read.add(node.value)
-    rules = "".join(f.read_text() for f in (ROOT / "workflow" / "rules").glob("*.smk"))
-    read |= set(re.findall(r"""["'](\w+)["']""", rules))
-    unread = [dotted for dotted, key in _leaves(SCHEMA) if key not in read]
-    assert not unread, f"settings in the schema that nothing reads: {unread}"
+    return read
+
+
+def _hands(pick: str, dotted: str) -> bool:
+    pick = pick.replace("{exp}", "<experiments>").split("[")[0]
+    return dotted == pick or dotted.startswith(pick + ".") or (pick == "experiments" and dotted.startswith("<"))
+
+
+# the workflow's own readers: the rules, and what they import at parse time
+WORKFLOW_READS = _read_names(closure("featevo.preflight.checks") | closure("featevo.config.reads")) | set(
+    re.findall(r"""["'](\w+)["']""", "".join(f.read_text() for f in (ROOT / "workflow" / "rules").glob("*.smk"))))
+
+
+def unread(dotted: str, key: str) -> bool:
+    """Whether nothing reads the setting ``dotted``: no stage that cli.READS hands it to
+    names ``key`` anywhere in the code it runs (its command and the library it imports),
+    and the workflow's rules and parse-time checks do not either."""
+    stages = {s.split()[0] for s, picks in cli.READS.items()
+              if any(_hands(p, dotted) for p in picks if not p.startswith("-"))
+              and not any(_hands(p[1:], dotted) for p in picks if p.startswith("-"))}
+    if any(key in _read_names(closure(f"featevo.stages.{s}")) for s in stages):
+        return False
+    return key not in WORKFLOW_READS
+
+
+def test_every_schema_setting_is_read_somewhere():
+    """No dead setting: each key of the schema is read, by name, by a stage it is handed to
+    (in the code that stage runs) or by the workflow itself (its rules and parse-time checks)."""
+    dead = [dotted for dotted, key in _leaves(SCHEMA) if unread(dotted, key)]
+    assert not dead, f"settings in the schema that nothing reads: {dead}"
+
+
+def test_the_read_check_can_fail():
+    """The check above finds a setting read only by a stage it is not handed to: batch_size
+    is read by training, not by the stand-in's job; a name nothing holds is read by none."""
+    assert not unread("train.batch_size", "batch_size")
+    assert unread("standin.batch_size", "batch_size")
+    assert unread("visualize.no_such_key", "no_such_key")
 
 
 def _enum(*keys):
@@ -351,9 +397,9 @@ def test_each_registry_covers_its_schema_enum():
     """Each enum is one list: the schema's, and the registry (or choices) the code runs."""
     assert _enum("data", "layout") == ["auto", *extract.LAYOUTS]
     assert _enum("data", "resize") == list(extract.RESIZES)
-    assert _enum("visualize", "objective") == list(visualize.OBJECTIVES)
-    assert _enum("visualize", "init") == list(visualize.INITS)
-    assert _enum("visualize", "normalize") == list(visualize.NORMALIZE)
+    assert _enum("visualize", "objective") == list(objectives.OBJECTIVES)
+    assert _enum("visualize", "init") == list(loop.INITS)
+    assert _enum("visualize", "normalize") == list(optimizers.NORMALIZE)
     assert _enum("model", "init") == list(models.INITS)
     assert _enum("train", "augment") == list(train.AUGMENT) == _enum("reference", "augment")
     assert sorted(_enum("reference", "optimizer")) == sorted(train.OPTIMIZERS)
@@ -362,7 +408,7 @@ def test_each_registry_covers_its_schema_enum():
     assert _enum("experiments", "freeze") == list(train.FREEZE)
     methods = [k for k, v in PROPS["methods"]["properties"].items() if "enabled" in v.get("properties", {})]
     assert methods == list(explain.METHODS)
-    from featevo.config_checks import FEATURE_MODULES
+    from featevo.preflight.checks import FEATURE_MODULES
 
     assert list(FEATURE_MODULES) == list(models.ARCHITECTURES)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from featevo import device
+from featevo.jobs import device
 from snakemake_helpers import ROOT
 
 NOBODY = 65534
@@ -35,7 +35,7 @@ def nobody_py(code, env=None, **kw):
 @pytest.fixture(scope="module", autouse=True)
 def nobody_reaches_the_checkout():
     """The second user runs this checkout's code with this interpreter, as a colleague would."""
-    ok = as_nobody([sys.executable, "-c", "import torch, snakemake, featevo.device"], cwd="/",
+    ok = as_nobody([sys.executable, "-c", "import torch, snakemake, featevo.jobs.device"], cwd="/",
                    env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")}, stderr=subprocess.DEVNULL).wait()
     if ok != 0:
         pytest.skip(f"the nobody account cannot read {ROOT} or {sys.executable}")
@@ -75,7 +75,7 @@ def test_two_users_claim_different_gpus_and_a_waiting_job_names_the_holder(share
     locks.chmod(0o1777)
     holder = nobody_py(f"""
         import sys, time
-        from featevo import device
+        from featevo.jobs import device
         print(device.claim_gpu(["0", "1"], {str(locks)!r}, timeout=0), flush=True)
         time.sleep(60)
         """, stdout=subprocess.PIPE, text=True)
@@ -125,7 +125,7 @@ def test_a_planted_fifo_or_unreadable_lock_neither_hangs_nor_double_books(shared
     (locks / "gpu-1.lock").chmod(0o600)
     job = nobody_py(f"""
         import time
-        from featevo import device
+        from featevo.jobs import device
         print(device.claim_gpu(["0", "1", "2"], {str(locks)!r}, timeout=0), flush=True)
         device.release_all()
         start = time.monotonic()

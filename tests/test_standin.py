@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import DEFAULTS
-from featevo.standin import POOL, Canvas, render
+from featevo.data.standin import POOL, Canvas, render
 
 PAPER = ["n01644373", "n02007558", "n07697313", "n03982430"]
 

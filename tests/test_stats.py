@@ -1,4 +1,4 @@
-"""featevo.stats: each test on data with a known answer, and the cases it must refuse."""
+"""featevo.measures.stats: each test on data with a known answer, and the cases it must refuse."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
-from featevo import stats
+from featevo.measures import stats
 
 
 def test_a_perfect_rank_order_is_significant_and_an_arbitrary_one_is_not():

@@ -1,7 +1,7 @@
 import pytest
 import pandas as pd
 
-from featevo.tables import accuracy_table, markdown, table_epochs
+from featevo.figures.tables import accuracy_table, markdown, table_epochs
 
 
 def history(accs):
@@ -43,7 +43,7 @@ def test_markdown_puts_paper_beside_ours():
 
 
 def test_several_seeds_give_mean_spread_and_each_value():
-    from featevo.tables import across_seeds, latex
+    from featevo.figures.tables import across_seeds, latex
 
     a, b = history([0.25, 0.5, 0.7, 0.6]), history([0.25, 0.7, 0.7, 0.8])
     h = across_seeds([a, b], [3, 7])
@@ -59,7 +59,7 @@ def test_several_seeds_give_mean_spread_and_each_value():
 
 
 def test_seeds_must_cover_the_same_epochs():
-    from featevo.tables import across_seeds
+    from featevo.figures.tables import across_seeds
 
     with pytest.raises(ValueError, match="different epochs"):
         across_seeds([history([0.2, 0.5]), history([0.2, 0.5, 0.6])], [0, 1])

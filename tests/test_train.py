@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from conftest import train_settings, viz_settings, write_subset
-from featevo import inputs, train
-from featevo.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
-from featevo.models import ModelSpec, build_model, transfer
+from featevo.data import inputs
+from featevo.models import train
+from featevo.stages import train as train_stage
+from featevo.models.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
+from featevo.models.networks import ModelSpec, build_model, transfer
 
 SPEC = ModelSpec(num_classes=3, width_divisor=16, pool_size=1)
 
@@ -83,7 +85,7 @@ def test_transfer_copies_all_but_the_head():
 
 
 def run_init(data, out, *extra, train_keys=None):
-    train.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
+    train_stage.main(["init", "--data", str(data), "--out", str(out), "--metrics", str(out.with_suffix(".json")),
                 "--seed", "0",
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1}, train=train_keys or {}),
                 *extra])
@@ -96,7 +98,7 @@ def optim(ckpt):
 def run_epoch(data, prev, out, *extra, state=True, train_keys=None, freeze="none", labels="given"):
     """As the rule runs it: the previous epoch's optimizer state in (from epoch 1 on), this one's out."""
     given = ["--previous-optim", str(optim(prev))] if state and "000" not in prev.name else []
-    train.main(["epoch", "--experiment", "x", "--data", str(data), "--previous", str(prev), "--out", str(out),
+    train_stage.main(["epoch", "--experiment", "x", "--data", str(data), "--previous", str(prev), "--out", str(out),
                 "--optim-out", str(optim(out)), "--metrics", str(out.with_suffix(".json")), "--seed", "0",
                 "--settings", train_settings(train={"batch_size": 8, **(train_keys or {})},
                                              experiments={"x": {"freeze": freeze, "labels": labels}}),
@@ -230,7 +232,7 @@ def test_epoch_statistics_match_a_per_batch_reading(data):
 def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
     """What `precision: auto` does on CUDA, run on the CPU at toy size so that a GPU is not
     the first place it runs: autocast bf16, channels_last, the device-resident data path."""
-    from featevo.visualize import activation_maximization
+    from featevo.optvis.render import activation_maximization
 
     run_init(data, tmp_path / "epoch_000.pt", train_keys={"precision": "bf16"})
     run_epoch(data, tmp_path / "epoch_000.pt", tmp_path / "epoch_001.pt", train_keys={"precision": "bf16"})
@@ -246,7 +248,7 @@ def test_the_bf16_autocast_branch_trains_and_saves_float32(tmp_path, data):
 def test_the_reference_classifier_init_keeps_the_signal_s_scale():
     """torchvision's N(0, 0.01) shrinks a narrow classifier's output about 80-fold;
     kaiming_classifier keeps it (and is seeded)."""
-    from featevo.models import kaiming_classifier
+    from featevo.models.networks import kaiming_classifier
 
     spec = ModelSpec(num_classes=10, width_divisor=8, pool_size=2, dropout=0.0)
     tv, ours, again = build_model(spec, seed=0).eval(), build_model(spec, seed=0).eval(), build_model(spec, seed=0)
@@ -271,14 +273,14 @@ def test_a_scheduler_steps_after_every_batch(data):
 
 def test_the_reference_command_trains_in_its_recipe(tmp_path, data):
     out = tmp_path / "model.pt"
-    train.main(["reference", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "model.json"),
+    train_stage.main(["reference", "--data", str(data), "--out", str(out), "--metrics", str(tmp_path / "model.json"),
                 "--settings", train_settings(model={"width_divisor": 16, "pool_size": 1},
                                              reference={"epochs": 2, "batch_size": 8}, seeds=[0])])
     ckpt = load_checkpoint(out)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
     assert json.loads((tmp_path / "model.json").read_text())["epoch"] == 2
     # the judge: its own architecture, epochs and (where it sets them) narrowing, in the same recipe
-    train.main(["reference", "--net", "judge", "--data", str(data), "--out", str(tmp_path / "judge.pt"),
+    train_stage.main(["reference", "--net", "judge", "--data", str(data), "--out", str(tmp_path / "judge.pt"),
                 "--metrics", str(tmp_path / "judge.json"),
                 "--settings", train_settings(model={"arch": "resnet18", "width_divisor": 1, "pool_size": 7},
                                              reference={"batch_size": 8},  # the judge trains judge.epochs
@@ -315,7 +317,7 @@ def test_glorot_init_is_keras_s_glorot_uniform_with_zero_biases():
 
 
 def test_a_progress_line_s_eta_is_what_is_left_at_the_measured_rate():
-    from featevo.progress import eta
+    from featevo.jobs.progress import eta
 
     assert eta(1, 3, 10.0) == "ETA 20 s"
     assert eta(10, 100, 30.0) == "ETA 4 min 30 s"

@@ -4,11 +4,12 @@ import torch
 from scipy import ndimage
 
 from conftest import ROOT, method_settings, quadrant_model, tiny_model, viz_settings
-from featevo.inputs import imagenet_normalize
-from featevo.models import ModelSpec, build_model
-from featevo.plots import composite, grid_positions
-from featevo.render import median_filter
-from featevo.visualize import activation_maximization, objective_values
+from featevo.data.inputs import imagenet_normalize
+from featevo.models.networks import ModelSpec, build_model
+from featevo.optvis.outputs import composite, grid_positions
+from featevo.optvis.transforms import median_filter
+from featevo.optvis.objectives import objective_values
+from featevo.optvis.render import activation_maximization
 
 
 @pytest.mark.parametrize("size", [3, 5, 7])
@@ -108,9 +109,9 @@ def test_grid_for_other_class_counts_is_row_major():
 
 def test_the_caller_s_model_is_left_as_it_was_found():
     """As captum's attributions do: gradients, mode and tensors of the caller's network unchanged."""
-    from featevo.explain import explain
-    from featevo.models import ModelSpec, build_model
-    from featevo.visualize import activation_maximization
+    from featevo.measures.explain import explain
+    from featevo.models.networks import ModelSpec, build_model
+    from featevo.optvis.render import activation_maximization
 
     model = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).train()
     model.classifier[6].weight.requires_grad_(False)  # the caller's own choice, kept
@@ -161,7 +162,7 @@ def test_saturated_share_counts_steps_without_gradient_on_the_own_unit():
 
 
 def test_top_images_are_the_validation_images_that_raise_each_unit_most():
-    from featevo.visualize import top_images
+    from featevo.optvis.outputs import top_images
 
     # unit k: the mean brightness of quadrant k (upper left, upper right, lower left, lower right)
     model = torch.nn.Sequential(torch.nn.AvgPool2d(16), torch.nn.Flatten(), torch.nn.Linear(12, 4))
@@ -190,7 +191,7 @@ def test_top_images_are_the_validation_images_that_raise_each_unit_most():
 def test_every_checkpoint_starts_from_noise_of_its_own():
     """visualize.seed with the job's key: two checkpoints never share a starting image, and
     a rerun of one checkpoint starts where it started before."""
-    from featevo.visualize import initial_images, start_seed
+    from featevo.optvis.render import initial_images, start_seed
 
     a, b = (initial_images(4, 16, "noise", 0.1, start_seed(0, f"scratch/seed0/epoch{e}")) for e in (1, 2))
     again = initial_images(4, 16, "noise", 0.1, start_seed(0, "scratch/seed0/epoch1"))
@@ -202,7 +203,7 @@ def test_every_checkpoint_starts_from_noise_of_its_own():
 def test_inner_units_climb_in_one_batch_and_stop_at_their_deepest_layer():
     """visualize.units: a channel's mean activation (or one neuron) of inner layers, of
     several layers in one batch; the forward pass stops once the deepest has run."""
-    from featevo.visualize import InnerUnit
+    from featevo.optvis.objectives import InnerUnit
 
     model = build_model(ModelSpec(num_classes=3, width_divisor=16, pool_size=1), seed=0).eval()
     units = [InnerUnit.parse("features.3:1"), InnerUnit.parse("features.8:2"), InnerUnit.parse("features.8:0:2:3")]
@@ -230,7 +231,7 @@ def test_inner_units_climb_in_one_batch_and_stop_at_their_deepest_layer():
 
 
 def test_inner_units_are_checked_against_the_network_at_parse_time():
-    from featevo.models import shape_problem, unit_problem
+    from featevo.models.networks import shape_problem, unit_problem
 
     _, shapes = shape_problem(ModelSpec(num_classes=4, width_divisor=8, pool_size=2), 64)
     assert unit_problem("features.28:63", shapes) is None and unit_problem("classifier.3:5", shapes) is None
@@ -242,9 +243,9 @@ def test_inner_units_are_checked_against_the_network_at_parse_time():
 def test_a_unit_on_a_module_the_network_runs_twice_is_refused_at_parse_time():
     """ResNet's blocks call one ReLU twice: a hook reads whichever call it keeps, which
     depended on the other units listed (0.4585 alone, 0.4477 beside fc:1)."""
-    from featevo.config_checks import check_config
-    from featevo.models import shape_problem, unit_problem
-    from featevo.settings import load_config
+    from featevo.preflight.checks import check_config
+    from featevo.models.networks import shape_problem, unit_problem
+    from featevo.config.settings import load_config
 
     calls = {}
     _, shapes = shape_problem(ModelSpec(arch="resnet18", num_classes=4), 64, calls)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from snakemake_helpers import snakemake
 
-from featevo.checkpoint import load_model
-from featevo.models import build_model
+from featevo.models.checkpoint import load_model
+from featevo.models.networks import build_model
 from conftest import save_as_torchvision
-from featevo.weights import IMAGENET_SPEC, PUBLISHED_SHA256, WeightsError, import_weights, sha256
+from featevo.models.weights import IMAGENET_SPEC, PUBLISHED_SHA256, WeightsError, import_weights, sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 

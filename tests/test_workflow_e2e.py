@@ -81,8 +81,8 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     assert fig3["restart_images"].shape == (2, 4, 32, 32, 3)
     assert ckpt["top_index"].shape == (4, 3)
     # each job stored the recipe it read (tiny.yaml's layered over config.yaml), which the figures print
-    from featevo.figures import recipe_line
-    from featevo.settings import load_config
+    from featevo.figures.charts import recipe_line
+    from featevo.config.settings import load_config
 
     layered = load_config(ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml")["visualize"]
     for d in (fig3, ckpt, np.load(run / "viz" / "scratch" / "seed0" / "epoch_001" / "units.npz")):

@@ -2,7 +2,7 @@
 
 Each stage of the Snakemake workflow calls one module of this package through
 its command line (``python -m featevo <stage>``, with the config parts the stage
-declares in ``featevo.cli.READS`` as ``--settings``); the functions behind them
+declares in ``featevo.config.reads.READS`` as ``--settings``); the functions behind them
 are importable and tested on their own.
 """
 

@@ -5,8 +5,8 @@ Every rule runs its stage this way, as a plain process that Snakemake starts (an
 its ``benchmark:`` measures).  What the entry adds to the stage's own ``main``: logging,
 set up here once (each stage logs under ``featevo.<stage>``, with the time, to
 standard output: its job's log), and the job stops, writing nothing more, as soon as
-the Snakemake that started it is gone (:func:`featevo.watch.watch_snakemake`;
-``featevo.checkpoint.atomic_save`` checks again right before it publishes).
+the Snakemake that started it is gone (:func:`featevo.jobs.watch.watch_snakemake`;
+``featevo.models.checkpoint.atomic_save`` checks again right before it publishes).
 Standard library only until the stage itself is imported.
 """
 
@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 
-from featevo import watch
+from featevo.jobs import watch
 
 # the workflow's stages, the modules a rule may run
 STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables",
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     watch.watch_snakemake()
     sys.argv = [f"featevo {argv[0]}", *argv[1:]]  # the stage's usage line: "usage: featevo train ..."
-    return importlib.import_module(f"featevo.{argv[0]}").main(argv[1:])
+    return importlib.import_module(f"featevo.stages.{argv[0]}").main(argv[1:])
 
 
 def finish(rc: int) -> None:

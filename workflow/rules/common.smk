@@ -20,17 +20,17 @@ os.environ.update(
 )
 sys.path.insert(0, _PKG)
 
-from featevo import cli, plan, watch  # noqa: E402
-from featevo.config_checks import (  # noqa: E402
+from featevo.config import plan, reads  # noqa: E402
+from featevo.jobs import watch  # noqa: E402
+from featevo.jobs.files import file_fingerprint, torch_file_problem  # noqa: E402
+from featevo.preflight.checks import (  # noqa: E402
     check_config,
-    file_fingerprint,
     judge_sizes,
     imported_file,
     run_problems,
-    torch_file_problem,
     write_run_identity,
 )
-from featevo.settings import (  # noqa: E402
+from featevo.config.settings import (  # noqa: E402
     coerce,
     config_file_problems,
     schema,
@@ -77,7 +77,7 @@ _errors = run_problems(
 )
 if _errors:
     raise ValueError("invalid configuration:\n  - " + "\n  - ".join(_errors))
-# the judge's sizes, where null, follow the data (featevo.config_checks.judge_sizes):
+# the judge's sizes, where null, follow the data (featevo.preflight.checks.judge_sizes):
 # every job reads numbers
 if config["judge"]["source"] == "train":
     config["judge"].update(judge_sizes(config))
@@ -112,7 +112,7 @@ PATHS = {
     "restart_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}_restarts.csv",
     "reference_restarts": f"{RUN}/metrics/reference_restarts.csv",
     "judge_floor": f"{RUN}/metrics/judge.csv",
-    # the sanity check: each experiment's last epoch re-initialized from the top (featevo.sanity)
+    # the sanity check: each experiment's last epoch re-initialized from the top (featevo.measures.sanity)
     "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
     "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",
     "sanity_classes": f"{RUN}/viz/sanity/{{exp}}/{{level}}/classes.npz",
@@ -155,7 +155,7 @@ SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]  # the seed the figures show
 METHODS_CFG = config["methods"]
 # the optional methods, in the schema's order: its sections under methods with `enabled`
-# (each one entry of featevo.explain.METHODS)
+# (each one entry of featevo.measures.explain.METHODS)
 ALL_METHODS = [
     name
     for name, node in _SCHEMA["properties"]["methods"]["properties"].items()
@@ -176,7 +176,7 @@ TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # Settings of how jobs run, not of what they compute, reach the jobs through the
 # environment, so that changing them reruns nothing: how long a job waits for a
 # GPU, and the mark by which a job sees that this Snakemake is gone
-# (featevo.watch.watch_snakemake).
+# (featevo.jobs.watch.watch_snakemake).
 os.environ.update(
     {
         "FEATEVO_GPU_WAIT": str(config["gpu_wait"]),
@@ -186,12 +186,12 @@ os.environ.update(
 
 
 def settings_of(stage, **fill):
-    """A rule's --settings: the parts of the config that featevo.cli.READS[stage] names,
+    """A rule's --settings: the parts of the config that featevo.config.reads.READS[stage] names,
     which the stage reads back (every setting reaches its stage this way; flags carry
     paths, wildcards and threads only).  ``fill``: the wildcards those parts name, each a
     function of the job's (exp=lambda w: w.exp).  A function itself, so that Snakemake
     reads no wildcard in the JSON (a checkpoints pattern's {epoch})."""
-    return lambda w: cli.settings(config, stage, **{k: f(w) for k, f in fill.items()})
+    return lambda w: reads.settings(config, stage, **{k: f(w) for k, f in fill.items()})
 
 
 def stage(name):
@@ -224,7 +224,7 @@ def optimizer_file(exp, epoch, seed):
 
 def intact(path):
     """path, after checking that an existing checkpoint or optimizer state is whole
-    (featevo.config_checks.torch_file_problem), so that a damaged file is named
+    (featevo.jobs.files.torch_file_problem), so that a damaged file is named
     before Snakemake deletes the valid outputs that depend on it."""
     problem = torch_file_problem(path)
     if problem:
@@ -337,12 +337,12 @@ def seeds_of(exp):
 
 
 # Your ImageNet (or folder of classes) reaches the extraction through the environment,
-# and its identity through a parameter (featevo.extract.fingerprint): a moved or copied
+# and its identity through a parameter (featevo.data.imagenet.fingerprint): a moved or copied
 # ImageNet, or a restored path, reruns nothing; changed data reruns the extraction.
 DATA_PATH = config["data"]["path"] if FOLDER else config["data"]["imagenet"]
 LAYOUT = "folder" if FOLDER else config["data"]["layout"]
 if not STANDIN:
-    from featevo.extract import fingerprint  # noqa: E402
+    from featevo.data.imagenet import fingerprint  # noqa: E402
 
     os.environ.update(FEATEVO_IMAGENET=os.path.abspath(DATA_PATH))
     IMAGENET_ID = fingerprint(Path(DATA_PATH), LAYOUT, WNIDS)
@@ -362,7 +362,7 @@ if not STANDIN:
 
 # Your own training run, by the same rule: its checkpoints' pattern reaches the import
 # jobs through the environment, and what each file holds through a parameter
-# (featevo.config_checks.file_fingerprint); a run folder copied or moved, and
+# (featevo.jobs.files.file_fingerprint); a run folder copied or moved, and
 # `checkpoints:` pointed at it, reruns nothing; a changed file reruns its epoch.
 def imported_env(exp):
     """The environment variable that carries an imported experiment's pattern to its jobs."""

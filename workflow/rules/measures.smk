@@ -1,5 +1,5 @@
 # Stage 5: what changed in the network itself, beside the pictures: every layer's
-# representation over the epochs and seeds (linear CKA, featevo.represent).
+# representation over the epochs and seeds (linear CKA, featevo.measures.represent).
 
 
 rule representations:
@@ -45,7 +45,7 @@ rule representations:
 
 
 # The judge's floor: its accuracy on the run's validation images and its reading of the
-# ascent's starting noise (featevo.judge); verdicts that rest on a judge below
+# ascent's starting noise (featevo.measures.judge); verdicts that rest on a judge below
 # judge.min_accuracy are "not testable".
 rule judge_floor:
     input:

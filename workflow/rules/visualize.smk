@@ -14,7 +14,7 @@ rule visualize:
     output:
         png=PATHS["composite"],
         npz=PATHS["classes"],
-        # the checkpoint's layers on fixed validation images (featevo.represent), read in
+        # the checkpoint's layers on fixed validation images (featevo.measures.represent), read in
         # this job: a job of its own would add its start-up (half of a demo job) per checkpoint
         represent=PATHS["represent"],
     log:
@@ -31,7 +31,7 @@ rule visualize:
     params:
         settings=settings_of("visualize"),
         val=folder_of("val"),
-        # its starting noise: visualize.seed with what it visualizes (featevo.visualize.start_seed)
+        # its starting noise: visualize.seed with what it visualizes (featevo.optvis.render.start_seed)
         key="{exp}/seed{seed}/epoch{epoch}",
         layers=lambda w, input, output: (
             f"--represent {output.represent}"

@@ -1,0 +1,426 @@
+"""The paper's claims, each decided by a stated test (tables/claims.*).
+
+The paper argues by eye.  Here each claim is a measure over every seed's
+metrics, a test with its null hypothesis, its p-value (one-sided in the
+claim's direction, combined over seeds by Stouffer's z) or interval, the
+claims' p-values adjusted together by Benjamini-Hochberg (q: 20-odd tests in
+one table), and a verdict on q (featevo.measures.stats): ``yes`` (the test rejects at
+0.05), ``no`` (the test in the opposite direction does), ``underpowered``
+(neither, and the design's smallest attainable p is not below 0.05: no outcome
+could have been significant), ``not significant``, or ``not testable`` with the
+reason.  A measure constant up to rounding is never tested.  No number
+here chose the image it describes: the judge did not make the images it
+reads, and every verdict that rests on the judge is ``not testable`` when the
+judge's accuracy on the run's validation images is below
+``judge.min_accuracy`` (featevo.measures.judge).
+
+C1 Feature complexity grows with validation accuracy (Sec. IV, Figs. 1-2):
+   over the trained epochs (1 on), the partial Spearman rho of validation
+   accuracy and (a) the judge's probability of each image's class, (b) the PNG
+   ratio, given the epoch: accuracy and time spent training rise together,
+   and only what the measure follows of accuracy beyond the epoch counts.
+   Permutation test of the pairing per seed (the plain rho is in the note).
+C2 Features keep changing after accuracy saturates (saturation: the first
+   trained epoch whose accuracy, mean over seeds, is within 1 point of the
+   best): each class-epoch after it is tested for a change beyond the
+   restarts' spread (featevo.measures.metrics: exact permutation test in the judge's
+   features); the value is the share significant after Benjamini-Hochberg
+   over those class-epochs, the test Simes' of their p-values (null: no class
+   changed after saturation; consecutive epochs' tests share an epoch's
+   restarts, which Fisher's combination would take for independent evidence).  Not testable with fewer than 2
+   epochs after saturation.
+C3 Past the best epoch, other classes' features appear in each class's image
+   ("feature confusion"): the judge's largest probability of another class,
+   each restart's mean over classes, after the best trained epoch against at
+   it (permutation test of the means, bootstrap interval).  Testable only
+   when accuracy (mean over seeds) ends more than 1 point below its best.
+C4 A 4-class network's features are simpler than the 1000-class network's it
+   started from (Fig. 3 against Fig. 2): the reference's images against the
+   pretrained experiment's last epoch, each restart's mean over classes, by
+   (a) the judge's probability, (b) the PNG ratio (permutation test, Fig. 3
+   higher).  (a) is not testable when the judge is the reference itself.
+C5 Beyond the paper: layers settle bottom up (Raghu et al. 2017): Spearman's
+   rho of a layer's depth and the epoch from which it has settled
+   (featevo.measures.represent: its CKA with its last epoch stays at or above the CKA
+   between seeds), permutation over the layers (exact up to 7).  Needs two seeds.
+S  The sanity check (Adebayo et al. 2018): the judge's probability and the
+   PNG ratio of the last epoch's images against those of the same network
+   with every layer re-initialized (featevo.measures.sanity); a measure that does not
+   tell them apart reads nothing the network learned.
+N1 The negative control of C1 (an experiment with ``labels: shuffled``, whose
+   accuracy stays at chance): Spearman rho of the epoch and (a) the judge's
+   probability, (b) the PNG ratio: what grows with training time alone.
+J  The judge's floor: its accuracy on the run's validation images (exact
+   binomial test against chance, Clopper-Pearson interval) against
+   ``judge.min_accuracy``, its reading of the starting noise and of epoch 0's
+   images.  A class the judge reads into the starting noise with p >= 0.5
+   (on the demo: flamingo, 0.99) is left out of the measures made of the
+   judge's probability of the image's class (C1a, C4a, S-a): its reading
+   cannot tell a drawn class from noise.
+
+Roles: ``frozen`` is the control for the convolutional features only (they
+keep the reference's weights); its classifier (fc6, fc7, output) trains, and
+class units read it, so its class images can change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from featevo.measures import stats
+
+POINT = 0.01  # one percentage point of accuracy
+NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely tells nothing by its p
+ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
+        "imported": "test", "shuffled": "negative control (labels shuffled)"}
+JUDGED = ("C1a", "C3", "C4a", "S-a", "N1a")  # the claims whose measure is the judge's reading
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    if not np.isfinite(v):
+        return ""
+    return f"{v:.2e}" if 0 < abs(v) < 10 ** -digits else f"{v:.{digits}f}"
+
+
+def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="", interval=(np.nan, np.nan),
+         p=None, p_opposite=np.nan, min_p=np.nan):
+    effects = np.asarray(effects, float)
+    pvalues = np.asarray(pvalues, float)
+    p = stats.combine(pvalues) if p is None else p
+    shown = "" if not np.isfinite(effects).any() else _fmt(float(np.nanmean(effects)))
+    return {"claim": claim, "experiment": experiment, "role": role, "measure": measure, "test": test,
+            "value": shown, "interval": "" if not np.isfinite(interval).all() else
+            f"[{_fmt(interval[0])}, {_fmt(interval[1])}]",
+            "p": _fmt(p, 4), "per_seed": " ".join(_fmt(v) for v in effects),
+            "per_seed_p": " ".join(_fmt(v, 4) for v in pvalues), "holds": holds, "note": note,
+            "min_p": _fmt(min_p, 4), "_p": p, "_p_opposite": p_opposite, "_min_p": min_p}
+
+
+def _decide(pvalues, opposite, min_ps=()) -> tuple[float, float, str, float]:
+    """The combined p of the claim's direction, of the opposite direction, the verdict
+    before the table's correction (``no`` when the opposite direction's p rejects), and the
+    smallest combined p the design can attain (every seed's test at its own smallest)."""
+    p, q, low = stats.combine(pvalues), stats.combine(opposite), stats.combine(min_ps)
+    return p, q, stats.verdict(p, q, low), low
+
+
+def _per_epoch(df: pd.DataFrame, col: str) -> pd.Series:
+    return df.groupby("epoch", sort=True)[col].mean()
+
+
+def _kept(df: pd.DataFrame, col: str, noisy: set[str]) -> pd.DataFrame:
+    """The rows a judge-probability measure is made of: not the classes read into noise."""
+    return df[~df["class"].isin(noisy)] if col == "judge_prob" and noisy else df
+
+
+def _noise_note(col: str, noisy: dict[str, float]) -> str:
+    if col != "judge_prob" or not noisy:
+        return ""
+    return ("left out: " + ", ".join(f"{c} (the judge reads the starting noise as {c}, p {p:.2f})"
+                                     for c, p in noisy.items()) + "; ")
+
+
+def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
+    rows = []
+    trained = min(int((m.drop_duplicates("epoch")["epoch"] >= 1).sum()) for m in ms)
+    for sub, col, what in (("C1a", "judge_prob", "judge p(own class)"), ("C1b", "png_ratio", "PNG ratio")):
+        if col not in ms[0]:
+            continue
+        partial, plain, opposite = [], [], []
+        for m in ms:
+            acc, val = _per_epoch(m, "val_acc"), _per_epoch(_kept(m, col, set(noisy)), col)
+            keep = acc.index >= 1  # trained epochs: epoch 0 is the initialization (pretrained: a random head)
+            acc, val = acc[keep], val[keep]
+            epoch = acc.index.to_numpy(float)
+            partial.append(stats.rank_correlation(acc, val, given=epoch))
+            opposite.append(stats.rank_correlation(acc, val, given=epoch, alternative="less").p)
+            plain.append(stats.rank_correlation(acc, val))
+        p, p_opp, verdict, low = _decide([r.p for r in partial], opposite, [r.min_p for r in partial])
+        note = ("plain rho (not given the epoch) " + ", ".join(f"{r.statistic:.2f} (p {_fmt(r.p, 3)})"
+                                                                 for r in plain))
+        if trained < 4:
+            note = f"{trained} trained epoch(s): a rank correlation needs 4 or more"
+        elif verdict == "not testable":
+            note = (f"{what} or accuracy does not vary beyond the epoch's own order (nothing left once the epoch "
+                    f"is given); " + note)
+        rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
+                         "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
+                         [r.statistic for r in partial], [r.p for r in partial], verdict,
+                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
+    return rows
+
+
+def n1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
+    """The negative control of C1 (an experiment with ``labels: shuffled``: accuracy stays at
+    chance): does the measure grow with training time alone?  Spearman rho(epoch, measure)
+    over the trained epochs, per seed, one-sided (> 0), Stouffer over seeds.  Where it
+    does, a measure's rise over a real run's epochs is no evidence of learning by itself:
+    only what follows accuracy beyond the epoch (C1's partial rho) can be."""
+    rows = []
+    for sub, col, what in (("N1a", "judge_prob", "judge p(own class)"), ("N1b", "png_ratio", "PNG ratio")):
+        if col not in ms[0]:
+            continue
+        results, opposite, accs = [], [], []
+        for m in ms:
+            val = _per_epoch(_kept(m, col, set(noisy)), col)
+            val = val[val.index >= 1]
+            epoch = val.index.to_numpy(float)
+            results.append(stats.rank_correlation(epoch, val))
+            opposite.append(stats.rank_correlation(epoch, val, alternative="less").p)
+            accs.append(float(_per_epoch(m, "val_acc").iloc[-1]))
+        p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
+        note = (f"validation accuracy at the last epoch: {', '.join(f'{a:.2f}' for a in accs)} (labels shuffled: "
+                "chance expected); yes: the measure grows with training time alone, so its rise over a real "
+                "run's epochs is no evidence of learning by itself, and only C1's partial rho (given the epoch) "
+                "can be; no or not significant: time alone does not raise it here")
+        rows.append(_row(sub, exp, role, f"Spearman rho(epoch, {what}), epochs 1 on, labels shuffled",
+                         "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
+                         [r.statistic for r in results], [r.p for r in results], verdict,
+                         _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
+    return rows
+
+
+def _accuracy(ms) -> pd.Series:
+    acc = pd.concat([_per_epoch(m, "val_acc") for m in ms], axis=1).mean(axis=1)
+    return acc[acc.index >= 1]  # trained epochs
+
+
+def c2(exp, role, ms, rs, acc) -> list[dict]:
+    if "change_p" not in ms[0]:
+        return []
+    # each class-epoch's exact split test of r restarts against r: at best 2 / C(2r, r); Simes at
+    # best the same (every test at its best), Stouffer over seeds
+    r = int(rs[0]["restart"].nunique()) if "restart" in rs[0] else 0
+    low = stats.combine([2 / math.comb(2 * r, r) if r >= 2 else np.nan] * len(ms))
+    sat = int(acc.index[(acc >= acc.max() - POINT).to_numpy().argmax()])
+    n_after = int(acc.index.max()) - sat
+    shares, ps = [], []
+    for m in ms:
+        after = m[m["epoch"] > sat]["change_p"].to_numpy(float)
+        after = after[np.isfinite(after)]
+        shares.append(float(np.mean(stats.bh(after) < stats.ALPHA)) if len(after) else np.nan)
+        # null: no class changed after saturation; consecutive epochs' tests share an epoch's
+        # restarts (positively dependent), which Fisher's combination does not allow
+        ps.append(stats.simes(after))
+    testable = n_after >= 2 and np.isfinite(ps).any()
+    p = stats.combine(ps) if testable else np.nan
+    note = "" if n_after >= 2 else f"saturation at epoch {sat}: {n_after} epoch(s) after it"
+    return [_row("C2", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
+                 "restarts' spread (BH q < 0.05)", "per class-epoch: exact permutation of the two epochs' restarts; "
+                 "Simes over class-epochs per seed, Stouffer over seeds", shares, ps,
+                 stats.verdict(p, min_p=low) if testable else "not testable", note, p=p, min_p=low)]
+
+
+def _restart_means(r: pd.DataFrame, col: str, epochs) -> np.ndarray:
+    """Each restart's mean over classes of ``col``, at the given epochs (one value per
+    (epoch, restart))."""
+    sel = r[r["epoch"].isin(list(epochs))]
+    return sel.groupby(["epoch", "restart"])[col].mean().to_numpy(float)
+
+
+def c3(exp, role, ms, rs, acc) -> list[dict]:
+    if "judge_leak" not in rs[0]:
+        return []
+    best = int(acc.idxmax())
+    fell = bool(acc.iloc[-1] < acc.max() - POINT)
+    results, opposite = [], []
+    for r in rs:
+        after = [e for e in r["epoch"].unique() if e > best]
+        a, b = _restart_means(r, "judge_leak", after), _restart_means(r, "judge_leak", [best])
+        results.append(stats.mean_difference(a, b) if after else stats.NAN)
+        opposite.append(stats.mean_difference(a, b, alternative="less").p if after else np.nan)
+    p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
+    note = "" if fell else (f"validation accuracy (mean over seeds) never fell more than 1 point after its best "
+                            f"epoch ({best}): nothing to see")
+    interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
+    return [_row("C3", exp, role, f"judge's leakage after the best epoch ({best}) minus at it, each restart's mean "
+                 "over classes", "permutation of restarts, one-sided (> 0); Stouffer over seeds",
+                 [x.statistic for x in results], [x.p for x in results], verdict if fell else "not testable", note,
+                 interval=interval, p=p if fell else np.nan, p_opposite=p_opp if fell else np.nan, min_p=low)]
+
+
+def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, noisy: dict[str, float]) -> list[dict]:
+    rows = []
+    if reference is None:
+        return rows
+    for sub, col, what in (("C4a", "judge_prob", "judge p(own class)"), ("C4b", "png_ratio", "PNG ratio")):
+        if col not in reference or col not in rs[0]:
+            continue
+        ref = _kept(reference, col, set(noisy)).groupby("restart")[col].mean().to_numpy(float)
+        # every seed is compared with the same Fig. 3 restarts: one test of them against the
+        # seeds' last epochs pooled (Stouffer over seeds would count Fig. 3's restarts twice)
+        lasts = [_restart_means(_kept(r, col, set(noisy)), col, [r["epoch"].max()]) for r in rs]
+        pooled = np.concatenate(lasts)
+        result = stats.mean_difference(ref, pooled)
+        p_opp = stats.mean_difference(ref, pooled, alternative="less").p
+        testable = not (col == "judge_prob" and judge_is_reference)
+        p, verdict, low = result.p, stats.verdict(result.p, p_opp, result.min_p), result.min_p
+        per_seed = [float(np.mean(ref) - np.mean(last)) if len(last) else np.nan for last in lasts]
+        interval = (result.low, result.high)
+        rows.append(_row(sub, exp, "test", f"{what}: Fig. 3 ({np.mean(ref):.3f}) minus the last epoch, each "
+                         "restart's mean over classes", "permutation of Fig. 3's restarts against every seed's "
+                         "last-epoch restarts pooled, one-sided (Fig. 3 higher): one test, as the seeds share "
+                         "Fig. 3's restarts", per_seed, [p] * len(lasts),
+                         verdict if testable else "not testable",
+                         _noise_note(col, noisy) + ("" if testable else "the judge is the reference itself: circular"),
+                         interval=interval, p=p if testable else np.nan,
+                         p_opposite=p_opp if testable else np.nan, min_p=low))
+    return rows
+
+
+def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
+    if layers is None or layers.empty:
+        return []
+    results, opposite = [], []
+    for _, g in layers.groupby("seed", sort=True):
+        results.append(stats.rank_correlation(g["depth"], g["settle_epoch"]))
+        opposite.append(stats.rank_correlation(g["depth"], g["settle_epoch"], alternative="less").p)
+    p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
+    epochs = layers.groupby("layer", sort=False)["settle_epoch"].mean()
+    note = "settled from epoch (mean over seeds): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in epochs.items() if np.isfinite(v))
+    if layers["settle_epoch"].isna().all():
+        note = "one seed: no CKA between seeds to set the floor"
+    elif verdict == "not testable":
+        note = "every layer settled at the same epoch; " + note
+    return [_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "
+                 "the paper (Raghu et al. 2017)", "permutation over the layers (exact up to 7 layers, else 9,999 random "
+                 "orderings), one-sided (> 0); "
+                 "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note,
+                 p=p, p_opposite=p_opp, min_p=low)]
+
+
+def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
+    rows = []
+    for exp, g in sanity.groupby("experiment", sort=False):
+        for sub, col, what, alternative in (("S-a", "judge_prob", "judge p(own class)", "greater"),
+                                            ("S-b", "png_ratio", "PNG ratio", "two-sided")):
+            g_ = _kept(g, col, set(noisy))
+            trained = g_[g_["level"] == "trained"].groupby("restart")[col].mean().to_numpy(float)
+            random = g_[g_["level"] == "all"].groupby("restart")[col].mean().to_numpy(float)
+            r = stats.mean_difference(trained, random, alternative=alternative)
+            rows.append(_row(sub, exp, "sanity", f"{what}: last epoch minus the same network with every layer "
+                             "re-initialized, each restart's mean over classes",
+                             f"permutation of restarts ({'one-sided, trained higher' if alternative == 'greater' else 'two-sided'})",
+                             [r.statistic], [r.p], stats.verdict(r.p, min_p=r.min_p),
+                             _noise_note(col, noisy) + "yes: the measure tells the trained network from one that "
+                             "learned nothing; otherwise it does not (here)", interval=(r.low, r.high),
+                             min_p=r.min_p))
+    return rows
+
+
+def judge_row(floor: pd.DataFrame, epoch0: dict[str, float]) -> dict:
+    from scipy.stats import binomtest
+
+    summary = floor[floor["class"] == "all"].iloc[0]
+    n, acc = int(summary["val_images"]), float(summary["accuracy"])
+    k = int(round(acc * n))
+    test = binomtest(k, n, float(summary["chance"]), alternative="greater")
+    ci = test.proportion_ci(0.95, method="exact")
+    noise = ", ".join(f"{c} {v:.2f}" for c, v in zip(floor["class"], floor["noise_prob"]) if c != "all")
+    ok = bool(summary["testable"])
+    return _row("J", "judge", "floor", f"judge accuracy on {n} validation images among the classes' units "
+                f"(needed: {summary['min_accuracy']:.2f}; chance {summary['chance']:.2f})",
+                "exact binomial test against chance, Clopper-Pearson interval", [acc], [test.pvalue],
+                "yes" if ok else "no", f"p(class | the ascent's starting noise): {noise}; "
+                + "".join(f"p(own class) of {exp}'s epoch 0 images (a network that learned nothing): {v:.2f}; "
+                          for exp, v in epoch0.items())
+                + ("" if ok else "every verdict that rests on the judge is not testable"),
+                interval=(ci.low, ci.high))
+
+
+def judge_note(kind: str, judge_is_reference: bool) -> str:
+    if not judge_is_reference:
+        return "judge independent: trained apart (another architecture, seed and images)"
+    if kind in ("reference", "frozen"):
+        return "judge NOT independent: it is the ImageNet network that initialized this experiment"
+    return "judge: the ImageNet network (did not initialize this experiment)"
+
+
+def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_reference: bool,
+           floor: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``runs``: experiment -> {"kind": random | reference | frozen | imported, "metrics": [per seed
+    DataFrame], "restarts": [per seed per-restart DataFrame], "layers": settle epochs or None};
+    ``reference``: Fig. 3's per-restart measures."""
+    rows = []
+    noisy = {} if floor is None else {
+        str(r["class"]): float(r["noise_prob"]) for _, r in floor.iterrows()
+        if r["class"] != "all" and r["noise_prob"] >= NOISE_LIMIT}
+    for exp, run in runs.items():
+        ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
+        acc = _accuracy(ms)
+        if run["kind"] == "shuffled":  # nothing to learn: only what time alone does is measured
+            new = n1(exp, role, ms, noisy)
+        else:
+            new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
+            if run["kind"] == "reference":
+                new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
+            new += c5(exp, role, run.get("layers"))
+        for row in new:
+            row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
+        rows += new
+    if sanity is not None:
+        for row in sanity_rows(sanity, noisy):
+            row["judge"] = "" if row["claim"] not in JUDGED else judge_note(runs[row["experiment"]]["kind"],
+                                                                           judge_is_reference)
+            rows.append(row)
+    if floor is not None:
+        epoch0 = {exp: float(run["metrics"][0].query("epoch == 0")["judge_prob"].mean())
+                  for exp, run in runs.items() if run["kind"] == "random" and "judge_prob" in run["metrics"][0]}
+        rows.append({**judge_row(floor, epoch0), "judge": ""})
+        if not bool(floor["testable"].iloc[0]):
+            acc = float(floor.loc[floor["class"] == "all", "accuracy"].iloc[0])
+            for row in rows:
+                if row["claim"] in JUDGED and row["holds"] != "not testable":
+                    row["holds"] = "not testable"
+                    row["note"] = (f"the judge's accuracy ({acc:.2f}) is below judge.min_accuracy; "
+                                   + row["note"]).rstrip("; ")
+    correct(rows)
+    for row in rows:
+        if row["holds"] == "underpowered":
+            row["note"] = "; ".join(filter(None, [row["note"], f"underpowered: the smallest p this design can "
+                                                  f"attain is {row['min_p']}, not below {stats.ALPHA}: more "
+                                                  "restarts, seeds or epochs would be needed"]))
+    return pd.DataFrame(rows).drop(columns=["_p", "_p_opposite", "_min_p"])
+
+
+def correct(rows: list[dict]) -> None:
+    """The claims (C1-C5) are many tests of one table: their p-values are adjusted by
+    Benjamini-Hochberg over every tested claim row of the experiments under test
+    (``q``), in each direction, and the verdict is the adjusted one (a p of 0.045 among
+    20 tests decides nothing).  A control's rows (the frozen experiment's) are corrected
+    among themselves, apart: its C5 holds by construction (its convolutions never move),
+    and in the family its tiny p lowered the others' q (scratch's C5: 0.024 with it,
+    0.044 without)."""
+    tested = [r for r in rows if r["claim"].startswith(("C", "N")) and r["holds"] != "not testable"
+              and np.isfinite(r.get("_p", np.nan))]
+    control = ["control" in str(r.get("role", "")) for r in tested]
+    for family in ([r for r, c in zip(tested, control) if not c], [r for r, c in zip(tested, control) if c]):
+        _adjust(family)
+    for r in rows:
+        r.setdefault("q", "")
+
+
+def _adjust(family: list[dict]) -> None:
+    q = stats.bh([r["_p"] for r in family])
+    q_opposite = stats.bh([r["_p_opposite"] for r in family])
+    for r, qv, qo in zip(family, q, q_opposite):
+        r["q"] = _fmt(qv, 4)
+        r["holds"] = stats.verdict(qv, qo, r.get("_min_p", np.nan))
+
+
+COLUMNS = ["claim", "experiment", "role", "measure", "test", "value", "interval", "p", "q", "holds", "judge", "note"]
+
+
+def markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for _, r in df.iterrows()]
+    return ("The paper's claims, each decided by a stated test (featevo.measures.claims says each). value: the "
+            "effect, mean over seeds; interval: 95% (one seed); p: one-sided in the claim's direction, "
+            "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5; a control's rows "
+            "among themselves); holds (on q "
+            "for C1-C5, on p for the checks S and J): yes / no (the opposite direction is significant) / not "
+            "significant / underpowered (no outcome of this design could be significant) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
