@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import write_subset
+from featevo.data.inputs import fixed_images
 from featevo.measures import explain
 from featevo.stages import explain as explain_stage
 from featevo.models.checkpoint import save_checkpoint
@@ -24,9 +25,9 @@ def test_fixed_images_are_the_first_of_each_class(tmp_path):
     labels = np.array([2, 0, 1, 0, 2, 1, 0])
     data = Subset.__new__(Subset)
     data.images, data.labels = np.zeros((7, 4, 4, 3), np.uint8), labels
-    assert explain.fixed_images(data, 2, 3).tolist() == [1, 3, 2, 5, 0, 4]
+    assert fixed_images(data.labels, 2, 3, refuse="methods.images_per_class").tolist() == [1, 3, 2, 5, 0, 4]
     with pytest.raises(ValueError, match="methods.images_per_class"):
-        explain.fixed_images(data, 4, 3)
+        fixed_images(data.labels, 4, 3, refuse="methods.images_per_class")
 
 
 def test_saliency_is_the_absolute_input_gradient():

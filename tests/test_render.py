@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from conftest import quadrant_model, tiny_model, viz_settings
+from featevo.data.spectra import frequencies
 from featevo.config.settings import SCHEMA_FILE
 from featevo.data.inputs import imagenet_normalize
 from featevo.jobs.device import autocast
@@ -123,7 +124,7 @@ def test_fourier_maps_a_known_image_and_back():
     start = q.image().detach()
     assert (start - 0.5).abs().max() < 0.05
     spectrum = torch.fft.rfft2(q.linear().detach()).abs().mean(dim=(0, 1))
-    f = param.rfft_frequencies(32, 32)
+    f = frequencies(32, 32, torch, real=True)
     assert spectrum[(f > 0) & (f < 0.1)].mean() > 4 * spectrum[f > 0.4].mean()
 
 
@@ -173,7 +174,7 @@ def test_maco_refuses_a_magnitude_no_real_image_has():
 
 def test_the_power_law_spectrum_falls_as_one_over_f_and_gives_unit_std():
     m = param.power_law_magnitude(64, 1.0)
-    f = param.fft_frequencies(64, 64)
+    f = frequencies(64, 64, torch)
     assert float(m[0, 0, 0]) == 0.0  # no mean
     ratio = m[0][f == 0.25] / m[0][f == 0.125]
     torch.testing.assert_close(ratio, torch.full_like(ratio, 0.5))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from featevo.figures.measures import cka_figure
 from featevo.measures import represent
 from featevo.models.networks import ModelSpec, build_model
 from featevo.config.settings import Settings
@@ -106,7 +107,7 @@ def test_the_heatmap_is_drawn(tmp_path):
     rows = [{"seed": s, "epoch": e, "layer": f"l{d}", "depth": d, "cka_prev": 0.9, "cka_last": 0.5 + e / 10,
              "cka_start": 1 - e / 10, "cka_seeds": 0.7, "floor_last": 0.8, "settled": e > 2,
              "weight_change": 0.1 / (e + 1)} for s in (0, 1) for e in range(5) for d in range(3)]
-    represent.heatmap(pd.DataFrame(rows), "scratch", [tmp_path / "h.png", tmp_path / "h.pdf"])
+    cka_figure(pd.DataFrame(rows), "scratch", [tmp_path / "h.png", tmp_path / "h.pdf"])
     assert (tmp_path / "h.png").stat().st_size > 5000 and (tmp_path / "h.pdf").is_file()
 
 

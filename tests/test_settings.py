@@ -334,6 +334,30 @@ def test_each_stage_imports_only_what_it_uses(stage, unused):
     assert not [m for m in unused if m in loaded]
 
 
+@pytest.mark.parametrize("configs", [("config.yaml",), ("config.yaml", "configs/paper.yaml")])
+def test_a_stage_run_by_hand_gets_what_the_workflow_gives_it(tmp_path, configs):
+    """docs/development.md: ``python -m featevo <stage> ... --settings @config.yaml``. For
+    every stage, reading the config file gives the settings the workflow hands the job
+    (every default of the schema, and the judge's sizes that the workflow fills in from
+    the data, which the file leaves null)."""
+    from featevo.preflight.checks import completed
+    from featevo.stages import read_settings
+
+    layers = [ROOT / c for c in configs]
+    merged = load_config(*layers)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    workflow = with_defaults(load_config(*layers))
+    workflow["judge"].update(judge_sizes(workflow))
+    assert merged["judge"].get("images_per_class") is None  # the case the workflow fills in
+    for stage in cli.READS:
+        for exp in workflow["experiments"]:
+            fill = {"exp": exp} if any("{exp}" in p for p in cli.READS[stage]) else {}
+            by_hand = read_settings(f"@{tmp_path / 'run.yaml'}", stage, **fill).to_dict()
+            job = settings.parse(cli.settings(workflow, stage, **fill), stage, **fill).to_dict()
+            assert by_hand == job, f"{stage}: by hand {by_hand} != the workflow's {job}"
+    assert completed(merged)["judge"]["images_per_class"] == workflow["judge"]["images_per_class"] is not None
+
+
 def _read_names(files) -> set[str]:
     """What code reads by name: every attribute it takes and every whole string it holds
     (a subscript's key)."""

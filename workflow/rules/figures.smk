@@ -1,5 +1,5 @@
-# Stage 4: the paper's figures and tables, the learning curves, the measured
-# claims (metrics), the animations and the optional methods' figures.
+# Stage 6: the paper's figures and tables, the learning curves, the animations
+# and the optional methods' figures (what the measures computed, drawn).
 
 
 rule evolution_figure:
@@ -76,82 +76,6 @@ rule top_figure:
         + " top --history {input.history} --mean-of {input.seeds} --npz {input.npz} --val {input.val}"
         " --metrics {input.metrics} --experiment {wildcards.exp}"
         " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule reference_metrics:
-    input:
-        npz=PATHS["reference_classes"],
-        judge=judge_model(),
-        val=path("images", subset="main", split="val"),
-    output:
-        csv=report(
-            PATHS["reference_metrics"],
-            caption="../report/reference_metrics.rst",
-            category="Metrics",
-            subcategory="reference (Fig. 3)",
-            labels={"experiment": "reference", "kind": "table"},
-        ),
-        restarts=report(
-            PATHS["reference_restarts"],
-            caption="../report/restarts.rst",
-            category="Metrics",
-            subcategory="reference (Fig. 3)",
-            labels={"experiment": "reference", "kind": "per restart"},
-        ),
-    log:
-        logfile("metrics/reference"),
-    conda:
-        ENV
-    threads: config["visualize"]["threads"]
-    params:
-        settings=settings_of("metrics"),
-        val=folder_of("val"),
-    shell:
-        stage("metrics")
-        + " --npz {input.npz} --experiment reference --judge {input.judge}"
-        " --settings {params.settings:q} --csv {output.csv} --restarts-csv {output.restarts}"
-        " --val {params.val}"
-        " --threads {threads} > {log} 2>&1"
-
-
-rule claims:
-    input:
-        metrics=[
-            path("feature_metrics", exp=exp, seed=seed)
-            for exp in EXPERIMENTS
-            for seed in seeds_of(exp)
-        ],
-        restarts=[
-            path("restart_metrics", exp=exp, seed=seed)
-            for exp in EXPERIMENTS
-            for seed in seeds_of(exp)
-        ],
-        layers=[path("settled", exp=exp) for exp in EXPERIMENTS],
-        reference=[] if FIG3_MISSING else PATHS["reference_restarts"],
-        floor=PATHS["judge_floor"],
-        sanity=PATHS["sanity_metrics"],
-    output:
-        csv=report(
-            path("table", table="claims", ext="csv"),
-            caption="../report/claims.rst",
-            category="Tables",
-            labels={"table": "claims"},
-        ),
-        md=path("table", table="claims", ext="md"),
-    log:
-        logfile("tables/claims"),
-    conda:
-        ENV
-    params:
-        settings=settings_of("claims"),
-        reference=lambda w, input: (
-            "" if FIG3_MISSING else f"--reference {input.reference}"
-        ),
-    shell:
-        stage("claims")
-        + " --metrics {input.metrics} --restarts {input.restarts} --layers {input.layers}"
-        " --floor {input.floor} --sanity {input.sanity} {params.reference} --settings {params.settings:q}"
-        " --out {output.csv} {output.md} > {log} 2>&1"
 
 
 rule reference_figure:
@@ -238,61 +162,6 @@ rule accuracy_table:
         stage("tables")
         + " table --history {input} --experiment {params.exp} --table {wildcards.table}"
         " --settings {params.settings:q} --out {output.csv} {output.md} {output.tex} > {log} 2>&1"
-
-
-rule feature_metrics:
-    input:
-        history=lambda w: history(w.exp, w.seed),
-        npz=lambda w: [classes_npz(w.exp, e, w.seed) for e in epochs(w.exp)],
-        judge=judge_model(),
-        floor=PATHS["judge_floor"],
-        # every image scored against the run's real validation images
-        val=path("images", subset="main", split="val"),
-    output:
-        csv=report(
-            PATHS["feature_metrics"],
-            caption="../report/metrics.rst",
-            category="Metrics",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "table"},
-        ),
-        png=report(
-            path("figure", name="metrics_{exp}_seed{seed}", ext="png"),
-            caption="../report/metrics.rst",
-            category="Metrics",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "measures"},
-        ),
-        pdf=path("figure", name="metrics_{exp}_seed{seed}", ext="pdf"),
-        confusion=report(
-            path("figure", name="confusion_{exp}_seed{seed}", ext="png"),
-            caption="../report/confusion.rst",
-            category="Metrics",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
-        ),
-        confusion_pdf=path("figure", name="confusion_{exp}_seed{seed}", ext="pdf"),
-        restarts=report(
-            PATHS["restart_metrics"],
-            caption="../report/restarts.rst",
-            category="Metrics",
-            subcategory="{exp}",
-            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "per restart"},
-        ),
-    log:
-        logfile("metrics/{exp}_seed{seed}"),
-    conda:
-        ENV
-    threads: config["visualize"]["threads"]
-    params:
-        settings=settings_of("metrics"),
-        val=folder_of("val"),
-    shell:
-        stage("metrics") + " --npz {input.npz} --history {input.history}"
-        " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
-        " --settings {params.settings:q} --csv {output.csv} --figure {output.png} {output.pdf}"
-        " --confusion {output.confusion} {output.confusion_pdf} --restarts-csv {output.restarts}"
-        " --floor {input.floor} --val {params.val} --threads {threads} > {log} 2>&1"
 
 
 rule units_figure:

@@ -1,5 +1,7 @@
-# Stage 5: what changed in the network itself, beside the pictures: every layer's
-# representation over the epochs and seeds (linear CKA, featevo.measures.represent).
+# Stage 5: the measures. What changed in the network itself, beside the pictures
+# (every layer's representation over the epochs and seeds, featevo.measures.represent),
+# the judge's floor, the sanity check, the feature and reference metrics, and the
+# claims they decide (featevo.measures.claims).
 
 
 rule representations:
@@ -91,39 +93,6 @@ rule sanity_networks:
         + " randomize --checkpoint {input.ckpt} --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule visualize_sanity:
-    input:
-        ckpt=PATHS["sanity_checkpoint"],
-        val=path("images", subset="main", split="val"),
-        spectrum=SPECTRUM_IMAGES,
-    output:
-        png=PATHS["sanity_composite"],
-        npz=PATHS["sanity_classes"],
-        represent=PATHS["sanity_represent"],
-    log:
-        logfile("viz/sanity/{exp}/{level}"),
-    benchmark:
-        benchmark_file("viz/sanity/{exp}/{level}")
-    wildcard_constraints:
-        level="|".join(SANITY_LEVELS),
-    conda:
-        ENV
-    threads: VIZ_CFG["threads"]
-    resources:
-        gpu=VIZ_GPUS,
-    params:
-        settings=settings_of("visualize"),
-        val=folder_of("val"),
-        key="sanity/{exp}/{level}",
-        spectrum=flag_folder("--spectrum-images", "spectrum"),
-    shell:
-        stage("visualize")
-        + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
-        " --key {params.key} --represent {output.represent} {params.spectrum} --settings {params.settings:q}"
-        " --threads {threads}"
-        " > {log} 2>&1"
-
-
 rule sanity_metrics:
     input:
         npz=sanity_inputs("classes"),
@@ -164,3 +133,134 @@ rule sanity_metrics:
         + " measure --npz {input.npz} --represent {input.represent} --settings {params.settings:q}"
         " --judge {input.judge} --csv {output.csv} --layers-csv {output.layers}"
         " --figure {output.png} {output.pdf} --threads {threads} > {log} 2>&1"
+
+
+rule reference_metrics:
+    input:
+        npz=PATHS["reference_classes"],
+        judge=judge_model(),
+        val=path("images", subset="main", split="val"),
+    output:
+        csv=report(
+            PATHS["reference_metrics"],
+            caption="../report/reference_metrics.rst",
+            category="Metrics",
+            subcategory="reference (Fig. 3)",
+            labels={"experiment": "reference", "kind": "table"},
+        ),
+        restarts=report(
+            PATHS["reference_restarts"],
+            caption="../report/restarts.rst",
+            category="Metrics",
+            subcategory="reference (Fig. 3)",
+            labels={"experiment": "reference", "kind": "per restart"},
+        ),
+    log:
+        logfile("metrics/reference"),
+    conda:
+        ENV
+    threads: config["visualize"]["threads"]
+    params:
+        settings=settings_of("metrics"),
+        val=folder_of("val"),
+    shell:
+        stage("metrics")
+        + " --npz {input.npz} --experiment reference --judge {input.judge}"
+        " --settings {params.settings:q} --csv {output.csv} --restarts-csv {output.restarts}"
+        " --val {params.val}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        metrics=[
+            path("feature_metrics", exp=exp, seed=seed)
+            for exp in EXPERIMENTS
+            for seed in seeds_of(exp)
+        ],
+        restarts=[
+            path("restart_metrics", exp=exp, seed=seed)
+            for exp in EXPERIMENTS
+            for seed in seeds_of(exp)
+        ],
+        layers=[path("settled", exp=exp) for exp in EXPERIMENTS],
+        reference=[] if FIG3_MISSING else PATHS["reference_restarts"],
+        floor=PATHS["judge_floor"],
+        sanity=PATHS["sanity_metrics"],
+    output:
+        csv=report(
+            path("table", table="claims", ext="csv"),
+            caption="../report/claims.rst",
+            category="Tables",
+            labels={"table": "claims"},
+        ),
+        md=path("table", table="claims", ext="md"),
+    log:
+        logfile("tables/claims"),
+    conda:
+        ENV
+    params:
+        settings=settings_of("claims"),
+        reference=lambda w, input: (
+            "" if FIG3_MISSING else f"--reference {input.reference}"
+        ),
+    shell:
+        stage("claims")
+        + " --metrics {input.metrics} --restarts {input.restarts} --layers {input.layers}"
+        " --floor {input.floor} --sanity {input.sanity} {params.reference} --settings {params.settings:q}"
+        " --out {output.csv} {output.md} > {log} 2>&1"
+
+
+rule feature_metrics:
+    input:
+        history=lambda w: history(w.exp, w.seed),
+        npz=lambda w: [classes_npz(w.exp, e, w.seed) for e in epochs(w.exp)],
+        judge=judge_model(),
+        floor=PATHS["judge_floor"],
+        # every image scored against the run's real validation images
+        val=path("images", subset="main", split="val"),
+    output:
+        csv=report(
+            PATHS["feature_metrics"],
+            caption="../report/metrics.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "table"},
+        ),
+        png=report(
+            path("figure", name="metrics_{exp}_seed{seed}", ext="png"),
+            caption="../report/metrics.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "measures"},
+        ),
+        pdf=path("figure", name="metrics_{exp}_seed{seed}", ext="pdf"),
+        confusion=report(
+            path("figure", name="confusion_{exp}_seed{seed}", ext="png"),
+            caption="../report/confusion.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "confusion"},
+        ),
+        confusion_pdf=path("figure", name="confusion_{exp}_seed{seed}", ext="pdf"),
+        restarts=report(
+            PATHS["restart_metrics"],
+            caption="../report/restarts.rst",
+            category="Metrics",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "seed": "{seed}", "kind": "per restart"},
+        ),
+    log:
+        logfile("metrics/{exp}_seed{seed}"),
+    conda:
+        ENV
+    threads: config["visualize"]["threads"]
+    params:
+        settings=settings_of("metrics"),
+        val=folder_of("val"),
+    shell:
+        stage("metrics") + " --npz {input.npz} --history {input.history}"
+        " --experiment '{wildcards.exp} (seed {wildcards.seed})' --judge {input.judge}"
+        " --settings {params.settings:q} --csv {output.csv} --figure {output.png} {output.pdf}"
+        " --confusion {output.confusion} {output.confusion_pdf} --restarts-csv {output.restarts}"
+        " --floor {input.floor} --val {params.val} --threads {threads} > {log} 2>&1"

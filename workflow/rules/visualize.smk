@@ -1,4 +1,5 @@
-# Stage 3: activation maximization, one job per checkpoint, every class in one batch.
+# Stage 3: activation maximization, one job per checkpoint, every class in one batch
+# (and of the sanity check's re-initialized networks), and the other methods.
 
 VIZ_CFG = config["visualize"]
 # visualize.maco.spectrum images: MACO keeps the mean spectrum of the run's training images
@@ -127,3 +128,36 @@ rule explain:
         stage("explain")
         + " --checkpoint {input.ckpt} --data {params.data} --out {output}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+
+
+rule visualize_sanity:
+    input:
+        ckpt=PATHS["sanity_checkpoint"],
+        val=path("images", subset="main", split="val"),
+        spectrum=SPECTRUM_IMAGES,
+    output:
+        png=PATHS["sanity_composite"],
+        npz=PATHS["sanity_classes"],
+        represent=PATHS["sanity_represent"],
+    log:
+        logfile("viz/sanity/{exp}/{level}"),
+    benchmark:
+        benchmark_file("viz/sanity/{exp}/{level}")
+    wildcard_constraints:
+        level="|".join(SANITY_LEVELS),
+    conda:
+        ENV
+    threads: VIZ_CFG["threads"]
+    resources:
+        gpu=VIZ_GPUS,
+    params:
+        settings=settings_of("visualize"),
+        val=folder_of("val"),
+        key="sanity/{exp}/{level}",
+        spectrum=flag_folder("--spectrum-images", "spectrum"),
+    shell:
+        stage("visualize")
+        + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
+        " --key {params.key} --represent {output.represent} {params.spectrum} --settings {params.settings:q}"
+        " --threads {threads}"
+        " > {log} 2>&1"

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 
+# the run's three sets of images: the experiments' subset, the reference's and the judge's
+# (a stand-in's pools, or an extraction's subsets; subset_spec, standin_pool)
+SUBSETS = ("main", "reference", "judge")
 # the stand-in's pools draw with seeds of their own: the reference and the judge never
 # see the subset's images
-POOL_SEED_OFFSET = {"main": 0, "reference": 1_000_003, "judge": 2_000_003}
+POOL_SEED_OFFSET = dict(zip(SUBSETS, (0, 1_000_003, 2_000_003)))
 # the sanity check's networks (featevo.measures.sanity): re-initialized from the top, the output
 # layer, the upper half, all of it
 SANITY_LEVELS = ("output", "top_half", "all")

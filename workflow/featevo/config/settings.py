@@ -429,18 +429,21 @@ def _part(node: dict) -> dict:
     return out
 
 
-def parse(text: str, stage: str, **fill) -> Settings:
+def parse(text: str, stage: str, complete=None, **fill) -> Settings:
     """``--settings`` of ``stage`` (a name in ``featevo.config.reads.READS``; ``fill``: the job's
     wildcards its parts name): JSON, or ``@FILE`` (a YAML or JSON config).  Each part
     the stage reads is checked against the schema and completed with its defaults;
     what the stage does not read is refused in JSON (a rule passes exactly those parts)
-    and left aside in a config file.  Bad settings end the job with every error named."""
+    and left aside in a config file, which ``complete`` (given) first completes as the
+    workflow completes its config.  Bad settings end the job with every error named."""
     if text.startswith("@"):
         path = Path(text[1:])
         try:
             raw = _yaml_load(path.read_text()) or {}
         except Exception as exc:  # OSError, yaml.YAMLError
             raise SystemExit(f"error: --settings {text}: cannot read {path} ({exc})") from None
+        if complete is not None and isinstance(raw, dict):
+            raw = complete(raw)
     else:
         try:
             raw = json.loads(text)

@@ -699,6 +699,3 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     log(f"[extract] {int(keep.sum())} images ({int((table['split'][keep] == 'val').sum())} val), "
         f"{len(rejects)} rejected, {size}x{size} px, {time.monotonic() - start:.1f} s")
     return table
-
-
-SUBSETS = ("main", "reference", "judge")  # featevo.config.plan.subset_spec

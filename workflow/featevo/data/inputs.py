@@ -74,3 +74,20 @@ def on_device(data: Subset, device: torch.device) -> tuple[torch.Tensor, torch.T
     are copied once (the paper's 4800 training images are 0.7 GiB as uint8), so
     that no batch crosses from the host; on the CPU they are the arrays as they are."""
     return torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
+
+
+def fixed_images(labels: np.ndarray, per_class: int, classes: int, refuse: str | None = None) -> np.ndarray:
+    """Indices of the first ``per_class`` images of each class, class by class: the same
+    images for every checkpoint of a run, so that what is read of them compares over
+    training.  Where a class holds fewer: with ``refuse`` (the setting's name) an error
+    naming it; else every class gives as many as the smallest holds, so the classes
+    weigh alike."""
+    idx = [np.flatnonzero(labels == k) for k in range(classes)]
+    short = [(k, len(i)) for k, i in enumerate(idx) if len(i) < per_class]
+    if refuse and short:
+        k, n = short[0]
+        raise ValueError(f"{refuse} ({per_class}) is more than the {n} validation images of class {k}; lower it "
+                         "or raise data.val_per_class")
+    per_class = min([per_class, *map(len, idx)])
+    idx = [i[:per_class] for i in idx]
+    return np.concatenate(idx) if idx else np.zeros(0, int)

@@ -337,6 +337,3 @@ def _write_class(job) -> str:
         img = render(wnid, rng, size, clutter, palette, tilt)
         Image.fromarray(img).save(folder / f"{wnid}_{i + 1}.JPEG", "JPEG", quality=quality)
     return wnid
-
-
-POOLS = ("main", "reference", "judge")  # featevo.config.plan.standin_pool

@@ -147,7 +147,6 @@ def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
 _HELD = []  # lock files of GPUs this process has claimed, held until it exits
 # machine-wide, so that every user's jobs see the same claims (FEATEVO_GPU_LOCK_DIR overrides)
 DEFAULT_LOCK_DIR = Path("/tmp/featevo-gpu-locks")
-DEFAULT_WAIT = 3600.0  # the schema's gpu_wait, for jobs started outside the workflow
 
 
 def visible_gpu_ids(count: int, env=os.environ) -> list[str]:
@@ -179,6 +178,14 @@ def _holders(inode: int) -> list[str]:
     return out
 
 
+def _schema_wait() -> float:
+    """The schema's ``gpu_wait`` default, for a job started outside the workflow (whose
+    rules pass the config's own in ``FEATEVO_GPU_WAIT``)."""
+    from featevo.config.settings import schema_defaults
+
+    return float(schema_defaults()["gpu_wait"])
+
+
 def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float | None = None,
               log=None) -> int:
     """Position in ``ids`` of a GPU that no other featevo job on this machine holds.
@@ -200,7 +207,7 @@ def claim_gpu(ids: list[str] | int, lock_dir: Path | None = None, timeout: float
                                   hint="Ask its owner to remove it, or set FEATEVO_GPU_LOCK_DIR to a folder all "
                                        "GPU users share")
     if timeout is None:
-        timeout = float(os.environ.get("FEATEVO_GPU_WAIT") or DEFAULT_WAIT)
+        timeout = float(os.environ.get("FEATEVO_GPU_WAIT") or _schema_wait())
     start, told = time.monotonic(), -1.0
     while True:
         held = []

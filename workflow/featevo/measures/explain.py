@@ -23,24 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from featevo.models.hooks import Reached, forward_until, hooked
+
 from featevo.models.networks import evaluated
-from featevo.data.inputs import Subset, imagenet_normalize, to_pixels, to_uint8
+from featevo.data.inputs import imagenet_normalize, to_pixels, to_uint8
 from featevo.config.settings import Settings
 
 log = logging.getLogger("featevo.measures.explain")
-
-
-def fixed_images(data: Subset, per_class: int, classes: int) -> np.ndarray:
-    """Indices of the first ``per_class`` validation images of each class: the
-    same images at every epoch, so that the maps can be compared over training."""
-    out = []
-    for c in range(classes):
-        idx = np.flatnonzero(data.labels == c)[:per_class]
-        if len(idx) < per_class:
-            raise ValueError(f"methods.images_per_class ({per_class}) is more than the {len(idx)} validation "
-                             f"images of class {c}; lower it or raise data.val_per_class")
-        out.append(idx)
-    return np.concatenate(out)
 
 
 class Normalized(torch.nn.Module):
@@ -76,31 +65,21 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
-class _Reached(Exception):
-    pass
-
-
 def invert(model: torch.nn.Module, x: torch.Tensor, layer: str, steps: int, lr: float, tv_weight: float,
            seed: int = 0) -> torch.Tensor:
     """Pixels in [0, 1] whose activations at ``layer`` match those of x
     (normalized squared distance, as in Mahendran & Vedaldi), by Adam."""
-    module = model.get_submodule(layer)
     store = {}
 
-    def hook(m, i, o):
-        store["out"] = o
-        raise _Reached  # the layers above do not matter: skip them
-
-    handle = module.register_forward_hook(hook)
+    def read(name, output):
+        store["out"] = output
+        raise Reached  # the layers above do not matter: skip them
 
     def features(z):
-        try:
-            model(imagenet_normalize(z))
-        except _Reached:
-            pass
+        forward_until(model, imagenet_normalize(z))
         return store["out"]
 
-    try:
+    with hooked(model, [layer], read):
         with torch.no_grad():
             target = features(x).clone()
         scale = target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
@@ -114,8 +93,6 @@ def invert(model: torch.nn.Module, x: torch.Tensor, layer: str, steps: int, lr: 
             opt.step()
             with torch.no_grad():
                 y.clamp_(0, 1)
-    finally:
-        handle.remove()
     return y.detach()
 
 

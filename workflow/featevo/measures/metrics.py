@@ -50,6 +50,8 @@ import io
 from pathlib import Path
 
 import numpy as np
+
+from featevo.data.spectra import centered_power, frequencies
 import pandas as pd
 from PIL import Image
 
@@ -67,11 +69,9 @@ def png_ratio(img: np.ndarray) -> float:
 
 def hf_energy(img: np.ndarray) -> float:
     gray = img.astype(np.float64).mean(axis=2) / 255
-    power = np.abs(np.fft.fft2(gray - gray.mean())) ** 2
-    fy = np.abs(np.fft.fftfreq(gray.shape[0]))[:, None]
-    fx = np.abs(np.fft.fftfreq(gray.shape[1]))[None, :]
+    power = centered_power(gray)
     total = power.sum()
-    return float(power[np.maximum(fy, fx) > 0.25].sum() / total) if total > 0 else 0.0
+    return float(power[frequencies(*gray.shape, np, norm="max") > 0.25].sum() / total) if total > 0 else 0.0
 
 
 def total_variation(img: np.ndarray) -> float:
@@ -147,24 +147,21 @@ def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: i
     import torch
 
     from featevo.data.inputs import to_input
+    from featevo.models.hooks import hooked
     from featevo.models.networks import head_name
     from featevo.measures.stats import split_test
 
     if images.ndim == 5:
         images = images[:, None]
     e, k, n = images.shape[:3]
-    head = judge.get_submodule(head_name(judge))
+    head = head_name(judge)
     feats, probs = [], []
     store = {}
-    handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
     flat = images.reshape(e * k * n, *images.shape[3:])
-    try:
-        with torch.no_grad():
-            for i in range(0, len(flat), batch):
-                probs.append(judge(to_input(flat[i:i + batch], torch.device("cpu"))).float().softmax(1))
-                feats.append(torch.nn.functional.normalize(store["x"].float(), dim=1))
-    finally:
-        handle.remove()
+    with hooked(judge, [head], store.__setitem__, inputs=True), torch.no_grad():
+        for i in range(0, len(flat), batch):
+            probs.append(judge(to_input(flat[i:i + batch], torch.device("cpu"))).float().softmax(1))
+            feats.append(torch.nn.functional.normalize(store[head].float(), dim=1))
     probs = torch.cat(probs).view(e, k, n, -1)[..., torch.tensor(units)]  # (e, k, i, j): p(class j | image i)
     f = torch.cat(feats).view(e, k, n, -1)
     own = probs.diagonal(dim1=2, dim2=3)  # (e, k, n)

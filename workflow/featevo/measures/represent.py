@@ -90,19 +90,6 @@ def layers(model) -> list[Layer]:
     return [Layer(n, m, p, d) for d, (n, m, p) in enumerate(out)]
 
 
-DEFAULT_PER_CLASS = 25  # represent.images_per_class null: 100 images for the demo's 4 classes
-
-
-def fixed_images(labels: np.ndarray, per_class: int | None, classes: int) -> np.ndarray:
-    """Indices of the first ``per_class`` images of each class (the same set for every
-    checkpoint of a run), class by class; ``per_class`` is a cap (None: 25): where a class
-    holds fewer, every class gives as many as the smallest holds, so the classes weigh alike."""
-    idx = [np.flatnonzero(labels == k) for k in range(classes)]
-    per_class = min([per_class or DEFAULT_PER_CLASS, *map(len, idx)])
-    idx = [i[:per_class] for i in idx]
-    return np.concatenate(idx) if idx else np.zeros(0, int)
-
-
 def center_gram(features: np.ndarray) -> np.ndarray:
     """The centred Gram matrix (n x n, float64) of ``features`` (n, d): the features are
     centred over the images in float64 first, so nothing is lost to their mean."""
@@ -182,30 +169,24 @@ def grams(model, images: np.ndarray, where: list[Layer], *, device, precision: s
 
     from featevo.jobs.device import autocast
     from featevo.data.inputs import to_input
+    from featevo.models.hooks import hooked
     from featevo.models.networks import evaluated
 
     device = torch.device(device)
     feats: dict[str, list] = {layer.module: [] for layer in where}
 
-    def keep(name):
-        def hook(module, inputs, output):
-            x = output.detach().float()
-            if x.ndim == 4 and max(x.shape[-2:]) > pool:
-                x = F.adaptive_avg_pool2d(x, (min(pool, x.shape[-2]), min(pool, x.shape[-1])))
-            # a copy: an in-place activation after the module would change its output in place
-            feats[name].append(x.flatten(1).cpu().clone())
-        return hook
+    def keep(name, output):
+        x = output.detach().float()
+        if x.ndim == 4 and max(x.shape[-2:]) > pool:
+            x = F.adaptive_avg_pool2d(x, (min(pool, x.shape[-2]), min(pool, x.shape[-1])))
+        # a copy: an in-place activation after the module would change its output in place
+        feats[name].append(x.flatten(1).cpu().clone())
 
-    with evaluated(model, device, torch.channels_last):
-        handles = [model.get_submodule(layer.module).register_forward_hook(keep(layer.module)) for layer in where]
-        try:
-            with torch.no_grad():
-                for i in range(0, len(images), batch):
-                    with autocast(device, precision):
-                        model(to_input(images[i:i + batch], device))
-        finally:
-            for h in handles:
-                h.remove()
+    with evaluated(model, device, torch.channels_last), hooked(model, [layer.module for layer in where], keep):
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                with autocast(device, precision):
+                    model(to_input(images[i:i + batch], device))
     return np.stack([center_gram(torch.cat(feats[layer.module]).numpy()) for layer in where])
 
 
@@ -232,6 +213,8 @@ def read_checkpoint(model, previous_state: dict | None, images: np.ndarray, labe
     """What :func:`compare` needs of one checkpoint: the layers, the fixed images' centred
     Gram matrices at each, and (given the epoch before's state) each layer's weight
     change.  ``r``: the ``represent`` settings."""
+    from featevo.data.inputs import fixed_images
+
     where = layers(model)
     idx = fixed_images(labels, r.images_per_class, classes)
     g = grams(model, images[idx], where, device=device, precision=precision, pool=r.pool)

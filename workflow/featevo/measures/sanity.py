@@ -54,9 +54,8 @@ def chosen(s) -> list[str]:
 def cmd_randomize(a) -> None:
     from featevo.models import checkpoint as ck
     from featevo.models.networks import ModelSpec
-    from featevo.config.settings import parse
 
-    levels = chosen(parse(a.settings, "sanity randomize"))
+    levels = chosen(a.settings)
 
     if len(a.out) != len(levels):
         raise SystemExit(f"error: --out takes one path per level of sanity.levels ({', '.join(levels)})")
@@ -77,9 +76,8 @@ def cmd_measure(a) -> None:
     from featevo.measures.metrics import MEASURES, fixed_network_measures, restart_complexity
     from featevo.config.plan import judge_units
     from featevo.measures.represent import linear_cka
-    from featevo.config.settings import parse
 
-    s = parse(a.settings, "sanity measure")
+    s = a.settings
     experiments, units, levels = list(s.experiments), judge_units(s), chosen(s)
     judge, _ = load_model(a.judge)
     groups = len(levels) + 1  # the trained network, then each level

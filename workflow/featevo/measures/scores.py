@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from featevo.data.spectra import centered_power, frequencies
+
 CUTOFF = 0.25  # cycles per pixel: the upper half of the band below Nyquist (0.5)
 
 
@@ -33,21 +35,15 @@ def power_spectrum(images: np.ndarray) -> np.ndarray:
     """(N, H, W) power |F|^2 / (H W) of each image, each channel's mean removed, the
     channels averaged (so that a constant image has none, and the sizes compare)."""
     x = _pixels(images)
-    x = x - x.mean(axis=(1, 2), keepdims=True)
     h, w = x.shape[1:3]
-    return (np.abs(np.fft.fft2(x, axes=(1, 2))) ** 2).mean(axis=3) / (h * w)
-
-
-def radial_frequency(h: int, w: int) -> np.ndarray:
-    """(H, W) radial frequency of each FFT bin, in cycles per pixel."""
-    return np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    return centered_power(x, axes=(1, 2)).mean(axis=3) / (h * w)
 
 
 def radial_power(images: np.ndarray, bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power: (N, bins) and the bins' centre frequencies (up to Nyquist)."""
     p = power_spectrum(images)
     h, w = p.shape[1:]
-    f = radial_frequency(h, w)
+    f = frequencies(h, w, np)
     bins = bins or min(h, w) // 2
     edges = np.linspace(0, 0.5, bins + 1)
     which = np.digitize(f, edges) - 1
@@ -58,7 +54,7 @@ def radial_power(images: np.ndarray, bins: int | None = None) -> tuple[np.ndarra
 def high_frequency_power(images: np.ndarray, cutoff: float = CUTOFF) -> np.ndarray:
     """(N,) each image's mean power at radial frequencies above ``cutoff`` cycles per pixel."""
     p = power_spectrum(images)
-    return p[:, radial_frequency(*p.shape[1:]) > cutoff].mean(axis=1)
+    return p[:, frequencies(*p.shape[1:], np) > cutoff].mean(axis=1)
 
 
 def high_frequency_ratio(images: np.ndarray, real: np.ndarray, cutoff: float = CUTOFF) -> np.ndarray:
@@ -75,23 +71,20 @@ def penultimate(model, images: np.ndarray, batch: int = 128, device=None) -> tup
     import torch
 
     from featevo.data.inputs import to_input
+    from featevo.models.hooks import hooked
     from featevo.models.networks import evaluated, head_name
 
     store = {}
-    head = model.get_submodule(head_name(model))
-    handle = head.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0]))
+    head = head_name(model)
     feats, logits = [], []
     x = np.asarray(images)
     if x.dtype != np.uint8:
         x = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-    try:
-        with evaluated(model, device) as m, torch.no_grad():
-            dev = next(m.parameters()).device
-            for i in range(0, len(x), batch):
-                logits.append(m(to_input(x[i:i + batch], dev)).float().cpu())
-                feats.append(store["x"].float().flatten(1).cpu())
-    finally:
-        handle.remove()
+    with hooked(model, [head], store.__setitem__, inputs=True), evaluated(model, device) as m, torch.no_grad():
+        dev = next(m.parameters()).device
+        for i in range(0, len(x), batch):
+            logits.append(m(to_input(x[i:i + batch], dev)).float().cpu())
+            feats.append(store[head].float().flatten(1).cpu())
     return torch.cat(feats).numpy(), torch.cat(logits).numpy()
 
 

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from featevo.models.hooks import hooked
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -234,23 +236,17 @@ def _meta_shapes(model: nn.Module, arch: str, image_size: int,
     with torch.device("meta"):
         shapes: dict[str, tuple[int, ...]] = {n: () for n, _ in model.named_modules() if n}
 
-        def record(name):
-            def hook(module, inputs, output):
-                calls[name] = calls.get(name, 0) + 1
-                if isinstance(output, torch.Tensor):
-                    shapes[name] = tuple(output.shape[1:])
-            return hook
+        def record(name, output):
+            calls[name] = calls.get(name, 0) + 1
+            if isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape[1:])
 
-        handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
         try:
-            with torch.no_grad():
+            with hooked(model, list(shapes), record), torch.no_grad():
                 model.eval()(torch.empty(1, 3, image_size, image_size))
         except (RuntimeError, AssertionError, ValueError) as exc:
             return (f"data.image_size: {arch} does not take {image_size} px images ({str(exc)[:160]}); "
                     "choose the size it was made for (ViT and MaxViT: 224; Inception v3: at least 75)"), shapes
-        finally:
-            for h in handles:
-                h.remove()
     return None, shapes
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from featevo.models.hooks import Reached, attach, detach, forward_until
+
 
 def _own(scores: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
     return scores.gather(1, units.view(-1, 1)).squeeze(1)
@@ -83,34 +85,25 @@ class InnerUnit:
         return ":".join(map(str, [self.layer, self.channel] + ([self.y, self.x] if self.y is not None else [])))
 
 
-class _Reached(Exception):
-    pass
-
-
 class _Inner:
     """Inner units read by forward hooks on their layers; the forward pass stops once
     every layer asked for has run (the layers above do not matter)."""
 
     def __init__(self, model, units: list[InnerUnit]):
         self.units, self.outputs = units, {}
-        layers = {u.layer for u in units}
-        self.handles = [model.get_submodule(name).register_forward_hook(self._hook(name, len(layers)))
-                        for name in sorted(layers)]
+        layers = sorted({u.layer for u in units})
 
-    def _hook(self, name: str, wanted: int):
-        def hook(module, inputs, output):
+        def read(name, output):
             # a copy: an in-place activation after the layer would change its output in place
             self.outputs[name] = output.clone()
-            if len(self.outputs) == wanted:
-                raise _Reached
-        return hook
+            if len(self.outputs) == len(layers):
+                raise Reached
+
+        self.handles = attach(model, layers, read)
 
     def _values(self, model, xn) -> torch.Tensor:
         self.outputs = {}
-        try:
-            model(xn)
-        except _Reached:
-            pass
+        forward_until(model, xn)
         out = []
         for i, u in enumerate(self.units):
             a = self.outputs[u.layer][i, u.channel].float()
@@ -127,5 +120,4 @@ class _Inner:
         return {"activation": self._values(model, xn).cpu()}
 
     def close(self):
-        for h in self.handles:
-            h.remove()
+        detach(self.handles)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featevo.data.spectra import frequencies
+
 from featevo.optvis.transforms import median_filter
 
 
@@ -59,16 +61,6 @@ def decorrelate(t: torch.Tensor) -> torch.Tensor:
 
 
 # ---- parameterizations ---------------------------------------------------------------
-
-
-def rfft_frequencies(h: int, w: int) -> torch.Tensor:
-    """(h, w // 2 + 1) radial frequencies, in cycles per pixel, of ``torch.fft.rfft2``'s bins."""
-    return torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None, :] ** 2)
-
-
-def fft_frequencies(h: int, w: int) -> torch.Tensor:
-    """(h, w) radial frequencies of ``torch.fft.fft2``'s bins."""
-    return torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.fftfreq(w)[None, :] ** 2)
 
 
 class Pixel:
@@ -104,7 +96,7 @@ class Fourier:
     def __init__(self, n: int, size: int, generator: torch.Generator, device, decay_power: float = 1.0,
                  sd: float = 0.01):
         self.size = size
-        self.scale = (1.0 / rfft_frequencies(size, size).clamp(min=1.0 / size) ** decay_power).to(device)
+        self.scale = (1.0 / frequencies(size, size, torch, real=True).clamp(min=1.0 / size) ** decay_power).to(device)
         # the magic 4 folded into the scale: exact (a power of two), and one operation less a step
         self._scale_4 = self.scale / 4.0
         start = torch.randn(n, 3, size, size // 2 + 1, 2, generator=generator) * sd
@@ -175,7 +167,7 @@ class Maco:
 def power_law_magnitude(size: int, alpha: float) -> torch.Tensor:
     """(3, size, size) amplitude spectrum 1 / f^alpha (natural images: alpha about 1,
     Field 1987), zero at the mean, scaled by :func:`unit_std`."""
-    f = fft_frequencies(size, size).clamp(min=1.0 / size)
+    f = frequencies(size, size, torch).clamp(min=1.0 / size)
     return unit_std(f.pow(-alpha).expand(3, size, size).clone())
 
 

@@ -136,6 +136,21 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
     return errors
 
 
+def completed(raw: dict) -> dict:
+    """A config as the workflow completes it at parse time: the schema's defaults under
+    its values, and the judge's sizes that follow the data (:func:`judge_sizes`); what a
+    stage run by hand with ``--settings @FILE`` reads (featevo.stages.read_settings)."""
+    from featevo.config.settings import shared_device, with_defaults
+
+    cfg = with_defaults(shared_device(raw))
+    if isinstance(cfg.get("judge"), dict) and isinstance(cfg.get("data"), dict):
+        try:
+            cfg["judge"].update(judge_sizes(cfg))
+        except (KeyError, TypeError, OSError):
+            pass  # a config the schema refuses: parse() names what is wrong
+    return cfg
+
+
 def judge_sizes(cfg: dict) -> dict:
     """judge.images_per_class and judge.val_per_class with null filled in from the data
     (the workflow does so at parse time, so that every job reads numbers): the stand-in

@@ -25,6 +25,17 @@ def threads_argument(p: argparse.ArgumentParser, default: int | None = None, hel
     p.add_argument("--threads", type=int, default=default, help=help or "torch's threads (the rule passes its own)")
 
 
+def read_settings(text: str, reads: str, **fill):
+    """A stage's ``--settings``, read (:func:`featevo.config.settings.parse`): what
+    ``READS[reads]`` names, from the rule's JSON, or from a config file (``@FILE``)
+    completed as the workflow completes its config at parse time, so that a stage run by
+    hand gets every value the workflow would give it (the judge's sizes included)."""
+    from featevo.config.settings import parse
+    from featevo.preflight.checks import completed
+
+    return parse(text, reads, complete=completed, **fill)
+
+
 def stage_parser(doc: str, reads: str | None = None, threads: bool = False) -> argparse.ArgumentParser:
     """A stage's parser, described by the first line of its module's docstring, ending in the
     shared ``--settings`` (when it reads any) and ``--threads`` (when it computes)."""

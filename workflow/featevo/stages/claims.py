@@ -11,9 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from featevo.config.plan import experiment_kind, fig3_missing, seeds_of
-from featevo.config.settings import parse
 from featevo.measures.claims import _row, claims, markdown
-from featevo.stages import settings_argument, stage_parser
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    s = parse(a.settings, "claims")
+    s = read_settings(a.settings, "claims")
     exps = [(name, experiment_kind(spec), seeds_of(s, name)) for name, spec in s.experiments.items()]
     n = sum(len(seeds) for _, _, seeds in exps)
     if len(a.metrics) != n or len(a.restarts) != n:

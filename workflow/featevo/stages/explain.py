@@ -10,13 +10,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from featevo.config.settings import parse
 from featevo.data.inputs import Subset
 from featevo.jobs.device import configure, pick_device
-from featevo.measures.explain import METHODS, enabled, explain, fixed_images
+from featevo.data.inputs import fixed_images
+from featevo.measures.explain import METHODS, enabled, explain
 from featevo.models.checkpoint import load_model
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    m = parse(a.settings, "explain").methods
+    m = read_settings(a.settings, "explain").methods
     if not enabled(m):
         raise SystemExit("error: no method is enabled; set methods.<name>.enabled: true for one of "
                          + ", ".join(METHODS))
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"e.g. {[n for n in names if n.startswith('features.')][:6]}")
     if m.inversion.enabled and not layers:
         raise SystemExit("error: methods.inversion.layers is empty")
-    idx = fixed_images(val, m.images_per_class, len(ckpt["classes"]))
+    idx = fixed_images(val.labels, m.images_per_class, len(ckpt["classes"]), refuse="methods.images_per_class")
     log.info("%s (epoch %s) on %s: %s, %d images", a.checkpoint, ckpt["epoch"], device, enabled(m), len(idx))
     out = explain(model, val.images[idx], val.labels[idx], m, device=device, log=log.info)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from featevo.data.imagenet import SUBSETS, ExtractionError, extract
-from featevo.stages import settings_argument, stage_parser
+from featevo.config.plan import SUBSETS
+from featevo.data.imagenet import ExtractionError, extract
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from featevo.config.plan import subset_spec
-    from featevo.config.settings import parse
 
     a = parser().parse_args(argv)
-    s = parse(a.settings, f"extract {a.subset}")
+    s = read_settings(a.settings, f"extract {a.subset}")
     d = s.data
     wnids, per_class, val_per_class = subset_spec(s, a.subset)
     if a.subset == "main" and d.validation == "ilsvrc_val" and a.val_images is None:

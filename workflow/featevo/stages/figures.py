@@ -25,7 +25,7 @@ from featevo.figures.charts import (
     top_images,
     units,
 )
-from featevo.stages import settings_argument, stage_parser
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,11 +82,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from featevo.config.plan import names as class_names
     from featevo.config.plan import seeds_of
-    from featevo.config.settings import parse
 
     p = parser()
     a = p.parse_args(argv)
-    s = parse(a.settings, f"figures {a.cmd}")
+    s = read_settings(a.settings, f"figures {a.cmd}")
     if a.cmd in ("evolution", "top", "reference", "gif", "method"):
         a.names = class_names(s.data)
     if a.cmd in ("evolution", "top", "gif", "units", "method"):  # the figures show the first seed

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from featevo.measures.judge import floor
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from featevo.config.plan import judge_units, names
-    from featevo.config.settings import parse
     from featevo.data.inputs import Subset
     from featevo.models.checkpoint import load_model
 
     a = parser().parse_args(argv)
-    s = parse(a.settings, "judge")
+    s = read_settings(a.settings, "judge")
     from featevo.jobs.device import set_threads
 
     set_threads(a.threads)

@@ -12,10 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from featevo.config.plan import judge_units
-from featevo.config.settings import parse
 from featevo.figures.measures import metrics_figure, plot_confusion
 from featevo.measures.metrics import feature_metrics, measure
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    s = parse(a.settings, "metrics")
+    s = read_settings(a.settings, "metrics")
     judge, units = None, None
     if a.judge:
         from featevo.jobs.device import set_threads

@@ -13,7 +13,7 @@ import numpy as np
 
 from featevo.figures.measures import cka_figure
 from featevo.measures.represent import _seed, compare, settle_epochs
-from featevo.stages import settings_argument, stage_parser
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featevo.config.settings import parse
 
     p = parser()
     a = p.parse_args(argv)
-    parse(a.settings, "represent")  # refuses what the stage does not read
+    read_settings(a.settings, "represent")  # refuses what the stage does not read
     runs: dict[int, dict[int, dict]] = {}
     for f in a.npz:
         d = dict(np.load(f))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from featevo.figures.measures import sanity_figure
 from featevo.measures.sanity import cmd_measure, cmd_randomize
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from featevo.jobs.device import set_threads
 
         set_threads(a.threads)
+    a.settings = read_settings(a.settings, f"sanity {a.cmd}")
     if a.cmd == "randomize":
         cmd_randomize(a)
     else:

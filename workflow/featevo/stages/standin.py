@@ -9,8 +9,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from featevo.data.standin import POOLS, write_standin
-from featevo.stages import settings_argument, stage_parser
+from featevo.config.plan import SUBSETS as POOLS
+from featevo.data.standin import write_standin
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from featevo.config.plan import standin_pool
-    from featevo.config.settings import parse
 
     a = parser().parse_args(argv)
-    s = parse(a.settings, "standin")
+    s = read_settings(a.settings, "standin")
     for pool in POOLS:  # one after the other, each with every process
         out = getattr(a, pool)
         if out is None:

@@ -19,7 +19,7 @@ from featevo.figures.tables import (
     markdown,
     read_history,
 )
-from featevo.stages import settings_argument, stage_parser
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from featevo.config.plan import seeds_of
-    from featevo.config.settings import parse
 
     p = parser()
     a = p.parse_args(argv)
     if a.cmd == "history":
-        parse(a.settings, "tables history")
+        read_settings(a.settings, "tables history")
         df = read_history(a.metrics)
         df.to_csv(a.out, index=False)
         log.info(f"{len(df)} epochs -> {a.out}")
         return 0
-    s = parse(a.settings, "tables table", exp=a.experiment)
+    s = read_settings(a.settings, "tables table", exp=a.experiment)
     seeds = seeds_of(s, a.experiment)
     if len(seeds) != len(a.history):
         p.error(f"{len(a.history)} histories for the seeds {seeds} of {a.experiment}")

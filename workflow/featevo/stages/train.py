@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from featevo.config.settings import parse
 from featevo.data.inputs import subset_classes
 from featevo.models.train import cmd_epoch, cmd_import, cmd_init, cmd_reference
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 
 def _common(p: argparse.ArgumentParser, reads: str, seed: bool = True) -> None:
@@ -54,15 +52,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     if a.cmd == "epoch":
-        a.settings = parse(a.settings, "train epoch", exp=a.experiment)
+        a.settings = read_settings(a.settings, "train epoch", exp=a.experiment)
         a.freeze = a.settings.experiments[a.experiment].freeze
         a.labels = a.settings.experiments[a.experiment].labels
         a.tag = f"{a.experiment} seed {a.seed}"
     elif a.cmd == "reference":  # the reference takes the first seed, the judge a seed of its own
-        a.settings = parse(a.settings, f"train {a.net}")
+        a.settings = read_settings(a.settings, f"train {a.net}")
         a.seed = a.settings.seeds[0] if a.net == "reference" else a.settings.judge.seed
     else:
-        a.settings = parse(a.settings, f"train {a.cmd}")
+        a.settings = read_settings(a.settings, f"train {a.cmd}")
     if a.cmd != "epoch":
         a.classes = subset_classes(a.data)
     {"init": cmd_init, "epoch": cmd_epoch, "reference": cmd_reference, "import": cmd_import}[a.cmd](a)

@@ -12,7 +12,6 @@ import numpy as np
 
 from featevo.config.plan import names as class_names
 from featevo.config.plan import reference_units
-from featevo.config.settings import parse
 from featevo.data.inputs import Subset
 from featevo.jobs.device import configure, pick_device
 from featevo.models.checkpoint import load_model
@@ -20,7 +19,7 @@ from featevo.models.networks import num_outputs
 from featevo.optvis.objectives import InnerUnit
 from featevo.optvis.outputs import top_images, write_outputs, write_unit_outputs
 from featevo.optvis.render import activation_maximization, log
-from featevo.stages import settings_argument, stage_parser, threads_argument
+from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    s = parse(a.settings, "visualize units" if a.inner else "visualize reference" if a.reference else "visualize")
+    s = read_settings(a.settings, "visualize units" if a.inner else "visualize reference" if a.reference else "visualize")
     v = s.visualize
     if a.inner:
         if not v.units:

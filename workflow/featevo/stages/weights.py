@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from featevo.models.weights import WeightsError, import_weights
-from featevo.stages import settings_argument, stage_parser
+from featevo.stages import read_settings, settings_argument, stage_parser
 
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featevo.config.settings import parse
 
     a = parser().parse_args(argv)
-    s = parse(a.settings, "weights")
+    s = read_settings(a.settings, "weights")
     try:
         info = import_weights(s.reference.weights, a.out, s.reference.sha256, s.model.arch, s.data.image_size)
     except WeightsError as exc:
