@@ -6,7 +6,7 @@ from scipy import ndimage
 from conftest import ROOT, method_settings, quadrant_model, tiny_model, viz_settings
 from featevo.data.inputs import imagenet_normalize
 from featevo.models.networks import ModelSpec, build_model
-from featevo.optvis.outputs import composite, grid_positions
+from featevo.data.layout import composite, grid_positions
 from featevo.optvis.transforms import median_filter
 from featevo.optvis.objectives import objective_values
 from featevo.optvis.render import activation_maximization

@@ -9,18 +9,15 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
+from featevo.data.layout import grid_positions
+from featevo.figures.plots import order_note, pyplot, save
+from featevo.figures.tables import across_seeds, table_epochs
 
-from featevo.figures.plots import order_note, save  # noqa: E402
-
-from featevo.optvis.outputs import grid_positions
-from featevo.figures.tables import across_seeds, table_epochs  # noqa: E402
+plt = pyplot()  # matplotlib on Agg, as every figure of the package is drawn (featevo.figures.plots)
 
 log = logging.getLogger("featevo.figures.charts")
 

@@ -109,11 +109,9 @@ CKA_PANELS = (  # column, title, colour scale
 
 def cka_figure(df, experiment: str, outputs: list[Path]) -> None:
     """A layer x epoch map of each measure (mean over seeds), the input at the bottom."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+
+    plt = pyplot()
 
 
     mean = df.groupby(["depth", "layer", "epoch"], sort=True).mean(numeric_only=True).reset_index()
@@ -156,12 +154,9 @@ def cka_figure(df, experiment: str, outputs: list[Path]) -> None:
 def sanity_figure(shown: dict, levels: list[str], outputs: list[Path]) -> None:
     """Each experiment's last epoch (first restart's composite) beside its re-initialized
     versions, with the judge's mean probability of the classes under each."""
-    import matplotlib
+    plt = pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from featevo.optvis.outputs import composite
+    from featevo.data.layout import composite
 
     cols = ("trained", *levels)
     fig, axes = plt.subplots(len(shown), len(cols), figsize=(2.3 * len(cols), 2.5 * len(shown) + 0.8),
