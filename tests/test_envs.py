@@ -47,7 +47,7 @@ def test_the_lock_pins_every_requirement_with_hashes():
 
 
 # imported by featevo, but only inside functions that no job calls, and installed with the workflow
-OUTSIDE_JOBS = {"snakemake": "config_checks.load_config, for callers outside the workflow (the benchmark)"}
+OUTSIDE_JOBS = {"snakemake": "config.settings.load_config, for callers outside the workflow (the benchmark)"}
 
 
 def third_party_imports() -> dict[str, dict[str, bool]]:
@@ -57,7 +57,7 @@ def third_party_imports() -> dict[str, dict[str, bool]]:
     import sys
 
     found: dict[str, dict[str, bool]] = {}
-    for path in sorted((ROOT / "workflow" / "featevo").glob("*.py")):
+    for path in sorted((ROOT / "workflow" / "featevo").rglob("*.py")):
         tree = ast.parse(path.read_text())
         top_level = {id(n) for n in tree.body}
         for node in ast.walk(tree):
@@ -71,7 +71,7 @@ def third_party_imports() -> dict[str, dict[str, bool]]:
                 pkg = name.split(".")[0]
                 if pkg not in sys.stdlib_module_names and pkg != "featevo":
                     seen = found.setdefault(pkg, {})
-                    seen[path.name] = seen.get(path.name, False) or id(node) in top_level
+                    seen[str(path.relative_to(ROOT))] = seen.get(str(path.relative_to(ROOT)), False) or id(node) in top_level
     return found
 
 
