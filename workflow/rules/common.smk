@@ -112,6 +112,7 @@ PATHS = {
     "restart_metrics": f"{RUN}/metrics/{{exp}}_seed{{seed}}_restarts.csv",
     "reference_restarts": f"{RUN}/metrics/reference_restarts.csv",
     "judge_floor": f"{RUN}/metrics/judge.csv",
+    "controls": f"{RUN}/metrics/controls.csv",
     # the sanity check: each experiment's last epoch re-initialized from the top (featevo.measures.sanity)
     "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
     "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",

@@ -73,6 +73,30 @@ rule judge_floor:
         " --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
+# The positive controls: images of known complexity (the stand-in's background with 1, 2,
+# 4, 8 of its parts), which a complexity measure must order before a claim rests on it.
+rule positive_controls:
+    output:
+        report(
+            PATHS["controls"],
+            caption="../report/controls.rst",
+            category="Metrics",
+            subcategory="controls",
+            labels={"experiment": "controls", "kind": "positive"},
+        ),
+    log:
+        logfile("metrics/controls"),
+    benchmark:
+        benchmark_file("metrics/controls")
+    conda:
+        ENV
+    params:
+        settings=settings_of("controls"),
+    shell:
+        stage("controls")
+        + " --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
 # The sanity check (Adebayo et al. 2018): each experiment's last checkpoint (first seed)
 # re-initialized from the top layer down, visualized and measured like a trained one.
 rule sanity_networks:
@@ -187,6 +211,7 @@ rule claims:
         reference=[] if FIG3_MISSING else PATHS["reference_restarts"],
         floor=PATHS["judge_floor"],
         sanity=PATHS["sanity_metrics"],
+        controls=PATHS["controls"],
     output:
         csv=report(
             path("table", table="claims", ext="csv"),
@@ -207,7 +232,8 @@ rule claims:
     shell:
         stage("claims")
         + " --metrics {input.metrics} --restarts {input.restarts} --layers {input.layers}"
-        " --floor {input.floor} --sanity {input.sanity} {params.reference} --settings {params.settings:q}"
+        " --floor {input.floor} --sanity {input.sanity} --controls {input.controls} {params.reference}"
+        " --settings {params.settings:q}"
         " --out {output.csv} {output.md} > {log} 2>&1"
 
 

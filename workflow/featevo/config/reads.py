@@ -61,6 +61,8 @@ READS: dict[str, tuple[str, ...]] = {
     "represent": (),
     # the judge's floor: its accuracy on the run's images and its reading of the ascent's start
     "judge": ("visualize", "data.image_size", "judge.min_accuracy", "judge.source", *_UNITS),
+    # the positive controls: images of known complexity, at the size the ascent draws
+    "controls": ("controls", "data.image_size"),
     "sanity randomize": ("sanity.levels",),
     "sanity measure": ("experiments", "judge.source", "sanity.levels", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),

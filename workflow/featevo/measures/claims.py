@@ -50,6 +50,11 @@ S  The sanity check (Adebayo et al. 2018): the judge's probability and the
 N1 The negative control of C1 (an experiment with ``labels: shuffled``, whose
    accuracy stays at chance): Spearman rho of the epoch and (a) the judge's
    probability, (b) the PNG ratio: what grows with training time alone.
+P  The positive controls of the complexity measures (featevo.measures.controls):
+   images of known complexity (the stand-in's background with 1, 2, 4, 8 of its
+   parts); Spearman rho of the number of parts and the measure, permutation test,
+   one-sided.  A measure that does not pass decides no claim: the rows that rest on
+   it (C1b, C4b, N1b, S-b: the PNG ratio) are ``not testable``, with the reason.
 J  The judge's floor: its accuracy on the run's validation images (exact
    binomial test against chance, Clopper-Pearson interval) against
    ``judge.min_accuracy``, its reading of the starting noise and of epoch 0's
@@ -77,6 +82,7 @@ NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely
 ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
         "imported": "test", "shuffled": "negative control (labels shuffled)"}
 JUDGED = ("C1a", "C3", "C4a", "S-a", "N1a")  # the claims whose measure is the judge's reading
+MEASURED = {"C1b": "png_ratio", "C4b": "png_ratio", "N1b": "png_ratio", "S-b": "png_ratio"}  # complexity claims
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -332,6 +338,20 @@ def judge_row(floor: pd.DataFrame, epoch0: dict[str, float]) -> dict:
                 interval=(ci.low, ci.high))
 
 
+def control_rows(controls: pd.DataFrame) -> list[dict]:
+    """The positive controls (featevo.measures.controls), one row per measure: does it order
+    images of known complexity (1, 2, 4, 8 parts)?  Not in the claims' correction family."""
+    rows = []
+    for r in controls.itertuples():
+        p, low = float(r.p), float(r.min_p)
+        rows.append(_row("P", "controls", "positive control", f"{r.measure}: Spearman rho(number of parts, "
+                         f"measure) over {r.images} images of known complexity", "permutation of the pairing, "
+                         "one-sided (> 0)", [r.rho], [p], stats.verdict(p, min_p=low) if np.isfinite(p) else
+                         "not testable", f"mean by number of parts {r.means_by_parts}; a measure that does not "
+                         "pass carries no verdict", min_p=low))
+    return rows
+
+
 def judge_note(kind: str, judge_is_reference: bool) -> str:
     if not judge_is_reference:
         return "judge independent: trained apart (another architecture, seed and images)"
@@ -341,10 +361,12 @@ def judge_note(kind: str, judge_is_reference: bool) -> str:
 
 
 def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_reference: bool,
-           floor: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None) -> pd.DataFrame:
+           floor: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None,
+           controls: pd.DataFrame | None = None) -> pd.DataFrame:
     """``runs``: experiment -> {"kind": random | reference | frozen | imported, "metrics": [per seed
     DataFrame], "restarts": [per seed per-restart DataFrame], "layers": settle epochs or None};
-    ``reference``: Fig. 3's per-restart measures."""
+    ``reference``: Fig. 3's per-restart measures; ``controls``: the complexity measures'
+    positive controls (a measure that fails its control decides no claim)."""
     rows = []
     noisy = {} if floor is None else {
         str(r["class"]): float(r["noise_prob"]) for _, r in floor.iterrows()
@@ -367,6 +389,13 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
             row["judge"] = "" if row["claim"] not in JUDGED else judge_note(runs[row["experiment"]]["kind"],
                                                                            judge_is_reference)
             rows.append(row)
+    if controls is not None:
+        why = failed(controls)
+        for row in rows:
+            if MEASURED.get(row["claim"]) in why and row["holds"] != "not testable":
+                row["holds"] = "not testable"
+                row["note"] = (why[MEASURED[row["claim"]]] + "; " + row["note"]).rstrip("; ")
+        rows += [{**r, "judge": ""} for r in control_rows(controls)]
     if floor is not None:
         epoch0 = {exp: float(run["metrics"][0].query("epoch == 0")["judge_prob"].mean())
                   for exp, run in runs.items() if run["kind"] == "random" and "judge_prob" in run["metrics"][0]}
@@ -422,5 +451,15 @@ def markdown(df: pd.DataFrame) -> str:
             "effect, mean over seeds; interval: 95% (one seed); p: one-sided in the claim's direction, "
             "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5; a control's rows "
             "among themselves); holds (on q "
-            "for C1-C5, on p for the checks S and J): yes / no (the opposite direction is significant) / not "
+            "for C1-C5 and N1, on p for the checks S and J and the positive controls P): yes / no (the opposite direction is significant) / not "
             "significant / underpowered (no outcome of this design could be significant) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
+
+
+def failed(controls: pd.DataFrame | None) -> dict[str, str]:
+    """measure -> why it carries no verdict (its positive control failed)."""
+    if controls is None:
+        return {}
+    return {r.measure: (f"{r.measure} failed its positive control (Spearman rho with the number of parts "
+                        f"{r.rho:.2f}, p {r.p:.3g}; means by parts {r.means_by_parts}): it does not order images "
+                        "of known complexity, so it decides nothing")
+            for r in controls.itertuples() if not bool(r.passes)}

@@ -26,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, help="the judge's per-restart measures of Fig. 3's images")
     p.add_argument("--floor", type=Path, help="the judge's floor (featevo.measures.judge)")
     p.add_argument("--sanity", type=Path, help="the sanity check's per-restart measures (featevo.measures.sanity)")
+    p.add_argument("--controls", type=Path, help="the complexity measures' positive controls (featevo.measures.controls)")
     settings_argument(p, "claims")
     p.add_argument("--out", type=Path, nargs=2, required=True, help="CSV and Markdown")
     return p
@@ -50,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if not missing and a.reference is None:
         p.error("--reference: the judge's measures of Fig. 3's images are needed (the config draws Fig. 3)")
     judge_is_reference = s.judge.source != "train"
-    read = {key: pd.read_csv(getattr(a, key)) if getattr(a, key) else None for key in ("floor", "sanity")}
+    read = {key: pd.read_csv(getattr(a, key)) if getattr(a, key) else None
+            for key in ("floor", "sanity", "controls")}
     df = claims(runs, pd.read_csv(a.reference) if a.reference and not missing else None, judge_is_reference,
-                read["floor"], read["sanity"])
+                read["floor"], read["sanity"], read["controls"])
     if missing:
         df = pd.concat([df, pd.DataFrame([{**_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [], [],
                                                   "not testable", f"no Fig. 3: {missing}"), "judge": ""}])],
