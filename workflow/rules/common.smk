@@ -113,6 +113,7 @@ PATHS = {
     "reference_restarts": f"{RUN}/metrics/reference_restarts.csv",
     "judge_floor": f"{RUN}/metrics/judge.csv",
     "controls": f"{RUN}/metrics/controls.csv",
+    "cues": f"{RUN}/data/cue_conflict.npz",
     # the sanity check: each experiment's last epoch re-initialized from the top (featevo.measures.sanity)
     "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
     "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",
@@ -165,6 +166,8 @@ ALL_METHODS = [
 METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 FOLDER = config["data"]["source"] == "folder"  # your own classes under data.path
+# the stand-in's cue-conflict images, read by every checkpoint (controls.cue_conflict)
+CUES = STANDIN and config["controls"]["cue_conflict"] > 0
 # Fig. 3 needs a reference network, and with ImageNet weights each class's unit
 FIG3_MISSING = plan.fig3_missing(config)
 if FIG3_MISSING and workflow.is_main_process:
@@ -290,6 +293,8 @@ def viz_inputs(wildcards):
         # visualize.maco.spectrum images: the run's training images (visualize.smk)
         "spectrum": SPECTRUM_IMAGES,
     }
+    if CUES:
+        inputs["cues"] = PATHS["cues"]
     if e > epochs(wildcards.exp)[0]:
         inputs["previous"] = intact(
             checkpoint_file(wildcards.exp, e - 1, wildcards.seed)

@@ -26,6 +26,22 @@ rule standin:
         " --settings {params.settings:q} --processes {threads} > {log} 2>&1"
 
 
+# the cue-conflict images (controls.cue_conflict): each class's parts in another's colours
+rule cue_conflict:
+    output:
+        PATHS["cues"],
+    log:
+        logfile("cue_conflict"),
+    benchmark:
+        benchmark_file("cue_conflict")
+    conda:
+        ENV
+    params:
+        settings=settings_of("cues"),
+    shell:
+        stage("cues") + " --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
 rule extract_subset:
     input:
         unpack(extract_inputs),

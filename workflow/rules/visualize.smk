@@ -39,10 +39,12 @@ rule visualize:
             + (f" --previous {input.previous}" if "previous" in input.keys() else "")
         ),
         spectrum=flag_folder("--spectrum-images", "spectrum"),
+        cues=lambda w, input: f"--cues {input.cues}" if "cues" in input.keys() else "",
     shell:
         stage("visualize")
         + " --checkpoint {input.ckpt} --out-png {output.png} --out-npz {output.npz} --val {params.val}"
-        " --key {params.key} {params.layers} {params.spectrum} --settings {params.settings:q} --threads {threads}"
+        " --key {params.key} {params.layers} {params.spectrum} {params.cues} --settings {params.settings:q}"
+        " --threads {threads}"
         " > {log} 2>&1"
 
 

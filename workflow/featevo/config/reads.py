@@ -62,7 +62,10 @@ READS: dict[str, tuple[str, ...]] = {
     # the judge's floor: its accuracy on the run's images and its reading of the ascent's start
     "judge": ("visualize", "data.image_size", "judge.min_accuracy", "judge.source", *_UNITS),
     # the positive controls: images of known complexity, at the size the ascent draws
-    "controls": ("controls", "data.image_size"),
+    "controls": ("controls.parts", "controls.images_per_count", "controls.seed", "data.image_size"),
+    # the stand-in's cue-conflict images, decoded as the extraction decodes the stand-in's
+    "cues": ("data.source", "data.classes", "data.image_size", "data.resize", "standin.image_size", "standin.seed",
+             "controls.cue_conflict"),
     "sanity randomize": ("sanity.levels",),
     "sanity measure": ("experiments", "judge.source", "sanity.levels", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),

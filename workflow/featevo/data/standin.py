@@ -91,6 +91,7 @@ class Canvas:
         self.rng = rng
         self.colours: dict[tuple, np.ndarray] = {}
         self.textured = True
+        self.asked: list[tuple] = []  # the named colours asked for, in order (class_colours)
         if palette not in PALETTES:
             raise ValueError(f"standin.palette: unknown {palette!r}; choose one of {', '.join(PALETTES)}")
         # coded draws nothing here: its images are those the stand-in drew before palettes
@@ -113,6 +114,7 @@ class Canvas:
 
     def jitter(self, colour) -> np.ndarray:
         """The same named colour (in this image's palette), never the same shade twice."""
+        self.asked.append(tuple(np.float32(colour).tolist()))
         colour = self.colours.get(tuple(np.float32(colour).tolist()), colour)
         c = np.asarray(colour, np.float32) * self.rng.uniform(0.75, 1.15)
         return np.clip(c + self.rng.normal(0, 0.04, 3), 0, 1).astype(np.float32)
@@ -310,6 +312,47 @@ def render(wnid: str, rng: np.random.Generator, size: int, clutter: int, palette
     _distractors(cv, int(rng.integers(0, 3)))  # a little occlusion in front
     cv.img += rng.normal(0, 0.03, cv.img.shape).astype(np.float32)
     return (np.clip(cv.img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def class_colours(wnid: str) -> list[tuple]:
+    """The named colours a class paints itself in (its own palette), in the order its
+    drawing first asks for them: the surfaces a cue-conflict image lends another class."""
+    cv = Canvas(16, np.random.default_rng(0), "coded")
+    cv.set_frame(8, 8, 6, 0.0)
+    DRAW[wnid](cv)
+    return list(dict.fromkeys(cv.asked))
+
+
+def cue_conflict(wnids: list[str], per_pair: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cue-conflict images (Geirhos et al. 2019, from this generator): for every ordered
+    pair of classes (A, B), ``per_pair`` images of A's object, its parts in their
+    arrangement, painted in B's own colours (A's named colours mapped in order onto B's,
+    surfaces flat or striped at random), on the stand-in's background with no stray
+    parts.  A network that decides by the parts names A; one that decides by colour, B.
+    Returns uint8 (N, size, size, 3) images and each one's parts class and surface
+    class (indices into ``wnids``)."""
+    own = {w: class_colours(w) for w in wnids}
+    rng = np.random.default_rng([seed, 4_000_037])
+    images, parts, surfaces = [], [], []
+    for a, wa in enumerate(wnids):
+        for b, wb in enumerate(wnids):
+            if a == b:
+                continue
+            for _ in range(per_pair):
+                cv = Canvas(size, rng, "coded")
+                cv.colours = {c: np.asarray(own[wb][k % len(own[wb])], np.float32) for k, c in enumerate(own[wa])}
+                cv.textured = False
+                _background(cv)
+                radius = size * rng.uniform(0.24, 0.42)
+                margin = radius * 0.6
+                cx, cy = rng.uniform(margin, size - margin, 2)
+                cv.set_frame(cx, cy, radius, rng.normal(0, 0.45))
+                DRAW[wa](cv)
+                cv.img += rng.normal(0, 0.03, cv.img.shape).astype(np.float32)
+                images.append((np.clip(cv.img, 0, 1) * 255 + 0.5).astype(np.uint8))
+                parts.append(a)
+                surfaces.append(b)
+    return np.stack(images), np.asarray(parts), np.asarray(surfaces)
 
 
 def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed: int, clutter: int,

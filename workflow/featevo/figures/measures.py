@@ -44,6 +44,7 @@ METRIC_PANELS = {  # column: title of its panel
     "top_purity": "top validation images: share of the unit's class",
     "real_percentile": "judge: percentile among real images of the class",
     "hf_ratio": "high-frequency power / real images'",
+    "parts_share": "cue conflict: share of decisions that follow the parts",
 }
 
 

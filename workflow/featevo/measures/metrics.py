@@ -97,6 +97,7 @@ def checkpoint_rows(npz: Path | dict, epoch: int, complexity: np.ndarray | None 
     each unit's top validation images."""
     d = np.load(npz) if isinstance(npz, (str, Path)) else npz
     probs, units = d["probs"], d["units"]
+    parts = parts_share(d["cue_probs"], d["cue_parts"], d["cue_surfaces"], units) if "cue_probs" in d else None
     complexity = restart_complexity(d) if complexity is None else complexity
     saturated = d["saturated"].mean(axis=0) if "saturated" in d else np.full(len(units), np.nan)
     rows = []
@@ -106,8 +107,25 @@ def checkpoint_rows(npz: Path | dict, epoch: int, complexity: np.ndarray | None 
                      **{m: float(complexity[:, i, j].mean()) for j, m in enumerate(MEASURES)},
                      "saturated": float(saturated[i]), "own_prob": float(probs[i, units[i]]),
                      "leak_prob": float(others.max()) if len(others) else 0.0,
-                     **({"top_purity": float(d["top_purity"][i])} if "top_purity" in d else {})})
+                     **({"top_purity": float(d["top_purity"][i])} if "top_purity" in d else {}),
+                     **({"parts_share": float(parts[i])} if parts is not None else {})})
     return rows
+
+
+def parts_share(probs: np.ndarray, parts: np.ndarray, surfaces: np.ndarray, units) -> np.ndarray:
+    """Per class, over the cue-conflict images of its parts in another class's colours
+    (featevo.data.standin.cue_conflict): of the network's decisions among the classes'
+    units that name either cue, the share that name the parts' class (Geirhos et al.
+    2019's shape bias).  NaN where no decision names either."""
+    decided = np.argmax(probs[:, np.asarray(units)], axis=1)  # the class whose unit is highest
+    out = np.full(len(units), np.nan)
+    for k in range(len(units)):
+        mine = parts == k
+        follows_parts = decided[mine] == k
+        either = follows_parts | (decided[mine] == surfaces[mine])
+        if either.any():
+            out[k] = float(follows_parts[either].mean())
+    return out
 
 
 def fixed_network_measures(images: np.ndarray, judge, units: list[int], batch: int = 64,

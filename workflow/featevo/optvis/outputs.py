@@ -55,14 +55,14 @@ def recipe_entry(recipe: Mapping | None) -> dict:
 
 def write_outputs(result: dict, units: list[int], names: list[str], out_png: Path, out_npz: Path,
                   top: tuple[np.ndarray, np.ndarray] | None = None, labels: np.ndarray | None = None,
-                  recipe: Mapping | None = None) -> None:
+                  recipe: Mapping | None = None, extra: Mapping | None = None) -> None:
     """The first restart's class PNGs and composite, and every restart in the ``.npz``:
     ``images`` (N, H, W, 3) and ``probs`` (N, classes) are the first restart's,
     ``restart_images`` (restarts, N, H, W, 3), ``restart_probs`` and ``saturated``
     (restarts, N) all of them; with ``top``, ``top_index`` / ``top_score`` (N, k): each
     unit's top validation images and their objective, and with their ``labels``,
     ``top_purity`` (N): the share of them that are of the unit's class; with MACO
-    ``attribution`` (restarts, N, H, W); ``recipe`` with the recipe (:func:`recipe_entry`)."""
+    ``attribution`` (restarts, N, H, W); ``recipe`` with the recipe (:func:`recipe_entry`); ``extra``: more arrays, as they are."""
     n = len(units)
     images = to_uint8(result["images"])
     restarts = len(images) // n
@@ -71,7 +71,7 @@ def write_outputs(result: dict, units: list[int], names: list[str], out_png: Pat
         Image.fromarray(img).save(out_png.parent / f"{slug(name)}.png")
     Image.fromarray(composite(images[:n])).save(out_png)
     probs = result["probs"].numpy().reshape(restarts, n, -1)
-    extra = {} if top is None else {"top_index": top[0], "top_score": top[1]}
+    extra = {**(extra or {}), **({} if top is None else {"top_index": top[0], "top_score": top[1]})}
     if top is not None and labels is not None:
         extra["top_purity"] = (labels[top[0]] == np.arange(n)[:, None]).mean(axis=1)
     if "attribution" in result:  # MACO's: where each image's unit looks

@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--inner", action="store_true", help="the inner units of visualize.units, not the classes")
     settings_argument(p, "visualize")
     p.add_argument("--val", type=Path, help="a folder of featevo extract: each unit's top validation images")
+    p.add_argument("--cues", type=Path, help="the stand-in's cue-conflict images (featevo cues): the checkpoint's "
+                   "decisions on them go into --out-npz (cue_probs)")
     p.add_argument("--spectrum-images", type=Path,
                    help="a folder of featevo extract: MACO's magnitude, from its training images "
                         "(visualize.maco.spectrum: images)")
@@ -45,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--previous", type=Path, help="the epoch before's checkpoint: each layer's weight change")
     threads_argument(p)
     return p
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         top = None
         if val is not None:
             top = top_images(model, val.images, units, v.top_k, device, v.precision, v.objective)
-        write_outputs(result, units, names, a.out_png, a.out_npz, top, None if val is None else val.labels, v)
+        cues = None
+        if a.cues is not None:
+            from featevo.measures.scores import penultimate
+
+            c = np.load(a.cues)
+            logits = penultimate(model, c["images"], device=device)[1]
+            cues = {"cue_probs": softmax(logits), "cue_parts": c["parts"], "cue_surfaces": c["surfaces"]}
+        write_outputs(result, units, names, a.out_png, a.out_npz, top, None if val is None else val.labels, v,
+                      extra=cues)
         labels = names
     if a.represent:
         if val is None:
