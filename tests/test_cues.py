@@ -63,3 +63,22 @@ def test_a_classifier_that_reads_colour_follows_the_surfaces():
         probs = model(torch.tensor(colour_histograms(images)) * 50).softmax(1).numpy()
     share = parts_share(probs, parts, surfaces, [0, 1, 2, 3])
     assert np.nanmean(share) < 0.35, share
+
+
+def test_colour_first_parts_later_is_decided_by_its_own_test():
+    """C6: the parts share rising over the epochs is a yes; flat, nothing."""
+    import pandas as pd
+
+    from featevo.measures.claims import claims
+    from test_claims import runs
+
+    rs, _ = runs()
+    for m in rs["scratch"]["metrics"]:
+        m["parts_share"] = 0.2 + 0.06 * m["epoch"] + 0.01 * (m["class"] == "c1")
+    for m in rs["frozen"]["metrics"]:
+        m["parts_share"] = 0.5
+    df = claims(rs, None, False)
+    c6 = df[df["claim"] == "C6"].set_index("experiment")
+    assert c6.loc["scratch", "holds"] == "yes" and float(c6.loc["scratch", "value"]) > 0.9
+    assert c6.loc["frozen", "holds"] == "not testable"  # constant: nothing to rank
+    assert isinstance(df, pd.DataFrame)

@@ -43,6 +43,11 @@ C5 Beyond the paper: layers settle bottom up (Raghu et al. 2017): Spearman's
    rho of a layer's depth and the epoch from which it has settled
    (featevo.measures.represent: its CKA with its last epoch stays at or above the CKA
    between seeds), permutation over the layers (exact up to 7).  Needs two seeds.
+C6 Beyond the paper: colour first, parts later (the stand-in's cue-conflict images,
+   featevo.data.standin.cue_conflict): Spearman rho of the epoch and the share of
+   the network's decisions on them that follow the parts (parts_share, mean over
+   classes), over the trained epochs, per seed, permutation test, one-sided (> 0);
+   Stouffer over seeds.  Only with the stand-in.
 S  The sanity check (Adebayo et al. 2018): the judge's probability and the
    PNG ratio of the last epoch's images against those of the same network
    with every layer re-initialized (featevo.measures.sanity); a measure that does not
@@ -299,6 +304,27 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
                  p=p, p_opposite=p_opp, min_p=low)]
 
 
+def c6(exp, role, ms) -> list[dict]:
+    if "parts_share" not in ms[0]:
+        return []
+    results, opposite = [], []
+    for m in ms:
+        share = _per_epoch(m, "parts_share")
+        share = share[(share.index >= 1) & np.isfinite(share.to_numpy(float))]
+        epoch = share.index.to_numpy(float)
+        results.append(stats.rank_correlation(epoch, share))
+        opposite.append(stats.rank_correlation(epoch, share, alternative="less").p)
+    p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
+    shares = [s for s in (_per_epoch(m, "parts_share").dropna() for m in ms) if len(s)]
+    firsts, lasts = [float(s.iloc[0]) for s in shares], [float(s.iloc[-1]) for s in shares]
+    note = (f"parts share (mean over classes) first {', '.join(f'{v:.2f}' for v in firsts)}, last "
+            f"{', '.join(f'{v:.2f}' for v in lasts)} per seed (0.5: parts and colour alike)")
+    return [_row("C6", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that follow "
+                 "the parts), epochs 1 on, beyond the paper", "permutation of the pairing per seed, one-sided (> 0); "
+                 "Stouffer over seeds", [r.statistic for r in results], [r.p for r in results], verdict, note,
+                 p=p, p_opposite=p_opp, min_p=low)]
+
+
 def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
     rows = []
     for exp, g in sanity.groupby("experiment", sort=False):
@@ -380,7 +406,7 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
             new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
             if run["kind"] == "reference":
                 new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
-            new += c5(exp, role, run.get("layers"))
+            new += c5(exp, role, run.get("layers")) + c6(exp, role, ms)
         for row in new:
             row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
         rows += new
