@@ -227,6 +227,9 @@ PATTERN_HELP = {
                                            "or features.28:5), layer:channel:y:x, or a linear layer's layer:index",
     r"^[a-z][a-z0-9_]*$": "a torchvision model name in lower case, e.g. vgg16 or resnet18 "
                           "(torchvision.models.list_models())",
+    r"^([a-z][a-z0-9_]*|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$":
+        "a torchvision model name in lower case, e.g. vgg16 or resnet18, or your own network's "
+        "package.module:factory",
     r"^n[0-9]{8}$": "an ImageNet synset id: n and eight digits, e.g. n01644373",
 }
 

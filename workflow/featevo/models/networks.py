@@ -189,11 +189,48 @@ def torchvision_classifiers() -> tuple[str, ...]:
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
+def _factory(path: str) -> Callable[..., nn.Module]:
+    """The callable ``package.module:factory`` names, imported as a job imports it: from
+    the run's working directory (``python -m`` puts it on the path) or ``PYTHONPATH``."""
+    import importlib
+    import os
+    import sys
+
+    module, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path:  # the planning Snakemake sees what its jobs will see
+        sys.path.append(os.getcwd())
+    try:
+        found = importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"model.arch: cannot import {module!r} ({exc}); put the module in the run's working "
+                         "directory or on PYTHONPATH") from None
+    factory = getattr(found, attr, None)
+    if not callable(factory):
+        raise ValueError(f"model.arch: {module} ({found.__file__}) has no callable {attr!r}; name a function "
+                         "that takes num_classes and returns a torch.nn.Module")
+    return factory
+
+
+def _imported_build(path: str, spec: ModelSpec, init: str) -> nn.Module:
+    model = _factory(path)(num_classes=spec.num_classes)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model.arch: {path}(num_classes={spec.num_classes}) returned a {type(model).__name__}, "
+                         "not a torch.nn.Module")
+    if init == "glorot":
+        _init_glorot(model)
+    return model
+
+
 def architecture(name: str) -> Architecture:
-    """The registry's entry for ``model.arch``: ours, else torchvision's classifier of that
-    name (``freeze: features`` then keeps every parameter but the output layer's)."""
+    """The registry's entry for ``model.arch``: ours; a network of your own by import path,
+    ``package.module:factory`` (called with ``num_classes``; its constructor's init, or
+    Glorot's); else torchvision's classifier of that name (``freeze: features`` keeps
+    every parameter but the output layer's, for yours too)."""
     if name in ARCHITECTURES:
         return ARCHITECTURES[name]
+    if ":" in name:
+        _factory(name)  # named at once when it cannot be imported
+        return Architecture(build=functools.partial(_imported_build, name), features=_not_head)
     if name in torchvision_classifiers():
         return Architecture(build=functools.partial(_torchvision_build, name), features=_not_head)
     import difflib
