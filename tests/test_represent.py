@@ -95,10 +95,38 @@ def test_a_checkpoint_is_read_once_and_compared_over_epochs_and_seeds():
     fc7 = df[(df["layer"] == "fc7") & (df["seed"] == 0)].set_index("epoch")
     assert fc7.loc[2, "cka_last"] == pytest.approx(1.0, abs=1e-6) and fc7.loc[0, "cka_last"] < 0.999
     assert fc7.loc[1, "weight_change"] > 0.01 and np.isnan(fc7.loc[0, "weight_change"])
-    settle = represent.settle_epochs(df)
-    assert settle.set_index(["seed", "layer"]).loc[(0, "conv1"), "settle_epoch"] == 0
-    one = represent.compare({0: runs[0]}, [0, 1, 2])  # one seed: no floor, nothing settles
-    assert one["cka_seeds"].isna().all() and represent.settle_epochs(one)["settle_epoch"].isna().all()
+    settle = represent.settle_epochs(df, runs, [0, 1, 2]).set_index(["seed", "layer"])
+    # conv1 never moved: settled by the seeds' floor from the start, but by its own progress
+    # it is "never moved", not "settled early"
+    assert settle.loc[(0, "conv1"), "settle_floor"] == 0 and np.isnan(settle.loc[(0, "conv1"), "settle_epoch"])
+    assert settle.loc[(0, "conv1"), "moved"] < represent.MOVED < settle.loc[(0, "fc7"), "moved"]
+    fc7_settle = settle.loc[(0, "fc7")]
+    assert fc7_settle["settle_low"] <= fc7_settle["settle_epoch"] <= fc7_settle["settle_high"]
+    one = represent.compare({0: runs[0]}, [0, 1, 2])  # one seed: no floor, but its own progress
+    assert one["cka_seeds"].isna().all() and represent.settle_epochs(one)["settle_floor"].isna().all()
+    assert represent.settle_epochs(one).set_index("layer").loc["fc7", "settle_epoch"] in (1.0, 2.0)
+
+
+def _interpolated(ts, n=40, width=30, seed=0):
+    """Centred Grams of features moving from X0 to X1: (1 - t) X0 + t X1 at each epoch."""
+    rng = np.random.default_rng(seed)
+    x0, x1 = rng.normal(size=(n, width)), rng.normal(size=(n, width))
+    return [represent.center_gram(((1 - t) * x0 + t * x1)) for t in ts]
+
+
+def test_the_settle_epoch_tells_never_moved_from_settled_early_and_late():
+    """Known answers: a layer that reaches its end at epoch 1 and stays settles at 1; one
+    that only gets there at the last epoch settles there; one that never moves has none."""
+    epochs = [0, 1, 2, 3, 4]
+    early = _interpolated([0, 1, 1, 1, 1])
+    late = _interpolated([0, 0.1, 0.2, 0.3, 1])
+    still = _interpolated([0, 0, 0, 0, 0])
+    assert represent.settle_epoch(represent.progress(early)[0], epochs) == 1
+    assert represent.settle_epoch(represent.progress(late)[0], epochs) == 4
+    assert np.isnan(represent.settle_epoch(represent.progress(still)[0], epochs))
+    low, high = represent.settle_interval(early, epochs, seed=0)
+    assert low == high == 1  # every half of the images agrees
+    assert np.isnan(represent.settle_interval(still, epochs, seed=0)).all()
 
 
 def test_the_heatmap_is_drawn(tmp_path):

@@ -99,7 +99,7 @@ def metrics_figure(df: pd.DataFrame, experiment: str, outputs: list[Path], floor
 
 CKA_PANELS = (  # column, title, colour scale
     ("cka_prev", "CKA with the epoch before", (0, 1)),
-    ("cka_last", "CKA with the last epoch (dots: settled)", (0, 1)),
+    ("cka_last", "CKA with the last epoch (dots: at or above the seeds' CKA)", (0, 1)),
     ("cka_start", "CKA with the start (epoch 0)", (0, 1)),
     ("cka_seeds", "CKA between seeds (the floor)", (0, 1)),
     ("dcka_start", "debiased CKA with the start", (0, 1)),

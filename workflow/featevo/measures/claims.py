@@ -41,8 +41,10 @@ C4 A 4-class network's features are simpler than the 1000-class network's it
    higher).  (a) is not testable when the judge is the reference itself.
 C5 Beyond the paper: layers settle bottom up (Raghu et al. 2017): Spearman's
    rho of a layer's depth and the epoch from which it has settled
-   (featevo.measures.represent: its CKA with its last epoch stays at or above the CKA
-   between seeds), permutation over the layers (exact up to 7).  Needs two seeds.
+   (featevo.measures.represent.settle_epoch: from then on 90% of the way from its start
+   to its last epoch, in debiased CKA; each with its interval over the images),
+   permutation over the layers (exact up to 7).  A layer that never moved (its start
+   within 0.02 of its end) has no settle epoch and is left out, named in the note.
 C6 Beyond the paper: colour first, parts later (the stand-in's cue-conflict images,
    featevo.data.standin.cue_conflict): Spearman rho of the epoch and the share of
    the network's decisions on them that follow the parts (parts_share, mean over
@@ -293,8 +295,16 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
     epochs = layers.groupby("layer", sort=False)["settle_epoch"].mean()
     note = "settled from epoch (mean over seeds): " + ", ".join(
         f"{k} {v:.1f}" for k, v in epochs.items() if np.isfinite(v))
+    if {"settle_low", "settle_high"} <= set(layers):
+        first = layers[layers["seed"] == layers["seed"].min()]
+        note += "; 95% interval over the images (first seed): " + ", ".join(
+            f"{r.layer} [{r.settle_low:.0f}, {r.settle_high:.0f}]" for r in first.itertuples()
+            if np.isfinite(r.settle_low))
+    still = [str(k) for k, v in epochs.items() if not np.isfinite(v)]
+    if still:
+        note += f"; never moved (left out): {', '.join(still)}"
     if layers["settle_epoch"].isna().all():
-        note = "one seed: no CKA between seeds to set the floor"
+        note = "no layer moved beyond 0.02 of its end (debiased CKA): nothing settles"
     elif verdict == "not testable":
         note = "every layer settled at the same epoch; " + note
     return [_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "

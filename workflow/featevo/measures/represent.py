@@ -261,6 +261,7 @@ def compare(runs: dict[int, list[dict]], epochs: list[int]) -> "pd.DataFrame":  
             # the layer's null: its first and last epoch with the images' correspondence shuffled
             null = cka_null(g[0][li], g[-1][li], NULL_PERMUTATIONS, seed=1000 * int(s) + li)
             last = [linear_cka(gi[li], g[-1][li]) for gi in g]
+            prog, moved = progress([gi[li] for gi in g])
             # settled from epoch i on: cka_last stays >= the floor (rounding aside: frozen layers are equal)
             ok = [np.isfinite(floor) and v >= floor - 1e-9 for v in last]
             settled = [all(ok[i:]) for i in range(len(ok))]
@@ -279,22 +280,78 @@ def compare(runs: dict[int, list[dict]], epochs: list[int]) -> "pd.DataFrame":  
                     "dcka_seeds": (np.mean([debiased_cka(gi, runs[o][i]["gram"][li]) for o in others]) if others
                                    else np.nan),
                     "dcka_null_q95": float(np.nanquantile(null, 0.95)) if np.isfinite(null).any() else np.nan,
+                    "progress": float(prog[i]), "moved": moved,
                 })
     return pd.DataFrame(rows)
 
 
-def settle_epochs(df) -> "pd.DataFrame":  # noqa: F821
-    """Per seed and layer: the epoch from which the layer has settled (NaN without another
-    seed to set the floor)."""
+PROGRESS = 0.9  # settled: from this epoch on, 90% of the way from the start to the last epoch
+MOVED = 0.02  # a layer whose start is this close to its end (1 - debiased CKA) never moved
+SUBSAMPLES = 50  # the settle epoch's interval over images: this many halves of the fixed images
+
+
+def progress(grams: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """A layer's normalized progress toward its final state at each epoch: 1 - d(e) / d(0),
+    with d(e) = 1 - debiased CKA of epoch e with the last epoch (0 at the start, 1 at the
+    end); and d(0), how far the layer moved in all (below ``MOVED``: it never moved, and
+    its progress is NaN: "never moved" is not "settled early")."""
+    dist = np.asarray([1 - debiased_cka(g, grams[-1]) for g in grams])
+    if not np.isfinite(dist[0]) or dist[0] < MOVED:
+        return np.full(len(grams), np.nan), float(dist[0])
+    return 1 - dist / dist[0], float(dist[0])
+
+
+def settle_epoch(prog: np.ndarray, epochs: list[int]) -> float:
+    """The first epoch from which the progress stays at or above ``PROGRESS`` (NaN where the
+    layer never moved)."""
+    if not np.isfinite(prog).all():
+        return float("nan")
+    ok = prog >= PROGRESS - 1e-9
+    return float(next(e for i, e in enumerate(epochs) if ok[i:].all()))
+
+
+def settle_interval(grams: list[np.ndarray], epochs: list[int], seed: int,
+                    subsamples: int = SUBSAMPLES) -> tuple[float, float]:
+    """The settle epoch's 95% interval over the images: recomputed on ``subsamples`` random
+    halves of the fixed images (without replacement: the unbiased HSIC needs distinct
+    images, which a bootstrap's repeats are not); NaN where the layer never moved."""
+    n = grams[0].shape[0]
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(subsamples):
+        idx = np.sort(rng.choice(n, n // 2, replace=False))
+        prog, _ = progress([g[np.ix_(idx, idx)] for g in grams])
+        found.append(settle_epoch(prog, epochs))
+    found = np.asarray(found)
+    if not np.isfinite(found).any():
+        return float("nan"), float("nan")
+    return float(np.nanquantile(found, 0.025)), float(np.nanquantile(found, 0.975))
+
+
+def settle_epochs(df, runs: dict | None = None, epochs: list[int] | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Per seed and layer: the epoch from which the layer has settled by its own progress
+    (``settle_epoch``: 90% of the way from its start to its last epoch, in debiased CKA,
+    from then on; NaN where it never moved), with its interval over the images given the
+    Gram matrices (``runs``, as :func:`compare` takes them: ``settle_low``/``settle_high``),
+    how far it moved (``moved``: 1 - debiased CKA of start and end), and the earlier
+    definition beside it (``settle_floor``: from when its CKA with the last epoch stays at
+    or above the CKA between seeds; NaN without another seed)."""
     import pandas as pd
 
     rows = []
+    layer_index = {name: i for i, name in enumerate(df.drop_duplicates("layer")["layer"])}
     for (seed, layer), g in df.groupby(["seed", "layer"], sort=False):
         g = g.sort_values("epoch")
         settled = g["settled"]
-        epoch = float(g["epoch"][settled.astype(bool)].min()) if settled.notna().all() else np.nan
-        rows.append({"seed": seed, "layer": layer, "depth": int(g["depth"].iloc[0]), "settle_epoch": epoch,
-                     "floor_last": float(g["floor_last"].iloc[0])})
+        floor_epoch = float(g["epoch"][settled.astype(bool)].min()) if settled.notna().all() else np.nan
+        low = high = np.nan
+        if runs is not None:
+            grams = [d["gram"][layer_index[layer]] for d in runs[seed]]
+            low, high = settle_interval(grams, epochs, seed=1000 * int(seed) + layer_index[layer])
+        rows.append({"seed": seed, "layer": layer, "depth": int(g["depth"].iloc[0]),
+                     "settle_epoch": settle_epoch(g["progress"].to_numpy(float), g["epoch"].tolist()),
+                     "settle_low": low, "settle_high": high, "moved": float(g["moved"].iloc[0]),
+                     "settle_floor": floor_epoch, "floor_last": float(g["floor_last"].iloc[0])})
     return pd.DataFrame(rows)
 
 

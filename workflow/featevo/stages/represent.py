@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     epochs = sorted(next(iter(runs.values())))
     if any(sorted(r) != epochs for r in runs.values()):
         p.error(f"the seeds have different epochs: { {s: sorted(r) for s, r in runs.items()} }")
-    df = compare({s: [r[e] for e in epochs] for s, r in sorted(runs.items())}, epochs)
+    ordered = {s: [r[e] for e in epochs] for s, r in sorted(runs.items())}
+    df = compare(ordered, epochs)
     df.insert(0, "experiment", a.experiment)
     df.to_csv(a.csv, index=False)
-    settle = settle_epochs(df)
+    settle = settle_epochs(df, ordered, epochs)
     settle.insert(0, "experiment", a.experiment)
     settle.to_csv(a.layers_csv, index=False)
     cka_figure(df, a.experiment, a.figure)
