@@ -225,3 +225,20 @@ def test_shuffled_labels_are_one_fixed_permutation_of_the_training_labels():
     assert np.mean(a == labels) < 0.5 and not np.array_equal(shuffled_labels(labels, 1), a)
     assert experiment_kind({"init": "random", "labels": "shuffled"}) == "shuffled"
     assert experiment_kind({"init": "random", "freeze": "none"}) == "random"
+
+
+def test_c1_is_not_identifiable_where_accuracy_beyond_the_epoch_is_sampling_noise():
+    """Accuracy that only rises (no wiggle beyond its trend) leaves nothing for the partial
+    rho but sampling noise: C1 says so, and leaves the correction family; the wiggling
+    accuracy of the other tests (0.1 and more against a sampling SD of 0.02) is identifiable."""
+    smooth = [0.25, 0.4, 0.55, 0.65, 0.72, 0.78, 0.82, 0.85, 0.87, 0.88]
+    rising = [run(smooth, JUDGE, PNG, LEAK, CHANGE, seed=s) for s in (0, 1)]
+    rs = {"scratch": {"kind": "random", "metrics": [m for m, _ in rising], "restarts": [r for _, r in rising],
+                      "layers": None}}
+    df = claims(rs, None, False, n_val=400)
+    c1a = by(df, "C1a", "scratch")
+    assert c1a["holds"] == "not identifiable" and "sampling noise of 400 validation images" in c1a["note"]
+    assert c1a["q"] == ""  # outside the family
+    wiggly, _ = runs()
+    assert by(claims(wiggly, None, False, n_val=400), "C1a", "scratch")["holds"] == "yes"
+    assert by(claims(rs, None, False), "C1a", "scratch")["holds"] != "not identifiable"  # no n: not claimed

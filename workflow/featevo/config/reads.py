@@ -56,7 +56,7 @@ READS: dict[str, tuple[str, ...]] = {
     "visualize units": ("visualize", "data.image_size"),
     "explain": ("methods",),
     "metrics": ("judge.source", *_UNITS),
-    "claims": ("experiments", "seeds", "judge.source", "reference.source", "data.classes"),
+    "claims": ("experiments", "seeds", "judge.source", "reference.source", "data.classes", "data.val_per_class"),
     # the layers over the epochs: what was read is in each represent.npz
     "represent": (),
     # the judge's floor: its accuracy on the run's images and its reading of the ascent's start

@@ -5,7 +5,9 @@ metrics, a test with its null hypothesis, its p-value (one-sided in the
 claim's direction, combined over seeds by Stouffer's z) or interval, the
 claims' p-values adjusted together by Benjamini-Hochberg (q: 20-odd tests in
 one table), and a verdict on q (featevo.measures.stats): ``yes`` (the test rejects at
-0.05), ``no`` (the test in the opposite direction does), ``underpowered``
+0.05), ``no`` (the test in the opposite direction does), ``not identifiable`` (C1, where
+accuracy varies beyond its trend over the epochs by no more than its sampling
+noise: :func:`beyond_time`), ``underpowered``
 (neither, and the design's smallest attainable p is not below 0.05: no outcome
 could have been significant), ``not significant``, or ``not testable`` with the
 reason.  A measure constant up to rounding is never tested.  No number
@@ -136,8 +138,26 @@ def _noise_note(col: str, noisy: dict[str, float]) -> str:
                                      for c, p in noisy.items()) + "; ")
 
 
-def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
+def beyond_time(acc: pd.Series, n_val: int | None) -> tuple[float, float]:
+    """How much validation accuracy varies beyond its monotone trend over the epochs (the
+    SD of its residuals from an isotonic fit), and the binomial sampling SD of an
+    accuracy on ``n_val`` images at its mean: where the first is no larger, what is left
+    of accuracy once the epoch is given is sampling noise, and C1 cannot be told from
+    training time (not identifiable)."""
+    from scipy.optimize import isotonic_regression
+
+    y = acc.to_numpy(float)
+    if len(y) < 4 or not n_val:
+        return np.nan, np.nan
+    fit = isotonic_regression(y).x
+    p = float(np.clip(y.mean(), 0, 1))
+    return float(np.std(y - fit, ddof=1)), math.sqrt(p * (1 - p) / n_val)
+
+
+def c1(exp, role, ms, noisy: dict[str, float], n_val: int | None = None) -> list[dict]:
     rows = []
+    spread = [beyond_time(_per_epoch(m, "val_acc").loc[lambda s: s.index >= 1], n_val) for m in ms]
+    hidden = bool(spread) and all(np.isfinite(r) and np.isfinite(b) and r <= b for r, b in spread)
     trained = min(int((m.drop_duplicates("epoch")["epoch"] >= 1).sum()) for m in ms)
     for sub, col, what in (("C1a", "judge_prob", "judge p(own class)"), ("C1b", "png_ratio", "PNG ratio")):
         if col not in ms[0]:
@@ -156,6 +176,12 @@ def c1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
                                                                  for r in plain))
         if trained < 4:
             note = f"{trained} trained epoch(s): a rank correlation needs 4 or more"
+        elif hidden:
+            verdict = "not identifiable"
+            note = ("accuracy varies beyond its trend over the epochs by SD " + ", ".join(f"{r:.3f}" for r, _ in spread)
+                    + f" per seed, within the sampling noise of {n_val} validation images (SD "
+                    + ", ".join(f"{b:.3f}" for _, b in spread) + "): what the measure follows of accuracy cannot be "
+                    "told from what it follows of training time; " + note)
         elif verdict == "not testable":
             note = (f"{what} or accuracy does not vary beyond the epoch's own order (nothing left once the epoch "
                     f"is given); " + note)
@@ -398,7 +424,7 @@ def judge_note(kind: str, judge_is_reference: bool) -> str:
 
 def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_reference: bool,
            floor: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None,
-           controls: pd.DataFrame | None = None) -> pd.DataFrame:
+           controls: pd.DataFrame | None = None, n_val: int | None = None) -> pd.DataFrame:
     """``runs``: experiment -> {"kind": random | reference | frozen | imported, "metrics": [per seed
     DataFrame], "restarts": [per seed per-restart DataFrame], "layers": settle epochs or None};
     ``reference``: Fig. 3's per-restart measures; ``controls``: the complexity measures'
@@ -413,7 +439,7 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
         if run["kind"] == "shuffled":  # nothing to learn: only what time alone does is measured
             new = n1(exp, role, ms, noisy)
         else:
-            new = c1(exp, role, ms, noisy) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
+            new = c1(exp, role, ms, noisy, n_val) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
             if run["kind"] == "reference":
                 new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
             new += c5(exp, role, run.get("layers")) + c6(exp, role, ms)
@@ -460,7 +486,8 @@ def correct(rows: list[dict]) -> None:
     among themselves, apart: its C5 holds by construction (its convolutions never move),
     and in the family its tiny p lowered the others' q (scratch's C5: 0.024 with it,
     0.044 without)."""
-    tested = [r for r in rows if r["claim"].startswith(("C", "N")) and r["holds"] != "not testable"
+    tested = [r for r in rows if r["claim"].startswith(("C", "N"))
+              and r["holds"] not in ("not testable", "not identifiable")
               and np.isfinite(r.get("_p", np.nan))]
     control = ["control" in str(r.get("role", "")) for r in tested]
     for family in ([r for r, c in zip(tested, control) if not c], [r for r, c in zip(tested, control) if c]):
@@ -488,7 +515,8 @@ def markdown(df: pd.DataFrame) -> str:
             "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5; a control's rows "
             "among themselves); holds (on q "
             "for C1-C5 and N1, on p for the checks S and J and the positive controls P): yes / no (the opposite direction is significant) / not "
-            "significant / underpowered (no outcome of this design could be significant) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
+            "significant / underpowered (no outcome of this design could be significant) / not identifiable (the "
+            "design cannot tell the claim from training time) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
 
 
 def failed(controls: pd.DataFrame | None) -> dict[str, str]:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     read = {key: pd.read_csv(getattr(a, key)) if getattr(a, key) else None
             for key in ("floor", "sanity", "controls")}
     df = claims(runs, pd.read_csv(a.reference) if a.reference and not missing else None, judge_is_reference,
-                read["floor"], read["sanity"], read["controls"])
+                read["floor"], read["sanity"], read["controls"], n_val=s.data.val_per_class * len(s.data.classes))
     if missing:
         df = pd.concat([df, pd.DataFrame([{**_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [], [],
                                                   "not testable", f"no Fig. 3: {missing}"), "judge": ""}])],
