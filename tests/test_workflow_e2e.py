@@ -44,6 +44,9 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
             assert m["judge_leak"].between(0, 1).all() and m["saturated"].between(0, 1).all()
             # every image scored against the run's real validation images, per class-epoch and per restart
             assert m["real_percentile"].between(0, 1).all() and m["hf_ratio"].gt(0).all()
+            # every checkpoint's decisions on the stand-in's cue-conflict images (a share, or NaN
+            # where no decision named either cue)
+            assert m["parts_share"].dropna().between(0, 1).all() and m["parts_share"].notna().any()
             r = pd.read_csv(run / "metrics" / f"{exp}_seed{seed}_restarts.csv")
             assert r["real_percentile"].between(0, 1).all() and len(r) == len(m) * 2
             # tests/configs/tiny.yaml: 2 restarts; the change from the epoch before from epoch 1 on
@@ -56,10 +59,16 @@ def test_metrics_for_every_experiment_and_seed(tiny_run):
 def test_claims_table_top_images_and_fig3_judged(tiny_run):
     _, run, _ = tiny_run
     claims = pd.read_csv(run / "tables" / "claims.csv")
-    # the paper's claims, the layers settling bottom up (C5), the judge's floor (J) and the
-    # sanity check's two rows (S-a: the judge, S-b: the PNG ratio)
-    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C3", "C4a", "C4b", "C5", "J", "S-a", "S-b"}
-    assert set(claims["holds"]) <= {"yes", "no", "not significant", "underpowered", "not testable"}
+    # the paper's claims (C2 as it states it, C2c the weaker reading), the layers settling
+    # bottom up (C5), colour first, parts later on the cue-conflict images (C6), the positive
+    # controls (P), the judge's floor (J) and the sanity check's two rows (S-a: the judge,
+    # S-b: the PNG ratio)
+    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C2c", "C3", "C4a", "C4b", "C5", "C6", "P", "J", "S-a",
+                                    "S-b"}
+    assert set(claims["holds"]) <= {"yes", "no", "not significant", "underpowered", "not testable",
+                                    "not identifiable"}
+    assert set(claims[claims["claim"] == "P"]["measure"].str.split(":").str[0]) == {"png_ratio", "hf_energy",
+                                                                                   "total_variation"}
     # two restarts against two (an exact test over 6 splits) can never reach 0.05: the sanity
     # check's rows say so rather than "not significant" (or not testable: a judge at the tiny
     # run's accuracy reads nothing, a constant measure is not tested)

@@ -22,9 +22,14 @@ C1 Feature complexity grows with validation accuracy (Sec. IV, Figs. 1-2):
    ratio, given the epoch: accuracy and time spent training rise together,
    and only what the measure follows of accuracy beyond the epoch counts.
    Permutation test of the pairing per seed (the plain rho is in the note).
-C2 Features keep changing after accuracy saturates (saturation: the first
-   trained epoch whose accuracy, mean over seeds, is within 1 point of the
-   best): each class-epoch after it is tested for a change beyond the
+C2 Visual complexity keeps increasing after accuracy saturates, as the paper
+   states it (saturation: the first trained epoch whose accuracy, mean over
+   seeds, is within 1 point of the best): Spearman rho of the epoch and the PNG
+   ratio (each epoch's mean over restarts and classes) over the epochs from
+   saturation on, per seed, permutation of the pairing, one-sided (> 0);
+   Stouffer over seeds.  Not testable with fewer than 4 such epochs.
+C2c Features change after accuracy saturates (the weaker reading, "anything
+   changed"): each class-epoch after saturation is tested for a change beyond the
    restarts' spread (featevo.measures.metrics: exact permutation test in the judge's
    features); the value is the share significant after Benjamini-Hochberg
    over those class-epochs, the test Simes' of their p-values (null: no class
@@ -91,7 +96,7 @@ NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely
 ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
         "imported": "test", "shuffled": "negative control (labels shuffled)"}
 JUDGED = ("C1a", "C3", "C4a", "S-a", "N1a")  # the claims whose measure is the judge's reading
-MEASURED = {"C1b": "png_ratio", "C4b": "png_ratio", "N1b": "png_ratio", "S-b": "png_ratio"}  # complexity claims
+MEASURED = {"C1b": "png_ratio", "C2": "png_ratio", "C4b": "png_ratio", "N1b": "png_ratio", "S-b": "png_ratio"}  # complexity claims
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -247,10 +252,34 @@ def c2(exp, role, ms, rs, acc) -> list[dict]:
     testable = n_after >= 2 and np.isfinite(ps).any()
     p = stats.combine(ps) if testable else np.nan
     note = "" if n_after >= 2 else f"saturation at epoch {sat}: {n_after} epoch(s) after it"
-    return [_row("C2", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
+    return [_row("C2c", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
                  "restarts' spread (BH q < 0.05)", "per class-epoch: exact permutation of the two epochs' restarts; "
                  "Simes over class-epochs per seed, Stouffer over seeds", shares, ps,
                  stats.verdict(p, min_p=low) if testable else "not testable", note, p=p, min_p=low)]
+
+
+def c2_trend(exp, role, rs, acc) -> list[dict]:
+    """C2 as the paper states it: complexity keeps rising after accuracy saturates."""
+    col = "png_ratio"
+    if col not in rs[0] or acc.empty:
+        return []
+    sat = int(acc.index[(acc >= acc.max() - POINT).to_numpy().argmax()])
+    results, opposite, n_after = [], [], 0
+    for r in rs:
+        means = r[r["epoch"] >= sat].groupby("epoch", sort=True)[col].mean()  # over restarts and classes
+        n_after = len(means)
+        results.append(stats.rank_correlation(means.index.to_numpy(float), means.to_numpy(float)))
+        opposite.append(stats.rank_correlation(means.index.to_numpy(float), means.to_numpy(float),
+                                               alternative="less").p)
+    p, p_opp, verdict, low = _decide([x.p for x in results], opposite, [x.min_p for x in results])
+    note = (f"{n_after} epoch(s) from saturation (epoch {sat}) on: a rank correlation needs 4 or more"
+            if n_after < 4 else "each epoch's PNG ratio, mean over restarts and classes (the restarts' spread is "
+            "in C2c)")
+    return [_row("C2", exp, role, f"Spearman rho(epoch, PNG ratio) from saturation (epoch {sat}) on",
+                 "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
+                 [x.statistic for x in results], [x.p for x in results],
+                 verdict if n_after >= 4 else "not testable", note, p=p if n_after >= 4 else np.nan,
+                 p_opposite=p_opp if n_after >= 4 else np.nan, min_p=low)]
 
 
 def _restart_means(r: pd.DataFrame, col: str, epochs) -> np.ndarray:
@@ -439,7 +468,8 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
         if run["kind"] == "shuffled":  # nothing to learn: only what time alone does is measured
             new = n1(exp, role, ms, noisy)
         else:
-            new = c1(exp, role, ms, noisy, n_val) + c2(exp, role, ms, rs, acc) + c3(exp, role, ms, rs, acc)
+            new = (c1(exp, role, ms, noisy, n_val) + c2_trend(exp, role, rs, acc) + c2(exp, role, ms, rs, acc)
+                   + c3(exp, role, ms, rs, acc))
             if run["kind"] == "reference":
                 new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
             new += c5(exp, role, run.get("layers")) + c6(exp, role, ms)
