@@ -32,6 +32,17 @@ def test_layers_are_reinitialized_from_the_top(arch):
         reinitialized(build_model(spec, seed=0), spec, "middle")
 
 
+def test_the_random_network_starts_as_the_experiments_do():
+    """configs/paper.yaml trains from Glorot's init (model.init): the sanity check's
+    re-initialized network is drawn the same way, not by torchvision's constructor."""
+    spec = ModelSpec(arch="vgg16", num_classes=3, width_divisor=16, pool_size=1)
+    glorot, _ = reinitialized(build_model(spec, seed=0), spec, "all", init="glorot")
+    assert torch.equal(glorot.state_dict()["features.0.weight"],
+                       build_model(spec, seed=7919, init="glorot").state_dict()["features.0.weight"])
+    plain, _ = reinitialized(build_model(spec, seed=0), spec, "all")
+    assert not torch.equal(plain.state_dict()["features.0.weight"], glorot.state_dict()["features.0.weight"])
+
+
 def test_the_judge_s_floor_reads_its_accuracy_and_the_starting_noise():
     from featevo.measures.judge import floor
 

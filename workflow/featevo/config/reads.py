@@ -66,7 +66,7 @@ READS: dict[str, tuple[str, ...]] = {
     # the stand-in's cue-conflict images, decoded as the extraction decodes the stand-in's
     "cues": ("data.source", "data.classes", "data.image_size", "data.resize", "standin.image_size", "standin.seed",
              "controls.cue_conflict"),
-    "sanity randomize": ("sanity.levels",),
+    "sanity randomize": ("sanity.levels", "model.init"),
     "sanity measure": ("experiments", "judge.source", "sanity.levels", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),
     "figures top": ("data.classes", "seeds[0]"),

@@ -26,9 +26,10 @@ from featevo.config.plan import SANITY_LEVELS as LEVELS  # noqa: E402  (the rule
 FRESH_SEED = 7919  # the fresh weights' seed (any: they only have to be untrained)
 
 
-def reinitialized(model, spec, level: str, seed: int = FRESH_SEED):
-    """``model`` with the layers of ``level`` (:data:`LEVELS`) re-initialized from the top,
-    and the names of the state entries replaced."""
+def reinitialized(model, spec, level: str, seed: int = FRESH_SEED, init: str = "torchvision"):
+    """``model`` with the layers of ``level`` (:data:`LEVELS`) re-initialized from the top
+    by ``init`` (``model.init``: the initializer the experiments start from, Glorot's in
+    configs/paper.yaml), and the names of the state entries replaced."""
     from featevo.models.networks import build_model
     from featevo.measures.represent import layers
 
@@ -37,7 +38,7 @@ def reinitialized(model, spec, level: str, seed: int = FRESH_SEED):
     where = layers(model)
     top = {"output": 1, "top_half": max(1, len(where) // 2), "all": len(where)}[level]
     prefixes = tuple(p + "." for layer in where[len(where) - top:] for p in layer.params)
-    fresh = build_model(spec, seed=seed).state_dict()
+    fresh = build_model(spec, seed=seed, init=init).state_dict()
     state = model.state_dict()
     replaced = [k for k in state if level == "all" or k.startswith(prefixes)]
     for k in replaced:
@@ -62,9 +63,10 @@ def cmd_randomize(a) -> None:
     for level, out in zip(levels, a.out):
         model, ckpt = ck.load_model(a.checkpoint)
         spec = ModelSpec(**ckpt["spec"])
-        model, replaced = reinitialized(model, spec, level)
+        model, replaced = reinitialized(model, spec, level, init=a.settings.model.init)
         ck.save_checkpoint(out, model, spec, epoch=ckpt["epoch"], classes=ckpt["classes"],
                            metrics={}, extra={"sanity": {"level": level, "from": str(a.checkpoint),
+                                                         "init": a.settings.model.init,
                                                          "reinitialized": replaced}})
         log.info(f"{level}: {len(replaced)} of {len(model.state_dict())} tensors re-initialized -> {out}")
 
