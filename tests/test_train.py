@@ -69,7 +69,7 @@ def test_checkpoints_get_the_mode_of_any_output_and_leftovers_of_a_killed_write_
 def test_unreadable_checkpoint_is_named(tmp_path):
     bad = tmp_path / "epoch_003.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="epoch_003.pt cannot be read"):
+    with pytest.raises(ValueError, match="epoch_003.pt is damaged, cut short, or not a file torch.save wrote"):
         load_checkpoint(bad)
 
 
@@ -338,3 +338,22 @@ def test_shuffled_labels_train_on_a_fixed_permutation_and_say_so(tmp_path, data)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     assert not torch.equal(g["features.0.weight"], s1["features.0.weight"])
     assert json.loads((tmp_path / "s.json").read_text())["labels"] == "shuffled"
+
+
+def test_torch_s_refusals_are_one_sentence_a_person_can_act_on(tmp_path):
+    """A pickled model, a file cut short, bytes that are no torch file: named with what to
+    do, without torch's colour codes and paragraphs."""
+    from featevo.jobs.files import torch_refusal
+
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "model.pt")  # a whole module pickled, not its state dict
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:2000])
+    (tmp_path / "text.pt").write_bytes(b"not a checkpoint")
+    said = {}
+    for name in ("model.pt", "cut.pt", "text.pt"):
+        with pytest.raises(Exception) as exc:
+            torch.load(tmp_path / name, weights_only=True)
+        said[name] = torch_refusal(tmp_path / name, exc.value)
+        assert "\x1b[" not in said[name] and "\n" not in said[name] and len(said[name]) < 300
+    assert "torch.save(model.state_dict(), path)" in said["model.pt"] and "Python objects" in said["model.pt"]
+    assert "damaged, cut short" in said["cut.pt"] and "damaged, cut short" in said["text.pt"]

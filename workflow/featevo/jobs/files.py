@@ -5,6 +5,7 @@ only: the workflow's parse reads these for every checkpoint."""
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import zipfile
 import zlib
@@ -82,3 +83,22 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def torch_refusal(path: str | Path, exc: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` refused a file, in one plain sentence a
+    person can act on (torch's own text carries colour codes and several paragraphs)."""
+    text = _ANSI.sub("", str(exc))
+    if "allowed global" in text or "Unsupported global" in text:
+        return (f"{path} holds Python objects beside its tensors (a pickled model, class or other object), which "
+                "featevo does not unpickle since that could run code; re-save it as a state dict: "
+                "torch.save(model.state_dict(), path)")
+    if isinstance(exc, (EOFError, zipfile.BadZipFile)) or any(
+            s in text for s in ("PytorchStreamReader", "failed finding central directory", "unexpected EOF",
+                                "Ran out of input", "invalid load key", "Unsupported operand")):
+        return f"{path} is damaged, cut short, or not a file torch.save wrote; copy or save it again"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return f"{path} cannot be read by torch.load ({first[:200]}); save it again with torch.save(model.state_dict(), path)"

@@ -81,7 +81,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or unsafe pickle
-        raise ValueError(f"checkpoint {path} cannot be read ({exc}); delete it and rerun to rebuild it") from exc
+        from featevo.jobs.files import torch_refusal
+
+        raise ValueError(f"checkpoint {torch_refusal(path, exc)}; or delete it and rerun to rebuild it") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a featevo checkpoint (format {FORMAT!r} expected)")
     return ckpt

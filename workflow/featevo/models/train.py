@@ -439,7 +439,9 @@ def cmd_import(a) -> None:
     try:
         obj = torch.load(a.source, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise SystemExit(f"error: {a.source} cannot be read as a torch checkpoint ({exc})") from None
+        from featevo.jobs.files import torch_refusal
+
+        raise SystemExit(f"error: {torch_refusal(a.source, exc)}") from None
     load_weights(model, fitted_state(model, _plain_state(obj, a.source), a.source))
     model.to(device, memory_format=torch.channels_last)
     val = evaluate(model, Subset(a.data, "val"), device, a.settings.train.precision)

@@ -128,8 +128,9 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None, ar
     try:  # a file cut short under its own name and digest (reference.sha256 set to it) still fails here
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"reference.weights: {path} cannot be read as a PyTorch state dict ({exc}); it is "
-                           "damaged or cut short: download or copy it again") from exc
+        from featevo.jobs.files import torch_refusal
+
+        raise WeightsError(f"reference.weights: {torch_refusal(path, exc)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"reference.weights: {path} holds no state dict of tensors; point it at "
                            f"{file_name(arch)}")
