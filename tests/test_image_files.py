@@ -173,7 +173,7 @@ def test_folders_and_broken_links_among_images_and_classes_outside_the_path_are_
         save(Image.new("RGB", (8, 8), (0, i, 0)), outside / f"{i}.png")
     # a class's name is its folder when it has no folder: of its own (the schema keeps "/" out of folder:)
     classes = ("[{name: circle}, {name: sub}, {name: dangling}, {name: loop}, {name: ../elsewhere/circle},"
-               f" {{name: '{outside}'}}, {{name: parent, folder: ..}}]")
+               f" {{name: '{outside}'}}, {{name: parent, folder: ..}}, {{name: sub/inner}}]")
     for skip in ("false", "true"):
         proc = tiny_with(tmp_path, (
             "run_name: bad\n"
@@ -189,6 +189,7 @@ def test_folders_and_broken_links_among_images_and_classes_outside_the_path_are_
         assert "data.classes[4].name: '../elsewhere/circle' is not a folder inside data.path" in err
         assert f"data.classes[5].name: '{outside}' is not a folder inside data.path" in err
         assert "data.classes[6].folder: '..' is not a folder inside data.path" in err
+        assert "data.classes[7].name: 'sub/inner' is also the class's folder under data.path" in err
         assert "'circle'" not in err  # the good class: no error
         for raw in ("IsADirectoryError", "Traceback", "OSError", "Errno"):
             assert raw not in err, raw

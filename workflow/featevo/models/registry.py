@@ -49,8 +49,10 @@ def weights_problem(path: str | None, sha256: str | None = None, arch: str = "vg
         return None
     p = Path(path).expanduser()
     if not p.is_file():
-        return (f"reference.weights: {path} is not a file; point it at your copy of model.arch's weights file "
-                "(vgg16-397923af.pth), or set it to null to use the torch hub cache")
+        known = weights_file_name(arch, deep)
+        return (f"reference.weights: {path} is not a file; point it at your copy of {arch}'s weights file"
+                + (f" ({known})" if known else " (torchvision's, as it names it)")
+                + ", or set it to null to use the torch hub cache")
     if p.stat().st_size == 0:
         return f"reference.weights: {path} is empty; copy the weights file again"
     if not sha256 and weights_file_name(arch, False) not in PUBLISHED_SHA256:

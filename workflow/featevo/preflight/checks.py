@@ -121,6 +121,10 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
             errors.append(f"{key}: {str(rel)!r} is not a folder inside data.path ({path}); a class's images are read "
                           "from data.path/<its folder, else its name>: give the class a folder: inside data.path")
             continue
+        if "folder" not in c and len(rel.parts) > 1:  # folder: is one name (the schema's pattern); so is its default
+            errors.append(f"data.classes[{i}].name: {c['name']!r} is also the class's folder under data.path, which "
+                          "is one folder's name, without /; give the class a folder: of its own")
+            continue
         d = Path(path) / rel
         try:
             n = len(folder_images(d)) if d.is_dir() else 0
