@@ -157,3 +157,41 @@ def check_category(report, browser, category):
                 corr = np.corrcoef(crop.ravel(), np.asarray(original, np.float64).ravel())[0, 1]
                 assert corr > 0.9, (key, corr)
     assert seen == {k for k in listed if k.endswith((".png", ".html"))}, category
+
+
+@needs_chromium
+def test_the_atlas_is_browsed_in_a_real_browser(tiny_run):
+    """figures/atlas_<exp>.html from disk: every image loads, the slider moves the whole
+    grid to another epoch, and a channel's page opens from its cell."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    _, run, _ = tiny_run
+    page = run / "figures" / "atlas_scratch.html"
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        driver.get(page.resolve().as_uri())
+        cells = driver.find_elements(By.CSS_SELECTOR, "img.ev")
+        assert len(cells) >= 5 * 4  # at least 4 channels of each of VGG's five blocks
+        loaded = driver.execute_script(
+            "return [...document.images].every(im => im.complete && im.naturalWidth > 0)")
+        assert loaded, "an image of the atlas did not load"
+        before = [c.get_attribute("src") for c in cells]
+        driver.execute_script("const s = document.getElementById('epoch'); s.value = 0;"
+                              "s.dispatchEvent(new Event('input'));")
+        after = [c.get_attribute("src") for c in cells]
+        assert driver.find_element(By.ID, "elabel").text == "epoch 0"
+        assert sum(a != b for a, b in zip(before, after)) > len(cells) // 2  # the grid moved to epoch 0
+        first = driver.find_element(By.CSS_SELECTOR, "a.cell")
+        target = first.get_attribute("href").split("#")[1]
+        assert not driver.find_element(By.ID, target).is_displayed()
+        first.click()
+        assert driver.find_element(By.ID, target).is_displayed()  # its page, with its images over the epochs
+        assert len(driver.find_element(By.ID, target).find_elements(By.CSS_SELECTOR, ".row img")) >= 2
+    finally:
+        driver.quit()

@@ -20,7 +20,7 @@ from featevo.jobs import watch
 
 # the workflow's stages, the modules a rule may run
 STAGES = ("standin", "extract", "weights", "train", "visualize", "explain", "metrics", "claims", "figures", "tables",
-          "represent", "judge", "sanity", "controls", "cues")
+          "represent", "judge", "sanity", "controls", "cues", "atlas")
 
 
 def configure_logging() -> None:

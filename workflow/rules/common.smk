@@ -114,6 +114,7 @@ PATHS = {
     "judge_floor": f"{RUN}/metrics/judge.csv",
     "controls": f"{RUN}/metrics/controls.csv",
     "cues": f"{RUN}/data/cue_conflict.npz",
+    "atlas_npz": f"{RUN}/atlas/{{exp}}/epoch_{{epoch}}.npz",
     # the sanity check: each experiment's last epoch re-initialized from the top (featevo.measures.sanity)
     "sanity_checkpoint": f"{RUN}/sanity/{{exp}}/{{level}}.pt",
     "sanity_composite": f"{RUN}/viz/sanity/{{exp}}/{{level}}/composite.png",
@@ -166,6 +167,16 @@ ALL_METHODS = [
 METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 FOLDER = config["data"]["source"] == "folder"  # your own classes under data.path
+# the atlas (atlas.*): the experiment it shows, at every atlas.every-th epoch and the last
+ATLAS = config["atlas"]["enabled"] and bool(TRAINED)
+ATLAS_EXP = config["atlas"]["experiment"] or (TRAINED[0] if TRAINED else None)
+
+
+def atlas_epochs():
+    last = EXPERIMENTS[ATLAS_EXP]["epochs"]
+    return sorted(set(range(0, last + 1, config["atlas"]["every"])) | {last})
+
+
 # the stand-in's cue-conflict images, read by every checkpoint (controls.cue_conflict)
 CUES = STANDIN and config["controls"]["cue_conflict"] > 0
 # Fig. 3 needs a reference network, and with ImageNet weights each class's unit
@@ -426,6 +437,8 @@ def final_targets():
     out += expand(path("table", table="claims"), ext=["csv", "md"])
     out += [path("layer_metrics", exp=exp) for exp in EXPERIMENTS]
     out += [PATHS["sanity_metrics"], PATHS["sanity_layers"]]
+    if ATLAS:
+        out += [path("figure", name=f"atlas_{ATLAS_EXP}", ext="html")]
     out += expand(PATHS["figure"], name=["sanity"], ext=["png", "pdf"])
     out += expand(
         PATHS["figure"], name=[f"cka_{exp}" for exp in EXPERIMENTS], ext=["png", "pdf"]

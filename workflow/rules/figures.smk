@@ -238,3 +238,30 @@ rule method_figure:
         stage("figures")
         + " method --method {wildcards.method} --npz {input} --experiment {wildcards.exp}"
         " --settings {params.settings:q} --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+# the atlas's page: every rendered checkpoint's channels, browsable (figures/atlas_<exp>.html)
+rule atlas_page:
+    input:
+        npz=lambda w: [path("atlas_npz", exp=w.exp, epoch=e) for e in atlas_epochs()],
+        val=path("images", subset="main", split="val"),
+    output:
+        report(
+            path("figure", name="atlas_{exp}", ext="html"),
+            caption="../report/atlas.rst",
+            category="Atlas",
+            labels={"experiment": "{exp}", "kind": "atlas"},
+        ),
+    log:
+        logfile("figures/atlas_{exp}"),
+    benchmark:
+        benchmark_file("figures/atlas_{exp}")
+    conda:
+        ENV
+    params:
+        settings=settings_of("atlas page"),
+        val=folder_of("val"),
+    shell:
+        stage("atlas")
+        + " page --npz {input.npz} --val {params.val} --experiment {wildcards.exp} --out {output}"
+        " --settings {params.settings:q} > {log} 2>&1"

@@ -76,6 +76,34 @@ rule visualize_units:
         " --settings {params.settings:q} {params.spectrum} --threads {threads} > {log} 2>&1"
 
 
+# the atlas: its channels at one checkpoint (first seed), many in one batch
+rule atlas_render:
+    input:
+        ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, FIRST_SEED)),
+        val=path("images", subset="main", split="val"),
+    output:
+        PATHS["atlas_npz"],
+    log:
+        logfile("atlas/{exp}/epoch_{epoch}"),
+    benchmark:
+        benchmark_file("atlas/{exp}/epoch_{epoch}")
+    wildcard_constraints:
+        epoch="[0-9]{3}",
+    conda:
+        ENV
+    threads: VIZ_CFG["threads"]
+    resources:
+        gpu=VIZ_GPUS,
+    params:
+        settings=settings_of("atlas render"),
+        val=folder_of("val"),
+        key="atlas/{exp}/epoch{epoch}",
+    shell:
+        stage("atlas")
+        + " render --checkpoint {input.ckpt} --val {params.val} --key {params.key} --out {output}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+
+
 rule visualize_reference:
     input:
         ckpt=path("network", net="reference"),

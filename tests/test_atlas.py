@@ -1,0 +1,62 @@
+"""The atlas: which channels, their top real images, when they settle, and the page."""
+
+import re
+
+import numpy as np
+import torch
+
+from featevo.figures.atlas import atlas_page
+from featevo.measures.atlas import atlas_channels, atlas_layers, channel_activations, settle_epochs, top_images
+from featevo.models.networks import ModelSpec, build_model
+
+SPEC = ModelSpec(num_classes=4, width_divisor=16, pool_size=1)
+
+
+def test_each_block_s_last_convolution_and_the_same_channels_at_every_checkpoint():
+    model = build_model(SPEC, seed=0)
+    layers = atlas_layers(model, SPEC, 32, None)
+    assert layers == ["features.2", "features.7", "features.14", "features.21", "features.28"]  # before each ReLU
+    assert all(isinstance(model.get_submodule(n), torch.nn.Conv2d) for n in layers)
+    every = atlas_layers(model, SPEC, 32, "all")
+    assert len([n for n in every if n.startswith("features.")]) == 13 and "classifier.6" not in every
+    a = atlas_channels(SPEC, 32, layers, 3, seed=0)
+    assert a == atlas_channels(SPEC, 32, layers, 3, seed=0) and len(a) == 15
+    assert a != atlas_channels(SPEC, 32, layers, 3, seed=1)
+    assert len(atlas_channels(SPEC, 32, ["features.2"], "all", seed=0)) == 4  # 64 / 16 channels
+
+
+def test_a_channel_s_top_images_are_those_that_raise_it_most():
+    """Known answer: a 1x1 convolution whose channel c copies colour c; its top images are
+    the ones with the most of that colour."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 64, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        net[0].bias.zero_()
+    images = np.zeros((6, 8, 8, 3), np.uint8)
+    for i, level in enumerate((10, 250, 90, 170, 30, 200)):
+        images[i, ..., 0] = level  # red rises as listed
+        images[i, ..., 2] = 255 - level  # blue falls
+    acts = channel_activations(net, images, [("0", 0), ("0", 2)], "cpu")
+    idx, score = top_images(acts, 3)
+    assert idx[0].tolist() == [1, 5, 3] and idx[1].tolist() == [0, 4, 2]
+    assert (np.diff(score, axis=1) <= 0).all()
+
+
+def test_a_channel_settles_once_its_top_images_stay():
+    last = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    tops = [np.array([[9, 10, 11, 12], [5, 6, 7, 9]]), np.array([[1, 2, 3, 9], [9, 10, 11, 12]]), last]
+    assert settle_epochs(tops, [0, 5, 10]).tolist() == [5.0, 10.0]
+
+
+def test_the_page_holds_every_image_and_a_page_per_channel():
+    rng = np.random.default_rng(0)
+    units = [("features.2", 1), ("features.2", 3), ("features.7", 0)]
+    images = rng.integers(0, 255, (2, 3, 16, 16, 3), dtype=np.uint8)
+    val = rng.integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    idx = np.array([[[0, 1], [2, 3], [4, 0]], [[1, 0], [2, 4], [3, 0]]])
+    html = atlas_page("Atlas of x", [0, 5], units, images, np.ones((2, 3)), idx, np.ones((2, 3, 2)),
+                      np.array([0.0, 5.0, 5.0]), val, np.array([0, 1, 0, 1, 0]), ["a", "b"])
+    assert html.count("class='cell'") == 3 and html.count("class='channel'") == 3
+    assert html.count("class='top row'") == 6 and "max='1'" in html
+    assert len(re.findall(r"src='data:image/(?:png|jpeg);base64,", html)) == 3 * 2 + 6 * 2
+    assert "<h2>features.2</h2>" in html and "<h2>features.7</h2>" in html

@@ -1,0 +1,92 @@
+"""The atlas: one static HTML page per run that a person browses (opens from disk and
+inside ``snakemake --report``; no server): the layers, a grid of each layer's channels
+with a slider over the epochs that moves the whole grid, and each channel's page (a
+click on its cell): its images across the epochs side by side, its top real images at
+the epoch the slider shows, with their classes, and its numbers.  Every image is inside
+the page (data URIs), so the one file is the whole atlas."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def _uri(img: np.ndarray, kind: str = "PNG") -> str:
+    """An image inside the page, at its own size (the page scales it): PNG for the
+    channels' images, JPEG for the real ones (a tenth of the bytes)."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, kind, **({"quality": 85} if kind == "JPEG" else {"optimize": True}))
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+CSS = """body{font-family:sans-serif;margin:1em}h2{margin:.6em 0 .2em}.grid{display:flex;flex-wrap:wrap;gap:6px}
+.cell{display:flex;flex-direction:column;align-items:center;font-size:11px;color:#333;text-decoration:none}
+.cell img,.row img{width:96px;height:96px;image-rendering:pixelated}.channel{display:none;border-top:1px solid #999;
+margin-top:1em}.channel:target{display:block}.row{display:flex;flex-wrap:wrap;gap:4px}.row figure{margin:0;
+font-size:11px;text-align:center}.top img{width:64px;height:64px}table{border-collapse:collapse;font-size:12px}
+td,th{border:1px solid #ccc;padding:2px 6px}#bar{position:sticky;top:0;background:#fff;padding:.4em 0}"""
+
+SCRIPT = """const E = %(epochs)s, IMG = %(images)s;
+const slider = document.getElementById('epoch'), label = document.getElementById('elabel');
+function show(i) {
+  label.textContent = 'epoch ' + E[i];
+  document.querySelectorAll('img.ev').forEach(im => { im.src = IMG[im.dataset.unit][i]; });
+  document.querySelectorAll('.top').forEach(d => { d.style.display = (+d.dataset.epoch === i) ? 'flex' : 'none'; });
+}
+slider.addEventListener('input', () => show(+slider.value));
+show(+slider.value);"""
+
+
+def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], images: np.ndarray,
+               activation: np.ndarray, top_index: np.ndarray, top_score: np.ndarray, settled: np.ndarray,
+               val_images: np.ndarray, val_labels: np.ndarray, names: list[str], note: str = "") -> str:
+    """The page.  ``images``: (epochs, units, H, W, 3) uint8, each channel's image at each
+    epoch; ``activation``: (epochs, units) the activation it reached; ``top_index`` /
+    ``top_score``: (epochs, units, k) its top real images and their activations;
+    ``settled``: (units,) the epoch its top images settled."""
+    e_n, u_n = images.shape[:2]
+    uris = [[_uri(images[e, u]) for e in range(e_n)] for u in range(u_n)]
+    thumbs = {int(i): _uri(val_images[i], "JPEG") for i in np.unique(top_index)}
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if note:
+        out.append(f"<p>{html.escape(note)}</p>")
+    out.append(f"<div id='bar'><input type='range' id='epoch' min='0' max='{e_n - 1}' value='{e_n - 1}' "
+               f"style='width:30em'> <b id='elabel'></b></div>")
+    for layer in dict.fromkeys(layer for layer, _ in units):
+        out.append(f"<h2>{html.escape(layer)}</h2><div class='grid'>")
+        for u, (lay, c) in enumerate(units):
+            if lay == layer:
+                out.append(f"<a class='cell' href='#u{u}'><img class='ev' data-unit='{u}' alt='{html.escape(lay)} "
+                           f"channel {c}'>channel {c}</a>")
+        out.append("</div>")
+    for u, (layer, c) in enumerate(units):
+        out.append(f"<section class='channel' id='u{u}'><h3>{html.escape(layer)}, channel {c}</h3>"
+                   f"<p>its top real images have settled from epoch {settled[u]:.0f} (they share half or more with the "
+                   f"last epoch's from then on)</p><div class='row'>")
+        for e in range(e_n):
+            out.append(f"<figure><img src='{uris[u][e]}' alt='epoch {epochs[e]}'><figcaption>epoch {epochs[e]}"
+                       f"</figcaption></figure>")
+        out.append("</div><h4>its top real images at the slider's epoch</h4>")
+        for e in range(e_n):
+            out.append(f"<div class='top row' data-epoch='{e}'>")
+            for i, s in zip(top_index[e, u], top_score[e, u]):
+                out.append(f"<figure><img src='{thumbs[int(i)]}' alt='image {int(i)}'><figcaption>"
+                           f"{html.escape(names[int(val_labels[i])])}<br>{s:.2f}</figcaption></figure>")
+            out.append("</div>")
+        out.append("<table><tr><th>epoch</th><th>its image's activation</th><th>best real image's</th>"
+                   "<th>ratio</th></tr>")
+        for e in range(e_n):
+            best = float(top_score[e, u, 0])
+            ratio = activation[e, u] / best if best > 0 else float("nan")
+            out.append(f"<tr><td>{epochs[e]}</td><td>{activation[e, u]:.3f}</td><td>{best:.3f}</td>"
+                       f"<td>{ratio:.2f}</td></tr>")
+        out.append("</table><p><a href='#'>back to the grid</a></p></section>")
+    out.append("<script>" + SCRIPT % {"epochs": json.dumps(list(map(int, epochs))), "images": json.dumps(uris)}
+               + "</script></body></html>")
+    return "".join(out)

@@ -1,0 +1,105 @@
+"""The atlas's evidence beside each channel's picture: which channels (the same at every
+checkpoint), each channel's top real images (ranked by its mean activation, the quantity
+its image maximized), the activation its image reached against the best real image's,
+and the epoch its top images settled.
+
+The pictures themselves are :func:`featevo.optvis.render.activation_maximization` of
+:class:`featevo.optvis.objectives.InnerUnit` s, many channels in one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SETTLED = 0.5  # a channel's top images have settled once they share half with the last epoch's
+
+
+def atlas_layers(model, spec, image_size: int, layers) -> list[str]:
+    """``atlas.layers``: null, each stage's last convolution (every convolutional block of
+    VGG, every layer of ResNet; the convolution itself, before its ReLU: a channel that a
+    ReLU holds at zero on the starting image gives the ascent no gradient); ``all``, every
+    convolution and every hidden linear layer; else the names given."""
+    import torch
+
+    from featevo.models.networks import head_name, stage_ends
+
+    if layers is None:
+        order = [n for n, _ in model.named_modules()]
+        convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+        ends = []
+        for end in stage_ends(spec, image_size):
+            before = [c for c in convs if order.index(c) <= order.index(end) or c.startswith(end + ".")]
+            if before and before[-1] not in ends:
+                ends.append(before[-1])
+        return ends
+    if layers == "all":
+        head = head_name(model)
+        return [n for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Conv2d) or (isinstance(m, torch.nn.Linear) and n != head)]
+    return list(layers)
+
+
+def atlas_channels(spec, image_size: int, layers: list[str], channels, seed: int) -> list[tuple[str, int]]:
+    """The channels of each layer the atlas shows: ``channels`` of them drawn with
+    ``seed`` (the same at every checkpoint of a run), or every one (``all``)."""
+    from featevo.models.networks import shape_problem
+
+    _, shapes = shape_problem(spec, image_size)
+    out = []
+    for i, layer in enumerate(layers):
+        width = shapes[layer][0]
+        if channels == "all" or int(channels) >= width:
+            picked = range(width)
+        else:
+            picked = np.sort(np.random.default_rng([seed, i]).choice(width, int(channels), replace=False))
+        out += [(layer, int(c)) for c in picked]
+    return out
+
+
+def channel_activations(model, images: np.ndarray, units: list[tuple[str, int]], device, batch: int = 128) -> np.ndarray:
+    """(N, units): each channel's mean activation over space on each uint8 image."""
+    import torch
+
+    from featevo.data.inputs import to_input
+    from featevo.models.hooks import Reached, hooked
+    from featevo.models.networks import evaluated
+
+    layers = sorted({layer for layer, _ in units})
+    store: dict[str, torch.Tensor] = {}
+
+    def read(name, output):
+        store[name] = output
+        if len(store) == len(layers):
+            raise Reached
+
+    out = []
+    with evaluated(model, device) as m, hooked(m, layers, read), torch.no_grad():
+        dev = next(m.parameters()).device
+        for i in range(0, len(images), batch):
+            store.clear()
+            try:
+                m(to_input(images[i:i + batch], dev))
+            except Reached:
+                pass
+            cols = []
+            for layer, c in units:
+                a = store[layer][:, c].float()
+                cols.append(a.flatten(1).mean(1) if a.ndim > 1 else a)
+            out.append(torch.stack(cols, 1).cpu())
+    return torch.cat(out).numpy()
+
+
+def top_images(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's top ``k`` images, best first: (units, k) indices and activations."""
+    idx = np.argsort(-activations, axis=0, kind="stable")[:k].T
+    return idx, np.take_along_axis(activations.T, idx, axis=1)
+
+
+def settle_epochs(tops: list[np.ndarray], epochs: list[int]) -> np.ndarray:
+    """Per channel: the first epoch from which its top images share at least ``SETTLED``
+    with the last epoch's (Jaccard), at every later epoch too."""
+    last = tops[-1]
+    jac = np.asarray([[len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(t, last)] for t in tops])
+    ok = jac >= SETTLED
+    return np.asarray([next(e for i, e in enumerate(epochs) if ok[i:, u].all()) for u in range(last.shape[0])],
+                      float)
