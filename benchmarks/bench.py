@@ -176,6 +176,34 @@ def bench_visualization(spec: ModelSpec, image_size: int, steps: int, viz: dict,
     return res
 
 
+def bench_atlas(spec: ModelSpec, image_size: int, steps: int, viz: dict, device, precision, channels: int, log,
+                rounds: int = 3) -> dict:
+    """The atlas's rendering (featevo.measures.atlas): ``channels`` channels of the last
+    convolution rendered in one batch, against the same channels one call each (the same
+    recipe: Fourier images, one restart; the starts differ, as each call draws its own)."""
+    from featevo.measures.atlas import atlas_layers
+    from featevo.optvis.objectives import InnerUnit
+
+    model = build_model(spec, seed=0)
+    layer = atlas_layers(model, spec, image_size, None)[-1]
+    units = [InnerUnit(layer, c) for c in range(channels)]
+    recipe = viz_settings({"data": {"image_size": image_size}, "visualize": viz}, device, precision, steps=steps,
+                          parameterization="fourier", median_every=0, restarts=1)
+    runs = {"batched": lambda: activation_maximization(model, units, **recipe),
+            "one_at_a_time": lambda: [activation_maximization(model, [u], **recipe) for u in units]}
+    best = {k: float("inf") for k in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(rounds):
+        for k, fn in runs.items():
+            best[k] = min(best[k], timed(fn, device, repeat=1, warmup=False))
+    res = {"layer": layer, "channels": channels, "steps": steps,
+           **{f"{k}_channels_s": channels / v for k, v in best.items()}}
+    log(f"[bench] atlas, {channels} channels of {layer}: batched {res['batched_channels_s']:.1f} channels/s, "
+        f"one at a time {res['one_at_a_time_channels_s']:.1f}")
+    return res
+
+
 # the Fourier recipe measured against Lucent's render_vis: its defaults (Fourier image with
 # decorrelated colours, Adam 0.05, its standard transforms), the class logit as objective
 FOURIER = {"parameterization": "fourier", "optimizer": "adam", "step_size": 0.05, "transforms": "lucent",
@@ -528,6 +556,13 @@ def rows(r: dict, device: torch.device) -> list[tuple[str, str, str, str]]:
                     f"ours {ratio:.2f}x faster", target))
         out.append(("visualization, torch-lucent, weights frozen by hand", f"{v['lucent_frozen_ms']:.2f} ms",
                     f"ours {v['lucent_frozen_ms'] / v['ours_ms']:.2f}x faster", ""))
+    if "atlas" in r:
+        a = r["atlas"]
+        ratio = a["batched_channels_s"] / a["one_at_a_time_channels_s"]
+        out.append((f"atlas: {a['channels']} channels of {a['layer']} in one batch ({a['steps']} steps, Fourier)",
+                    f"{a['batched_channels_s']:.1f} channels/s", "1.00", ""))
+        out.append(("atlas: the same channels one call each", f"{a['one_at_a_time_channels_s']:.1f} channels/s",
+                    f"batched {ratio:.2f}x faster", f">= 4x: {verdict(ratio, 4.0)}"))
     if "fourier" in r:
         out += fourier_rows(r["fourier"], device)
     if "training" not in r:  # --fourier-only
@@ -661,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fourier-epochs", type=int, default=10,
                    help="epochs of training of the network drawn and of its judge, on the bench's subset (10: "
                         "74%% and 98%% validation accuracy, measured; 4: 59%% and 86%%)")
+    p.add_argument("--atlas-channels", type=int, default=32, help="channels of the atlas rows (0: none)")
     p.add_argument("--no-dag", action="store_true", help="skip the demo DAG's wall time")
     p.add_argument("--no-full", action="store_true", help="skip full-size VGG-16's per-epoch fixed cost")
     a = p.parse_args(argv)
@@ -691,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.fourier_only:
         r["visualization"] = bench_visualization(spec, size, a.viz_steps, viz, device, precision, not a.no_lucent,
                                                  log, rounds=a.rounds)
+        if a.atlas_channels:
+            r["atlas"] = bench_atlas(spec, size, a.viz_steps, viz, device, precision, a.atlas_channels, log,
+                                     rounds=a.rounds)
     with tempfile.TemporaryDirectory(prefix="featevo-bench-") as tmp:
         work = Path(tmp)
         jpegs = work / "jpegs"  # the demo's stand-in classes as ImageNet-layout JPEGs

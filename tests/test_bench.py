@@ -48,12 +48,13 @@ def test_bench_writes_every_row(tmp_path, capsys):
     out = tmp_path / "bench"
     assert bench.main(["--out", str(out), "--no-lucent", "--no-dag", "--no-full", "--viz-steps", "2",
                        "--per-class", "12", "--rounds", "1", "--fourier-steps", "2", "--fourier-epochs", "1",
-                       "--fourier-per-class", "2", "--fourier-rounds", "1"]) == 0
+                       "--fourier-per-class", "2", "--fourier-rounds", "1", "--atlas-channels", "2"]) == 0
     table = (out / "bench.md").read_text()
     for row in ("visualization, ours", "naive per-class loop", "ImageFolder", "matrix product",
                 "training step, achieved", "demo epoch job: fixed cost", "Fourier images, ours",
                 "real validation images' scores", "the network's forward and backward alone",
-                "ours with visualize.precision: bf16"):
+                "ours with visualize.precision: bf16", "atlas: 2 channels of features.28 in one batch",
+                "atlas: the same channels one call each"):
         assert row in table, row
     assert "Machine: cpu" in table
     r = json.loads((out / "bench.json").read_text())
@@ -68,5 +69,7 @@ def test_bench_writes_every_row(tmp_path, capsys):
     # between CPUs); bf16 images are scored too
     for key in ("ours_img_s", "network_img_s", "ours_bf16_img_s"):
         assert math.isfinite(f[key]) and f[key] > 0, key
+    for key in ("batched_channels_s", "one_at_a_time_channels_s"):
+        assert math.isfinite(r["atlas"][key]) and r["atlas"][key] > 0, key
     assert 0 <= f["ours_bf16_scores"]["R"] <= 1
     assert "| measure | value | ratio | target |" in capsys.readouterr().out
