@@ -18,7 +18,11 @@ Writes ``check.md`` (one Markdown table, with the machine and the commit) and
 4. two jobs claiming one GPU at once (featevo.jobs.device.claim_gpu): the second
    waits, names the first, then runs;
 5. the real workflow, ``configs/paper.yaml`` on a tiny fake ImageNet
-   (benchmarks/fake_imagenet.py), end to end through snakemake on the device.
+   (benchmarks/fake_imagenet.py), end to end through snakemake on the device;
+6. the atlas of one checkpoint (featevo.measures.atlas): every channel of VGG-16's 13
+   convolutions (4,224) at 224 px, 512 steps of Fourier images, many channels a batch;
+   seconds and channels per second (the target, to be measured on the first device:
+   under 15 minutes on one H100).
 
 ``--toy`` runs every part on the CPU at toy size (the tests do), so the script
 cannot rot; part 5 then runs the paper's config with its VGG-16 at 32 px, only
@@ -53,9 +57,9 @@ from featevo.optvis.render import activation_maximization  # noqa: E402
 PAPER_VIZ = load_config(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")["visualize"]
 
 FULL = {"spec": ModelSpec(num_classes=4), "size": 224, "batch": 32, "train_steps": 20, "viz_steps": 1000,
-        "det_batches": 4}
+        "det_batches": 4, "atlas_steps": 512, "atlas_batch": 256}
 TOY = {"spec": ModelSpec(num_classes=4, width_divisor=16, pool_size=1), "size": 32, "batch": 4, "train_steps": 3,
-       "viz_steps": 8, "det_batches": 2}
+       "viz_steps": 8, "det_batches": 2, "atlas_steps": 2, "atlas_batch": 132}
 
 
 def sync(device):
@@ -119,6 +123,30 @@ def visualization(p: dict, device, precision: str) -> dict:
     peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
     return {"seconds": seconds, "flop_per_step": flops / p["viz_steps"], "achieved": flops / seconds,
             "matmul_peak": peak, "share": flops / seconds / peak, "peak_gib": peak_gib(device)}
+
+
+def atlas(p: dict, device, precision: str) -> dict:
+    """Every channel of every convolution of one checkpoint, ``atlas_batch`` channels a
+    batch (the forward pass stops at the deepest layer a batch needs)."""
+    from featevo.measures.atlas import atlas_channels, atlas_layers
+    from featevo.optvis.objectives import InnerUnit
+
+    configure(device, None, precision=precision)
+    model = build_model(p["spec"], seed=0)
+    convs = [n for n in atlas_layers(model, p["spec"], p["size"], "all") if n.startswith("features.")]
+    units = [InnerUnit(layer, c) for layer, c in atlas_channels(p["spec"], p["size"], convs, "all", 0)]
+    recipe = {**PAPER_VIZ, "parameterization": "fourier", "optimizer": "adam", "step_size": 0.05, "median_every": 0,
+              "transforms": "lucent", "restarts": 1, "steps": p["atlas_steps"], "precision": precision}
+    peak_reset(device)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(0, len(units), p["atlas_batch"]):
+        activation_maximization(model, units[i:i + p["atlas_batch"]], recipe, image_size=p["size"], device=device,
+                                key=f"atlas/{i}")
+    sync(device)
+    seconds = time.perf_counter() - start
+    return {"channels": len(units), "layers": len(convs), "seconds": seconds, "channels_s": len(units) / seconds,
+            "peak_gib": peak_gib(device)}
 
 
 def deterministic(p: dict, device) -> dict:
@@ -260,6 +288,12 @@ def table(r: dict) -> str:
     if j:
         lines.append(f"| two jobs, one GPU | {'ok' if j['ok'] else 'FAILED'} | the second waited "
                      f"{j['second_waited_s']:.1f} s{' and named the first' if j['named_first'] else ', naming nobody'} |")
+    if "atlas" in r:
+        a = r["atlas"]
+        lines.append(f"| atlas: every channel of {a['layers']} convolutions ({a['channels']}), "
+                     f"{r['params']['atlas_steps']} steps, {r['params']['atlas_batch']} a batch | {a['seconds']:.0f} s | "
+                     f"{a['channels_s']:.1f} channels/s; target under 900 s on one H100; peak memory "
+                     f"{a['peak_gib']:.2f} GiB |")
     if "workflow" in r:
         w = r["workflow"]
         lines.append(f"| configs/paper.yaml on a fake ImageNet, end to end | {'ok' if w['ok'] else 'FAILED'} | "
@@ -274,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--toy", action="store_true", help="toy size, on the CPU unless CUDA is there")
     ap.add_argument("--no-workflow", action="store_true", help="leave out part 5")
-    ap.add_argument("--parts", default="1,2,3,4,5", help="the parts to run, e.g. 4,5 to rerun the last two")
+    ap.add_argument("--parts", default="1,2,3,4,5,6", help="the parts to run, e.g. 4,5 to rerun the last two")
     a = ap.parse_args(argv)
     device = torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and not a.toy:
@@ -304,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             r["two_jobs"] = two_jobs(Path(tmp))
         log(f"two jobs {r['two_jobs']}")
+    if 6 in parts:
+        r["atlas"] = atlas(p, device, "bf16" if device.type == "cuda" else "fp32")
+        log(f"atlas {r['atlas']}")
     if 5 in parts and not a.no_workflow:  # a new private folder each run: no path of an earlier run is reused
         work = Path(tempfile.mkdtemp(prefix="workflow-", dir=a.out))
         r["workflow"] = workflow(work, device, a.toy)

@@ -22,6 +22,9 @@ def check_table(out, workflow):
     assert r["train"]["fp32"]["img_s"] > 0 and r["viz"]["fp32"]["seconds"] > 0
     assert 0 < r["viz"]["fp32"]["share"] < 1
     assert r["two_jobs"]["named_first"] and r["two_jobs"]["second_waited_s"] >= 1.5
+    # every channel of the 13 convolutions: VGG-16's 4,224, narrowed 16 times at toy size
+    assert r["atlas"]["layers"] == 13 and r["atlas"]["channels"] == 4224 // 16 and r["atlas"]["channels_s"] > 0
+    assert "atlas: every channel of 13 convolutions (264)" in md
     return r
 
 
