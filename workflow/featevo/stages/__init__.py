@@ -31,9 +31,11 @@ def read_settings(text: str, reads: str, **fill):
     completed as the workflow completes its config at parse time, so that a stage run by
     hand gets every value the workflow would give it (the judge's sizes included)."""
     from featevo.config.settings import parse
-    from featevo.preflight.checks import completed
 
-    return parse(text, reads, complete=completed, **fill)
+    complete = None
+    if text.startswith("@"):  # a job the workflow starts reads JSON: it loads no checks
+        from featevo.preflight.checks import completed as complete
+    return parse(text, reads, complete=complete, **fill)
 
 
 def stage_parser(doc: str, reads: str | None = None, threads: bool = False) -> argparse.ArgumentParser:
