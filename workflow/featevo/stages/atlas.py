@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +44,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def render(a) -> None:
-    from featevo.data.inputs import Subset
+    from featevo.data.inputs import Subset, to_uint8
     from featevo.jobs.device import configure, pick_device
-    from featevo.measures.atlas import atlas_channels, atlas_layers, channel_activations, top_images
+    from featevo.measures.atlas import (
+        atlas_channels,
+        atlas_layers,
+        channel_activations,
+        top_images,
+    )
     from featevo.models.checkpoint import load_model
     from featevo.models.networks import ModelSpec
     from featevo.optvis.objectives import InnerUnit
     from featevo.optvis.render import activation_maximization
-    from featevo.data.inputs import to_uint8
 
     s = read_settings(a.settings, "atlas render")
     at, v = s.atlas, s.visualize

@@ -5,18 +5,22 @@ The command line of ``featevo explain``: its arguments and its main, on
 
 from __future__ import annotations
 
-import logging
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
-from featevo.data.inputs import Subset
+
+from featevo.data.inputs import Subset, fixed_images
 from featevo.jobs.device import configure, pick_device
-from featevo.data.inputs import fixed_images
 from featevo.measures.explain import METHODS, enabled, explain
 from featevo.models.checkpoint import load_model
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
-
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,12 @@ import logging
 from pathlib import Path
 
 from featevo.measures.judge import floor
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ The command line of ``featevo metrics``: its arguments and its main, on
 
 from __future__ import annotations
 
-import logging
 import argparse
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +14,12 @@ import pandas as pd
 from featevo.config.plan import judge_units
 from featevo.figures.measures import metrics_figure, plot_confusion
 from featevo.measures.metrics import feature_metrics, measure
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
-
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 log = logging.getLogger(__name__)
 

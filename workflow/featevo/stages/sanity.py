@@ -10,7 +10,12 @@ from pathlib import Path
 
 from featevo.figures.measures import sanity_figure
 from featevo.measures.sanity import cmd_measure, cmd_randomize
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
 from featevo.data.inputs import subset_classes
 from featevo.models.train import cmd_epoch, cmd_import, cmd_init, cmd_reference
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 
 def _common(p: argparse.ArgumentParser, reads: str, seed: bool = True) -> None:

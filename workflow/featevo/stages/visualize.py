@@ -19,7 +19,12 @@ from featevo.models.networks import num_outputs
 from featevo.optvis.objectives import InnerUnit
 from featevo.optvis.outputs import top_images, write_outputs, write_unit_outputs
 from featevo.optvis.render import activation_maximization, log
-from featevo.stages import read_settings, settings_argument, stage_parser, threads_argument
+from featevo.stages import (
+    read_settings,
+    settings_argument,
+    stage_parser,
+    threads_argument,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -5,15 +5,14 @@ The command line of ``featevo weights``: its arguments and its main, on
 
 from __future__ import annotations
 
-import logging
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from featevo.models.weights import WeightsError, import_weights
 from featevo.stages import read_settings, settings_argument, stage_parser
-
 
 log = logging.getLogger(__name__)
 
