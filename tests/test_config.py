@@ -358,3 +358,21 @@ def test_a_run_folder_that_is_a_link_is_not_written_into(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="results/demo is a link; the run's folder must be a folder of your own"):
         write_run_identity(demo_config())
     assert not (tmp_path / "elsewhere" / "run.json").exists()
+
+
+def test_a_choice_between_forms_is_said_in_words():
+    """JSON Schema's oneOf says "is valid under each of ..." or "not valid under any of the
+    given schemas": the user reads what to write instead."""
+    from featevo.config.settings import load_config, schema, schema_errors, with_defaults
+
+    cfg = with_defaults(load_config(ROOT / "config.yaml"))
+    cfg["experiments"]["scratch"]["checkpoints"] = "runs/x_{epoch}.pt"
+    cfg["visualize"]["transforms"] = "jitter"
+    errors = schema_errors(cfg, schema())
+    assert "experiments.scratch: an experiment is trained here (init: random or reference) or is your own run's " \
+           "checkpoints (checkpoints: a path with {epoch}); it sets both: keep one" in errors
+    assert any(e.startswith("visualize.transforms: 'jitter' is not a set of transforms: write lucent") for e in errors)
+    del cfg["experiments"]["scratch"]["init"]
+    del cfg["experiments"]["scratch"]["checkpoints"]
+    assert any(e.endswith("set one of them") for e in schema_errors(cfg, schema()))
+    assert not any("valid under" in e for e in errors)

@@ -247,12 +247,28 @@ def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
         key = ".".join(map(str, (*at, *err.absolute_path))) or "(top level)"
         if err.validator == "pattern" and err.validator_value in PATTERN_HELP:
             msg = f"{err.instance!r} is not what it takes: {PATTERN_HELP[err.validator_value]}"
+        elif err.validator in ("oneOf", "anyOf"):
+            msg = _one_of(err)
         else:
             msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
         lines.append(f"{key}: {msg}")
     lines += [f"{'.'.join(map(str, (*at, *where)))}: {value} is not a finite number; write a number"
               for where, value in _non_finite(config)]
     return lines
+
+
+def _one_of(err) -> str:
+    """A ``oneOf`` in words (jsonschema says "is valid under each of ..." or "is not valid
+    under any of the given schemas")."""
+    options = err.validator_value
+    if options == [{"required": ["init"]}, {"required": ["checkpoints"]}]:
+        both = isinstance(err.instance, dict) and {"init", "checkpoints"} <= set(err.instance)
+        return ("an experiment is trained here (init: random or reference) or is your own run's checkpoints "
+                f"(checkpoints: a path with {{epoch}}); {'it sets both: keep one' if both else 'set one of them'}")
+    if any(o.get("enum") == ["lucent"] for o in options if isinstance(o, dict)):
+        return (f"{err.instance!r} is not a set of transforms: write lucent, [] (none), or a list of one-key "
+                "mappings, e.g. [{pad: 12}, {jitter: 8}, {scale: [0.9, 1.1]}, {rotate: 10}]")
+    return f"{err.instance!r} is not one of the forms this key takes (docs/config.md lists them)"
 
 
 def _non_finite(node, where: tuple = ()):
