@@ -185,7 +185,7 @@ def two_jobs(work: Path, hold: float = 3.0) -> dict:
     claims while the first holds.  (Holding for a fixed time from the first's claim
     raced the second's import: on a GPU machine ``import torch`` outlasted the hold,
     and the second found the GPU free.)"""
-    code = ("import os, sys, time; from featevo import device; print('ready', flush=True); sys.stdin.readline(); "
+    code = ("import os, sys, time; from featevo.jobs import device; print('ready', flush=True); sys.stdin.readline(); "
             "t = time.monotonic(); i = device.claim_gpu(['0'], sys.argv[1], timeout=60); "
             f"print(os.getpid(), round(time.monotonic() - t, 2), flush=True); time.sleep({hold})")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "workflow"),
