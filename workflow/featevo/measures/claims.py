@@ -68,7 +68,7 @@ P  The positive controls of the complexity measures (featevo.measures.controls):
    images of known complexity (the stand-in's background with 1, 2, 4, 8 of its
    parts); Spearman rho of the number of parts and the measure, permutation test,
    one-sided.  A measure that does not pass decides no claim: the rows that rest on
-   it (C1b, C4b, N1b, S-b: the PNG ratio) are ``not testable``, with the reason.
+   it (C1b, C2, C4b, N1b, S-b: the PNG ratio) are ``not testable``, with the reason.
 J  The judge's floor: its accuracy on the run's validation images (exact
    binomial test against chance, Clopper-Pearson interval) against
    ``judge.min_accuracy``, its reading of the starting noise and of epoch 0's
@@ -96,7 +96,8 @@ NOISE_LIMIT = 0.5  # a class the judge reads into the starting noise this surely
 ROLE = {"random": "test", "reference": "test", "frozen": "control (convolutions frozen, classifier trains)",
         "imported": "test", "shuffled": "negative control (labels shuffled)"}
 JUDGED = ("C1a", "C3", "C4a", "S-a", "N1a")  # the claims whose measure is the judge's reading
-MEASURED = {"C1b": "png_ratio", "C2": "png_ratio", "C4b": "png_ratio", "N1b": "png_ratio", "S-b": "png_ratio"}  # complexity claims
+# the claims whose measure is a complexity measure, which its positive control must pass
+MEASURED = {"C1b": "png_ratio", "C2": "png_ratio", "C4b": "png_ratio", "N1b": "png_ratio", "S-b": "png_ratio"}
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -105,7 +106,7 @@ def _fmt(v: float, digits: int = 3) -> str:
     return f"{v:.2e}" if 0 < abs(v) < 10 ** -digits else f"{v:.{digits}f}"
 
 
-def _row(claim, experiment, role, measure, test, effects, pvalues, holds, note="", interval=(np.nan, np.nan),
+def claim_row(claim, experiment, role, measure, test, effects, pvalues, holds, note="", interval=(np.nan, np.nan),
          p=None, p_opposite=np.nan, min_p=np.nan):
     effects = np.asarray(effects, float)
     pvalues = np.asarray(pvalues, float)
@@ -190,7 +191,7 @@ def c1(exp, role, ms, noisy: dict[str, float], n_val: int | None = None) -> list
         elif verdict == "not testable":
             note = (f"{what} or accuracy does not vary beyond the epoch's own order (nothing left once the epoch "
                     f"is given); " + note)
-        rows.append(_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
+        rows.append(claim_row(sub, exp, role, f"partial Spearman rho(validation accuracy, {what} | epoch), epochs 1 on",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                          [r.statistic for r in partial], [r.p for r in partial], verdict,
                          _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
@@ -220,7 +221,7 @@ def n1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
                 "chance expected); yes: the measure grows with training time alone, so its rise over a real "
                 "run's epochs is no evidence of learning by itself, and only C1's partial rho (given the epoch) "
                 "can be; no or not significant: time alone does not raise it here")
-        rows.append(_row(sub, exp, role, f"Spearman rho(epoch, {what}), epochs 1 on, labels shuffled",
+        rows.append(claim_row(sub, exp, role, f"Spearman rho(epoch, {what}), epochs 1 on, labels shuffled",
                          "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                          [r.statistic for r in results], [r.p for r in results], verdict,
                          _noise_note(col, noisy) + note, p=p, p_opposite=p_opp, min_p=low))
@@ -252,7 +253,7 @@ def c2(exp, role, ms, rs, acc) -> list[dict]:
     testable = n_after >= 2 and np.isfinite(ps).any()
     p = stats.combine(ps) if testable else np.nan
     note = "" if n_after >= 2 else f"saturation at epoch {sat}: {n_after} epoch(s) after it"
-    return [_row("C2c", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
+    return [claim_row("C2c", exp, role, f"share of (epoch, class) after saturation (epoch {sat}) changed beyond the "
                  "restarts' spread (BH q < 0.05)", "per class-epoch: exact permutation of the two epochs' restarts; "
                  "Simes over class-epochs per seed, Stouffer over seeds", shares, ps,
                  stats.verdict(p, min_p=low) if testable else "not testable", note, p=p, min_p=low)]
@@ -275,7 +276,7 @@ def c2_trend(exp, role, rs, acc) -> list[dict]:
     note = (f"{n_after} epoch(s) from saturation (epoch {sat}) on: a rank correlation needs 4 or more"
             if n_after < 4 else "each epoch's PNG ratio, mean over restarts and classes (the restarts' spread is "
             "in C2c)")
-    return [_row("C2", exp, role, f"Spearman rho(epoch, PNG ratio) from saturation (epoch {sat}) on",
+    return [claim_row("C2", exp, role, f"Spearman rho(epoch, PNG ratio) from saturation (epoch {sat}) on",
                  "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
                  [x.statistic for x in results], [x.p for x in results],
                  verdict if n_after >= 4 else "not testable", note, p=p if n_after >= 4 else np.nan,
@@ -304,7 +305,7 @@ def c3(exp, role, ms, rs, acc) -> list[dict]:
     note = "" if fell else (f"validation accuracy (mean over seeds) never fell more than 1 point after its best "
                             f"epoch ({best}): nothing to see")
     interval = (results[0].low, results[0].high) if len(results) == 1 else (np.nan, np.nan)
-    return [_row("C3", exp, role, f"judge's leakage after the best epoch ({best}) minus at it, each restart's mean "
+    return [claim_row("C3", exp, role, f"judge's leakage after the best epoch ({best}) minus at it, each restart's mean "
                  "over classes", "permutation of restarts, one-sided (> 0); Stouffer over seeds",
                  [x.statistic for x in results], [x.p for x in results], verdict if fell else "not testable", note,
                  interval=interval, p=p if fell else np.nan, p_opposite=p_opp if fell else np.nan, min_p=low)]
@@ -328,7 +329,7 @@ def c4(exp, ms, rs, reference: pd.DataFrame | None, judge_is_reference: bool, no
         p, verdict, low = result.p, stats.verdict(result.p, p_opp, result.min_p), result.min_p
         per_seed = [float(np.mean(ref) - np.mean(last)) if len(last) else np.nan for last in lasts]
         interval = (result.low, result.high)
-        rows.append(_row(sub, exp, "test", f"{what}: Fig. 3 ({np.mean(ref):.3f}) minus the last epoch, each "
+        rows.append(claim_row(sub, exp, "test", f"{what}: Fig. 3 ({np.mean(ref):.3f}) minus the last epoch, each "
                          "restart's mean over classes", "permutation of Fig. 3's restarts against every seed's "
                          "last-epoch restarts pooled, one-sided (Fig. 3 higher): one test, as the seeds share "
                          "Fig. 3's restarts", per_seed, [p] * len(lasts),
@@ -362,7 +363,7 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
         note = "no layer moved beyond 0.02 of its end (debiased CKA): nothing settles"
     elif verdict == "not testable":
         note = "every layer settled at the same epoch; " + note
-    return [_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "
+    return [claim_row("C5", exp, role, "Spearman rho(layer depth, epoch from which the layer has settled), beyond "
                  "the paper (Raghu et al. 2017)", "permutation over the layers (exact up to 7 layers, else 9,999 random "
                  "orderings), one-sided (> 0); "
                  "Stouffer over seeds", [x.statistic for x in results], [x.p for x in results], verdict, note,
@@ -384,7 +385,7 @@ def c6(exp, role, ms) -> list[dict]:
     firsts, lasts = [float(s.iloc[0]) for s in shares], [float(s.iloc[-1]) for s in shares]
     note = (f"parts share (mean over classes) first {', '.join(f'{v:.2f}' for v in firsts)}, last "
             f"{', '.join(f'{v:.2f}' for v in lasts)} per seed (0.5: parts and colour alike)")
-    return [_row("C6", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that follow "
+    return [claim_row("C6", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that follow "
                  "the parts), epochs 1 on, beyond the paper", "permutation of the pairing per seed, one-sided (> 0); "
                  "Stouffer over seeds", [r.statistic for r in results], [r.p for r in results], verdict, note,
                  p=p, p_opposite=p_opp, min_p=low)]
@@ -399,7 +400,7 @@ def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
             trained = g_[g_["level"] == "trained"].groupby("restart")[col].mean().to_numpy(float)
             random = g_[g_["level"] == "all"].groupby("restart")[col].mean().to_numpy(float)
             r = stats.mean_difference(trained, random, alternative=alternative)
-            rows.append(_row(sub, exp, "sanity", f"{what}: last epoch minus the same network with every layer "
+            rows.append(claim_row(sub, exp, "sanity", f"{what}: last epoch minus the same network with every layer "
                              "re-initialized, each restart's mean over classes",
                              f"permutation of restarts ({'one-sided, trained higher' if alternative == 'greater' else 'two-sided'})",
                              [r.statistic], [r.p], stats.verdict(r.p, min_p=r.min_p),
@@ -419,7 +420,7 @@ def judge_row(floor: pd.DataFrame, epoch0: dict[str, float]) -> dict:
     ci = test.proportion_ci(0.95, method="exact")
     noise = ", ".join(f"{c} {v:.2f}" for c, v in zip(floor["class"], floor["noise_prob"]) if c != "all")
     ok = bool(summary["testable"])
-    return _row("J", "judge", "floor", f"judge accuracy on {n} validation images among the classes' units "
+    return claim_row("J", "judge", "floor", f"judge accuracy on {n} validation images among the classes' units "
                 f"(needed: {summary['min_accuracy']:.2f}; chance {summary['chance']:.2f})",
                 "exact binomial test against chance, Clopper-Pearson interval", [acc], [test.pvalue],
                 "yes" if ok else "no", f"p(class | the ascent's starting noise): {noise}; "
@@ -435,7 +436,7 @@ def control_rows(controls: pd.DataFrame) -> list[dict]:
     rows = []
     for r in controls.itertuples():
         p, low = float(r.p), float(r.min_p)
-        rows.append(_row("P", "controls", "positive control", f"{r.measure}: Spearman rho(number of parts, "
+        rows.append(claim_row("P", "controls", "positive control", f"{r.measure}: Spearman rho(number of parts, "
                          f"measure) over {r.images} images of known complexity", "permutation of the pairing, "
                          "one-sided (> 0)", [r.rho], [p], stats.verdict(p, min_p=low) if np.isfinite(p) else
                          "not testable", f"mean by number of parts {r.means_by_parts}; a measure that does not "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from featevo.config.plan import experiment_kind, fig3_missing, seeds_of
-from featevo.measures.claims import _row, claims, markdown
+from featevo.measures.claims import claim_row, claims, markdown
 from featevo.stages import read_settings, settings_argument, stage_parser
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     df = claims(runs, pd.read_csv(a.reference) if a.reference and not missing else None, judge_is_reference,
                 read["floor"], read["sanity"], read["controls"], n_val=s.data.val_per_class * len(s.data.classes))
     if missing:
-        df = pd.concat([df, pd.DataFrame([{**_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [], [],
+        df = pd.concat([df, pd.DataFrame([{**claim_row("C4", "-", "test", "Fig. 3 against the last epoch", "-", [], [],
                                                   "not testable", f"no Fig. 3: {missing}"), "judge": ""}])],
                        ignore_index=True)
     df.to_csv(a.out[0], index=False)
