@@ -73,6 +73,7 @@ NOT_SETTINGS = {
     "reference": "standin: a path (the reference pool's folder); visualize: a mode (the reference network); claims: "
                  "a path (the judge's measures of Fig. 3)",
     "judge": "standin: a path (the judge's pool); metrics: a path (the judge's checkpoint)",
+    "controls": "claims: a path (the positive controls' metrics/controls.csv)",
     "metrics": "a path", "data": "a path", "history": "a path", "figure": "metrics: a path (the measures' figure)",
     "experiment": "a wildcard: the experiment's name", "table": "tables: a wildcard, the table's name",
     "checkpoints": "train import: experiments.*.checkpoints' pattern, from the environment (like data.imagenet), "
@@ -90,7 +91,9 @@ DEFAULTS_ALLOWED = {"help", "settings", "threads", "processes", "reference", "in
                     "source", "checkpoints", "key", "represent", "previous", "restarts_csv", "floor", "layers",
                     "sanity", "spectrum_images",  # visualize: MACO's images, given with maco.spectrum: images
                     "from_checkpoint", "val", "val_images", "val_labels", "exclude", "main", "judge", "history",
-                    "figure", "confusion", "per_class", "mean_of", "metrics", "examples", "judged", "html"}
+                    "figure", "confusion", "per_class", "mean_of", "metrics", "examples", "judged", "html",
+                    # visualize: the stand-in's cue-conflict images (absent with ImageNet); claims: the controls
+                    "cues", "controls"}
 
 
 def test_flags_carry_only_paths_wildcards_and_threads():
@@ -246,7 +249,7 @@ def stage_of(argv: list[str]) -> tuple[str, dict]:
         return (f"train {a.net}" if a.cmd == "reference" else f"train {a.cmd}"), {"exp": getattr(a, "experiment", "")}
     if name == "visualize":
         return "visualize units" if a.inner else "visualize reference" if a.reference else "visualize", {}
-    if name in ("figures", "tables", "sanity"):
+    if name in ("figures", "tables", "sanity", "atlas"):
         return f"{name} {a.cmd}", {"exp": getattr(a, "experiment", "")}
     return name, {}
 
