@@ -176,7 +176,8 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
                       "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
                       "method_figure": 3, "top_figure": 1, "claims": 1, "visualize_units": 1, "units_figure": 1,
                       "representations": 1, "sanity_networks": 1, "visualize_sanity": 3, "sanity_metrics": 1,
-                      "all": 1}, counts  # the sanity check re-initializes the first seed's last checkpoint
+                      "atlas_render": 1, "atlas_page": 1, "all": 1}, counts
+    # (the sanity check re-initializes the first seed's last checkpoint; the atlas shows its last epoch)
     # rebuilt, the run is complete again (and the session's other tests see it whole)
     snakemake(workdir, configs=[TINY])
     assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()
