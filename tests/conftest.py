@@ -103,8 +103,12 @@ def tiny_run(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("tiny")
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    proc = snakemake(workdir, configs=[ROOT / "tests" / "configs" / "tiny.yaml"])
+    proc = snakemake(workdir, configs=TINY_RUN)
     return workdir, workdir / "results" / "tiny", proc
+
+
+# the session's whole toy DAG: tiny.yaml, and the atlas and the cue-conflict set beside it
+TINY_RUN = [ROOT / "tests" / "configs" / "tiny.yaml", ROOT / "tests" / "configs" / "tiny-full.yaml"]
 
 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the fake ImageNet and weights (fake_imagenet), and bench

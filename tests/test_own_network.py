@@ -53,14 +53,20 @@ def test_a_network_of_one_s_own_runs_the_whole_demo_dag(tmp_path):
     from snakemake_helpers import tiny_with
 
     shutil.copy(ROOT / "tests" / "own_nets.py", tmp_path / "own_nets.py")
+    # one seed, one experiment, no reference network (no Fig. 3) and the sanity check's control
+    # alone: the DAG's every stage that reads the network, at the least cost
     tiny_with(tmp_path, (
         "run_name: own-net\n"
         "model: {arch: 'own_nets:small_cnn'}\n"
+        "seeds: [0]\n"
+        "reference: {source: none}\n"
+        "sanity: {levels: [all]}\n"
         "experiments: {scratch: {epochs: 2}, pretrained: null, frozen: null}\n"
         "methods: {saliency: {enabled: false}, occlusion: {enabled: false}, inversion: {enabled: false}}\n"
-        "visualize: {units: ['3:5']}\n"))
+        "visualize: {units: ['3:5']}\n"
+        "atlas: {enabled: true}\ncontrols: {cue_conflict: 2}\n"))
     run = tmp_path / "results" / "own-net"
-    for name in ("fig1.png", "units_scratch.png", "cka_scratch.png", "learning_curves.png"):
+    for name in ("fig1.png", "units_scratch.png", "cka_scratch.png", "learning_curves.png", "atlas_scratch.html"):
         assert (run / "figures" / name).stat().st_size > 0, name
     d = np.load(run / "viz" / "scratch" / "seed0" / "epoch_002" / "classes.npz")
     assert d["images"].shape[0] == 4 and "cue_probs" in d

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from snakemake_helpers import ROOT, snakemake
+from conftest import TINY_RUN
+from snakemake_helpers import snakemake
 
 pytestmark = pytest.mark.e2e
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -22,7 +23,7 @@ needs_chromium = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Deb
 def report(tiny_run):
     workdir, run, _ = tiny_run
     path = run / "report.html"
-    snakemake(workdir, "--report", str(path), configs=[ROOT / "tests" / "configs" / "tiny.yaml"])
+    snakemake(workdir, "--report", str(path), configs=TINY_RUN)
     return run, path
 
 

@@ -221,6 +221,8 @@ SETTINGS = {
                          {"name": "flamingo", "wnid": "n02007558"}, {"name": "burger", "wnid": "n07697313"},
                          {"name": "pool table", "wnid": "n03982430"}]},
     "standin": {"seed": 6, "image_size": 44, "clutter": 3, "extra_wnids": ["n01641577"]},
+    "atlas": {"enabled": True, "every": 3, "channels": 3, "top_k": 5},
+    "controls": {"cue_conflict": 3, "images_per_count": 7},
 }
 
 

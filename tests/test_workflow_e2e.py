@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import TINY_RUN
 from snakemake_helpers import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -156,14 +157,14 @@ def torch_load(path):
 
 def test_rerun_does_nothing(tiny_run):
     workdir, _, _ = tiny_run
-    proc = snakemake(workdir, "-n", configs=[TINY])
+    proc = snakemake(workdir, "-n", configs=TINY_RUN)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
     workdir, run, _ = tiny_run
     (run / "train" / "scratch" / "seed1" / "epoch_002.pt").unlink()
-    counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
+    counts = job_counts(snakemake(workdir, "-n", configs=TINY_RUN).stdout)
     # seed 1 is not in the images, GIF or methods (seed 0's): only its own chain and the summaries
     # (Fig. 1 chooses its epochs on the mean over seeds, as Table 1 does)
     # (and the layers' CKA, read over every seed)
@@ -171,7 +172,7 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
                       "top_figure": 1, "learning_curves": 1, "feature_metrics": 1, "representations": 1, "claims": 1,
                       "all": 1}, counts
     (run / "train" / "scratch" / "seed0" / "epoch_002.pt").unlink()
-    counts = job_counts(snakemake(workdir, "-n", configs=[TINY]).stdout)
+    counts = job_counts(snakemake(workdir, "-n", configs=TINY_RUN).stdout)
     assert counts == {"train_epoch": 2, "visualize": 2, "history": 2, "accuracy_table": 1, "evolution_figure": 1,
                       "learning_curves": 1, "feature_metrics": 2, "animation": 1, "explain": 1,
                       "method_figure": 3, "top_figure": 1, "claims": 1, "visualize_units": 1, "units_figure": 1,
@@ -179,9 +180,9 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
                       "atlas_render": 1, "atlas_page": 1, "all": 1}, counts
     # (the sanity check re-initializes the first seed's last checkpoint; the atlas shows its last epoch)
     # rebuilt, the run is complete again (and the session's other tests see it whole)
-    snakemake(workdir, configs=[TINY])
+    snakemake(workdir, configs=TINY_RUN)
     assert (run / "train" / "scratch" / "seed0" / "epoch_002.pt").is_file()
-    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(workdir, "-n", configs=[TINY]))
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(workdir, "-n", configs=TINY_RUN))
 
 
 @pytest.mark.slow
