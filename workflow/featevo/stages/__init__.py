@@ -38,13 +38,8 @@ def read_settings(text: str, reads: str, **fill):
     return parse(text, reads, complete=complete, **fill)
 
 
-def stage_parser(doc: str, reads: str | None = None, threads: bool = False) -> argparse.ArgumentParser:
-    """A stage's parser, described by the first line of its module's docstring, ending in the
-    shared ``--settings`` (when it reads any) and ``--threads`` (when it computes)."""
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    if reads is not None:
-        settings_argument(p, reads)
-    if threads:
-        threads_argument(p)
-    return p
+def stage_parser(doc: str) -> argparse.ArgumentParser:
+    """A stage's parser, described by the first line of its module's docstring (each command
+    then adds its flags, :func:`settings_argument` and, where it computes, :func:`threads_argument`)."""
+    return argparse.ArgumentParser(description=doc.splitlines()[0])
 
