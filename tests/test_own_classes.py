@@ -9,7 +9,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from featevo.data.imagenet import imagenet_root, select_and_split
-from snakemake_helpers import tiny_with
+from snakemake_helpers import ROOT, tiny_with
 
 SHAPES = {"circle": "ellipse", "square": "rectangle", "triangles": "polygon"}
 
@@ -75,11 +75,13 @@ def test_kaggle_s_download_is_an_imagenet_training_folder(tmp_path):
 @pytest.mark.slow  # a whole DAG (minutes on 2 cores): the full tier
 def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(tmp_path):
     """The issue's case: a folder of classes with plain names, torchvision's ResNet-18
-    trained from scratch and from a weights file named as torchvision names it."""
+    trained from scratch and from a weights file named as torchvision names it; layered on
+    configs/resnet-demo.yaml, whose whole DAG (frozen, its judge, its recipe) it runs too."""
     import torch
     import torchvision
 
     from featevo.models.checkpoint import load_checkpoint
+    from featevo.models.networks import load_model, num_outputs
     from fake_imagenet import save_as_torchvision
 
     shapes_folder(tmp_path / "shapes", per_class=20)
@@ -90,15 +92,20 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
         f"data: {{source: folder, path: {tmp_path / 'shapes'}, images_per_class: 12, val_per_class: 4,\n"
         "  classes: [{name: circle, imagenet_index: 1}, {name: square, imagenet_index: 2},\n"
         "            {name: triangle, folder: triangles, imagenet_index: 3}]}\n"
-        "model: {arch: resnet18, width_divisor: 1, pool_size: 7}\n"
+        "model: {width_divisor: 1, pool_size: 7}\n"
         f"reference: {{source: torchvision, weights: {weights}}}\n"
-        "judge: {arch: resnet18, images_per_class: 8}\n"
-        "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: null}\n"
-        "methods: {inversion: {layers: [layer1, layer3]}}\n"
-        "visualize: {units: ['layer4.0.conv1:2']}\n"))
+        "judge: {images_per_class: 8, epochs: 1}\n"
+        "experiments: {scratch: {epochs: 2}, pretrained: {epochs: 1}, frozen: {epochs: 1}}\n"
+        "methods: {every: 1, inversion: {steps: 2, layers: [layer1, layer3]}}\n"
+        "visualize: {units: ['layer4.0.conv1:2', 'layer2.0.conv1:1:2:2']}\n"), ROOT / "configs" / "resnet-demo.yaml")
     run = tmp_path / "results" / "shapes-resnet"
-    for name in ("fig1.png", "fig2.png", "fig3.png", "inversion_pretrained.png", "learning_curves.png"):
+    for name in ("fig1.png", "fig2.png", "fig_frozen.png", "fig3.png", "inversion_pretrained.png",
+                 "inversion_scratch.png", "units_scratch.png", "learning_curves.png"):
         assert (run / "figures" / name).stat().st_size > 0, name
+    assert (run / "tables" / "claims.md").read_text().count("|") > 10
+    model, ckpt = load_model(run / "train" / "scratch" / "seed0" / "epoch_002.pt")
+    assert ckpt["spec"]["arch"] == "resnet18" and num_outputs(model) == 3
+    assert load_checkpoint(run / "judge" / "model.pt")["spec"]["arch"] == "vgg11"  # the demo's judge
     ref = load_checkpoint(run / "reference" / "model.pt")
     assert ref["spec"]["arch"] == "resnet18" and ref["weights"]["sha256_checked"] == "name's 8 hex digits"
     assert "set reference.sha256:" in (run / "logs" / "import_reference.log").read_text()

@@ -15,7 +15,7 @@ import pytest
 from snakemake_helpers import ROOT, snakemake
 
 README = (ROOT / "README.md").read_text()
-NEEDS_IMAGENET_OR_CLUSTER = ("configs/paper.yaml", "profiles/slurm", "FEATEVO_SLURM")
+NEEDS_IMAGENET_OR_CLUSTER = ("configs/paper.yaml", "profiles/slurm", "SBATCH_PARTITION")
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 # run at toy size by tests/test_architectures.py (its full size takes the demo's minutes)
 RUN_ELSEWHERE = ("configs/resnet-demo.yaml",)

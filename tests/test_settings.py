@@ -200,6 +200,26 @@ def test_how_jobs_run_changes_no_job_s_settings():
     assert cli.settings(cfg, "visualize") != cli.settings(steps, "visualize")
 
 
+def test_where_a_run_of_one_s_own_lies_is_in_no_job_s_settings():
+    """A moved run folder reruns nothing (issue: sanity_metrics, claims and the curves
+    reran, their settings carrying experiments.*.checkpoints): every stage's settings are
+    the same for two places of the same files, and still say the experiment is imported."""
+    cfg = with_defaults(load_config(ROOT / "config.yaml"))
+    mine = {"epochs": 2, "checkpoints": "runs/mine/epoch_{epoch}.pt"}
+    here = {**cfg, "experiments": {**cfg["experiments"], "mine": mine}}
+    there = {**cfg, "experiments": {**cfg["experiments"], "mine": {**mine, "checkpoints": "/else/where/e{epoch}.pt"}}}
+    readers = 0
+    for stage in cli.READS:
+        a, b = cli.settings(here, stage, exp="mine"), cli.settings(there, stage, exp="mine")
+        assert a == b, stage
+        assert "runs/mine" not in a, stage
+        if '"mine"' in a:
+            readers += 1
+            assert json.loads(a)["experiments"]["mine"]["checkpoints"] == cli.IMPORTED, stage
+            assert plan.imported(json.loads(a)["experiments"]["mine"]), stage
+    assert readers >= 3  # sanity measure, claims, figures curves at least
+
+
 # distinctive values: each must arrive in every stage that reads it
 SETTINGS = {
     "seeds": [3, 8],

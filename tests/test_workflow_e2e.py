@@ -189,7 +189,10 @@ def test_deleting_a_checkpoint_reruns_only_what_depends_on_it(tiny_run):
 def test_temporary_checkpoints_are_deleted_once_used_and_nothing_else_is(tmp_path):
     """train.keep_checkpoints: false, docs/reproducing.md's way to keep the paper run's disk small."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    (tmp_path / "temp.yaml").write_text("seeds: [1]\ntrain: {keep_checkpoints: false}\nexperiments: {pretrained: {epochs: 1}}\n")
+    # no frozen experiment and the sanity check's control alone: the deletion is the same, and a
+    # toy DAG's jobs are mostly start-up (2 minutes of make test-all with them)
+    (tmp_path / "temp.yaml").write_text("seeds: [1]\ntrain: {keep_checkpoints: false}\nsanity: {levels: [all]}\n"
+                                        "experiments: {pretrained: {epochs: 1}, frozen: null}\n")
     snakemake(tmp_path, configs=[TINY, tmp_path / "temp.yaml"])
     run = tmp_path / "results" / "tiny"
     assert list((run / "train").glob("*/*/epoch_*[0-9].pt")) == []

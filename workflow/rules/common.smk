@@ -187,6 +187,17 @@ KEEP_CHECKPOINTS = config["train"]["keep_checkpoints"]
 # portable GPU request of the rules that can use one (SLURM and workstation profiles)
 TRAIN_GPUS = 0 if config["train"]["device"] == "cpu" else 1
 VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
+
+
+# Snakemake's job groups, which only a cluster executor uses (a local run ignores them): each
+# experiment and seed's epochs, cluster.epochs_per_submission at a time, with the jobs that read
+# those checkpoints (visualizations, inner units, the atlas, the methods) go to the cluster as one
+# submission, run in order inside it: a paper epoch's jobs take seconds on a GPU (docs/performance.md),
+# against a queue's wait per submission (docs/operations.md)
+def run_group(wildcards):
+    seed = getattr(wildcards, "seed", FIRST_SEED)
+    part = int(getattr(wildcards, "epoch", 0)) // config["cluster"]["epochs_per_submission"]
+    return f"{wildcards.exp}-seed{seed}-part{part}"
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # Settings of how jobs run, not of what they compute, reach the jobs through the
 # environment, so that changing them reruns nothing: how long a job waits for a

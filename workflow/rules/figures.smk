@@ -1,5 +1,6 @@
 # Stage 6: the paper's figures and tables, the learning curves, the animations
-# and the optional methods' figures (what the measures computed, drawn).
+# and the optional methods' figures (what the measures computed, drawn). Each is a few seconds
+# of one core: on a cluster they run on the submitting host (localrule), not through the queue.
 
 
 rule evolution_figure:
@@ -31,6 +32,7 @@ rule evolution_figure:
             labels={"figure": "{fig}"},
         ),
         pdf=path("figure", name="{fig}", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/{fig}"),
     wildcard_constraints:
@@ -65,6 +67,7 @@ rule top_figure:
             labels={"figure": "top images {exp}"},
         ),
         pdf=path("figure", name="top_{exp}", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/top_{exp}"),
     conda:
@@ -94,6 +97,7 @@ rule reference_figure:
             labels={"figure": "fig3"},
         ),
         pdf=path("figure", name="fig3", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/fig3"),
     conda:
@@ -118,6 +122,7 @@ rule learning_curves:
             labels={"figure": "learning curves"},
         ),
         pdf=path("figure", name="learning_curves", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/learning_curves"),
     conda:
@@ -144,6 +149,7 @@ rule accuracy_table:
         ),
         md=path("table", ext="md"),
         tex=path("table", ext="tex"),
+    localrule: True
     log:
         logfile("tables/{table}"),
     wildcard_constraints:
@@ -178,6 +184,7 @@ rule units_figure:
             labels={"figure": "units_{exp}"},
         ),
         pdf=path("figure", name="units_{exp}", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/units_{exp}"),
     conda:
@@ -202,6 +209,7 @@ rule animation:
             category="Animations",
             labels={"experiment": "{exp}"},
         ),
+    localrule: True
     log:
         logfile("figures/evolution_{exp}"),
     conda:
@@ -226,6 +234,7 @@ rule method_figure:
             labels={"method": "{method}", "experiment": "{exp}"},
         ),
         pdf=path("figure", name="{method}_{exp}", ext="pdf"),
+    localrule: True
     log:
         logfile("figures/{method}_{exp}"),
     wildcard_constraints:
@@ -252,6 +261,7 @@ rule atlas_page:
             category="Atlas",
             labels={"experiment": "{exp}", "kind": "atlas"},
         ),
+    localrule: True
     log:
         logfile("figures/atlas_{exp}"),
     benchmark:

@@ -80,6 +80,8 @@ rule init_model:
     output:
         ckpt=checkpoint_output(path("checkpoint", epoch=0)),
         metrics=path("epoch_metrics", epoch=0),
+    group:
+        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_000"),
     benchmark:
@@ -117,6 +119,8 @@ rule train_epoch:
         # rerun of any epoch continues exactly as the first run did
         optim=optimizer_output(PATHS["optimizer"]),
         metrics=PATHS["epoch_metrics"],
+    group:
+        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -155,6 +159,8 @@ rule import_checkpoint:
     output:
         ckpt=PATHS["checkpoint"],
         metrics=PATHS["epoch_metrics"],
+    group:
+        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -190,6 +196,7 @@ rule history:
             subcategory="{exp}",
             labels={"experiment": "{exp}", "seed": "{seed}"},
         ),
+    localrule: True
     log:
         logfile("train/{exp}/seed{seed}/history"),
     conda:

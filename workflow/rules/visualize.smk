@@ -18,6 +18,8 @@ rule visualize:
         # the checkpoint's layers on fixed validation images (featevo.measures.represent), read in
         # this job: a job of its own would add its start-up (half of a demo job) per checkpoint
         represent=PATHS["represent"],
+    group:
+        run_group
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -56,6 +58,8 @@ rule visualize_units:
     output:
         png=PATHS["units_png"],
         npz=PATHS["units"],
+    group:
+        run_group
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}_units"),
     benchmark:
@@ -83,6 +87,8 @@ rule atlas_render:
         val=path("images", subset="main", split="val"),
     output:
         PATHS["atlas_npz"],
+    group:
+        run_group
     log:
         logfile("atlas/{exp}/epoch_{epoch}"),
     benchmark:
@@ -140,6 +146,8 @@ rule explain:
         val=path("images", subset="main", split="val"),
     output:
         PATHS["explained"],
+    group:
+        run_group
     log:
         logfile("explain/{exp}/epoch_{epoch}"),
     benchmark:

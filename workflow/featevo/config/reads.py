@@ -19,6 +19,9 @@ import re
 OPERATIONAL = ("train.threads", "train.keep_checkpoints", "train.keep_optimizer_state", "reference.threads",
                "judge.threads", "visualize.threads", "methods.threads", "methods.every")
 
+# what a stage's settings hold in place of experiments.<name>.checkpoints (settings())
+IMPORTED = "a run of your own (its files travel apart)"
+
 # A pick is a section (``"visualize"``: whole, less OPERATIONAL), a key of one
 # (``"data.image_size"``, ``"experiments.{exp}.freeze"`` with the job's wildcard filled
 # in), the first item of a list (``"seeds[0]"``: adding a seed reruns nothing that
@@ -116,6 +119,12 @@ def settings(cfg: dict, stage: str, **fill) -> str:
             _put(out, keys, value)
     for pick in OPERATIONAL:
         _drop(out, path(pick))
+    # where a run of the user's own lies is not what it holds (its files' content reaches the
+    # import job as a fingerprint): a stage that reads the experiments learns only that one is
+    # imported, so that a moved run folder reruns nothing
+    for spec in (out.get("experiments") or {}).values():
+        if isinstance(spec, dict) and "checkpoints" in spec:
+            spec["checkpoints"] = IMPORTED
     # in the config's order, which is a setting too: the experiments' order is the tables' and curves'
     return json.dumps(out)
 
