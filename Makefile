@@ -29,7 +29,10 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # CONFIG: config files layered on config.yaml (make run CONFIG=configs/resnet-demo.yaml CORES=8)
+# (the config files are checked first: Snakemake's loader stops at one that is empty, not a
+# mapping or not YAML without naming the file or the line)
 run: $(STAMP)
+	$(if $(strip $(CONFIG)),$(BIN)/python -m featevo.config.settings $(CONFIG))
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(if $(strip $(CONFIG)),--configfile $(CONFIG))
 
 # every figure, table and metric of a run with its caption, in one HTML file beside the run's
@@ -41,6 +44,7 @@ RUN_NAME = $(shell $(BIN)/python -c 'import sys, yaml; names = [(yaml.safe_load(
 	for f in sys.argv[1:]]; print([n for n in names if n][-1])' config.yaml $(CONFIG))
 
 report: $(STAMP)
+	$(if $(strip $(CONFIG)),$(BIN)/python -m featevo.config.settings $(CONFIG))
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake $(if $(strip $(CONFIG)),--configfile $(CONFIG)) \
 		--report results/$(RUN_NAME)/report.html
 

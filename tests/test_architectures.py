@@ -15,7 +15,7 @@ from featevo.models.networks import ModelSpec, build_model, head_name, num_outpu
 from featevo.models.networks import transfer
 from featevo.models.train import freeze, make_optimizer
 from featevo.optvis.render import activation_maximization
-from snakemake_helpers import ROOT, tiny_with
+from snakemake_helpers import ROOT
 
 # one member of every torchvision classification family, and the side its images need
 # (ViT and MaxViT are made for 224 px, Inception v3 for 75 px and more)

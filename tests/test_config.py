@@ -60,11 +60,14 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
     ({"visualize": {"units": ["layer4"]}}, "visualize.units.0: 'layer4' is not what it takes: a module of the "
                                           "network and an index: layer:channel"),
     ({"reference": {"sha256": "abc"}}, "reference.sha256: 'abc' is not what it takes: a SHA-256 digest"),
-    ({"visualize": {"units": ["features.28:3", "features.28:3"]}}, "has non-unique elements"),
+    ({"visualize": {"units": ["features.28:3", "features.28:3"]}},
+     "visualize.units: lists 'features.28:3' more than once; write each once"),
     # an experiment's figure would overwrite one of the workflow's own
     ({"experiments": {"frozen": {"figure": "learning_curves"}}},
      "experiments.frozen.figure: 'learning_curves' is the name of one of the workflow's own figures"),
     ({"experiments": {"frozen": {"figure": "metrics_scratch_seed0"}}}, "is the name of one of the workflow's own"),
+    # the atlas's page is figures/atlas_<experiment>.html, with a log of the same name
+    ({"experiments": {"frozen": {"figure": "atlas_scratch"}}}, "is the name of one of the workflow's own"),
     ({"experiments": {"frozen": {"table": "claims"}}},
      "experiments.frozen.table: 'claims' is the name of one of the workflow's own tables"),
     # a name a command line would read as a flag
@@ -179,10 +182,13 @@ def test_every_schema_error_is_named_at_once_in_a_few_lines(workdir):
                                   "visualize": {"stepz": 3}})
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    for line in ("train.batch_size: 0 is less than the minimum of 1",
-                 "train.keep_checkpoints: 'maybe' is not of type 'boolean'",
-                 "visualize: Additional properties are not allowed ('stepz' was unexpected)"):
+    # in words, saying what to write: no JSON-schema phrase ("is not of type", "Additional properties")
+    for line in ("train.batch_size: 0 is out of range; write a value at least 1",
+                 "train.keep_checkpoints: 'maybe' is not true or false; write true or false",
+                 "visualize: 'stepz' is not a setting of this section; docs/config.md lists its keys"):
         assert line in out, out[-3000:]
+    for phrase in ("is not of type", "Additional properties", "is less than the minimum", "was unexpected"):
+        assert phrase not in out, phrase
     assert len(out[out.index("invalid configuration"):].splitlines()) < 12
 
 
@@ -278,6 +284,29 @@ def test_config_file_problems_name_the_file_and_line(tmp_path, text, message):
     problems = config_file_problems(tmp_path / "bad.yaml")
     assert len(problems) == 1 and message in problems[0], problems
     assert not config_file_problems(ROOT / "config.yaml", ROOT / "configs" / "paper.yaml")
+
+
+def test_make_run_names_a_config_file_snakemake_cannot_read_before_snakemake_reads_it(tmp_path):
+    """Snakemake's loader stops at an empty file, a list or bad YAML without naming the file or
+    line ("Config file must be given as JSON or YAML with keys at top level"); `make run
+    CONFIG=...` checks the files first, by name and line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text("data: {classes: [\n")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    proc = subprocess.run([sys.executable, "-m", "featevo.config.settings", str(tmp_path / "bad.yaml"),
+                           str(tmp_path / "list.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"error: {tmp_path / 'bad.yaml'}:2: not valid YAML" in proc.stderr, proc.stderr
+    assert f"error: {tmp_path / 'list.yaml'}: the file is a list, not a mapping" in proc.stderr
+    assert subprocess.run([sys.executable, "-m", "featevo.config.settings", str(ROOT / "config.yaml")]).returncode == 0
+    for target in ("run", "report"):  # the check comes first, on the same files
+        shown = subprocess.run(["make", "-n", "-C", str(ROOT), target, f"CONFIG={tmp_path / 'bad.yaml'}"],
+                               capture_output=True, text=True).stdout.splitlines()
+        commands = [line for line in shown if "featevo.config.settings" in line or "snakemake" in line]
+        assert "-m featevo.config.settings " + str(tmp_path / "bad.yaml") in commands[0], shown
+        assert "snakemake" in commands[1], shown
 
 
 def test_a_user_config_without_run_name_does_not_take_the_demo_s_folder(workdir):

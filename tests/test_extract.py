@@ -97,6 +97,46 @@ def test_all_three_layouts_give_the_same_bytes(tmp_path):
     assert outs["folder"] == outs["synset_tars"] == outs["train_tar"]
 
 
+def test_every_undecodable_file_is_named_at_once_in_words(tmp_path):
+    """Two bad files, both named in one message, each with what is wrong in words (PIL's
+    own says "cannot identify image file <_io.BytesIO object at 0x...>")."""
+    fake_imagenet(tmp_path / "train", quirks=False)
+    (tmp_path / "train" / WNIDS[0] / f"{WNIDS[0]}_1.JPEG").write_bytes(b"GIF87 but not an image at all")
+    (tmp_path / "train" / WNIDS[1] / f"{WNIDS[1]}_2.JPEG").write_bytes(b"")
+    with pytest.raises(ExtractionError) as exc:
+        run(tmp_path / "train", tmp_path / "out")
+    msg = str(exc.value)
+    assert "2 image(s) cannot be decoded" in msg and "data.skip_unreadable: true" in msg
+    assert f"{WNIDS[0]}/{WNIDS[0]}_1.JPEG: not an image any reader knows (29 bytes, starting 47 49 46" in msg
+    assert f"{WNIDS[1]}/{WNIDS[1]}_2.JPEG: it is empty (0 bytes)" in msg
+    assert "BytesIO" not in msg and " at 0x" not in msg
+
+
+def test_empty_files_and_names_that_are_not_utf8_are_named_at_parse_time(tmp_path):
+    """data.source folder: a 0-byte image and a file name that is not UTF-8 stop the run
+    while the workflow is parsed, named as a person reads them (\\xff, not \\udcff)."""
+    import os
+
+    from featevo.preflight.checks import _check_folder
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(30):
+            (tmp_path / c / f"{i}.jpg").write_bytes(jpeg((10, 20, 30)))
+    (tmp_path / "a" / "empty.jpg").write_bytes(b"")
+    with open(os.path.join(os.fsencode(tmp_path / "b"), b"\xff\xfe.jpg"), "wb") as fh:
+        fh.write(jpeg((10, 20, 30)))
+    data = {"source": "folder", "path": str(tmp_path), "classes": [{"name": "a"}, {"name": "b"}], "images_per_class": 10}
+    cfg = {"judge": {"images_per_class": 4, "source": "train"}}
+    errors = "\n".join(_check_folder(data, cfg))
+    assert "data.classes: 'a': " in errors and "holds 1 empty file(s) (0 bytes: 'empty.jpg')" in errors
+    assert "data.classes: 'b': " in errors and "not UTF-8 ('\\\\xff\\\\xfe.jpg'); rename them" in errors, errors
+    assert "udc" not in errors
+    # left out on purpose: the empty file no longer stops the run; a name that is not UTF-8 still does
+    errors = "\n".join(_check_folder({**data, "skip_unreadable": True}, cfg))
+    assert "empty file(s)" not in errors and "not UTF-8" in errors
+
+
 def test_truncated_file_stops_with_its_name_or_is_listed_as_rejected(tmp_path):
     fake_imagenet(tmp_path / "train", truncated=True)
     with pytest.raises(ExtractionError, match=r"n02007558/n02007558_5.JPEG.*data.skip_unreadable"):

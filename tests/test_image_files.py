@@ -144,7 +144,7 @@ def test_a_file_whose_pixels_have_no_range_is_refused_by_name_or_left_out(tmp_pa
     proc = tiny_with(tmp_path, OWN.format(path=tmp_path / "modes", extra=""), args=TARGETS, check=False)
     assert proc.returncode != 0
     logs = "".join(p.read_text() for p in (tmp_path / "results" / "px" / "logs").glob("extract_*.log"))
-    assert "gray/raw counts.tif cannot be decoded (32-bit float pixels from 1234.5 to 1234.5" in logs
+    assert "1 image(s) cannot be decoded (gray/raw counts.tif: 32-bit float pixels from 1234.5 to 1234.5" in logs
     assert "rescale it to 0-1" in logs and "data.skip_unreadable: true" in logs
     assert "Traceback" not in logs
     # with skip_unreadable, it is left out and named in the job's log

@@ -59,6 +59,27 @@ def test_an_imported_run_gives_its_figures_and_tables(tmp_path):
     assert not list((run / "train" / "mine" / "seed0").glob("*.optim.pt"))
 
 
+def test_a_run_without_an_epoch_0_file_gets_methods_and_atlas_from_its_first_epoch(tmp_path):
+    """The schema lets a run of one's own start at epoch 1; the methods and the atlas, which
+    counted epochs from 0, asked for its missing epoch 0 (a traceback in the dry run)."""
+    from snakemake_helpers import job_counts
+
+    (tmp_path / "runs").mkdir()
+    for e in (1, 2, 3):  # no epoch_0.pt (a dry run reads no checkpoint)
+        (tmp_path / "runs" / f"epoch_{e}.pt").write_bytes(b"")
+    dry = tiny_with(tmp_path, (
+        "run_name: own\nreference: {source: none}\n"
+        "experiments: {scratch: null, pretrained: null, frozen: null,\n"
+        "  mine: {checkpoints: 'runs/epoch_{epoch}.pt', epochs: 3}}\n"
+        "methods: {every: 2}\natlas: {enabled: true, every: 2, experiment: mine}\n"), args=["-n"])
+    out = dry.stdout + dry.stderr
+    counts = job_counts(dry.stdout)
+    assert counts["import_checkpoint"] == 3 and counts["explain"] == 2 and counts["atlas_render"] == 2, counts
+    assert "explain/mine/epoch_000" not in out and "atlas/mine/epoch_000" not in out
+    for e in ("001", "003"):  # every second of its own epochs from its first, and the last
+        assert f"explain/mine/epoch_{e}.npz" in out and f"atlas/mine/epoch_{e}" in out, e
+
+
 def test_a_checkpoint_that_does_not_fit_is_named_with_its_first_mismatch(tmp_path):
     data = write_subset(tmp_path / "data", n_train=6, n_val=6)
     torch.save(torchvision.models.resnet34(num_classes=3).state_dict(), tmp_path / "r34.pt")

@@ -168,13 +168,14 @@ METHODS = [m for m in ALL_METHODS if METHODS_CFG[m]["enabled"]]
 STANDIN = config["data"]["source"] == "standin"
 FOLDER = config["data"]["source"] == "folder"  # your own classes under data.path
 # the atlas (atlas.*): the experiment it shows, at every atlas.every-th epoch and the last
-ATLAS = config["atlas"]["enabled"] and bool(TRAINED)
-ATLAS_EXP = config["atlas"]["experiment"] or (TRAINED[0] if TRAINED else None)
+# (null: the first that trains, else the first: a run of one's own alone is shown too)
+ATLAS_EXP = config["atlas"]["experiment"] or (TRAINED + IMPORTED + [None])[0]
+ATLAS = config["atlas"]["enabled"] and ATLAS_EXP is not None
 
 
 def atlas_epochs():
-    last = EXPERIMENTS[ATLAS_EXP]["epochs"]
-    return sorted(set(range(0, last + 1, config["atlas"]["every"])) | {last})
+    """Every `atlas.every`-th epoch of the experiment's own (an imported run may start at 1), and the last."""
+    return every_and_last(ATLAS_EXP, config["atlas"]["every"])
 
 
 # the stand-in's cue-conflict images, read by every checkpoint (controls.cue_conflict)
@@ -196,8 +197,13 @@ VIZ_GPUS = 0 if config["visualize"]["device"] == "cpu" else 1
 # against a queue's wait per submission (docs/operations.md)
 def run_group(wildcards):
     seed = getattr(wildcards, "seed", FIRST_SEED)
-    part = int(getattr(wildcards, "epoch", 0)) // config["cluster"]["epochs_per_submission"]
+    part = (
+        int(getattr(wildcards, "epoch", 0))
+        // config["cluster"]["epochs_per_submission"]
+    )
     return f"{wildcards.exp}-seed{seed}-part{part}"
+
+
 TRAIN_PRIORITY = 10 if KEEP_CHECKPOINTS else 0
 # Settings of how jobs run, not of what they compute, reach the jobs through the
 # environment, so that changing them reruns nothing: how long a job waits for a
@@ -346,9 +352,15 @@ def explained(exp, epoch):
 
 
 def explain_epochs(exp):
-    """Every `methods.every`-th epoch from 0, and the last."""
-    last = EXPERIMENTS[exp]["epochs"]
-    return sorted(set(range(0, last + 1, METHODS_CFG["every"])) | {last})
+    """Every `methods.every`-th epoch of the experiment's own, and the last."""
+    return every_and_last(exp, METHODS_CFG["every"])
+
+
+def every_and_last(exp, every):
+    """Every `every`-th of the experiment's epochs from its first (an imported run without an
+    epoch 0 starts at 1), and the last."""
+    own = epochs(exp)
+    return sorted(set(own[::every]) | {own[-1]})
 
 
 def epochs(exp):

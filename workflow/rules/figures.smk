@@ -32,7 +32,6 @@ rule evolution_figure:
             labels={"figure": "{fig}"},
         ),
         pdf=path("figure", name="{fig}", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/{fig}"),
     wildcard_constraints:
@@ -40,6 +39,7 @@ rule evolution_figure:
             spec["figure"] for spec in EXPERIMENTS.values() if "figure" in spec
         )
         or "^$",
+    localrule: True
     conda:
         ENV
     params:
@@ -67,9 +67,9 @@ rule top_figure:
             labels={"figure": "top images {exp}"},
         ),
         pdf=path("figure", name="top_{exp}", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/top_{exp}"),
+    localrule: True
     conda:
         ENV
     params:
@@ -97,9 +97,9 @@ rule reference_figure:
             labels={"figure": "fig3"},
         ),
         pdf=path("figure", name="fig3", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/fig3"),
+    localrule: True
     conda:
         ENV
     params:
@@ -122,9 +122,9 @@ rule learning_curves:
             labels={"figure": "learning curves"},
         ),
         pdf=path("figure", name="learning_curves", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/learning_curves"),
+    localrule: True
     conda:
         ENV
     params:
@@ -149,7 +149,6 @@ rule accuracy_table:
         ),
         md=path("table", ext="md"),
         tex=path("table", ext="tex"),
-    localrule: True
     log:
         logfile("tables/{table}"),
     wildcard_constraints:
@@ -157,6 +156,7 @@ rule accuracy_table:
             spec["table"] for spec in EXPERIMENTS.values() if "table" in spec
         )
         or "^$",
+    localrule: True
     conda:
         ENV
     params:
@@ -184,9 +184,9 @@ rule units_figure:
             labels={"figure": "units_{exp}"},
         ),
         pdf=path("figure", name="units_{exp}", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/units_{exp}"),
+    localrule: True
     conda:
         ENV
     params:
@@ -209,9 +209,9 @@ rule animation:
             category="Animations",
             labels={"experiment": "{exp}"},
         ),
-    localrule: True
     log:
         logfile("figures/evolution_{exp}"),
+    localrule: True
     conda:
         ENV
     params:
@@ -234,11 +234,11 @@ rule method_figure:
             labels={"method": "{method}", "experiment": "{exp}"},
         ),
         pdf=path("figure", name="{method}_{exp}", ext="pdf"),
-    localrule: True
     log:
         logfile("figures/{method}_{exp}"),
     wildcard_constraints:
         method="|".join(ALL_METHODS),
+    localrule: True
     conda:
         ENV
     params:
@@ -261,11 +261,11 @@ rule atlas_page:
             category="Atlas",
             labels={"experiment": "{exp}", "kind": "atlas"},
         ),
-    localrule: True
     log:
         logfile("figures/atlas_{exp}"),
     benchmark:
         benchmark_file("figures/atlas_{exp}")
+    localrule: True
     conda:
         ENV
     params:

@@ -80,8 +80,6 @@ rule init_model:
     output:
         ckpt=checkpoint_output(path("checkpoint", epoch=0)),
         metrics=path("epoch_metrics", epoch=0),
-    group:
-        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_000"),
     benchmark:
@@ -89,6 +87,8 @@ rule init_model:
     wildcard_constraints:
         exp=TRAINED_EXP,
     priority: TRAIN_PRIORITY
+    group:
+        run_group
     conda:
         ENV
     threads: TRAIN_CFG["threads"]
@@ -119,8 +119,6 @@ rule train_epoch:
         # rerun of any epoch continues exactly as the first run did
         optim=optimizer_output(PATHS["optimizer"]),
         metrics=PATHS["epoch_metrics"],
-    group:
-        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -128,6 +126,8 @@ rule train_epoch:
     wildcard_constraints:
         exp=TRAINED_EXP,
     priority: TRAIN_PRIORITY
+    group:
+        run_group
     conda:
         ENV
     threads: TRAIN_CFG["threads"]
@@ -159,8 +159,6 @@ rule import_checkpoint:
     output:
         ckpt=PATHS["checkpoint"],
         metrics=PATHS["epoch_metrics"],
-    group:
-        run_group
     log:
         logfile("train/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
@@ -168,6 +166,8 @@ rule import_checkpoint:
     wildcard_constraints:
         exp=IMPORTED_EXP,
         epoch="[0-9]{3}",
+    group:
+        run_group
     conda:
         ENV
     threads: TRAIN_CFG["threads"]
@@ -196,9 +196,9 @@ rule history:
             subcategory="{exp}",
             labels={"experiment": "{exp}", "seed": "{seed}"},
         ),
-    localrule: True
     log:
         logfile("train/{exp}/seed{seed}/history"),
+    localrule: True
     conda:
         ENV
     params:

@@ -18,14 +18,14 @@ rule visualize:
         # the checkpoint's layers on fixed validation images (featevo.measures.represent), read in
         # this job: a job of its own would add its start-up (half of a demo job) per checkpoint
         represent=PATHS["represent"],
-    group:
-        run_group
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}"),
     benchmark:
         benchmark_file("viz/{exp}/seed{seed}/epoch_{epoch}")
     wildcard_constraints:
         epoch="[0-9]{3}",
+    group:
+        run_group
     conda:
         ENV
     threads: VIZ_CFG["threads"]
@@ -58,14 +58,14 @@ rule visualize_units:
     output:
         png=PATHS["units_png"],
         npz=PATHS["units"],
-    group:
-        run_group
     log:
         logfile("viz/{exp}/seed{seed}/epoch_{epoch}_units"),
     benchmark:
         benchmark_file("viz/{exp}/seed{seed}/epoch_{epoch}_units")
     wildcard_constraints:
         epoch="[0-9]{3}",
+    group:
+        run_group
     conda:
         ENV
     threads: VIZ_CFG["threads"]
@@ -87,14 +87,14 @@ rule atlas_render:
         val=path("images", subset="main", split="val"),
     output:
         PATHS["atlas_npz"],
-    group:
-        run_group
     log:
         logfile("atlas/{exp}/epoch_{epoch}"),
     benchmark:
         benchmark_file("atlas/{exp}/epoch_{epoch}")
     wildcard_constraints:
         epoch="[0-9]{3}",
+    group:
+        run_group
     conda:
         ENV
     threads: VIZ_CFG["threads"]
@@ -146,14 +146,14 @@ rule explain:
         val=path("images", subset="main", split="val"),
     output:
         PATHS["explained"],
-    group:
-        run_group
     log:
         logfile("explain/{exp}/epoch_{epoch}"),
     benchmark:
         benchmark_file("explain/{exp}/epoch_{epoch}")
     wildcard_constraints:
         epoch="[0-9]{3}",
+    group:
+        run_group
     conda:
         ENV
     threads: METHODS_CFG["threads"]

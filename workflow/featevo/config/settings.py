@@ -250,11 +250,50 @@ def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
         elif err.validator in ("oneOf", "anyOf"):
             msg = _one_of(err)
         else:
-            msg = err.message if len(err.message) < 200 else err.message[:200] + "..."
+            msg = _in_words(err)
         lines.append(f"{key}: {msg}")
     lines += [f"{'.'.join(map(str, (*at, *where)))}: {value} is not a finite number; write a number"
               for where, value in _non_finite(config)]
     return lines
+
+
+_TYPES = {"boolean": "true or false", "integer": "a whole number", "number": "a number", "string": "text",
+          "array": "a list", "object": "a mapping (key: value)", "null": "null"}
+
+
+def _in_words(err) -> str:
+    """A JSON-schema error as a sentence that says what to write (jsonschema's own messages
+    read "is not of type 'boolean'", "has non-unique elements", "Additional properties ...")."""
+    v, inst = err.validator_value, err.instance
+    if err.validator == "type":
+        kinds = " or ".join(_TYPES.get(t, t) for t in ([v] if isinstance(v, str) else v))
+        return f"{inst!r} is not {kinds}; write {kinds}"
+    if err.validator == "enum":
+        return f"{inst!r} is not one of {', '.join(map(str, v))}; write one of them"
+    if err.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most",
+                 "exclusiveMaximum": "below"}[err.validator]
+        return f"{inst!r} is out of range; write a value {bound} {v}"
+    if err.validator == "uniqueItems":
+        seen, twice = [], []
+        for item in inst:
+            (twice if item in seen and item not in twice else seen).append(item)
+        return f"lists {', '.join(map(repr, twice))} more than once; write each once"
+    if err.validator in ("minItems", "maxItems"):
+        bound = "at least" if err.validator == "minItems" else "at most"
+        return f"lists {len(inst)} item(s); write {bound} {v}"
+    if err.validator == "minLength":
+        return f"{inst!r} is too short; write at least {v} character(s)"
+    if err.validator == "required":
+        missing = [k for k in v if isinstance(inst, dict) and k not in inst]
+        return f"misses {', '.join(missing)}; add {'them' if len(missing) > 1 else 'it'}"
+    if err.validator == "additionalProperties" and isinstance(inst, dict):
+        extra = [k for k in inst if k not in err.schema.get("properties", {})]
+        return (f"{', '.join(map(repr, extra))} {'are' if len(extra) > 1 else 'is'} not a setting of this section; "
+                "docs/config.md lists its keys")
+    if err.validator == "contains":
+        return f"{inst!r} must include {v.get('const', v)!r}; add it"
+    return err.message if len(err.message) < 200 else err.message[:200] + "..."
 
 
 def _one_of(err) -> str:
@@ -573,3 +612,19 @@ def _beyond(raw, handed, prefix: str = "") -> list[str]:
         elif handed[k] is not None:
             out += _beyond(v, handed[k], f"{prefix}{k}.")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m featevo.config.settings FILE...``: what config_file_problems finds, before
+    Snakemake reads the files (its own loader stops at a file that is empty, not a mapping
+    or not YAML without naming the file or line); `make run CONFIG=...` runs it first."""
+    import sys
+
+    problems = config_file_problems(*(argv if argv is not None else sys.argv[1:]))
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -246,8 +246,8 @@ def _list_folder(path: Path, wnids: list[str]) -> dict[str, list[str]]:
         found[w] = folder_images(d) if d.is_dir() else []
         bad = [n for n in found[w] if not _utf8(n)]
         if bad:
-            raise ExtractionError(f"{d}: the file name {bad[0]!r} is not UTF-8 ({len(bad)} such); rename "
-                                  "it (the manifest lists every file by name)")
+            raise ExtractionError(f"{d}: the file name {shown_name(bad[0])!r} is not UTF-8 ({len(bad)} such); "
+                                  "rename it (the manifest lists every file by name)")
     return found
 
 
@@ -369,6 +369,30 @@ def census(path: Path, layout: str, wnids: list[str], deep: bool = True) -> dict
     """Each wanted synset's image count at parse time (``Layout.census``); ``layout`` may be auto."""
     path = imagenet_root(Path(path))
     return _layout(detect_layout(path) if layout == "auto" else layout).census(path, wnids, deep)
+
+
+def shown_name(name: str) -> str:
+    """A file name as a person reads it: bytes that are not UTF-8 as \\xNN escapes (Python keeps
+    them as surrogates, which print as \\udcNN)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable(data: bytes, exc: Exception) -> str:
+    """Why an image file cannot be decoded, in words (PIL's message names an in-memory
+    buffer's address: "cannot identify image file <_io.BytesIO object at 0x...>")."""
+    from PIL import UnidentifiedImageError
+
+    if not data:
+        return "it is empty (0 bytes)"
+    if isinstance(exc, UnidentifiedImageError):
+        return f"not an image any reader knows ({len(data)} bytes, starting {data[:8].hex(' ')})"
+    return str(exc) or type(exc).__name__
+
+
+def empty_or_not_utf8(d: Path, names: list[str]) -> tuple[list[str], list[str]]:
+    """Of ``names`` (files in ``d``): the empty ones (0 bytes, a stat each) and those whose
+    name is not UTF-8; both found while the workflow is parsed, before any job."""
+    return [n for n in names if (d / n).stat().st_size == 0], [n for n in names if not _utf8(n)]
 
 
 def _utf8(name: str) -> bool:
@@ -658,11 +682,8 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
             oriented[i] = turn != 1
         except ExtractionError:
             raise
-        except Exception as exc:  # truncated, not an image, unsupported mode
-            if not skip_unreadable:
-                raise ExtractionError(f"{path}: {w}/{name} cannot be decoded ({exc}); replace the file, or set "
-                                      "data.skip_unreadable: true to leave such files out") from exc
-            rejects.append((w, name, str(exc)))
+        except Exception as exc:  # truncated, not an image, unsupported mode: every one named at the end
+            rejects.append((w, name, undecodable(data, exc)))
 
     done = 0
     with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
@@ -681,6 +702,12 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
     if missing.any():
         raise ExtractionError(f"{path}: {int(missing.sum())} listed members could not be read back, e.g. "
                               f"{table.loc[missing, 'member'].iloc[0]}")
+    if rejects and not skip_unreadable:
+        rejects.sort()
+        listed = "; ".join(f"{w}/{shown_name(m)}: {why}" for w, m, why in rejects[:5])
+        raise ExtractionError(f"{path}: {len(rejects)} image(s) cannot be decoded ({listed}"
+                              f"{'; ...' if len(rejects) > 5 else ''}); replace or remove them, or set "
+                              "data.skip_unreadable: true to leave such files out")
     bad = {(w, m) for w, m, _ in rejects}
     table["rejected"] = [(w, m) in bad for w, m in zip(table["wnid"], table["member"])]
     keep = ~table["rejected"].to_numpy()
@@ -691,7 +718,7 @@ def extract(path: Path, out: Path, wnids: list[str], *, per_class: int, val_per_
         np.save(out / f"{split}_labels.npy", table.loc[sel, "label"].to_numpy(np.int64))
     table.to_csv(out / "manifest.csv", index=False)
     for w, m, why in rejects:
-        log(f"[extract] rejected {w}/{m}: {why}")
+        log(f"[extract] rejected {w}/{shown_name(m)}: {why}")
     if oriented.any():
         log(f"[extract] {int(oriented.sum())} images carry an EXIF orientation other than upright: "
             + ("turned upright (data.exif_orientation: apply)" if exif == "apply" else

@@ -102,7 +102,7 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
     judge, trained here, takes images of its own besides); a class's folder lies inside
     data.path, and nothing with an image's name in it is a folder or a broken link
     (:func:`featevo.data.imagenet.folder_images`)."""
-    from featevo.data.imagenet import ExtractionError, folder_images
+    from featevo.data.imagenet import ExtractionError, empty_or_not_utf8, folder_images, shown_name
 
     path = data.get("path")
     if not path:
@@ -127,10 +127,21 @@ def _check_folder(data: dict, cfg: dict) -> list[str]:
             continue
         d = Path(path) / rel
         try:
-            n = len(folder_images(d)) if d.is_dir() else 0
-        except ExtractionError as exc:
+            names = folder_images(d) if d.is_dir() else []
+            empty, not_utf8 = empty_or_not_utf8(d, names)
+        except (ExtractionError, OSError) as exc:
             errors.append(f"data.classes: {c['name']!r}: {exc}")
             continue
+        n = len(names)
+
+        def some(found):
+            return ", ".join(repr(shown_name(x)) for x in found[:3]) + (", ..." if len(found) > 3 else "")
+        if not_utf8:
+            errors.append(f"data.classes: {c['name']!r}: {d} holds {len(not_utf8)} file name(s) that are not UTF-8 "
+                          f"({some(not_utf8)}); rename them (the manifest lists every file by name)")
+        if empty and not data.get("skip_unreadable"):
+            errors.append(f"data.classes: {c['name']!r}: {d} holds {len(empty)} empty file(s) (0 bytes: {some(empty)}); "
+                          "replace or remove them, or set data.skip_unreadable: true to leave such files out")
         if n == 0:
             errors.append(f"data.classes: {c['name']!r} has no images in {d}; set its folder, or add images")
         elif n < data["images_per_class"] + judge:
@@ -410,7 +421,8 @@ def _check_memory(cfg: dict) -> list[str]:
 # experiment's evolution figure must not overwrite
 FIGURES = ("fig3", "learning_curves", "sanity")
 FIGURE_PATTERNS = ("cka_{exp}", "confusion_{exp}_seed{seed}", "evolution_{exp}", "metrics_{exp}_seed{seed}",
-                   "top_{exp}", "units_{exp}", "saliency_{exp}", "occlusion_{exp}", "inversion_{exp}")
+                   "top_{exp}", "units_{exp}", "saliency_{exp}", "occlusion_{exp}", "inversion_{exp}",
+                   "atlas_{exp}")
 
 
 def _taken_figure(name: str, exps: dict) -> bool:
