@@ -80,8 +80,8 @@ def test_resnet18_from_scratch_and_from_its_torchvision_weights_on_own_classes(t
     import torch
     import torchvision
 
-    from featevo.models.checkpoint import load_checkpoint
-    from featevo.models.networks import load_model, num_outputs
+    from featevo.models.checkpoint import load_checkpoint, load_model
+    from featevo.models.networks import num_outputs
     from fake_imagenet import save_as_torchvision
 
     shapes_folder(tmp_path / "shapes", per_class=20)

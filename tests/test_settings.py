@@ -217,6 +217,7 @@ def test_where_a_run_of_one_s_own_lies_is_in_no_job_s_settings():
             readers += 1
             assert json.loads(a)["experiments"]["mine"]["checkpoints"] == cli.IMPORTED, stage
             assert plan.imported(json.loads(a)["experiments"]["mine"]), stage
+            settings.parse(a, stage, exp="mine")  # what the stage itself reads: the schema still holds
     assert readers >= 3  # sanity measure, claims, figures curves at least
 
 

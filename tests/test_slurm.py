@@ -6,6 +6,7 @@ installed (a developer's machine), the test is skipped with the reason.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -22,8 +23,6 @@ pytestmark = pytest.mark.skipif(
 
 def rules_marked(directive):
     """The rules whose definition in workflow/rules/*.smk holds the directive."""
-    import re
-
     found = set()
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for name, body in re.findall(r"(?ms)^ *rule (\w+):\n(.*?)(?=^ *rule |\Z)", smk.read_text()):
@@ -72,10 +71,12 @@ def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
                           capture_output=True, text=True, check=True).stdout
     rows = [line.split("|") for line in acct.splitlines() if line]
     assert {state for _, state, _ in rows} == {"COMPLETED"}, acct
-    submitted = [comment.split("_wildcards")[0].removeprefix("rule_") for _, _, comment in rows]
+    # a group's comment: rule_<group>_<its rules>; a job's: rule_<rule>[_wildcards_...]
+    submitted = [re.sub(r"^(.+?-seed\d+-part\d+)_.*", r"\1", comment.removeprefix("rule_").split("_wildcards")[0])
+                 for _, _, comment in rows]
     # each experiment and seed's epochs, visualizations and methods went as one submission; the
     # figures, tables and histories ran on the submitting host; the rest one submission per job
-    ran = job_counts(proc.stdout)
+    ran = job_counts(proc.stderr) or job_counts(proc.stdout)  # a run logs to stderr, a dry run to stdout
     local, grouped = rules_marked("localrule: True"), rules_marked("group:")
     assert {"train_epoch", "visualize", "evolution_figure", "accuracy_table"} <= set(ran), ran
     assert grouped == {"init_model", "train_epoch", "import_checkpoint", "visualize", "visualize_units",

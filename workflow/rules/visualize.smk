@@ -85,6 +85,7 @@ rule atlas_render:
     input:
         ckpt=lambda w: intact(checkpoint_file(w.exp, w.epoch, FIRST_SEED)),
         val=path("images", subset="main", split="val"),
+        judge=judge_model(),
     output:
         PATHS["atlas_npz"],
     log:
@@ -106,7 +107,8 @@ rule atlas_render:
         key="atlas/{exp}/epoch{epoch}",
     shell:
         stage("atlas")
-        + " render --checkpoint {input.ckpt} --val {params.val} --key {params.key} --out {output}"
+        + " render --checkpoint {input.ckpt} --val {params.val} --key {params.key} --judge {input.judge}"
+        " --out {output}"
         " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 

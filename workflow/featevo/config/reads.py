@@ -20,7 +20,7 @@ OPERATIONAL = ("train.threads", "train.keep_checkpoints", "train.keep_optimizer_
                "judge.threads", "visualize.threads", "methods.threads", "methods.every")
 
 # what a stage's settings hold in place of experiments.<name>.checkpoints (settings())
-IMPORTED = "a run of your own (its files travel apart)"
+IMPORTED = "(a run of your own: epoch_{epoch}, its place travels apart)"
 
 # A pick is a section (``"visualize"``: whole, less OPERATIONAL), a key of one
 # (``"data.image_size"``, ``"experiments.{exp}.freeze"`` with the job's wildcard filled

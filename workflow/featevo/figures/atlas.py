@@ -44,11 +44,14 @@ show(+slider.value);"""
 
 def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], images: np.ndarray,
                activation: np.ndarray, top_index: np.ndarray, top_score: np.ndarray, settled: np.ndarray,
-               val_images: np.ndarray, val_labels: np.ndarray, names: list[str], note: str = "") -> str:
+               val_images: np.ndarray, val_labels: np.ndarray, names: list[str], note: str = "",
+               explains: dict[str, np.ndarray] | None = None) -> str:
     """The page.  ``images``: (epochs, units, H, W, 3) uint8, each channel's image at each
     epoch; ``activation``: (epochs, units) the activation it reached; ``top_index`` /
     ``top_score``: (epochs, units, k) its top real images and their activations;
-    ``settled``: (units,) the epoch its top images settled."""
+    ``settled``: (units,) the epoch its top images settled; ``explains``: (epochs, units)
+    each of ``explains`` (the image's explanation score, featevo.measures.atlas), its known
+    answers ``explains_liked`` and ``explains_random``."""
     e_n, u_n = images.shape[:2]
     uris = [[_uri(images[e, u]) for e in range(e_n)] for u in range(u_n)]
     thumbs = {int(i): _uri(val_images[i], "JPEG") for i in np.unique(top_index)}
@@ -56,6 +59,21 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     if note:
         out.append(f"<p>{html.escape(note)}</p>")
+    if explains is not None:
+        from featevo.measures.atlas import score_can_move
+
+        last = {k: v[-1] for k, v in explains.items()}
+        moves, p = score_can_move(last["explains_liked"], last["explains_random"])
+        out.append("<p>Explanation score (in the manner of MIS: does the channel's image tell its top real images "
+                   "from its bottom ones, matched by likeness in the judge network's features? 0.5: no better than "
+                   f"a coin, 1: every pair). At the last epoch, over the {u_n} channels: median "
+                   f"{np.median(last['explains']):.2f} for their images; known answers: "
+                   f"{np.median(last['explains_liked']):.2f} with a real image each channel likes (not one it is "
+                   f"scored on), {np.median(last['explains_random']):.2f} with a random one: "
+                   + (f"the score can move here (liked above random, one-sided Wilcoxon over the channels, p {p:.2g})."
+                      if moves else
+                      f"<b>the score cannot tell its known answers apart here (p {p:.2g}): read no channel's score "
+                      "as evidence</b> (a weak judge, or images too small for its features).") + "</p>")
     out.append(f"<div id='bar'><input type='range' id='epoch' min='0' max='{e_n - 1}' value='{e_n - 1}' "
                f"style='width:30em'> <b id='elabel'></b></div>")
     for layer in dict.fromkeys(layer for layer, _ in units):
@@ -80,12 +98,15 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
                            f"{html.escape(names[int(val_labels[i])])}<br>{s:.2f}</figcaption></figure>")
             out.append("</div>")
         out.append("<table><tr><th>epoch</th><th>its image's activation</th><th>best real image's</th>"
-                   "<th>ratio</th></tr>")
+                   "<th>ratio</th>" + ("<th>explanation score</th><th>a liked real image's</th>"
+                                       "<th>a random one's</th>" if explains is not None else "") + "</tr>")
         for e in range(e_n):
             best = float(top_score[e, u, 0])
             ratio = activation[e, u] / best if best > 0 else float("nan")
+            scores = "".join(f"<td>{explains[k][e, u]:.2f}</td>" for k in ("explains", "explains_liked",
+                                                                            "explains_random")) if explains else ""
             out.append(f"<tr><td>{epochs[e]}</td><td>{activation[e, u]:.3f}</td><td>{best:.3f}</td>"
-                       f"<td>{ratio:.2f}</td></tr>")
+                       f"<td>{ratio:.2f}</td>{scores}</tr>")
         out.append("</table><p><a href='#'>back to the grid</a></p></section>")
     out.append("<script>" + SCRIPT % {"epochs": json.dumps(list(map(int, epochs))), "images": json.dumps(uris)}
                + "</script></body></html>")

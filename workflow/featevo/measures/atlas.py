@@ -103,3 +103,52 @@ def settle_epochs(tops: list[np.ndarray], epochs: list[int]) -> np.ndarray:
     ok = jac >= SETTLED
     return np.asarray([next(e for i, e in enumerate(epochs) if ok[i:, u].all()) for u in range(last.shape[0])],
                       float)
+
+
+def explanation_scores(explanations: np.ndarray, val: np.ndarray, activations: np.ndarray, k: int) -> np.ndarray:
+    """Per channel: how well its image tells its top real images from its bottom ones, as an
+    observer who matches by likeness would, in the manner of MIS (Zimmermann et al. 2024, whose
+    observer is DreamSim; here the judge network's penultimate features, an independent network
+    trained on other images, by cosine).
+
+    ``explanations``: (U, D) each channel's image's features; ``val``: (N, D) the validation
+    images'; ``activations``: (N, U) each channel's mean activation on them.  Of each channel's
+    k top and k bottom validation images (by the activation its image maximized), the share of
+    (top, bottom) pairs whose top image is nearer to the channel's image; ties count half.
+    0.5: the image tells the two apart no better than a coin; 1: it picks out every top image.
+    Written here because MIS's own code needs DreamSim's weights, which a job cannot fetch."""
+    e = explanations / np.maximum(np.linalg.norm(explanations, axis=1, keepdims=True), 1e-12)
+    v = val / np.maximum(np.linalg.norm(val, axis=1, keepdims=True), 1e-12)
+    order = np.argsort(-activations, axis=0, kind="stable")  # (N, U), best first
+    out = np.empty(activations.shape[1])
+    for u in range(activations.shape[1]):
+        sim = v @ e[u]
+        top, bottom = sim[order[:k, u]], sim[order[-k:, u]]
+        diff = top[:, None] - bottom[None, :]
+        out[u] = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+    return out
+
+
+def explanation_controls(val: np.ndarray, activations: np.ndarray, k: int, seed: int) -> dict[str, np.ndarray]:
+    """The score's known answers, per channel: with the channel's (k+1)-th best real image as
+    its "image" (one it is known to like, not among the k it is scored on), the score must be
+    high; with a validation image drawn at random (seeded), it must be near 0.5 on average."""
+    order = np.argsort(-activations, axis=0, kind="stable")
+    liked = val[order[k]]
+    drawn = val[np.random.default_rng(seed).integers(0, len(val), activations.shape[1])]
+    return {"liked": explanation_scores(liked, val, activations, k),
+            "random": explanation_scores(drawn, val, activations, k)}
+
+
+def score_can_move(liked: np.ndarray, random: np.ndarray, alpha: float = 0.05) -> tuple[bool, float]:
+    """Whether the explanation score separates its known answers here: over the channels, the
+    liked real image's score above the random one's (one-sided Wilcoxon signed-rank, paired by
+    channel). Where it does not, no channel's score is evidence of anything (a weak judge, or
+    images too small for its features)."""
+    from scipy.stats import wilcoxon
+
+    diff = np.asarray(liked, float) - np.asarray(random, float)
+    if len(diff) < 6 or not np.any(diff):
+        return False, 1.0
+    p = float(wilcoxon(diff, alternative="greater").pvalue)
+    return p < alpha, p

@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", type=Path, required=True)
     r.add_argument("--val", type=Path, required=True, help="a folder of featevo extract (its val split)")
     r.add_argument("--key", required=True, help="what it renders (its starting noise is seeded by it)")
+    r.add_argument("--judge", type=Path, required=True,
+                   help="the judge network's checkpoint: the observer of the explanation score")
     r.add_argument("--out", type=Path, required=True, help=".npz")
     settings_argument(r, "atlas render")
     threads_argument(r)
@@ -50,8 +52,11 @@ def render(a) -> None:
         atlas_channels,
         atlas_layers,
         channel_activations,
+        explanation_controls,
+        explanation_scores,
         top_images,
     )
+    from featevo.measures.scores import penultimate
     from featevo.models.checkpoint import load_model
     from featevo.models.networks import ModelSpec
     from featevo.optvis.objectives import InnerUnit
@@ -72,9 +77,17 @@ def render(a) -> None:
     val = Subset(a.val, "val")
     acts = channel_activations(model, val.images, units, device)
     idx, score = top_images(acts, at.top_k)
+    # the explanation score (measures.atlas.explanation_scores): the judge sees the channels'
+    # images and the validation images; its known answers beside it
+    images = to_uint8(result["images"])
+    judge, _ = load_model(a.judge)
+    seen, _ = penultimate(judge, images, device=device)
+    real, _ = penultimate(judge, val.images, device=device)
+    controls = explanation_controls(real, acts, at.top_k, at.seed)
     np.savez_compressed(a.out, epoch=ckpt["epoch"], units=np.asarray([f"{layer}:{c}" for layer, c in units]),
-                        images=to_uint8(result["images"]), activation=result["activation"].numpy(),
-                        top_index=idx, top_score=score)
+                        images=images, activation=result["activation"].numpy(), top_index=idx, top_score=score,
+                        explains=explanation_scores(seen, real, acts, at.top_k), explains_liked=controls["liked"],
+                        explains_random=controls["random"])
     log.info(f"epoch {ckpt['epoch']}: {len(units)} channels of {len(dict.fromkeys(u[0] for u in units))} layers "
              f"in one batch, {result['seconds']:.1f} s -> {a.out}")
 
@@ -98,6 +111,8 @@ def page(a) -> None:
                       np.stack([d["images"] for d in ds]), np.stack([d["activation"] for d in ds]),
                       np.stack(tops), np.stack([d["top_score"] for d in ds]), settle_epochs(tops, epochs),
                       val.images, val.labels, names(s.data),
+                      explains={key: np.stack([d[key] for d in ds]) for key in
+                                ("explains", "explains_liked", "explains_random")},
                       note=f"each channel's image maximizes its mean activation ({s.atlas.parameterization} "
                            "image, the run's visualize recipe otherwise); its top real images are the run's "
                            "validation images that raise it most")
