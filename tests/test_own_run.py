@@ -118,7 +118,7 @@ def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismat
     state.update({f"model.{k}": v for k, v in net.state_dict().items()})
     state.update({f"ema.{k}": torch.zeros_like(v) for k, v in net.state_dict().items()})
     torch.save({"epoch": 1, "state_dict": state}, tmp_path / "lit.ckpt")
-    with caplog.at_level("INFO", logger="featevo.models.train"):
+    with caplog.at_level("INFO", logger="featevo.models.checkpoint"):
         assert train_stage.main(import_args(tmp_path, tmp_path / "lit.ckpt")) == 0
     imported = load_checkpoint(tmp_path / "e.pt")["model"]
     assert all(torch.equal(imported[k], v) for k, v in net.state_dict().items())  # model.*, not ema.*
@@ -128,7 +128,7 @@ def test_a_lightning_checkpoint_with_extra_entries_is_imported_and_a_real_mismat
     # a LightningModule that is the network itself: its loss's weight beside the layers
     caplog.clear()
     torch.save({"state_dict": {**net.state_dict(), "loss_fn.weight": torch.ones(3)}}, tmp_path / "flat.ckpt")
-    with caplog.at_level("INFO", logger="featevo.models.train"):
+    with caplog.at_level("INFO", logger="featevo.models.checkpoint"):
         assert train_stage.main(import_args(tmp_path, tmp_path / "flat.ckpt")) == 0
     assert "under ''; ignored 1 entries of other modules, not the network's: loss_fn.weight" in caplog.text
     # nested wrappers (model.net.*) are found too

@@ -69,7 +69,8 @@ def test_file_without_hash_in_name_or_missing_is_refused(fake_weights, tmp_path)
 
 def test_other_network_with_a_valid_hash_is_refused(tmp_path):
     path, digest = save_as_torchvision({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path)
-    with pytest.raises(WeightsError, match="is not torchvision's vgg16"):
+    with pytest.raises(WeightsError, match=r"does not fit torchvision's vgg16: it has no features.0.bias \(64,\) \(31 of the "
+                                           r"network's 32 tensors missing: features.0.bias, features.2.weight, "):
         import_weights(str(path), tmp_path / "ref.pt", digest)
 
 
@@ -117,8 +118,35 @@ def test_any_torchvision_network_s_weights_import_and_say_how_to_pin_them(tmp_pa
     caplog.clear()
     assert import_weights(str(path), tmp_path / "ref2.pt", digest, arch="resnet18")["sha256_checked"] == "whole"
     assert "set reference.sha256" not in caplog.text
-    with pytest.raises(WeightsError, match="is not torchvision's resnet34"):
+    with pytest.raises(WeightsError, match=r"does not fit torchvision's resnet34: it has no layer1.2.conv1.weight "
+                                           r"\(64, 64, 3, 3\) \(.* missing: layer1.2.conv1.weight, .*\); point "
+                                           r"reference.weights at resnet34-"):
         import_weights(str(path), tmp_path / "ref3.pt", arch="resnet34")
+
+
+def test_the_reference_s_weights_take_the_wrappers_a_run_of_one_s_own_may_carry(tmp_path):
+    """As a run of one's own is read (featevo.models.checkpoint.fitted_state): a Lightning
+    checkpoint's state_dict under model., DataParallel's module. prefix; the same network
+    comes out. Extra tensors of the network's own modules are another network, named."""
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    plain = net.state_dict()
+    for i, wrapped in enumerate(({f"module.{k}": v for k, v in plain.items()},
+                                 {"epoch": 3, "state_dict": {**{f"model.{k}": v for k, v in plain.items()},
+                                                             "loss_fn.weight": torch.ones(3)}})):
+        path = tmp_path / f"wrapped{i}.pth"
+        torch.save(wrapped, path)
+        import_weights(str(path), tmp_path / f"ref{i}.pt", sha256(path), arch="resnet18")
+        loaded, _ = load_model(tmp_path / f"ref{i}.pt")
+        x = torch.rand(1, 3, 64, 64)
+        torch.testing.assert_close(loaded(x), net.eval()(x))
+    extra = tmp_path / "extra.pth"
+    torch.save({**plain, "layer1.2.conv1.weight": torch.zeros(64, 64, 3, 3)}, extra)
+    with pytest.raises(WeightsError, match=r"reference.weights: .*extra.pth does not fit torchvision's resnet18: "
+                                           r"it has layer1.2.conv1.weight \(64, 64, 3, 3\) \(1 tensors more"):
+        import_weights(str(extra), tmp_path / "ref_extra.pt", sha256(extra), arch="resnet18")
 
 
 def test_a_pinned_digest_accepts_a_file_of_any_name(fake_weights, tmp_path):

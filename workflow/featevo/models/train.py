@@ -357,72 +357,6 @@ def cmd_reference(a) -> None:
     _write_metrics(a.metrics, history[-1])
 
 
-def _plain_state(obj, source: Path) -> dict[str, torch.Tensor]:
-    """The state dict in what ``torch.load`` read: itself, or a Lightning checkpoint's
-    ``state_dict`` (also a ``model_state_dict`` or ``model`` entry)."""
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                return obj[key]
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return obj
-    raise SystemExit(f"error: {source} holds no state dict (save one with torch.save(model.state_dict(), path))")
-
-
-def _network_prefix(own: list[str], names: list[str]) -> str:
-    """The prefix under which ``own`` (the network's names) sit in ``names``: ``""``, or a
-    wrapper's (``model.``, ``model.net.``, ``_orig_mod.``), the one that holds most of
-    them; between equals, the one whose first name comes first in the file."""
-    candidates = {"": 0}
-    for i, n in enumerate(names):
-        parts = n.split(".")
-        for k in range(1, min(4, len(parts))):
-            candidates.setdefault(".".join(parts[:k]) + ".", i)
-    present = set(names)
-    return max(candidates, key=lambda pre: (sum(pre + n in present for n in own), -candidates[pre], -len(pre)))
-
-
-def fitted_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
-    """``state`` with its names as ``model``'s, or an error that names the first tensor that
-    does not fit.
-
-    The network's tensors are found under the prefix that holds most of them (a Lightning
-    module's ``model.``, nested wrappers' ``model.net.``).  Entries outside it, or under
-    it but of a module the network does not have at all (a weighted loss's
-    ``loss_fn.weight``, a second copy such as an EMA's), are not the network's, and are
-    ignored with a logged note.  Every tensor of the network must be there with its
-    shape, and no other tensor of its modules: one more (``layer1.2.conv1.weight`` in a
-    ResNet-18) is another network."""
-    own = model.state_dict()
-    names = list(state)
-    prefix = _network_prefix(list(own), names)
-    modules = {name for name, _ in model.named_children()}
-    mine = {n[len(prefix):]: t for n, t in state.items()
-            if n.startswith(prefix) and n[len(prefix):].split(".", 1)[0] in modules}
-    others = [n for n in names if not (n.startswith(prefix) and n[len(prefix):] in mine)]
-    for name, tensor in own.items():
-        if name not in mine:
-            raise SystemExit(f"error: {source} does not fit model.arch: it has no {prefix}{name} {tuple(tensor.shape)}; "
-                             "set model.* to the network that was trained")
-        if tuple(mine[name].shape) != tuple(tensor.shape):
-            raise SystemExit(f"error: {source} does not fit model.arch: its {prefix}{name} is "
-                             f"{tuple(mine[name].shape)}, the config's network has {tuple(tensor.shape)} (model.* "
-                             "or the number of data.classes differs from the run's)")
-    extra = [n for n in mine if n not in own]
-    if extra:
-        raise SystemExit(f"error: {source} does not fit model.arch: it has {prefix}{extra[0]} "
-                         f"{tuple(mine[extra[0]].shape)} ({len(extra)} tensors more than the config's network); "
-                         "set model.* to the network that was trained")
-    if others:
-        groups: dict[str, list[str]] = {}
-        for n in others:
-            groups.setdefault(n.split(".", 1)[0], []).append(n)
-        log.info(f"{source}: the network's {len(own)} tensors are those of its modules under {prefix!r}; "
-                 f"ignored {len(others)} entries of other modules, not the network's: "
-                 + ", ".join(g[0] if len(g) == 1 else f"{k}.* ({len(g)})" for k, g in groups.items()))
-    return {n: mine[n] for n in own}
-
-
 def cmd_import(a) -> None:
     """One checkpoint of your own training run, as one of ours: same network (``model.*``),
     its accuracy evaluated on the validation split."""
@@ -442,7 +376,7 @@ def cmd_import(a) -> None:
         from featevo.jobs.files import torch_refusal
 
         raise SystemExit(f"error: {torch_refusal(a.source, exc)}") from None
-    load_weights(model, fitted_state(model, _plain_state(obj, a.source), a.source))
+    load_weights(model, ck.fitted_state(model, ck.plain_state(obj, a.source), a.source))
     model.to(device, memory_format=torch.channels_last)
     val = evaluate(model, Subset(a.data, "val"), device, a.settings.train.precision)
     metrics = {"epoch": a.epoch, "val_loss": val["loss"], "val_acc": val["acc"], "train_loss": float("nan"),

@@ -131,19 +131,19 @@ def import_weights(weights: str | None, out: Path, sha256: str | None = None, ar
         from featevo.jobs.files import torch_refusal
 
         raise WeightsError(f"reference.weights: {torch_refusal(path, exc)}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"reference.weights: {path} holds no state dict of tensors; point it at "
-                           f"{file_name(arch)}")
-    spec = ModelSpec(arch=arch, num_classes=1000, width_divisor=1, pool_size=7)
-    model = build_model(spec)
-    expected_shapes = {k: v.shape for k, v in model.state_dict().items()}
-    got = {k: v.shape for k, v in state.items()}
-    if expected_shapes != got:
-        diff = sorted(set(expected_shapes.items()) ^ set(got.items()))[:4]
-        raise WeightsError(f"reference.weights: {path} is not torchvision's {arch} (differs at {diff})")
-    from featevo.models.checkpoint import load_weights
+    from featevo.models.checkpoint import fitted_state, load_weights, plain_state
     from featevo.data.inputs import MEAN, STD
 
+    spec = ModelSpec(arch=arch, num_classes=1000, width_divisor=1, pool_size=7)
+    model = build_model(spec)
+    # the prefixes and wrappers a run of one's own may carry (a Lightning checkpoint's state_dict,
+    # DataParallel's module., torch.compile's _orig_mod.), read as for that run
+    try:
+        state = fitted_state(model, plain_state(state, path), path, fits=f"torchvision's {arch}",
+                             fix=f"point reference.weights at {file_name(arch)}, or set model.arch to the network "
+                                 "the file holds")
+    except SystemExit as exc:
+        raise WeightsError(f"reference.weights: {str(exc).removeprefix('error: ')}") from None
     load_weights(model, state)
     prep = preprocessing(arch)
     if any(abs(a - b) > 1e-3 for a, b in zip(prep["mean"] + prep["std"], list(MEAN) + list(STD))):
