@@ -57,7 +57,7 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, override, key):
     ({"train": {"lr": float("inf")}}, "train.lr: inf is not a finite number; write a number"),
     ({"model": {"dropout": float("nan")}}, "model.dropout: nan is not a finite number; write a number"),
     # a pattern is said in words
-    ({"visualize": {"units": ["layer4"]}}, "visualize.units.0: 'layer4' is not what it takes: a module of the "
+    ({"visualize": {"units": ["layer4"]}}, "visualize.units[0]: 'layer4' is not what it takes: a module of the "
                                           "network and an index: layer:channel"),
     ({"reference": {"sha256": "abc"}}, "reference.sha256: 'abc' is not what it takes: a SHA-256 digest"),
     ({"visualize": {"units": ["features.28:3", "features.28:3"]}},

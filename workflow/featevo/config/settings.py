@@ -234,6 +234,14 @@ PATTERN_HELP = {
 }
 
 
+def dotted(keys) -> str:
+    """A config key as the messages write it: data.classes[0].folder (a list's index in brackets)."""
+    out = ""
+    for k in keys:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out
+
+
 def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
     """Every place where ``config`` breaks the schema, one line each, naming the key
     (``at``: where ``config`` sits in the whole config, for the names) and, for a
@@ -244,7 +252,7 @@ def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     lines = [] if at else removed_keys(config)
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        key = ".".join(map(str, (*at, *err.absolute_path))) or "(top level)"
+        key = dotted((*at, *err.absolute_path)) or "(top level)"
         if err.validator == "pattern" and err.validator_value in PATTERN_HELP:
             msg = f"{err.instance!r} is not what it takes: {PATTERN_HELP[err.validator_value]}"
         elif err.validator in ("oneOf", "anyOf"):
@@ -252,7 +260,7 @@ def schema_errors(config: dict, schema: dict, at: tuple = ()) -> list[str]:
         else:
             msg = _in_words(err)
         lines.append(f"{key}: {msg}")
-    lines += [f"{'.'.join(map(str, (*at, *where)))}: {value} is not a finite number; write a number"
+    lines += [f"{dotted((*at, *where))}: {value} is not a finite number; write a number"
               for where, value in _non_finite(config)]
     return lines
 
