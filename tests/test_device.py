@@ -166,6 +166,7 @@ def test_the_workflow_s_gpu_resource_follows_the_one_device_key(tmp_path):
     blocks = [b for b in out.split("\n\n") if "resources:" in b]
     gpu = {}
     for b in blocks:
-        rule = next(line.split()[-1].rstrip(":") for line in b.splitlines() if line.startswith(("rule ", "localrule ")))
+        rule = next(line.split()[-1].rstrip(":") for line in b.splitlines()
+                    if line.strip().startswith(("rule ", "localrule ")))  # a group's members are indented
         gpu.setdefault(rule, set()).add("gpu=1" in b)
     assert gpu["train_epoch"] == gpu["explain"] == {False} and gpu["visualize"] == {True}
