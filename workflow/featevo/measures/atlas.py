@@ -117,8 +117,9 @@ def explanation_scores(explanations: np.ndarray, val: np.ndarray, activations: n
     (top, bottom) pairs whose top image is nearer to the channel's image; ties count half.
     0.5: the image tells the two apart no better than a coin; 1: it picks out every top image.
     Written here because MIS's own code needs DreamSim's weights, which a job cannot fetch."""
-    e = explanations / np.maximum(np.linalg.norm(explanations, axis=1, keepdims=True), 1e-12)
-    v = val / np.maximum(np.linalg.norm(val, axis=1, keepdims=True), 1e-12)
+    from featevo.measures.scores import _unit  # the judge-similarity's own normalization
+
+    e, v = _unit(explanations), _unit(val)
     order = np.argsort(-activations, axis=0, kind="stable")  # (N, U), best first
     out = np.empty(activations.shape[1])
     for u in range(activations.shape[1]):
