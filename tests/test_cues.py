@@ -53,20 +53,55 @@ def test_a_classifier_that_reads_colour_follows_the_surfaces():
     assert np.nanmean(share) < 0.35, share
 
 
-def test_colour_first_parts_later_is_decided_by_its_own_test():
-    """C6: the parts share rising over the epochs is a yes; flat, nothing."""
-    import pandas as pd
+def _shares(start, end, seeds, jitter, seed=0):
+    """Per seed metrics of 10 epochs, 2 classes, whose parts share goes linearly from
+    start to end, plus a seed's own offset (uniform within +-jitter)."""
+    from test_claims import ACC, CHANGE, JUDGE, LEAK, PNG, run
 
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(seeds):
+        m, r = run(ACC, JUDGE, PNG, LEAK, CHANGE, seed=s)
+        m["parts_share"] = start + (end - start) * m["epoch"] / 9 + rng.uniform(-jitter, jitter)
+        out.append((m, r))
+    return out
+
+
+def _c6(parts_runs, control=None):
     from featevo.measures.claims import claims
-    from test_claims import runs
 
-    rs, _ = runs()
-    for m in rs["scratch"]["metrics"]:
-        m["parts_share"] = 0.2 + 0.06 * m["epoch"] + 0.01 * (m["class"] == "c1")
-    for m in rs["frozen"]["metrics"]:
-        m["parts_share"] = 0.5
-    df = claims(rs, None, False)
-    c6 = df[df["claim"] == "C6"].set_index("experiment")
-    assert c6.loc["scratch", "holds"] == "yes" and float(c6.loc["scratch", "value"]) > 0.9
-    assert c6.loc["frozen", "holds"] == "not testable"  # constant: nothing to rank
-    assert isinstance(df, pd.DataFrame)
+    def entry(kind, seeds):
+        return {"kind": kind, "metrics": [m for m, _ in seeds], "restarts": [r for _, r in seeds]}
+
+    runs = {name: entry("random", seeds) for name, seeds in parts_runs.items()}
+    if control is not None:
+        runs["shuffled"] = entry("shuffled", control)
+    df = claims(runs, None, False)
+    return df[df["claim"].str.match(r"C6|N6")].set_index(["claim", "experiment"])["holds"].to_dict()
+
+
+def test_colour_first_parts_later_is_decided_against_one_half_and_the_shuffled_control():
+    """Known answers, six seeds each: a network whose share rises to 0.9 (parts), one whose
+    share rises as much but only to 0.4 (still colour: the rise alone, C6a, cannot tell
+    them apart), and a labels-shuffled control drifting from 0.25 to 0.45 (N6: time alone
+    raises it, as measured on the controlled experiment)."""
+    parts = _shares(0.2, 0.9, 6, 0.04, seed=1)
+    colour = _shares(0.1, 0.4, 6, 0.04, seed=2)
+    drift = _shares(0.25, 0.45, 6, 0.04, seed=3)
+    holds = _c6({"parts": parts, "colour": colour}, drift)
+    assert holds[("C6a", "parts")] == holds[("C6a", "colour")] == "yes"  # both rise
+    assert holds[("N6", "shuffled")] == "yes"  # and so does the control: a rise is not specific
+    assert holds[("C6b", "parts")] == "yes" and holds[("C6b", "colour")] == "no"  # above or below one half
+    assert holds[("C6c", "parts")] == "yes" and holds[("C6c", "colour")] == "no"  # above or below the control
+    # a parts network against a control that ends as high decides nothing (the seeds overlap)
+    same = _c6({"parts": parts}, _shares(0.25, 0.9, 6, 0.04, seed=4))
+    assert same[("C6c", "parts")] == "not significant"
+
+
+def test_colour_first_parts_later_without_a_control_or_a_change():
+    """With no shuffled experiment C6c is not testable (and says where one is); a constant
+    share is never tested, the rise of two seeds still is."""
+    holds = _c6({"parts": _shares(0.2, 0.9, 2, 0.04), "flat": _shares(0.5, 0.5, 2, 0.0)})
+    assert holds[("C6a", "parts")] == "yes"
+    assert holds[("C6c", "parts")] == "not testable"
+    assert holds[("C6a", "flat")] == holds[("C6b", "flat")] == "not testable"

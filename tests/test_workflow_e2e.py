@@ -64,8 +64,8 @@ def test_claims_table_top_images_and_fig3_judged(tiny_run):
     # bottom up (C5), colour first, parts later on the cue-conflict images (C6), the positive
     # controls (P), the judge's floor (J) and the sanity check's two rows (S-a: the judge,
     # S-b: the PNG ratio)
-    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C2c", "C3", "C4a", "C4b", "C5", "C6", "P", "J", "S-a",
-                                    "S-b"}
+    assert set(claims["claim"]) == {"C1a", "C1b", "C2", "C2c", "C3", "C4a", "C4b", "C5", "C6a", "C6b", "C6c", "P", "J",
+                                    "S-a", "S-b"}
     assert set(claims["holds"]) <= {"yes", "no", "not significant", "underpowered", "not testable",
                                     "not identifiable"}
     assert set(claims[claims["claim"] == "P"]["measure"].str.split(":").str[0]) == {"png_ratio", "hf_energy",

@@ -53,10 +53,13 @@ C5 Beyond the paper: layers settle bottom up (Raghu et al. 2017): Spearman's
    permutation over the layers (exact up to 7).  A layer that never moved (its start
    within 0.02 of its end) has no settle epoch and is left out, named in the note.
 C6 Beyond the paper: colour first, parts later (the stand-in's cue-conflict images,
-   featevo.data.standin.cue_conflict): Spearman rho of the epoch and the share of
-   the network's decisions on them that follow the parts (parts_share, mean over
-   classes), over the trained epochs, per seed, permutation test, one-sided (> 0);
-   Stouffer over seeds.  Only with the stand-in.
+   featevo.data.standin.cue_conflict), by the share of the network's decisions on
+   them that follow the parts (parts_share, mean over classes): (a) Spearman rho of
+   the epoch and the share over the trained epochs, per seed, permutation test,
+   one-sided (> 0), Stouffer over seeds; (b) the last epoch's share above one half
+   (Student's t over the seeds); (c) above the labels-shuffled control's (N6;
+   permutation of the seeds).  (a) alone is not specific: the shuffled control's share
+   rises too, towards one half.  Only with the stand-in.
 S  The sanity check (Adebayo et al. 2018): the judge's probability and the
    PNG ratio of the last epoch's images against those of the same network
    with every layer re-initialized (featevo.measures.sanity); a measure that does not
@@ -64,6 +67,8 @@ S  The sanity check (Adebayo et al. 2018): the judge's probability and the
 N1 The negative control of C1 (an experiment with ``labels: shuffled``, whose
    accuracy stays at chance): Spearman rho of the epoch and (a) the judge's
    probability, (b) the PNG ratio: what grows with training time alone.
+N6 The negative control of C6a: Spearman rho of the epoch and the shuffled-label
+   network's parts share.
 P  The positive controls of the complexity measures (featevo.measures.controls):
    images of known complexity (the stand-in's background with 1, 2, 4, 8 of its
    parts); Spearman rho of the number of parts and the measure, permutation test,
@@ -370,9 +375,13 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
                  p=p, p_opposite=p_opp, min_p=low)]
 
 
-def c6(exp, role, ms) -> list[dict]:
-    if "parts_share" not in ms[0]:
-        return []
+def _last_shares(ms) -> list[float]:
+    """Each seed's parts share (mean over classes) at its last epoch that has one."""
+    shares = [_per_epoch(m, "parts_share").dropna() for m in ms if "parts_share" in m]
+    return [float(s.iloc[-1]) for s in shares if len(s)]
+
+
+def _rise(ms) -> tuple[list, list]:
     results, opposite = [], []
     for m in ms:
         share = _per_epoch(m, "parts_share")
@@ -380,15 +389,72 @@ def c6(exp, role, ms) -> list[dict]:
         epoch = share.index.to_numpy(float)
         results.append(stats.rank_correlation(epoch, share))
         opposite.append(stats.rank_correlation(epoch, share, alternative="less").p)
+    return results, opposite
+
+
+def c6(exp, role, ms, control: tuple[str, list] | None = None) -> list[dict]:
+    """Colour first, parts later, in three rows.  C6a: the parts share rises over the
+    epochs (per seed rank test, Stouffer).  Rising alone is not evidence of parts: a
+    network trained on shuffled labels, which decides by neither cue, drifts towards one
+    half too (measured: docs/results.md, N6).  C6b: the last epoch's share is above one
+    half (parts win over colour; Student's t over the seeds).  C6c: it is above the
+    labels-shuffled experiment's (``control``: its name and per-seed metrics; permutation
+    of the seeds): the share a network reaches without learning the classes."""
+    if "parts_share" not in ms[0]:
+        return []
+    results, opposite = _rise(ms)
     p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
     shares = [s for s in (_per_epoch(m, "parts_share").dropna() for m in ms) if len(s)]
-    firsts, lasts = [float(s.iloc[0]) for s in shares], [float(s.iloc[-1]) for s in shares]
+    firsts, lasts = [float(s.iloc[0]) for s in shares], _last_shares(ms)
+    listed = ", ".join(f"{v:.2f}" for v in lasts)
     note = (f"parts share (mean over classes) first {', '.join(f'{v:.2f}' for v in firsts)}, last "
-            f"{', '.join(f'{v:.2f}' for v in lasts)} per seed (0.5: parts and colour alike)")
-    return [claim_row("C6", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that follow "
-                 "the parts), epochs 1 on, beyond the paper", "permutation of the pairing per seed, one-sided (> 0); "
-                 "Stouffer over seeds", [r.statistic for r in results], [r.p for r in results], verdict, note,
-                 p=p, p_opposite=p_opp, min_p=low)]
+            f"{listed} per seed (0.5: parts and colour alike); rising alone is no evidence of parts: a "
+            "network that learned nothing drifts towards one half too (N6); C6b and C6c decide")
+    rows = [claim_row("C6a", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that "
+                      "follow the parts), epochs 1 on, beyond the paper", "permutation of the pairing per seed, "
+                      "one-sided (> 0); Stouffer over seeds", [r.statistic for r in results],
+                      [r.p for r in results], verdict, note, p=p, p_opposite=p_opp, min_p=low)]
+    half = stats.mean_above(lasts, 0.5)
+    half_opp = stats.mean_above(lasts, 0.5, alternative="less")
+    rows.append(claim_row("C6b", exp, role, "last epoch's parts share minus one half, mean over seeds",
+                          "Student's t over the seeds, one-sided (> 0.5)", [half.statistic], [half.p],
+                          stats.verdict(half.p, half_opp.p, half.min_p),
+                          f"last epoch's share per seed {listed}; yes: at the end the network follows the parts "
+                          "more often than the colours", interval=(half.low, half.high), p=half.p,
+                          p_opposite=half_opp.p, min_p=half.min_p))
+    if control is None:
+        rows.append(claim_row("C6c", exp, role, "last epoch's parts share minus the labels-shuffled control's",
+                              "permutation of the seeds, one-sided (> 0)", [np.nan], [np.nan], "not testable",
+                              "no experiment with labels: shuffled in this config: nothing to compare with "
+                              "(configs/controlled.yaml has one)"))
+        return rows
+    name, theirs = control[0], _last_shares(control[1])
+    diff = stats.mean_difference(lasts, theirs)
+    diff_opp = stats.mean_difference(lasts, theirs, alternative="less")
+    rows.append(claim_row("C6c", exp, role, f"last epoch's parts share minus the labels-shuffled control's ({name})",
+                          "permutation of the seeds, one-sided (> 0)", [diff.statistic], [diff.p],
+                          stats.verdict(diff.p, diff_opp.p, diff.min_p),
+                          f"last epoch's share per seed {listed}, {name}'s "
+                          f"{', '.join(f'{v:.2f}' for v in theirs)}; yes: beyond what a network that learned "
+                          "nothing reaches", interval=(diff.low, diff.high), p=diff.p, p_opposite=diff_opp.p,
+                          min_p=diff.min_p))
+    return rows
+
+
+def n6(exp, role, ms) -> list[dict]:
+    """The negative control of C6a: does the parts share of a network trained on shuffled
+    labels (it learns no class, so neither cue) rise with training time alone?"""
+    if "parts_share" not in ms[0]:
+        return []
+    results, opposite = _rise(ms)
+    p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
+    note = (f"last epoch's share per seed {', '.join(f'{v:.2f}' for v in _last_shares(ms))} (0.5: neither "
+            "cue); yes: the share rises with training time alone, so C6a's rise is no evidence by itself, "
+            "and C6b and C6c decide")
+    return [claim_row("N6", exp, role, "Spearman rho(epoch, parts share on the cue-conflict images), epochs 1 on, "
+                      "labels shuffled", "permutation of the pairing per seed, one-sided (> 0); Stouffer over seeds",
+                      [r.statistic for r in results], [r.p for r in results], verdict, note, p=p,
+                      p_opposite=p_opp, min_p=low)]
 
 
 def sanity_rows(sanity: pd.DataFrame, noisy: dict[str, float]) -> list[dict]:
@@ -463,17 +529,19 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
     noisy = {} if floor is None else {
         str(r["class"]): float(r["noise_prob"]) for _, r in floor.iterrows()
         if r["class"] != "all" and r["noise_prob"] >= NOISE_LIMIT}
+    # C6c's control: the first experiment trained on shuffled labels
+    shuffled = next(((e, r["metrics"]) for e, r in runs.items() if r["kind"] == "shuffled"), None)
     for exp, run in runs.items():
         ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
         acc = _accuracy(ms)
         if run["kind"] == "shuffled":  # nothing to learn: only what time alone does is measured
-            new = n1(exp, role, ms, noisy)
+            new = n1(exp, role, ms, noisy) + n6(exp, role, ms)
         else:
             new = (c1(exp, role, ms, noisy, n_val) + c2_trend(exp, role, rs, acc) + c2(exp, role, ms, rs, acc)
                    + c3(exp, role, ms, rs, acc))
             if run["kind"] == "reference":
                 new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
-            new += c5(exp, role, run.get("layers")) + c6(exp, role, ms)
+            new += c5(exp, role, run.get("layers")) + c6(exp, role, ms, shuffled)
         for row in new:
             row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
         rows += new
