@@ -61,6 +61,20 @@ def test_the_page_holds_every_image_and_a_page_per_channel():
     assert html.count("class='top row'") == 6 and "max='1'" in html
     assert len(re.findall(r"src='data:image/(?:png|jpeg);base64,", html)) == 3 * 2 + 6 * 2
     assert "<h2>features.2</h2>" in html and "<h2>features.7</h2>" in html
+    assert "settled (median epoch over each layer's channels): features.2 2, features.7 5." in html
+
+
+def test_which_layer_settles_first_is_tested_over_the_channels():
+    """Known answers: deep channels settling later is a small p; the reverse a large one; one
+    settle epoch for all is not tested."""
+    from featevo.figures.atlas import settle_summary
+
+    units = [(f"l{d}", c) for d in range(3) for c in range(4)]
+    later = np.repeat([2.0, 6.0, 10.0], 4) + np.tile([0, 1, 0, 1], 3)
+    p = lambda text: float(re.search(r", p ([0-9.e-]+) ", text).group(1))  # noqa: E731
+    assert "l0 2, l1 6, l2 10" in settle_summary(units, later) and p(settle_summary(units, later)) < 0.001
+    assert p(settle_summary(units, later[::-1])) > 0.99
+    assert "not tested" in settle_summary(units, np.full(12, 4.0))
 
 
 def test_the_explanation_score_has_its_known_answers():

@@ -51,14 +51,14 @@ def slurm(tmp_path_factory):
 
 def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    # one seed, two experiments and the sanity check's control alone: each submission is
+    # two seeds of one experiment and the sanity check's control alone: each submission is
     # Snakemake's start-up around its jobs (the whole tiny DAG, each job its own submission, took
-    # 10 minutes). Two seeds of one experiment fail: the second seed's group (no methods, no
-    # inner units) is sized one job wide, one CPU, and SLURM refuses the second of the two job
-    # steps Snakemake runs in it at once (docs/operations.md, a known limit)
+    # 10 minutes). The second seed's group (no methods, no inner units) is the case where the
+    # submitter and the job once sized a group differently and SLURM refused its job step
+    # (docs/operations.md): every grouped job now asks for all of the submission's cores
     (tmp_path / "cpu.yaml").write_text("train: {device: cpu}\nvisualize: {device: cpu}\n"
-                                       "methods: {device: cpu}\nseeds: [0]\nsanity: {levels: [all]}\n"
-                                       "experiments: {frozen: null}\n")
+                                       "methods: {device: cpu}\nseeds: [0, 1]\nsanity: {levels: [all]}\n"
+                                       "experiments: {frozen: null, pretrained: null}\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S")  # accounting keeps earlier runs' jobs
     proc = snakemake(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"),
                      "--slurm-init-seconds-before-status-checks", "1", "--jobs", "4",
@@ -66,17 +66,19 @@ def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     log = proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, log
     run = tmp_path / "results" / "tiny"
-    for name in ("fig1.png", "fig2.png", "fig3.png", "learning_curves.pdf"):
+    for name in ("fig1.png", "fig3.png", "learning_curves.pdf"):  # no pretrained: no Fig. 2
         assert (run / "figures" / name).is_file()
     # every submission ended COMPLETED (the plugin names jobs after the workflow run and puts the
     # rule, or group_<name> for a group of jobs, in the job's comment)
-    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,State,Comment"],
+    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,State,Comment,AllocCPUS"],
                           capture_output=True, text=True, check=True).stdout
     rows = [line.split("|") for line in acct.splitlines() if line]
-    assert {state for _, state, _ in rows} == {"COMPLETED"}, acct
+    assert {state for _, state, _, _ in rows} == {"COMPLETED"}, acct
+    # a group got the CPUs its jobs ask for inside it: each all of --cores (2), one at a time
+    assert {cpus for _, _, comment, cpus in rows if re.search(r"-seed\d+-part\d+_", comment)} == {"2"}, acct
     # a group's comment: rule_<group>_<its rules>; a job's: rule_<rule>[_wildcards_...]
     submitted = [re.sub(r"^(.+?-seed\d+-part\d+)_.*", r"\1", comment.removeprefix("rule_").split("_wildcards")[0])
-                 for _, _, comment in rows]
+                 for _, _, comment, _ in rows]
     # each experiment and seed's epochs, visualizations and methods went as one submission; the
     # figures, tables and histories ran on the submitting host; the rest one submission per job
     ran = job_counts(proc.stderr) or job_counts(proc.stdout)  # a run logs to stderr, a dry run to stdout
@@ -84,7 +86,7 @@ def test_tiny_dag_runs_as_slurm_jobs_that_complete(slurm, tmp_path):
     assert {"train_epoch", "visualize", "evolution_figure", "accuracy_table"} <= set(ran), ran
     assert grouped == {"init_model", "train_epoch", "import_checkpoint", "visualize", "visualize_units",
                        "atlas_render", "explain"}, grouped
-    expected = sorted(["scratch-seed0-part0", "pretrained-seed0-part0"] + [
+    expected = sorted(["scratch-seed0-part0", "scratch-seed1-part0"] + [
         rule for rule, n in ran.items() for _ in range(n) if rule not in local | grouped | {"all"}])
     assert sorted(submitted) == expected, (submitted, ran)
     assert len(submitted) < sum(ran.values()) / 2, (len(submitted), ran)  # as the docs say: under half

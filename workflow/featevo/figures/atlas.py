@@ -42,6 +42,25 @@ slider.addEventListener('input', () => show(+slider.value));
 show(+slider.value);"""
 
 
+def settle_summary(units: list[tuple[str, int]], settled: np.ndarray) -> str:
+    """Which layer's channels settle first: each layer's median settle epoch (its channels'
+    top real images share half or more with the last epoch's from then on), and Spearman's
+    rho of the layer's depth and its channels' settle epochs, permutation test, one-sided
+    (deeper later, as C5 asks of the whole layer)."""
+    from featevo.measures import stats
+
+    layers = list(dict.fromkeys(layer for layer, _ in units))
+    depth = np.array([layers.index(layer) for layer, _ in units], float)
+    settled = np.asarray(settled, float)
+    medians = ", ".join(f"{html.escape(layer)} {np.median(settled[depth == d]):.0f}" for d, layer in enumerate(layers))
+    r = stats.rank_correlation(depth, settled) if len(layers) > 1 else stats.NAN
+    test = (f"Spearman rho of the layer's depth and its channels' settle epochs {r.statistic:.2f}, p {r.p:.2g} "
+            f"(permutation over the {len(settled)} channels, one-sided: deeper later)" if np.isfinite(r.p) else
+            "not tested: one layer, or every channel settled at the same epoch")
+    return (f"<p class='settle'>Top real images settled (median epoch over each layer's channels): {medians}. "
+            f"{test}.</p>")
+
+
 def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], images: np.ndarray,
                activation: np.ndarray, top_index: np.ndarray, top_score: np.ndarray, settled: np.ndarray,
                val_images: np.ndarray, val_labels: np.ndarray, names: list[str], note: str = "",
@@ -74,6 +93,7 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
                       if moves else
                       f"<b>the score cannot tell its known answers apart here (p {p:.2g}): read no channel's score "
                       "as evidence</b> (a weak judge, or images too small for its features).") + "</p>")
+    out.append(settle_summary(units, settled))
     out.append(f"<div id='bar'><input type='range' id='epoch' min='0' max='{e_n - 1}' value='{e_n - 1}' "
                f"style='width:30em'> <b id='elabel'></b></div>")
     for layer in dict.fromkeys(layer for layer, _ in units):
