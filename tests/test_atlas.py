@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from featevo.figures.atlas import atlas_page
@@ -61,20 +62,25 @@ def test_the_page_holds_every_image_and_a_page_per_channel():
     assert html.count("class='top row'") == 6 and "max='1'" in html
     assert len(re.findall(r"src='data:image/(?:png|jpeg);base64,", html)) == 3 * 2 + 6 * 2
     assert "<h2>features.2</h2>" in html and "<h2>features.7</h2>" in html
-    assert "settled (median epoch over each layer's channels): features.2 2, features.7 5." in html
+    assert "settled (median epoch over each layer's channels): features.2 2, features.7 5. not tested" in html
 
 
-def test_which_layer_settles_first_is_tested_over_the_channels():
-    """Known answers: deep channels settling later is a small p; the reverse a large one; one
-    settle epoch for all is not tested."""
+def test_which_layer_settles_first_is_tested_over_the_layers():
+    """Known answers: five layers whose channels settle later the deeper they are give the
+    exact test's smallest p (1/120); the reverse order its largest; one settle epoch for
+    all is not tested.  The unit is the layer: many channels of three layers alone decide
+    nothing (rank_correlation tests four or more)."""
     from featevo.figures.atlas import settle_summary
 
-    units = [(f"l{d}", c) for d in range(3) for c in range(4)]
-    later = np.repeat([2.0, 6.0, 10.0], 4) + np.tile([0, 1, 0, 1], 3)
+    units = [(f"l{d}", c) for d in range(5) for c in range(4)]
+    later = np.repeat([2.0, 4.0, 6.0, 8.0, 10.0], 4) + np.tile([0, 1, 0, 1], 5)
     p = lambda text: float(re.search(r", p ([0-9.e-]+) ", text).group(1))  # noqa: E731
-    assert "l0 2, l1 6, l2 10" in settle_summary(units, later) and p(settle_summary(units, later)) < 0.001
-    assert p(settle_summary(units, later[::-1])) > 0.99
-    assert "not tested" in settle_summary(units, np.full(12, 4.0))
+    assert "l0 2, l1 4, l2 6, l3 8, l4 10" in settle_summary(units, later)
+    assert p(settle_summary(units, later)) == pytest.approx(1 / 120, rel=0.01)  # printed to 2 digits
+    assert p(settle_summary(units, later[::-1])) == 1.0
+    assert "not tested" in settle_summary(units, np.full(20, 4.0))
+    three = [(f"l{d}", c) for d in range(3) for c in range(40)]
+    assert "not tested" in settle_summary(three, np.repeat([1.0, 5.0, 9.0], 40))
 
 
 def test_the_explanation_score_has_its_known_answers():

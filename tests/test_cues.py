@@ -3,6 +3,7 @@ of a network's decisions that follow the parts, checked against classifiers whos
 is known."""
 
 import numpy as np
+import pytest
 
 from featevo.data.standin import class_colours, cue_conflict
 from featevo.measures.metrics import parts_share
@@ -53,21 +54,23 @@ def test_a_classifier_that_reads_colour_follows_the_surfaces():
     assert np.nanmean(share) < 0.35, share
 
 
-def _shares(start, end, seeds, jitter, seed=0):
+def _shares(start, end, seeds, jitter, seed=0, curve=None):
     """Per seed metrics of 10 epochs, 2 classes, whose parts share goes linearly from
-    start to end, plus a seed's own offset (uniform within +-jitter)."""
+    start to end (or follows ``curve``, a function of the epoch), plus a seed's own offset
+    (uniform within +-jitter)."""
     from test_claims import ACC, CHANGE, JUDGE, LEAK, PNG, run
 
     rng = np.random.default_rng(seed)
+    curve = curve or (lambda e: start + (end - start) * e / 9)
     out = []
     for s in range(seeds):
         m, r = run(ACC, JUDGE, PNG, LEAK, CHANGE, seed=s)
-        m["parts_share"] = start + (end - start) * m["epoch"] / 9 + rng.uniform(-jitter, jitter)
+        m["parts_share"] = np.clip(curve(m["epoch"]) + rng.uniform(-jitter, jitter), 0, 1)
         out.append((m, r))
     return out
 
 
-def _c6(parts_runs, control=None):
+def _c6(parts_runs, control=None, rows=False):
     from featevo.measures.claims import claims
 
     def entry(kind, seeds):
@@ -77,7 +80,8 @@ def _c6(parts_runs, control=None):
     if control is not None:
         runs["shuffled"] = entry("shuffled", control)
     df = claims(runs, None, False)
-    return df[df["claim"].str.match(r"C6|N6")].set_index(["claim", "experiment"])["holds"].to_dict()
+    df = df[df["claim"].str.match(r"C6|N6")].set_index(["claim", "experiment"])
+    return df if rows else df["holds"].to_dict()
 
 
 def test_colour_first_parts_later_is_decided_against_one_half_and_the_shuffled_control():
@@ -105,3 +109,50 @@ def test_colour_first_parts_later_without_a_control_or_a_change():
     assert holds[("C6a", "parts")] == "yes"
     assert holds[("C6c", "parts")] == "not testable"
     assert holds[("C6a", "flat")] == holds[("C6b", "flat")] == "not testable"
+
+
+def test_colour_first_parts_later_reads_the_last_epoch_not_the_mean_over_epochs():
+    """A share that climbs to 0.95 by epoch 6 and falls back to 0.45 at the last epoch
+    averages above one half over the epochs; C6b reads the last epoch: below one half.
+    The value and interval are the last epoch's mean over seeds less one half."""
+    fall = _shares(0, 0, 6, 0.02, seed=5, curve=lambda e: np.where(e <= 6, 0.2 + 0.125 * e, 0.95 - 0.5 * (e - 6) / 3))
+    df = _c6({"fall": fall}, rows=True)
+    row = df.loc[("C6b", "fall")]
+    lasts = [float(m.loc[m["epoch"] == 9, "parts_share"].mean()) for m, _ in fall]
+    assert np.mean([m["parts_share"].mean() for m, _ in fall]) > 0.5  # the mean over epochs would say yes
+    assert row["holds"] == "no" and float(row["value"]) == pytest.approx(np.mean(lasts) - 0.5, abs=1e-3)
+    low, high = map(float, row["interval"].strip("[]").split(","))
+    assert low < float(row["value"]) < high < 0
+    assert "last epoch (9)" in row["measure"]
+
+
+def test_a_share_stuck_at_one_is_the_sign_flip_floor_and_a_missing_last_epoch_is_named():
+    from featevo.measures import stats
+
+    stuck = stats.mean_above([1.0] * 6, 0.5, bounds=(0, 1))
+    assert stuck.p == pytest.approx(1 / 64) and stuck.statistic == 0.5 and stuck.min_p == pytest.approx(1 / 64)
+    assert stats.mean_above([1.0] * 6, 0.5, alternative="less").p == 1.0
+    assert np.isnan(stats.mean_above([0.5] * 6, 0.5).p)  # at the value exactly: nothing to test
+    near = stats.mean_above([0.98, 1, 1, 1, 1], 0.5, bounds=(0, 1))
+    assert near.high <= 0.5  # the interval stays within the share's range
+    seeds = _shares(0.2, 0.9, 6, 0.04, seed=6)
+    m = seeds[2][0]
+    seeds[2] = (m.assign(parts_share=np.where(m["epoch"] == 9, np.nan, m["parts_share"])), seeds[2][1])
+    row = _c6({"gap": seeds}, rows=True).loc[("C6b", "gap")]
+    assert "no share there: seed 2, left out" in row["note"] and row["holds"] == "yes"
+
+
+def test_the_control_of_the_same_length_is_chosen():
+    """Two shuffled experiments: the one with as many epochs as the tested one is its
+    control, by name, whichever comes first in the config."""
+    from featevo.measures.claims import claims
+
+    def entry(kind, seeds):
+        return {"kind": kind, "metrics": [m for m, _ in seeds], "restarts": [r for _, r in seeds]}
+
+    short = [(m[m["epoch"] <= 5], r[r["epoch"] <= 5]) for m, r in _shares(0.25, 0.3, 6, 0.04, seed=7)]
+    runs = {"parts": entry("random", _shares(0.2, 0.9, 6, 0.04, seed=1)), "short": entry("shuffled", short),
+            "long": entry("shuffled", _shares(0.25, 0.45, 6, 0.04, seed=3))}
+    df = claims(runs, None, False)
+    row = df[(df["claim"] == "C6c") & (df["experiment"] == "parts")].iloc[0]
+    assert "(long, epoch 9)" in row["measure"] and row["holds"] == "yes"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import DEFAULTS
-from featevo.data.standin import POOL, Canvas, render
+from featevo.data.standin import POOL, Canvas, class_parts, render
 
 PAPER = ["n01644373", "n02007558", "n07697313", "n03982430"]
 
@@ -90,3 +90,69 @@ def test_coded_palette_draws_no_numbers_of_its_own():
 def test_unknown_palette_is_named():
     with pytest.raises(ValueError, match="standin.palette: unknown 'mono'"):
         Canvas(8, np.random.default_rng(0), "mono")
+
+
+@pytest.mark.parametrize("palette", ["coded", "tilted", "shared"])
+def test_recording_where_the_parts_are_leaves_the_image_as_it_was(palette):
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    for wnid in PAPER:
+        masks = {}
+        plain = render(wnid, rng_a, 48, 6, palette, 0.25)
+        recorded = render(wnid, rng_b, 48, 6, palette, 0.25, masks=masks)
+        assert np.array_equal(plain, recorded)
+        assert set(masks) == set(class_parts(wnid)) | {"clutter"}
+
+
+def test_each_part_s_mask_holds_that_part_s_colour():
+    """Known answers in the colour-coded palette: the frog's body is green, its eyes red
+    (an iris around a black pupil), the flamingo's neck pink, the pool table's felt green
+    and its frame brown, read from the pixels each mask says show the part.  A part's box
+    lies inside the image; a part drawn out of the frame (a flamingo's head near the top
+    edge) has none."""
+    from featevo.data.standin import FELT, GREEN, PINK, WOOD, part_boxes
+
+    rng = np.random.default_rng(2)
+
+    def mean_colour(wnid, part):
+        pixels = []
+        for _ in range(6):
+            masks = {}
+            img = render(wnid, rng, 96, 0, "coded", masks=masks).astype(float) / 255
+            pixels.append(img[masks[part] > 0.95])
+        return np.concatenate(pixels).mean(axis=0)
+
+    near = lambda c, named: np.abs(c - np.asarray(named)).max() < 0.2  # noqa: E731
+    assert near(mean_colour(PAPER[0], "body"), GREEN)
+    eyes = mean_colour(PAPER[0], "eyes")
+    assert eyes[0] > 2 * eyes[1] and eyes[0] > 2 * eyes[2]
+    assert near(mean_colour(PAPER[1], "neck"), PINK)
+    assert near(mean_colour(PAPER[3], "felt"), FELT) and near(mean_colour(PAPER[3], "frame"), WOOD)
+    masks = {}
+    render(PAPER[1], rng, 96, 0, "coded", masks=masks)
+    boxes = part_boxes(masks, class_parts(PAPER[1]))
+    shown = boxes[boxes[:, 0] >= 0]
+    assert boxes[1, 0] >= 0 and (shown <= 95).all() and (shown[:, 2:] >= shown[:, :2]).all()  # the body shows
+    for part, box in zip(class_parts(PAPER[1]), boxes):  # a box exactly where its mask shows the part
+        ys, xs = np.nonzero(masks[part] >= 0.5)
+        assert (box == -1).all() if not len(xs) else box.tolist() == [xs.min(), ys.min(), xs.max(), ys.max()]
+    assert (part_boxes({"a": np.zeros((8, 8))}, ["a", "b"]) == -1).all()  # hidden or absent: -1
+
+
+def test_the_written_stand_in_keeps_every_image_s_part_boxes(tmp_path):
+    from featevo.data.imagenet import folder_images
+    from featevo.data.standin import PARTS_FILE, write_standin
+
+    write_standin(tmp_path, PAPER[:2], 3, 48, seed=1, clutter=4, log=lambda *_: None, palette="tilted", tilt=0.25)
+    for wnid in PAPER[:2]:
+        folder = tmp_path / wnid
+        assert sorted(folder_images(folder)) == [f"{wnid}_{i}.JPEG" for i in (1, 2, 3)]  # the file is no image
+        with np.load(folder / PARTS_FILE) as d:
+            assert d["files"].tolist() == [f"{wnid}_{i}.JPEG" for i in (1, 2, 3)]
+            assert d["parts"].tolist() == class_parts(wnid) and d["boxes"].shape == (3, len(class_parts(wnid)), 4)
+            # the same stream again gives the same boxes
+            rng = np.random.default_rng([1, int(wnid[1:])])
+            for i in range(3):
+                masks = {}
+                render(wnid, rng, 48, 4, "tilted", 0.25, masks=masks)
+                from featevo.data.standin import part_boxes
+                assert np.array_equal(d["boxes"][i], part_boxes(masks, class_parts(wnid)))

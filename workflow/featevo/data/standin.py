@@ -22,7 +22,11 @@ bagel, the felt rails with the cabinet...), so a network trained on all of them
   images keep their class's own colours and textures: colour carries part of
   the class, as in ImageNet (a tree frog is usually green), but never enough.
 
-Files: ``<root>/<wnid>/<wnid>_<n>.JPEG``, as in ``ILSVRC2012_img_train``.
+Files: ``<root>/<wnid>/<wnid>_<n>.JPEG``, as in ``ILSVRC2012_img_train``, and beside
+them ``<root>/<wnid>/parts.npz``: where each part of every image's object is (``files``,
+``parts``: the class's part names, ``boxes``: (images, parts, 4) x0, y0, x1, y1 in pixels,
+-1 where the part does not show), so that a measure can be checked against what is really
+in an image; :func:`render`'s ``masks`` gives the pixels themselves.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ NAMED = [GREEN, PINK, BUN, PATTY, CHEESE, WOOD, FELT, RED_EYE, SESAME, (0.45, 0.
 # the shared pool: every colour any class is drawn in (black, the pupils and pockets, stays black)
 POOL = np.asarray(list(dict.fromkeys(tuple(map(float, c)) for c in NAMED + BALL_COLOURS)), np.float32)
 PALETTES = ("tilted", "shared", "coded")  # the schema's standin.palette
+PARTS_FILE = "parts.npz"  # in each class's folder: every image's part boxes (write_standin)
 
 
 class Canvas:
@@ -92,6 +97,10 @@ class Canvas:
         self.colours: dict[tuple, np.ndarray] = {}
         self.textured = True
         self.asked: list[tuple] = []  # the named colours asked for, in order (class_colours)
+        # where each part is (render's ``masks``): the part being drawn, and per part its visible
+        # coverage (0-1), occluded by whatever is painted over it later; None: not recorded
+        self.part: str | None = None
+        self.masks: dict[str, np.ndarray] | None = None
         if palette not in PALETTES:
             raise ValueError(f"standin.palette: unknown {palette!r}; choose one of {', '.join(PALETTES)}")
         # coded draws nothing here: its images are those the stand-in drew before palettes
@@ -125,6 +134,13 @@ class Canvas:
         col = colour if isinstance(colour, np.ndarray) and colour.ndim == 3 else np.asarray(colour, np.float32)
         self.img *= 1.0 - alpha
         self.img += alpha * col
+        if self.masks is not None:  # reads no random number: the image is the same recorded or not
+            a = alpha[..., 0]
+            for m in self.masks.values():
+                m *= 1.0 - a
+            if self.part is not None:
+                self.masks.setdefault(self.part, np.zeros_like(a))
+                self.masks[self.part] += a
 
     # signed distance functions in local units
     def ellipse(self, x, y, rx, ry):
@@ -160,6 +176,7 @@ class Canvas:
 
 
 def _eyes(cv: Canvas, iris) -> None:
+    cv.part = "eyes"
     for sx in (-1, 1):
         cv.paint(cv.ellipse(0.38 * sx, -0.42, 0.2, 0.2), cv.jitter(iris))
         cv.paint(cv.ellipse(0.38 * sx, -0.42, 0.08, 0.12), cv.jitter((0.02, 0.02, 0.02)))
@@ -167,31 +184,40 @@ def _eyes(cv: Canvas, iris) -> None:
 
 def _frog(cv: Canvas, skin, iris) -> None:
     c = cv.jitter(skin)
+    cv.part = "legs"
     for sx in (-1, 1):  # legs first, body over them
         cv.paint(cv.ellipse(0.72 * sx, 0.5, 0.32, 0.14), c * 0.85)
         cv.paint(cv.ellipse(0.6 * sx, -0.05, 0.26, 0.12), c * 0.85)
+    cv.part = "body"
     cv.paint(cv.ellipse(0.0, 0.12, 0.7, 0.55), cv.surface(c, c * 0.7, 0.35, cv.rng.uniform(0, 3), True))
     _eyes(cv, iris)
 
 
 def _bird(cv: Canvas, plumage, beak) -> None:
     c = cv.jitter(plumage)
+    cv.part = "legs"
     for x in (0.05, 0.25):
         cv.paint(cv.polyline([(x, 0.3), (x + 0.05, 0.7), (x, 1.05)], 0.06), c * 0.8)
+    cv.part = "body"
     cv.paint(cv.ellipse(0.15, 0.15, 0.55, 0.3), cv.surface(c, c * 0.7, 0.35, 0.4, False))
     bend = cv.rng.uniform(0.15, 0.3)
     neck = [(-0.3, 0.05), (-0.45, -0.2), (-0.3 + bend, -0.45), (-0.45, -0.75), (-0.3, -0.9)]
+    cv.part = "neck"
     cv.paint(cv.polyline(neck, 0.12), c)
+    cv.part = "head"
     cv.paint(cv.ellipse(-0.25, -0.92, 0.13, 0.1), c)
+    cv.part = "beak"
     cv.paint(cv.polyline([(-0.15, -0.92), (0.05, -0.82)], 0.07), cv.jitter(beak))
 
 
 def _bun(cv: Canvas, x, y, rx, ry, top: bool) -> None:
+    cv.part = "bun"
     c = cv.jitter(BUN)
     sdf = cv.ellipse(x, y, rx, ry)
     sdf = np.maximum(sdf, (cv.v - y) if top else (y - cv.v))  # half-ellipse
     cv.paint(sdf, cv.surface(c, c * 0.8, 0.3, 0.0, False))
     if top:
+        cv.part = "sesame"
         for _ in range(7):
             sx, sy = cv.rng.uniform(-0.6, 0.6), y - cv.rng.uniform(0.1, 0.45)
             cv.paint(np.maximum(cv.ellipse(sx, sy, 0.06, 0.035), sdf), cv.jitter(SESAME))
@@ -199,15 +225,19 @@ def _bun(cv: Canvas, x, y, rx, ry, top: bool) -> None:
 
 def _burger(cv: Canvas) -> None:
     _bun(cv, 0, 0.45, 0.82, 0.25, top=False)
+    cv.part = "patty"
     cv.paint(cv.ellipse(0, 0.35, 0.9, 0.14), cv.jitter(PATTY))
+    cv.part = "cheese"
     cv.paint(cv.box(0, 0.2, 1.7, 0.1), cv.jitter(CHEESE))
     wave = 0.06 * np.sin(9 * cv.u)
+    cv.part = "lettuce"
     cv.paint(np.abs(cv.v - 0.1 - wave) - 0.07 + np.maximum(np.abs(cv.u) - 0.95, 0), cv.jitter(GREEN))
     _bun(cv, 0, 0.05, 0.88, 0.6, top=True)
 
 
 def _balls(cv: Canvas, n, region, r=0.08) -> None:
     (x0, x1), (y0, y1) = region
+    cv.part = "balls"
     for k in range(n):
         x, y = cv.rng.uniform(x0, x1), cv.rng.uniform(y0, y1)
         colour = BALL_COLOURS[cv.rng.integers(len(BALL_COLOURS))] if k else (0.97, 0.97, 0.95)
@@ -215,14 +245,17 @@ def _balls(cv: Canvas, n, region, r=0.08) -> None:
         cv.paint(cv.ellipse(x - r / 3, y - r / 3, r / 3, r / 3), np.float32([1, 1, 1]) * 0.95)
 
 
-def _framed(cv: Canvas, w, h, inside) -> None:
+def _framed(cv: Canvas, w, h, inside, name: str) -> None:
+    cv.part = "frame"
     cv.paint(cv.box(0, 0, w, h), cv.jitter(WOOD))
+    cv.part = name
     cv.paint(cv.box(0, 0, w - 0.3, h - 0.3), inside)
 
 
 def _pool_table(cv: Canvas) -> None:
     felt = cv.jitter(FELT)
-    _framed(cv, 2.0, 1.2, cv.surface(felt, felt * 0.7, 0.4, 0.0, False))
+    _framed(cv, 2.0, 1.2, cv.surface(felt, felt * 0.7, 0.4, 0.0, False), "felt")
+    cv.part = "pockets"
     for x in (-0.85, 0.0, 0.85):
         for y in (-0.45, 0.45):
             cv.paint(cv.ellipse(x, y, 0.08, 0.08), np.float32([0.02, 0.02, 0.02]))
@@ -232,7 +265,9 @@ def _pool_table(cv: Canvas) -> None:
 def _bagel(cv: Canvas) -> None:
     c = cv.jitter(BUN)
     ring = np.maximum(cv.ellipse(0, 0, 0.85, 0.7), -cv.ellipse(0, 0, 0.3, 0.24))
+    cv.part = "ring"
     cv.paint(ring, cv.surface(c, c * 0.8, 0.5, 0.7, True))
+    cv.part = "sesame"
     for _ in range(10):
         a, r = cv.rng.uniform(0, 2 * math.pi), cv.rng.uniform(0.4, 0.7)
         cv.paint(cv.ellipse(r * math.cos(a), 0.8 * r * math.sin(a), 0.06, 0.035), cv.jitter(SESAME))
@@ -240,6 +275,7 @@ def _bagel(cv: Canvas) -> None:
 
 def _cabbage(cv: Canvas) -> None:
     c = cv.jitter(GREEN)
+    cv.part = "leaves"
     for r in (0.9, 0.7, 0.5, 0.3):
         wave = 0.06 * np.sin(9 * np.arctan2(cv.v, cv.u) + r * 7)
         cv.paint(cv.ellipse(0, 0, r, r * 0.9) + wave, c * (0.65 + 0.4 * r))
@@ -247,7 +283,7 @@ def _cabbage(cv: Canvas) -> None:
 
 def _cabinet(cv: Canvas) -> None:
     glass = cv.surface(cv.jitter((0.65, 0.8, 0.9)), cv.jitter((0.35, 0.5, 0.6)), 0.45, math.pi / 2, True)
-    _framed(cv, 1.2, 2.0, glass)
+    _framed(cv, 1.2, 2.0, glass, "glass")
 
 
 def _ping_pong(cv: Canvas) -> None:
@@ -283,6 +319,7 @@ def _background(cv: Canvas) -> None:
 def _distractors(cv: Canvas, count: int) -> None:
     """Stray parts of every class, so that no part alone gives the class away."""
     rng, n = cv.rng, cv.size
+    cv.part = "clutter"
     colours = [GREEN, PINK, BUN, PATTY, CHEESE, WOOD, FELT, RED_EYE] + BALL_COLOURS
     for _ in range(count):
         cv.set_frame(rng.uniform(0, n), rng.uniform(0, n), n * rng.uniform(0.06, 0.16), rng.uniform(0, 2 * math.pi))
@@ -299,9 +336,14 @@ def _distractors(cv: Canvas, count: int) -> None:
 
 
 def render(wnid: str, rng: np.random.Generator, size: int, clutter: int, palette: str = "coded",
-           tilt: float = 0.0) -> np.ndarray:
-    """One image of class ``wnid`` as uint8 (size, size, 3), its colours as ``palette`` says."""
+           tilt: float = 0.0, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """One image of class ``wnid`` as uint8 (size, size, 3), its colours as ``palette`` says.
+    ``masks``, a dict, receives where each part is: per part of the object
+    (:func:`class_parts`) and ``clutter`` (the stray parts), (size, size) float32, how
+    much of each pixel shows it (1: all, 0: none; what is painted over it later hides it).
+    Recording reads no random number: the image is the same, bit for bit."""
     cv = Canvas(size, rng, palette, tilt)
+    cv.masks = masks
     _background(cv)
     _distractors(cv, int(rng.integers(clutter // 2, clutter + 1)))
     radius = size * rng.uniform(0.24, 0.42)
@@ -312,6 +354,26 @@ def render(wnid: str, rng: np.random.Generator, size: int, clutter: int, palette
     _distractors(cv, int(rng.integers(0, 3)))  # a little occlusion in front
     cv.img += rng.normal(0, 0.03, cv.img.shape).astype(np.float32)
     return (np.clip(cv.img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def class_parts(wnid: str) -> list[str]:
+    """The parts a class's object is drawn from, in drawing order (render's ``masks``)."""
+    cv = Canvas(16, np.random.default_rng(0), "coded")
+    cv.set_frame(8, 8, 6, 0.0)
+    cv.masks = {}
+    DRAW[wnid](cv)
+    return list(cv.masks)
+
+
+def part_boxes(masks: dict[str, np.ndarray], parts: list[str], visible: float = 0.5) -> np.ndarray:
+    """(parts, 4) int16 boxes (x0, y0, x1, y1; pixels, x1 and y1 inclusive) of each part's
+    pixels that show it at least ``visible``; -1 where none does (hidden or left out)."""
+    out = np.full((len(parts), 4), -1, np.int16)
+    for i, name in enumerate(parts):
+        ys, xs = np.nonzero(masks.get(name, np.zeros((1, 1))) >= visible)
+        if len(xs):
+            out[i] = (xs.min(), ys.min(), xs.max(), ys.max())
+    return out
 
 
 def class_colours(wnid: str) -> list[tuple]:
@@ -376,7 +438,13 @@ def _write_class(job) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     # one stream per class: adding a class never changes another's images
     rng = np.random.default_rng([seed, int(wnid[1:])])
+    parts, files, boxes = class_parts(wnid), [], []
     for i in range(per_class):
-        img = render(wnid, rng, size, clutter, palette, tilt)
-        Image.fromarray(img).save(folder / f"{wnid}_{i + 1}.JPEG", "JPEG", quality=quality)
+        masks: dict[str, np.ndarray] = {}
+        img = render(wnid, rng, size, clutter, palette, tilt, masks=masks)
+        files.append(f"{wnid}_{i + 1}.JPEG")
+        Image.fromarray(img).save(folder / files[-1], "JPEG", quality=quality)
+        boxes.append(part_boxes(masks, parts))
+    # where each part is, per image (not an image: ImageNet's readers and featevo's skip it)
+    np.savez(folder / PARTS_FILE, files=np.asarray(files), parts=np.asarray(parts), boxes=np.stack(boxes))
     return wnid

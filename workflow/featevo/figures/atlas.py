@@ -45,19 +45,22 @@ show(+slider.value);"""
 def settle_summary(units: list[tuple[str, int]], settled: np.ndarray) -> str:
     """Which layer's channels settle first: each layer's median settle epoch (its channels'
     top real images share half or more with the last epoch's from then on), and Spearman's
-    rho of the layer's depth and its channels' settle epochs, permutation test, one-sided
-    (deeper later, as C5 asks of the whole layer)."""
+    rho of the layers' depth and those medians, permutation over the layers (exact: 120
+    orderings of 5 layers), one-sided (deeper later, as C5 asks of whole layers).  Over the
+    layers, not the channels: a layer's channels share its fate, and a test over channels
+    would call any difference between two layers significant."""
     from featevo.measures import stats
 
     layers = list(dict.fromkeys(layer for layer, _ in units))
-    depth = np.array([layers.index(layer) for layer, _ in units], float)
-    settled = np.asarray(settled, float)
-    medians = ", ".join(f"{html.escape(layer)} {np.median(settled[depth == d]):.0f}" for d, layer in enumerate(layers))
-    r = stats.rank_correlation(depth, settled) if len(layers) > 1 else stats.NAN
-    test = (f"Spearman rho of the layer's depth and its channels' settle epochs {r.statistic:.2f}, p {r.p:.2g} "
-            f"(permutation over the {len(settled)} channels, one-sided: deeper later)" if np.isfinite(r.p) else
-            "not tested: one layer, or every channel settled at the same epoch")
-    return (f"<p class='settle'>Top real images settled (median epoch over each layer's channels): {medians}. "
+    depth = np.array([layers.index(layer) for layer, _ in units])
+    medians = np.array([np.median(np.asarray(settled, float)[depth == d]) for d in range(len(layers))])
+    listed = ", ".join(f"{html.escape(layer)} {m:.0f}" for layer, m in zip(layers, medians))
+    r = stats.rank_correlation(np.arange(len(layers), dtype=float), medians)
+    test = (f"Spearman rho of the layers' depth and their median settle epoch {r.statistic:.2f}, p {r.p:.2g} "
+            f"(exact permutation over the {len(layers)} layers, one-sided: deeper later; the smallest p "
+            f"{r.min_p:.2g})" if np.isfinite(r.p) else
+            "not tested: fewer than four layers, or every layer settled at the same epoch")
+    return (f"<p class='settle'>Top real images settled (median epoch over each layer's channels): {listed}. "
             f"{test}.</p>")
 
 

@@ -375,10 +375,20 @@ def c5(exp, role, layers: pd.DataFrame | None) -> list[dict]:
                  p=p, p_opposite=p_opp, min_p=low)]
 
 
-def _last_shares(ms) -> list[float]:
-    """Each seed's parts share (mean over classes) at its last epoch that has one."""
-    shares = [_per_epoch(m, "parts_share").dropna() for m in ms if "parts_share" in m]
-    return [float(s.iloc[-1]) for s in shares if len(s)]
+def _last_shares(ms) -> tuple[int, list[float]]:
+    """The experiment's last epoch (the latest any seed reached) and each seed's parts share
+    (mean over classes) there: NaN for a seed without one at that epoch, so that every value
+    compared is the same epoch's."""
+    last = int(max(m["epoch"].max() for m in ms))
+    shares = []
+    for m in ms:
+        at = _per_epoch(m, "parts_share") if "parts_share" in m else pd.Series(dtype=float)
+        shares.append(float(at.get(last, np.nan)))
+    return last, shares
+
+
+def _listed(shares) -> str:
+    return ", ".join("none" if not np.isfinite(v) else f"{v:.2f}" for v in shares)
 
 
 def _rise(ms) -> tuple[list, list]:
@@ -398,46 +408,54 @@ def c6(exp, role, ms, control: tuple[str, list] | None = None) -> list[dict]:
     network trained on shuffled labels, which decides by neither cue, drifts towards one
     half too (measured: docs/results.md, N6).  C6b: the last epoch's share is above one
     half (parts win over colour; Student's t over the seeds).  C6c: it is above the
-    labels-shuffled experiment's (``control``: its name and per-seed metrics; permutation
-    of the seeds): the share a network reaches without learning the classes."""
+    labels-shuffled experiment's at its last epoch (``control``: its name and per-seed
+    metrics; permutation of the seeds): the share a network reaches without learning the
+    classes."""
     if "parts_share" not in ms[0]:
         return []
     results, opposite = _rise(ms)
     p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
     shares = [s for s in (_per_epoch(m, "parts_share").dropna() for m in ms) if len(s)]
-    firsts, lasts = [float(s.iloc[0]) for s in shares], _last_shares(ms)
-    listed = ", ".join(f"{v:.2f}" for v in lasts)
-    note = (f"parts share (mean over classes) first {', '.join(f'{v:.2f}' for v in firsts)}, last "
-            f"{listed} per seed (0.5: parts and colour alike); rising alone is no evidence of parts: a "
-            "network that learned nothing drifts towards one half too (N6); C6b and C6c decide")
+    firsts = [float(s.iloc[0]) for s in shares]
+    last, lasts = _last_shares(ms)
+    missing = [str(k) for k, v in enumerate(lasts) if not np.isfinite(v)]
+    at = f"epoch {last}" + (f" (no share there: seed {', '.join(missing)}, left out)" if missing else "")
+    note = (f"parts share (mean over classes) first {', '.join(f'{v:.2f}' for v in firsts)}, at {at} "
+            f"{_listed(lasts)} per seed (0.5: parts and colour alike); rising alone is no evidence of parts: "
+            "a network that learned nothing drifts towards one half too (N6); C6b and C6c decide")
     rows = [claim_row("C6a", exp, role, "Spearman rho(epoch, share of decisions on the cue-conflict images that "
                       "follow the parts), epochs 1 on, beyond the paper", "permutation of the pairing per seed, "
                       "one-sided (> 0); Stouffer over seeds", [r.statistic for r in results],
                       [r.p for r in results], verdict, note, p=p, p_opposite=p_opp, min_p=low)]
-    half = stats.mean_above(lasts, 0.5)
+    half = stats.mean_above(lasts, 0.5, bounds=(0.0, 1.0))
     half_opp = stats.mean_above(lasts, 0.5, alternative="less")
-    rows.append(claim_row("C6b", exp, role, "last epoch's parts share minus one half, mean over seeds",
-                          "Student's t over the seeds, one-sided (> 0.5)", [half.statistic], [half.p],
+    rows.append(claim_row("C6b", exp, role, f"parts share at the last epoch ({last}) minus one half, mean over seeds",
+                          "Student's t over the seeds, one-sided (> 0.5; all seeds alike: sign flips); 95% t "
+                          "interval, two-sided, uncorrected", [half.statistic], [half.p],
                           stats.verdict(half.p, half_opp.p, half.min_p),
-                          f"last epoch's share per seed {listed}; yes: at the end the network follows the parts "
+                          f"share at {at} {_listed(lasts)} per seed; yes: at the end the network follows the parts "
                           "more often than the colours", interval=(half.low, half.high), p=half.p,
                           p_opposite=half_opp.p, min_p=half.min_p))
+    what = "parts share at the last epoch minus the labels-shuffled control's at its last"
+    test = "permutation of the seeds, one-sided (> 0); 95% bootstrap interval, two-sided, uncorrected"
     if control is None:
-        rows.append(claim_row("C6c", exp, role, "last epoch's parts share minus the labels-shuffled control's",
-                              "permutation of the seeds, one-sided (> 0)", [np.nan], [np.nan], "not testable",
+        rows.append(claim_row("C6c", exp, role, what, test, [np.nan], [np.nan], "not testable",
                               "no experiment with labels: shuffled in this config: nothing to compare with "
                               "(configs/controlled.yaml has one)"))
         return rows
-    name, theirs = control[0], _last_shares(control[1])
+    name, their_ms = control
+    their_last, theirs = _last_shares(their_ms)
+    if not np.isfinite(theirs).any():
+        rows.append(claim_row("C6c", exp, role, f"{what} ({name})", test, [np.nan], [np.nan], "not testable",
+                              f"the control {name} has no parts share at its last epoch ({their_last})"))
+        return rows
     diff = stats.mean_difference(lasts, theirs)
     diff_opp = stats.mean_difference(lasts, theirs, alternative="less")
-    rows.append(claim_row("C6c", exp, role, f"last epoch's parts share minus the labels-shuffled control's ({name})",
-                          "permutation of the seeds, one-sided (> 0)", [diff.statistic], [diff.p],
-                          stats.verdict(diff.p, diff_opp.p, diff.min_p),
-                          f"last epoch's share per seed {listed}, {name}'s "
-                          f"{', '.join(f'{v:.2f}' for v in theirs)}; yes: beyond what a network that learned "
-                          "nothing reaches", interval=(diff.low, diff.high), p=diff.p, p_opposite=diff_opp.p,
-                          min_p=diff.min_p))
+    rows.append(claim_row("C6c", exp, role, f"{what} ({name}, epoch {their_last})", test, [diff.statistic],
+                          [diff.p], stats.verdict(diff.p, diff_opp.p, diff.min_p),
+                          f"share at {at} {_listed(lasts)} per seed, {name}'s at epoch {their_last} "
+                          f"{_listed(theirs)}; yes: beyond what a network that learned nothing reaches",
+                          interval=(diff.low, diff.high), p=diff.p, p_opposite=diff_opp.p, min_p=diff.min_p))
     return rows
 
 
@@ -448,7 +466,8 @@ def n6(exp, role, ms) -> list[dict]:
         return []
     results, opposite = _rise(ms)
     p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
-    note = (f"last epoch's share per seed {', '.join(f'{v:.2f}' for v in _last_shares(ms))} (0.5: neither "
+    last, lasts = _last_shares(ms)
+    note = (f"share at epoch {last} per seed {_listed(lasts)} (0.5: neither "
             "cue); yes: the share rises with training time alone, so C6a's rise is no evidence by itself, "
             "and C6b and C6c decide")
     return [claim_row("N6", exp, role, "Spearman rho(epoch, parts share on the cue-conflict images), epochs 1 on, "
@@ -529,8 +548,17 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
     noisy = {} if floor is None else {
         str(r["class"]): float(r["noise_prob"]) for _, r in floor.iterrows()
         if r["class"] != "all" and r["noise_prob"] >= NOISE_LIMIT}
-    # C6c's control: the first experiment trained on shuffled labels
-    shuffled = next(((e, r["metrics"]) for e, r in runs.items() if r["kind"] == "shuffled"), None)
+    # C6c's control: an experiment trained on shuffled labels, of the same length where one is
+    shuffled_runs = {e: r["metrics"] for e, r in runs.items() if r["kind"] == "shuffled"}
+
+    def shuffled(ms):
+        if not shuffled_runs:
+            return None
+        length = max(int(m["epoch"].max()) for m in ms)
+        same = [e for e, c in shuffled_runs.items() if max(int(m["epoch"].max()) for m in c) == length]
+        name = (same or list(shuffled_runs))[0]
+        return name, shuffled_runs[name]
+
     for exp, run in runs.items():
         ms, rs, role = run["metrics"], run["restarts"], ROLE[run["kind"]]
         acc = _accuracy(ms)
@@ -541,7 +569,7 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
                    + c3(exp, role, ms, rs, acc))
             if run["kind"] == "reference":
                 new += c4(exp, ms, rs, reference, judge_is_reference, noisy)
-            new += c5(exp, role, run.get("layers")) + c6(exp, role, ms, shuffled)
+            new += c5(exp, role, run.get("layers")) + c6(exp, role, ms, shuffled(ms))
         for row in new:
             row["judge"] = judge_note(run["kind"], judge_is_reference) if row["claim"] in JUDGED else ""
         rows += new
@@ -578,7 +606,7 @@ def claims(runs: dict[str, dict], reference: pd.DataFrame | None, judge_is_refer
 
 
 def correct(rows: list[dict]) -> None:
-    """The claims (C1-C5) are many tests of one table: their p-values are adjusted by
+    """The claims (C1-C6, N1, N6) are many tests of one table: their p-values are adjusted by
     Benjamini-Hochberg over every tested claim row of the experiments under test
     (``q``), in each direction, and the verdict is the adjusted one (a p of 0.045 among
     20 tests decides nothing).  A control's rows (the frozen experiment's) are corrected
@@ -611,9 +639,9 @@ def markdown(df: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for _, r in df.iterrows()]
     return ("The paper's claims, each decided by a stated test (featevo.measures.claims says each). value: the "
             "effect, mean over seeds; interval: 95% (one seed); p: one-sided in the claim's direction, "
-            "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C5; a control's rows "
+            "combined over seeds; q: p adjusted by Benjamini-Hochberg over the claims' rows (C1-C6, N1, N6; a control's rows "
             "among themselves); holds (on q "
-            "for C1-C5 and N1, on p for the checks S and J and the positive controls P): yes / no (the opposite direction is significant) / not "
+            "for C1-C6 and N1, N6, on p for the checks S and J and the positive controls P): yes / no (the opposite direction is significant) / not "
             "significant / underpowered (no outcome of this design could be significant) / not identifiable (the "
             "design cannot tell the claim from training time) / not testable, at 0.05.\n\n" + "\n".join(lines) + "\n")
 

@@ -122,18 +122,32 @@ def mean_difference(a, b, *, alternative: str = "greater", seed: int = 0) -> Res
                   min_p=smallest_p(math.comb(len(a) + len(b), len(a)), alternative))
 
 
-def mean_above(x, value: float, *, alternative: str = "greater") -> Result:
+def mean_above(x, value: float, *, alternative: str = "greater", bounds: tuple[float, float] | None = None) -> Result:
     """mean(x) - value, Student's one-sample t-test of the null hypothesis mean(x) = value
-    and its 95% t interval.  E.g. the seeds' last-epoch shares against one half.  Not a
-    sign-flip permutation test: its floor of 1 / 2^n (0.031 with five seeds) could never
-    pass the claims table's correction, whatever the seeds say."""
+    (it assumes the values roughly normal, which gives it power a sign-flip test lacks: with
+    five seeds the flips' floor, 1/32, passes the table's correction only beside enough
+    other significant rows) and its two-sided 95% t interval, within ``bounds`` (the
+    values' own range, e.g. a share's [0, 1]) where given.  Values all equal (a share
+    stuck at 1) have no spread for t: then the exact sign-flip p, 1/2^n where every value
+    lies on the claimed side (its floor), else 1; NaN when they all equal ``value``.
+    E.g. the seeds' last-epoch shares against one half."""
     x = np.asarray(x, float)
     x = x[np.isfinite(x)]
-    if len(x) < 2 or not varies(x):
+    if len(x) < 2:
         return NAN
+    if not varies(x):
+        d = float(x[0] - value)
+        if abs(d) <= ROUNDING * max(1.0, abs(value)):
+            return NAN
+        floor = smallest_p(2 ** len(x), alternative)
+        side = d > 0 if alternative == "greater" else d < 0 if alternative == "less" else True
+        return Result(d, floor if side else 1.0, d, d, min_p=floor)
     res = st.ttest_1samp(x, value, alternative=alternative)
     ci = st.ttest_1samp(x, value).confidence_interval(0.95)
-    return Result(float(x.mean() - value), float(res.pvalue), float(ci.low - value), float(ci.high - value))
+    low, high = float(ci.low), float(ci.high)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Result(float(x.mean() - value), float(res.pvalue), low - value, high - value)
 
 
 def split_test(distances: np.ndarray, n_first: int) -> Result:
