@@ -8,7 +8,8 @@ import torch
 
 from featevo.figures.atlas import atlas_page
 from featevo.measures.atlas import (atlas_channels, atlas_layers, channel_activations, explanation_controls,
-                                    explanation_scores, score_can_move, settle_epochs, top_images)
+                                    explanation_scores, part_counts, peak_parts, score_can_move, settle_epochs,
+                                    top_images)
 from featevo.models.networks import ModelSpec, build_model
 
 SPEC = ModelSpec(num_classes=4, width_divisor=16, pool_size=1)
@@ -63,6 +64,15 @@ def test_the_page_holds_every_image_and_a_page_per_channel():
     assert len(re.findall(r"src='data:image/(?:png|jpeg);base64,", html)) == 3 * 2 + 6 * 2
     assert "<h2>features.2</h2>" in html and "<h2>features.7</h2>" in html
     assert "settled (median epoch over each layer's channels): features.2 2, features.7 5. not tested" in html
+    assert "peak on" not in html  # not the stand-in: no parts column
+    counts = np.zeros((2, 3, 3), int)
+    counts[:, :, 0], counts[:, :, 2] = 1, 1  # per epoch and channel: eyes 1, background 1
+    counts[1, 2] = [0, 2, 0]  # the last channel at the last epoch: body 2
+    with_parts = atlas_page("Atlas of x", [0, 5], units, images, np.ones((2, 3)), idx, np.ones((2, 3, 2)),
+                            np.array([0.0, 5.0, 5.0]), val, np.array([0, 1, 0, 1, 0]), ["a", "b"],
+                            parts=(["eyes", "body"], counts, np.array([0.1, 0.3, 0.6])))
+    assert with_parts.count("<td>eyes 1, background 1</td>") == 5 and with_parts.count("<td>body 2</td>") == 1
+    assert "as often as it covers the images: background 60%, body 30%, eyes 10%." in with_parts
 
 
 def test_which_layer_settles_first_is_tested_over_the_layers():
@@ -105,3 +115,49 @@ def test_the_explanation_score_has_its_known_answers():
     # the page's verdict on the score itself: it moves where its known answers separate
     assert score_can_move(controls["liked"].repeat(3), many[:12])[0]
     assert not score_can_move(many[:12], many[12:24])[0]
+
+
+def test_a_channel_s_peak_is_where_its_map_is_highest_and_the_part_under_it_is_read():
+    """Known answers: a 1x1 convolution that reads the red channel peaks on the one red
+    square of each image; the part under a peak is the mask that shows most there, and the
+    background where none shows half."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].weight[0, 0] = 1.0
+        model[0].bias.zero_()
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    images[0, 1, 6, 0] = 255  # row 1, column 6
+    images[1, 5, 2, 0] = 255
+    acts, peaks = channel_activations(model, images, [("0", 0)], "cpu", peaks=True)
+    assert acts.shape == (2, 1) and peaks.shape == (2, 1, 2)
+    assert np.allclose(peaks[:, 0], [[1.5 / 8, 6.5 / 8], [5.5 / 8, 2.5 / 8]])
+    masks = np.zeros((2, 2, 8, 8), np.float16)
+    masks[0, 1, 1, 6] = 0.9  # image 0's peak on part 1
+    masks[1, 0, 5, 2] = 0.3  # image 1's: part 0 shows too little there
+    assert peak_parts(peaks, masks).tolist() == [[1], [2]]
+
+
+def test_part_counts_tally_the_top_images_peaks():
+    acts = np.array([[5.0, 0.0], [4.0, 1.0], [1.0, 9.0], [0.0, 8.0]])  # 4 images, 2 channels
+    under = np.array([[0, 2], [1, 2], [1, 0], [2, 0]])  # the part under each image's peak, per channel
+    counts = part_counts(acts, under, n_parts=2, k=2)
+    assert counts.tolist() == [[1, 1, 0], [2, 0, 0]]  # channel 0: images 0, 1; channel 1: images 2, 3
+    from featevo.figures.atlas import peaks_on
+    assert peaks_on(["eyes", "body"], counts[0]) == "eyes 1, body 1" and peaks_on(["a"], np.array([0, 3])) == \
+        "background 3"
+
+
+def test_the_stand_in_probe_draws_every_class_with_its_parts_masks():
+    from featevo.data.standin import class_parts, probe
+
+    wnids = ["n01644373", "n02007558"]
+    images, labels, masks, names = probe(wnids, 3, 40, seed=0, clutter=4, palette="tilted", tilt=0.25)
+    assert images.shape == (6, 40, 40, 3) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert names == list(dict.fromkeys(class_parts(wnids[0]) + class_parts(wnids[1]))) + ["clutter"]
+    assert masks.shape == (6, len(names), 40, 40)
+    # a frog has no neck, a flamingo no eyes; each shows its body
+    neck, eyes, body = names.index("neck"), names.index("eyes"), names.index("body")
+    assert masks[:3, neck].max() == 0 and masks[3:, eyes].max() == 0 and (masks[:, body].max(axis=(1, 2)) > 0.9).all()
+    again = probe(wnids, 3, 40, seed=0, clutter=4, palette="tilted", tilt=0.25)
+    assert np.array_equal(images, again[0]) and not np.array_equal(images, probe(wnids, 3, 40, 1, 4)[0])

@@ -70,8 +70,10 @@ READS: dict[str, tuple[str, ...]] = {
     "cues": ("data.source", "data.classes", "data.image_size", "data.resize", "standin.image_size", "standin.seed",
              "controls.cue_conflict"),
     "sanity randomize": ("sanity.levels", "model.init"),
-    # the atlas: its channels, drawn with the run's visualize recipe, and their page
-    "atlas render": ("atlas", "visualize", "data.image_size"),
+    # the atlas: its channels, drawn with the run's visualize recipe, and their page; on the
+    # stand-in, fresh images of its classes with where each part is (atlas.probe)
+    "atlas render": ("atlas", "visualize", "data.image_size", "data.source", "data.classes", "data.resize",
+                     "standin"),
     "atlas page": ("atlas", "data.classes"),
     "sanity measure": ("experiments", "judge.source", "sanity.levels", *_UNITS),
     "figures evolution": ("data.classes", "seeds[0]"),

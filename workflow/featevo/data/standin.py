@@ -376,6 +376,26 @@ def part_boxes(masks: dict[str, np.ndarray], parts: list[str], visible: float = 
     return out
 
 
+def probe(wnids: list[str], per_class: int, size: int, seed: int, clutter: int, palette: str = "tilted",
+          tilt: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Fresh images of the classes with where each part is, drawn as the stand-in draws
+    its classes (``palette``, ``tilt``, ``clutter``) at ``size``, from a stream of their
+    own (``seed``): (N, size, size, 3) uint8 images, (N,) labels, (N, parts, size, size)
+    float16 visible coverage of each part, and the parts' names (every class's, in order
+    of first appearance, then ``clutter``).  Not JPEG-compressed or resized as the
+    extracted images are: the same objects, a little sharper."""
+    names = list(dict.fromkeys([p for w in wnids for p in class_parts(w)] + ["clutter"]))
+    images, labels, masks = [], [], []
+    for k, wnid in enumerate(wnids):
+        rng = np.random.default_rng([seed, int(wnid[1:]), 7])  # 7: apart from write_standin's streams
+        for _ in range(per_class):
+            m: dict[str, np.ndarray] = {}
+            images.append(render(wnid, rng, size, clutter, palette, tilt, masks=m))
+            labels.append(k)
+            masks.append(np.stack([m.get(n, np.zeros((size, size), np.float32)) for n in names]).astype(np.float16))
+    return np.stack(images), np.asarray(labels), np.stack(masks), names
+
+
 def class_colours(wnid: str) -> list[tuple]:
     """The named colours a class paints itself in (its own palette), in the order its
     drawing first asks for them: the surfaces a cue-conflict image lends another class."""

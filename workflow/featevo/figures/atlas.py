@@ -42,6 +42,13 @@ slider.addEventListener('input', () => show(+slider.value));
 show(+slider.value);"""
 
 
+def peaks_on(names: list[str], counts: np.ndarray) -> str:
+    """"eyes 3, body 2, background 1": the parts under a channel's top images' peaks, most first."""
+    labels = list(names) + ["background"]
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    return ", ".join(f"{labels[i]} {int(counts[i])}" for i in order if counts[i] > 0)
+
+
 def settle_summary(units: list[tuple[str, int]], settled: np.ndarray) -> str:
     """Which layer's channels settle first: each layer's median settle epoch (its channels'
     top real images share half or more with the last epoch's from then on), and Spearman's
@@ -67,13 +74,17 @@ def settle_summary(units: list[tuple[str, int]], settled: np.ndarray) -> str:
 def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], images: np.ndarray,
                activation: np.ndarray, top_index: np.ndarray, top_score: np.ndarray, settled: np.ndarray,
                val_images: np.ndarray, val_labels: np.ndarray, names: list[str], note: str = "",
-               explains: dict[str, np.ndarray] | None = None) -> str:
+               explains: dict[str, np.ndarray] | None = None,
+               parts: tuple[list[str], np.ndarray, np.ndarray] | None = None) -> str:
     """The page.  ``images``: (epochs, units, H, W, 3) uint8, each channel's image at each
     epoch; ``activation``: (epochs, units) the activation it reached; ``top_index`` /
     ``top_score``: (epochs, units, k) its top real images and their activations;
     ``settled``: (units,) the epoch its top images settled; ``explains``: (epochs, units)
     each of ``explains`` (the image's explanation score, featevo.measures.atlas), its known
-    answers ``explains_liked`` and ``explains_random``."""
+    answers ``explains_liked`` and ``explains_random``; ``parts``: the stand-in's part names,
+    (epochs, units, parts + 1) on which part each channel's top fresh stand-in images peak
+    (the last: the background; featevo.measures.atlas.part_counts) and (parts + 1) each
+    one's share of the pixels (where a peak placed at random falls)."""
     e_n, u_n = images.shape[:2]
     uris = [[_uri(images[e, u]) for e in range(e_n)] for u in range(u_n)]
     thumbs = {int(i): _uri(val_images[i], "JPEG") for i in np.unique(top_index)}
@@ -97,6 +108,14 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
                       f"<b>the score cannot tell its known answers apart here (p {p:.2g}): read no channel's score "
                       "as evidence</b> (a weak judge, or images too small for its features).") + "</p>")
     out.append(settle_summary(units, settled))
+    if parts is not None:
+        out.append("<p>Parts: on fresh stand-in images drawn with where each part is, each channel's top images "
+                   "(by its mean activation) and the part under their peak (its highest cell; the background where "
+                   "no part shows): what the channel responds to, checked against what is really in the image. "
+                   "A peak placed at random falls on each as often as it covers the images: "
+                   + html.escape(", ".join(f"{n} {a:.0%}" for n, a in sorted(zip(list(parts[0]) + ["background"],
+                                                                                 parts[2]), key=lambda t: -t[1])
+                                           if a >= 0.005)) + ".</p>")
     out.append(f"<div id='bar'><input type='range' id='epoch' min='0' max='{e_n - 1}' value='{e_n - 1}' "
                f"style='width:30em'> <b id='elabel'></b></div>")
     for layer in dict.fromkeys(layer for layer, _ in units):
@@ -122,14 +141,16 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
             out.append("</div>")
         out.append("<table><tr><th>epoch</th><th>its image's activation</th><th>best real image's</th>"
                    "<th>ratio</th>" + ("<th>explanation score</th><th>a liked real image's</th>"
-                                       "<th>a random one's</th>" if explains is not None else "") + "</tr>")
+                                       "<th>a random one's</th>" if explains is not None else "")
+                   + ("<th>its top stand-in images peak on</th>" if parts is not None else "") + "</tr>")
         for e in range(e_n):
             best = float(top_score[e, u, 0])
             ratio = activation[e, u] / best if best > 0 else float("nan")
             scores = "".join(f"<td>{explains[k][e, u]:.2f}</td>" for k in ("explains", "explains_liked",
                                                                             "explains_random")) if explains else ""
+            held = f"<td>{html.escape(peaks_on(parts[0], parts[1][e, u]))}</td>" if parts is not None else ""
             out.append(f"<tr><td>{epochs[e]}</td><td>{activation[e, u]:.3f}</td><td>{best:.3f}</td>"
-                       f"<td>{ratio:.2f}</td>{scores}</tr>")
+                       f"<td>{ratio:.2f}</td>{scores}{held}</tr>")
         out.append("</table><p><a href='#'>back to the grid</a></p></section>")
     out.append("<script>" + SCRIPT % {"epochs": json.dumps(list(map(int, epochs))), "images": json.dumps(uris)}
                + "</script></body></html>")

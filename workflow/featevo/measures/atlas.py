@@ -56,8 +56,12 @@ def atlas_channels(spec, image_size: int, layers: list[str], channels, seed: int
     return out
 
 
-def channel_activations(model, images: np.ndarray, units: list[tuple[str, int]], device, batch: int = 128) -> np.ndarray:
-    """(N, units): each channel's mean activation over space on each uint8 image."""
+def channel_activations(model, images: np.ndarray, units: list[tuple[str, int]], device, batch: int = 128,
+                        peaks: bool = False):
+    """(N, units): each channel's mean activation over space on each uint8 image; with
+    ``peaks``, also (N, units, 2) where its activation map is highest (row, column: the
+    centre of that cell as a fraction of the map's height and width, 0-1; a linear layer's
+    0.5, 0.5)."""
     import torch
 
     from featevo.data.inputs import to_input
@@ -72,7 +76,7 @@ def channel_activations(model, images: np.ndarray, units: list[tuple[str, int]],
         if len(store) == len(layers):
             raise Reached
 
-    out = []
+    out, where = [], []
     with evaluated(model, device) as m, hooked(m, layers, read), torch.no_grad():
         dev = next(m.parameters()).device
         for i in range(0, len(images), batch):
@@ -81,12 +85,50 @@ def channel_activations(model, images: np.ndarray, units: list[tuple[str, int]],
                 m(to_input(images[i:i + batch], dev))
             except Reached:
                 pass
-            cols = []
+            cols, spots = [], []
             for layer, c in units:
                 a = store[layer][:, c].float()
                 cols.append(a.flatten(1).mean(1) if a.ndim > 1 else a)
+                if peaks:
+                    spots.append(_peak(a))
             out.append(torch.stack(cols, 1).cpu())
+            if peaks:
+                where.append(torch.stack(spots, 1).cpu())
+    if peaks:
+        return torch.cat(out).numpy(), torch.cat(where).numpy()
     return torch.cat(out).numpy()
+
+
+def _peak(a):
+    """(N, 2) the centre of each map's highest cell, as fractions of its height and width."""
+    import torch
+
+    if a.ndim < 3:
+        return torch.full((a.shape[0], 2), 0.5)
+    h, w = a.shape[-2:]
+    flat = a.flatten(1).argmax(1)
+    return torch.stack([(flat // w + 0.5) / h, (flat % w + 0.5) / w], 1)
+
+
+def peak_parts(peaks: np.ndarray, masks: np.ndarray, visible: float = 0.5) -> np.ndarray:
+    """(N, units) the part under each image's peak (``peaks`` (N, units, 2) of
+    :func:`channel_activations`, ``masks`` (N, parts, H, W) of featevo.data.standin.probe):
+    the index of the part that shows most at that pixel, or ``parts`` (the background)
+    where none shows ``visible`` or more."""
+    n, parts, h, w = masks.shape
+    rows = np.minimum((peaks[..., 0] * h).astype(int), h - 1)
+    cols = np.minimum((peaks[..., 1] * w).astype(int), w - 1)
+    at = masks[np.arange(n)[:, None], :, rows, cols].astype(np.float32)  # (N, units, parts)
+    best = at.argmax(-1)
+    return np.where(at.max(-1) >= visible, best, parts)
+
+
+def part_counts(acts: np.ndarray, parts_at: np.ndarray, n_parts: int, k: int) -> np.ndarray:
+    """(units, parts + 1): how many of each channel's top ``k`` images (by its mean
+    activation) have their peak on each part (the last column: the background)."""
+    idx, _ = top_images(acts, k)
+    under = np.take_along_axis(parts_at.T, idx, axis=1)  # (units, k)
+    return np.stack([np.bincount(row, minlength=n_parts + 1) for row in under])
 
 
 def top_images(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -84,12 +84,51 @@ def render(a) -> None:
     seen, _ = penultimate(judge, images, device=device)
     real, _ = penultimate(judge, val.images, device=device)
     controls = explanation_controls(real, acts, at.top_k, at.seed)
-    np.savez_compressed(a.out, epoch=ckpt["epoch"], units=np.asarray([f"{layer}:{c}" for layer, c in units]),
+    parts = probe_parts(s, model, units, device)
+    np.savez_compressed(a.out, **parts, epoch=ckpt["epoch"], units=np.asarray([f"{layer}:{c}" for layer, c in units]),
                         images=images, activation=result["activation"].numpy(), top_index=idx, top_score=score,
                         explains=explanation_scores(seen, real, acts, at.top_k), explains_liked=controls["liked"],
                         explains_random=controls["random"])
     log.info(f"epoch {ckpt['epoch']}: {len(units)} channels of {len(dict.fromkeys(u[0] for u in units))} layers "
              f"in one batch, {result['seconds']:.1f} s -> {a.out}")
+
+
+def probe_parts(s, model, units, device) -> dict:
+    """On the stand-in: where each channel's top images (``atlas.probe`` fresh images per
+    class, drawn with where each part is, through a JPEG and the extraction's decoding as
+    the run's own images) have their peak: {part_names, part_counts (units, parts + 1, the
+    last the background)}; elsewhere, or with atlas.probe 0, nothing."""
+    if s.data.source != "standin" or not s.atlas.probe:
+        return {}
+    import io
+
+    from PIL import Image
+
+    from featevo.config.plan import class_ids
+    from featevo.data.imagenet import decode
+    from featevo.data.standin import probe
+    from featevo.measures.atlas import channel_activations, part_counts, peak_parts
+    from featevo.stages.cues import QUALITY
+
+    st, size = s.standin, s.data.image_size
+    drawn, _, masks, names = probe(class_ids(s.data), s.atlas.probe, st.image_size, s.atlas.seed, st.clutter,
+                                   st.palette, st.tilt)
+    images = []
+    for img in drawn:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=QUALITY)
+        images.append(decode(buf.getvalue(), size, s.data.resize))
+    # the masks as the images were resized (square images: no crop, whichever data.resize)
+    masks = np.stack([[np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((size, size),
+                                                                                    Image.Resampling.BILINEAR))
+                       for m in per] for per in masks])
+    acts, peaks = channel_activations(model, np.stack(images), units, device, peaks=True)
+    # the chance level: where a peak placed at random falls, each part's share of the pixels
+    everywhere = np.stack(np.meshgrid((np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size,
+                                      indexing="ij"), -1).reshape(1, -1, 2).repeat(len(masks), 0)
+    area = np.bincount(peak_parts(everywhere, masks).ravel(), minlength=len(names) + 1)
+    return {"part_names": np.asarray(names), "part_area": area / area.sum(),
+            "part_counts": part_counts(acts, peak_parts(peaks, masks), len(names), s.atlas.top_k)}
 
 
 def page(a) -> None:
@@ -113,6 +152,8 @@ def page(a) -> None:
                       val.images, val.labels, names(s.data),
                       explains={key: np.stack([d[key] for d in ds]) for key in
                                 ("explains", "explains_liked", "explains_random")},
+                      parts=(([str(n) for n in ds[0]["part_names"]], np.stack([d["part_counts"] for d in ds]),
+                              ds[0]["part_area"]) if "part_counts" in ds[0] else None),
                       note=f"each channel's image maximizes its mean activation ({s.atlas.parameterization} "
                            "image, the run's visualize recipe otherwise); its top real images are the run's "
                            "validation images that raise it most")
