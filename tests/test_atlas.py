@@ -73,6 +73,10 @@ def test_the_page_holds_every_image_and_a_page_per_channel():
                             parts=(["eyes", "body"], counts, np.array([0.1, 0.3, 0.6])))
     assert with_parts.count("<td>eyes 1, background 1</td>") == 5 and with_parts.count("<td>body 2</td>") == 1
     assert "as often as it covers the images: background 60%, body 30%, eyes 10%." in with_parts
+    # per layer and epoch, the top images on the object's parts: features.2's two channels 1 + 1 of 2 + 2
+    assert "<tr><td>features.2</td><td>2/4</td><td>2/4</td></tr>" in with_parts
+    assert "<tr><td>features.7</td><td>1/2</td><td>2/2</td></tr>" in with_parts
+    assert "falls on the object's parts 40% of the time" in with_parts
 
 
 def test_which_layer_settles_first_is_tested_over_the_layers():

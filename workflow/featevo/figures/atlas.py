@@ -49,6 +49,26 @@ def peaks_on(names: list[str], counts: np.ndarray) -> str:
     return ", ".join(f"{labels[i]} {int(counts[i])}" for i in order if counts[i] > 0)
 
 
+def parts_by_layer(units: list[tuple[str, int]], epochs: list[int], names: list[str], counts: np.ndarray,
+                   area: np.ndarray) -> str:
+    """A table: per layer and epoch, how many of its channels' top stand-in images peak on
+    a part of the object (not the clutter, not the background), beside the share a peak
+    placed at random would (the parts' area).  A reading, not a test: one image can be
+    among the top of several channels."""
+    obj = [i for i, n in enumerate(names) if n != "clutter"]  # the background is the last column
+    layers = list(dict.fromkeys(layer for layer, _ in units))
+    rows = ["<table class='parts'><tr><th>top images peaking on the object's parts</th>"
+            + "".join(f"<th>epoch {e}</th>" for e in epochs) + "</tr>"]
+    for layer in layers:
+        mine = [u for u, (lay, _) in enumerate(units) if lay == layer]
+        cells = "".join(f"<td>{int(counts[e][mine][:, obj].sum())}/{int(counts[e][mine].sum())}</td>"
+                        for e in range(len(epochs)))
+        rows.append(f"<tr><td>{html.escape(layer)}</td>{cells}</tr>")
+    rows.append(f"</table><p>A peak placed at random falls on the object's parts {area[obj].sum():.0%} of the "
+                "time (their area). A reading, not a test: one image can be among the top of several channels.</p>")
+    return "".join(rows)
+
+
 def settle_summary(units: list[tuple[str, int]], settled: np.ndarray) -> str:
     """Which layer's channels settle first: each layer's median settle epoch (its channels'
     top real images share half or more with the last epoch's from then on), and Spearman's
@@ -116,6 +136,7 @@ def atlas_page(title: str, epochs: list[int], units: list[tuple[str, int]], imag
                    + html.escape(", ".join(f"{n} {a:.0%}" for n, a in sorted(zip(list(parts[0]) + ["background"],
                                                                                  parts[2]), key=lambda t: -t[1])
                                            if a >= 0.005)) + ".</p>")
+        out.append(parts_by_layer(units, epochs, parts[0], parts[1], parts[2]))
     out.append(f"<div id='bar'><input type='range' id='epoch' min='0' max='{e_n - 1}' value='{e_n - 1}' "
                f"style='width:30em'> <b id='elabel'></b></div>")
     for layer in dict.fromkeys(layer for layer, _ in units):
