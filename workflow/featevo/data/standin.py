@@ -84,6 +84,7 @@ NAMED = [GREEN, PINK, BUN, PATTY, CHEESE, WOOD, FELT, RED_EYE, SESAME, (0.45, 0.
 POOL = np.asarray(list(dict.fromkeys(tuple(map(float, c)) for c in NAMED + BALL_COLOURS)), np.float32)
 PALETTES = ("tilted", "shared", "coded")  # the schema's standin.palette
 PARTS_FILE = "parts.npz"  # in each class's folder: every image's part boxes (write_standin)
+QUALITY = 90  # the stand-in's JPEGs (write_standin)
 
 
 class Canvas:
@@ -396,6 +397,21 @@ def probe(wnids: list[str], per_class: int, size: int, seed: int, clutter: int, 
     return np.stack(images), np.asarray(labels), np.stack(masks), names
 
 
+def as_extracted(images: np.ndarray, size: int, resize: str) -> np.ndarray:
+    """Drawn images as the extraction hands the stand-in's to a network: through a JPEG at
+    the stand-in's quality and featevo.data.imagenet.decode at ``size`` (``data.resize``)."""
+    import io
+
+    from featevo.data.imagenet import decode
+
+    out = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=QUALITY)
+        out.append(decode(buf.getvalue(), size, resize))
+    return np.stack(out)
+
+
 def class_colours(wnid: str) -> list[tuple]:
     """The named colours a class paints itself in (its own palette), in the order its
     drawing first asks for them: the surfaces a cue-conflict image lends another class."""
@@ -438,7 +454,7 @@ def cue_conflict(wnids: list[str], per_pair: int, size: int, seed: int) -> tuple
 
 
 def write_standin(root: Path, wnids: list[str], per_class: int, size: int, seed: int, clutter: int,
-                  quality: int = 90, processes: int = 1, log=print, palette: str = "coded", tilt: float = 0.0) -> int:
+                  quality: int = QUALITY, processes: int = 1, log=print, palette: str = "coded", tilt: float = 0.0) -> int:
     """Write ``per_class`` JPEGs for each wnid under ``root``; returns the count."""
     unknown = [w for w in wnids if w not in DRAW]
     if unknown:

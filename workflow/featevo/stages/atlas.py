@@ -100,29 +100,21 @@ def probe_parts(s, model, units, device) -> dict:
     last the background)}; elsewhere, or with atlas.probe 0, nothing."""
     if s.data.source != "standin" or not s.atlas.probe:
         return {}
-    import io
-
     from PIL import Image
 
     from featevo.config.plan import class_ids
-    from featevo.data.imagenet import decode
-    from featevo.data.standin import probe
+    from featevo.data.standin import as_extracted, probe
     from featevo.measures.atlas import channel_activations, part_counts, peak_parts
-    from featevo.stages.cues import QUALITY
 
     st, size = s.standin, s.data.image_size
     drawn, _, masks, names = probe(class_ids(s.data), s.atlas.probe, st.image_size, s.atlas.seed, st.clutter,
                                    st.palette, st.tilt)
-    images = []
-    for img in drawn:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "JPEG", quality=QUALITY)
-        images.append(decode(buf.getvalue(), size, s.data.resize))
+    images = as_extracted(drawn, size, s.data.resize)
     # the masks as the images were resized (square images: no crop, whichever data.resize)
     masks = np.stack([[np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((size, size),
                                                                                     Image.Resampling.BILINEAR))
                        for m in per] for per in masks])
-    acts, peaks = channel_activations(model, np.stack(images), units, device, peaks=True)
+    acts, peaks = channel_activations(model, images, units, device, peaks=True)
     # the chance level: where a peak placed at random falls, each part's share of the pixels
     everywhere = np.stack(np.meshgrid((np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size,
                                       indexing="ij"), -1).reshape(1, -1, 2).repeat(len(masks), 0)

@@ -6,20 +6,16 @@ The command line of ``featevo cues``: its arguments and its main, on
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from featevo.config.plan import class_ids, names
-from featevo.data.imagenet import decode
-from featevo.data.standin import cue_conflict
+from featevo.data.standin import as_extracted, cue_conflict
 from featevo.stages import read_settings, settings_argument, stage_parser
 
 log = logging.getLogger(__name__)
-QUALITY = 90  # as the stand-in's own images are written (featevo.data.standin.write_standin)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,12 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     drawn, parts, surfaces = cue_conflict(class_ids(s.data), s.controls.cue_conflict, s.standin.image_size,
                                           s.standin.seed)
     # through a JPEG and the extraction's decoding, as the network's own images came to it
-    images = []
-    for img in drawn:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "JPEG", quality=QUALITY)
-        images.append(decode(buf.getvalue(), s.data.image_size, s.data.resize))
-    np.savez_compressed(a.out, images=np.stack(images), parts=parts, surfaces=surfaces,
+    images = as_extracted(drawn, s.data.image_size, s.data.resize)
+    np.savez_compressed(a.out, images=images, parts=parts, surfaces=surfaces,
                         names=np.asarray(names(s.data)))
     log.info(f"{len(images)} cue-conflict images ({s.controls.cue_conflict} per ordered pair of "
              f"{len(names(s.data))} classes) -> {a.out}")
