@@ -213,14 +213,8 @@ def n1(exp, role, ms, noisy: dict[str, float]) -> list[dict]:
     for sub, col, what in (("N1a", "judge_prob", "judge p(own class)"), ("N1b", "png_ratio", "PNG ratio")):
         if col not in ms[0]:
             continue
-        results, opposite, accs = [], [], []
-        for m in ms:
-            val = _per_epoch(_kept(m, col, set(noisy)), col)
-            val = val[val.index >= 1]
-            epoch = val.index.to_numpy(float)
-            results.append(stats.rank_correlation(epoch, val))
-            opposite.append(stats.rank_correlation(epoch, val, alternative="less").p)
-            accs.append(float(_per_epoch(m, "val_acc").iloc[-1]))
+        results, opposite = _trend([_kept(m, col, set(noisy)) for m in ms], col)
+        accs = [float(_per_epoch(m, "val_acc").iloc[-1]) for m in ms]
         p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
         note = (f"validation accuracy at the last epoch: {', '.join(f'{a:.2f}' for a in accs)} (labels shuffled: "
                 "chance expected); yes: the measure grows with training time alone, so its rise over a real "
@@ -391,14 +385,16 @@ def _listed(shares) -> str:
     return ", ".join("none" if not np.isfinite(v) else f"{v:.2f}" for v in shares)
 
 
-def _rise(ms) -> tuple[list, list]:
+def _trend(frames, col: str) -> tuple[list, list]:
+    """Per seed, Spearman rho of the epoch and ``col`` (each epoch's mean) over the trained
+    epochs (1 on): the one-sided (> 0) result and the opposite direction's p."""
     results, opposite = [], []
-    for m in ms:
-        share = _per_epoch(m, "parts_share")
-        share = share[(share.index >= 1) & np.isfinite(share.to_numpy(float))]
-        epoch = share.index.to_numpy(float)
-        results.append(stats.rank_correlation(epoch, share))
-        opposite.append(stats.rank_correlation(epoch, share, alternative="less").p)
+    for m in frames:
+        val = _per_epoch(m, col)
+        val = val[val.index >= 1]
+        epoch = val.index.to_numpy(float)
+        results.append(stats.rank_correlation(epoch, val))
+        opposite.append(stats.rank_correlation(epoch, val, alternative="less").p)
     return results, opposite
 
 
@@ -413,7 +409,7 @@ def c6(exp, role, ms, control: tuple[str, list] | None = None) -> list[dict]:
     classes."""
     if "parts_share" not in ms[0]:
         return []
-    results, opposite = _rise(ms)
+    results, opposite = _trend(ms, "parts_share")
     p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
     shares = [s for s in (_per_epoch(m, "parts_share").dropna() for m in ms) if len(s)]
     firsts = [float(s.iloc[0]) for s in shares]
@@ -464,7 +460,7 @@ def n6(exp, role, ms) -> list[dict]:
     labels (it learns no class, so neither cue) rise with training time alone?"""
     if "parts_share" not in ms[0]:
         return []
-    results, opposite = _rise(ms)
+    results, opposite = _trend(ms, "parts_share")
     p, p_opp, verdict, low = _decide([r.p for r in results], opposite, [r.min_p for r in results])
     last, lasts = _last_shares(ms)
     note = (f"share at epoch {last} per seed {_listed(lasts)} (0.5: neither "
